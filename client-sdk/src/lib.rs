@@ -1,0 +1,1 @@
+//! Ingrid client SDK.

@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+import {Channel} from "./Channel.sol";
+
+/// @title IAdjudicator
+/// @notice Settles two-party channels on chain from off-chain signed states (DESIGN.md 2).
+///
+/// Every channel that is registered (a ledger channel, or a sub-channel locked in one) gets a
+/// dispute record keyed by its channel id. A virtual channel is a lock with the same id in
+/// two ledger channels, so both parents share its record: one state settles both.
+///
+/// Sub-channel lists (`subs`, `subStates`) are the locks of the channel in depth-first order:
+/// for each lock of the parent, in order, the lock's state followed by its own locks' states.
+interface IAdjudicator {
+    /// Phase of a dispute record.
+    enum Phase {
+        /// No record.
+        None,
+        /// A state is registered; refutable until `timeout`, concludable after.
+        Dispute,
+        /// The outcome was pushed to the asset holders (ledger channels only).
+        Concluded
+    }
+
+    /// A dispute record.
+    struct Dispute {
+        /// Unix time from which the record can no longer be refuted.
+        uint64 timeout;
+        /// Version of the registered state.
+        uint64 version;
+        /// Current phase.
+        Phase phase;
+        /// `hashState(state)` of the registered state.
+        bytes32 stateHash;
+    }
+
+    /// A record was created for `channelId` (`parentId` is zero for the channel named in the
+    /// call, the parent's id for a sub-channel). Carries everything a watcher needs.
+    event Registered(
+        bytes32 indexed channelId,
+        bytes32 indexed parentId,
+        uint64 timeout,
+        Channel.Params params,
+        Channel.State state
+    );
+
+    /// The record of `channelId` was replaced by a newer version (timeout unchanged).
+    event Refuted(
+        bytes32 indexed channelId,
+        bytes32 indexed parentId,
+        uint64 timeout,
+        Channel.Params params,
+        Channel.State state
+    );
+
+    /// A ledger channel concluded: `balances[a][p]` of asset holder `assets[a]` were pushed,
+    /// the locked sub-channels' outcomes already credited through their index maps.
+    event Concluded(
+        bytes32 indexed channelId, uint64 version, address[] assets, uint256[2][] balances
+    );
+
+    /// Opens a dispute for a ledger channel (no record yet) with a state signed by both
+    /// participants, together with the signed states of all its locks (depth-first).
+    /// Each sub-channel without a record gets one; a sub-channel whose record is still
+    /// refutable is updated when the given version is higher; otherwise its record stays.
+    /// The timeout is `now + challengeDuration`, or `now` for a final state.
+    function register(Channel.SignedState calldata ledger, Channel.SignedState[] calldata subs)
+        external;
+
+    /// Replaces the registered state of a channel (ledger or sub-channel) with a strictly
+    /// higher version before its timeout. `subs` are the signed states of the new state's
+    /// locks (depth-first), treated as in `register`. The timeout does not move.
+    function refute(Channel.SignedState calldata ch, Channel.SignedState[] calldata subs)
+        external;
+
+    /// Concludes a ledger channel whose record and whose locks' records have timed out, from
+    /// the registered states (checked against the records), and pushes the outcome to every
+    /// asset holder: each lock's outcome is credited to the parent's participants through
+    /// its index map. The sum of a lock's outcome must equal the locked amount.
+    function conclude(
+        Channel.Params calldata params,
+        Channel.State calldata state,
+        Channel.State[] calldata subStates
+    ) external;
+
+    /// Concludes a ledger channel at once from a final state with no locks, signed by both,
+    /// unless it already concluded.
+    function concludeFinal(Channel.SignedState calldata ledger) external;
+
+    /// The dispute record of `channelId`.
+    function disputes(bytes32 channelId)
+        external
+        view
+        returns (uint64 timeout, uint64 version, Phase phase, bytes32 stateHash);
+
+    /// The channel id of `params`.
+    function channelId(Channel.Params calldata params) external pure returns (bytes32);
+
+    /// The EIP-712 digest both participants sign for `state` (bound to this chain and
+    /// this adjudicator).
+    function hashState(Channel.State calldata state) external view returns (bytes32);
+}

@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+/// @title IAssetHolder
+/// @notice Holds one asset (ETH or one ERC20 token) for ledger channels. Deposits are credited
+/// to a funding id `keccak256(abi.encode(channelId, participant))`. When the adjudicator sets
+/// a channel's outcome, each participant can withdraw its share with a signed authorisation;
+/// if the channel was underfunded, every participant gets its own deposits back instead.
+interface IAssetHolder {
+    /// A participant's signed permission to pay out its whole holding in a settled channel.
+    /// EIP-712 type `Withdrawal(bytes32 channelId,address participant,address receiver,uint256 amount)`
+    /// in the domain `("IngridAssetHolder", "1", chainid, this asset holder)`.
+    struct Withdrawal {
+        bytes32 channelId;
+        address participant;
+        address receiver;
+        /// Must equal the participant's whole holding at the time of withdrawal.
+        uint256 amount;
+    }
+
+    /// `amount` was deposited for `participant` in `channelId`; `total` is its new holding.
+    event Deposited(
+        bytes32 indexed channelId, address indexed participant, uint256 amount, uint256 total
+    );
+
+    /// The adjudicator set the outcome of `channelId`. `refunded` is true when the channel was
+    /// underfunded and the deposits stay with their depositors' participants.
+    event OutcomeSet(bytes32 indexed channelId, uint256[2] balances, bool refunded);
+
+    /// `amount` of `participant`'s holding in `channelId` was paid to `receiver`.
+    event Withdrawn(
+        bytes32 indexed channelId, address indexed participant, address receiver, uint256 amount
+    );
+
+    /// Credits `amount` to (`channelId`, `participant`). For ETH `msg.value` must equal
+    /// `amount`; for an ERC20 the holder pulls `amount` with `transferFrom` and credits what
+    /// it actually received.
+    function deposit(bytes32 channelId, address participant, uint256 amount) external payable;
+
+    /// Adjudicator only: records the final balances of a concluded channel, once.
+    function setOutcome(
+        bytes32 channelId,
+        address[2] calldata participants,
+        uint256[2] calldata balances
+    ) external;
+
+    /// Pays out a participant's whole holding in a settled channel to the receiver it signed
+    /// for. Anyone may submit the authorisation.
+    function withdraw(Withdrawal calldata auth, bytes calldata sig) external;
+
+    /// The adjudicator allowed to set outcomes.
+    function adjudicator() external view returns (address);
+
+    /// Current holding of a funding id.
+    function holdings(bytes32 fundingId) external view returns (uint256);
+
+    /// Whether the outcome of `channelId` was set.
+    function settled(bytes32 channelId) external view returns (bool);
+
+    /// The funding id of (`channelId`, `participant`).
+    function fundingId(bytes32 channelId, address participant) external pure returns (bytes32);
+
+    /// The EIP-712 digest a participant signs to authorise `auth`.
+    function withdrawalDigest(Withdrawal calldata auth) external view returns (bytes32);
+}

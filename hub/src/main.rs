@@ -1,0 +1,2 @@
+//! The `ingrid` hub binary.
+fn main() {}
