@@ -1,0 +1,54 @@
+//! A local anvil chain with Ingrid's contracts, for the demo, the dev stack and tests.
+
+use std::path::PathBuf;
+
+use alloy::network::EthereumWallet;
+use alloy::node_bindings::{Anvil, AnvilInstance, NodeError};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::signers::local::PrivateKeySigner;
+
+/// The anvil executable: `$INGRID_ANVIL` if set, else the one `scripts/setup.sh` installs
+/// under `contracts/node_modules/.bin/`, else `anvil` on the `PATH`.
+pub fn anvil_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("INGRID_ANVIL") {
+        return PathBuf::from(path);
+    }
+    let installed =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../contracts/node_modules/.bin/anvil");
+    if installed.exists() {
+        installed
+    } else {
+        PathBuf::from("anvil")
+    }
+}
+
+/// A running local chain (stopped on drop) with its funded dev accounts.
+pub struct Devnet {
+    /// The anvil process.
+    pub anvil: AnvilInstance,
+}
+
+impl Devnet {
+    /// Starts anvil on a free loopback port.
+    pub fn start() -> Result<Self, NodeError> {
+        let anvil = Anvil::new()
+            .path(anvil_binary())
+            .arg("--host")
+            .arg("127.0.0.1")
+            .try_spawn()?;
+        Ok(Self { anvil })
+    }
+
+    /// The `i`-th funded dev account's key (anvil has ten).
+    pub fn key(&self, i: usize) -> PrivateKeySigner {
+        PrivateKeySigner::from(&self.anvil.keys()[i])
+    }
+
+    /// A provider that signs transactions with `key`.
+    pub fn provider(&self, key: &PrivateKeySigner) -> DynProvider {
+        ProviderBuilder::new()
+            .wallet(EthereumWallet::from(key.clone()))
+            .connect_http(self.anvil.endpoint_url())
+            .erased()
+    }
+}

@@ -1,0 +1,319 @@
+//! The Rust protocol types against the deployed contracts: signatures made in Rust are
+//! accepted, tampered ones refused, and ids and digests equal the contract's.
+
+use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::providers::DynProvider;
+use alloy::signers::local::PrivateKeySigner;
+use ingrid_client_sdk::bindings::Adjudicator;
+use ingrid_client_sdk::bindings::adjudicator::Adjudicator::AdjudicatorErrors;
+use ingrid_client_sdk::chain::{self, Contracts};
+use ingrid_client_sdk::devnet::Devnet;
+use ingrid_client_sdk::state::channel_id;
+use ingrid_client_sdk::{Allocation, Params, State, SubAlloc};
+use proptest::prelude::*;
+
+struct Setup {
+    devnet: Devnet,
+    alice: PrivateKeySigner,
+    ingrid: PrivateKeySigner,
+    provider: DynProvider,
+    contracts: Contracts,
+}
+
+async fn setup() -> anyhow::Result<Setup> {
+    let devnet = Devnet::start()?;
+    let (alice, ingrid) = (devnet.key(0), devnet.key(1));
+    let provider = devnet.provider(&ingrid);
+    let contracts = chain::deploy(&provider).await?;
+    Ok(Setup {
+        devnet,
+        alice,
+        ingrid,
+        provider,
+        contracts,
+    })
+}
+
+fn params(a: Address, b: Address, nonce: u64) -> Params {
+    Params {
+        challengeDuration: 60,
+        nonce: U256::from(nonce),
+        participants: [a, b],
+        ledger: true,
+        isVirtual: false,
+        app: Address::ZERO,
+    }
+}
+
+fn state(channel: B256, version: u64, asset: Address, balances: [u64; 2], is_final: bool) -> State {
+    State {
+        channelId: channel,
+        version,
+        outcome: Allocation {
+            assets: vec![asset],
+            balances: vec![[U256::from(balances[0]), U256::from(balances[1])]],
+            locked: vec![],
+        },
+        appData: Bytes::new(),
+        isFinal: is_final,
+    }
+}
+
+#[tokio::test]
+async fn state_signed_in_rust_is_accepted_by_the_adjudicator() -> anyhow::Result<()> {
+    let s = setup().await?;
+    let d = s.contracts.deployment;
+    let p = params(s.alice.address(), s.ingrid.address(), 1);
+    let st = state(channel_id(&p), 3, s.contracts.eth_holder, [10, 20], false);
+    let signed = chain::sign_both(&d, &p, &st, [&s.alice, &s.ingrid])?;
+    chain::register(&s.provider, &s.contracts, signed, vec![]).await?;
+
+    let (timeout, version, phase, hash) =
+        chain::dispute(&s.provider, &s.contracts, st.channelId).await?;
+    assert_eq!(version, 3);
+    assert_eq!(phase, 1, "phase Dispute");
+    assert!(timeout > 0);
+    assert_eq!(
+        hash,
+        d.state_digest(&st),
+        "the record holds the digest Rust computed"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn tampered_or_misattributed_states_are_rejected() -> anyhow::Result<()> {
+    let s = setup().await?;
+    let d = s.contracts.deployment;
+    let p = params(s.alice.address(), s.ingrid.address(), 2);
+    let st = state(channel_id(&p), 1, s.contracts.eth_holder, [10, 20], false);
+
+    // Balances changed after signing.
+    let mut tampered = chain::sign_both(&d, &p, &st, [&s.alice, &s.ingrid])?;
+    tampered.state.outcome.balances[0] = [U256::from(30), U256::from(0)];
+    let err = chain::register(&s.provider, &s.contracts, tampered, vec![])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err.adjudicator_error(),
+            Some(AdjudicatorErrors::InvalidSignature(_))
+        ),
+        "{err}"
+    );
+
+    // Version changed after signing.
+    let mut bumped = chain::sign_both(&d, &p, &st, [&s.alice, &s.ingrid])?;
+    bumped.state.version = 2;
+    let err = chain::register(&s.provider, &s.contracts, bumped, vec![])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err.adjudicator_error(),
+            Some(AdjudicatorErrors::InvalidSignature(_))
+        ),
+        "{err}"
+    );
+
+    // Signatures in the wrong order, and a stranger's signature.
+    let swapped = chain::sign_both(&d, &p, &st, [&s.ingrid, &s.alice])?;
+    let err = chain::register(&s.provider, &s.contracts, swapped, vec![])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err.adjudicator_error(),
+            Some(AdjudicatorErrors::InvalidSignature(_))
+        ),
+        "{err}"
+    );
+    let stranger = PrivateKeySigner::random();
+    let forged = chain::sign_both(&d, &p, &st, [&s.alice, &stranger])?;
+    let err = chain::register(&s.provider, &s.contracts, forged, vec![])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err.adjudicator_error(),
+            Some(AdjudicatorErrors::InvalidSignature(_))
+        ),
+        "{err}"
+    );
+
+    // Signed for another chain id or another adjudicator deployment.
+    for other in [
+        ingrid_client_sdk::Deployment {
+            chain_id: d.chain_id + 1,
+            ..d
+        },
+        ingrid_client_sdk::Deployment {
+            adjudicator: Address::repeat_byte(1),
+            ..d
+        },
+    ] {
+        let replayed = chain::sign_both(&other, &p, &st, [&s.alice, &s.ingrid])?;
+        let err = chain::register(&s.provider, &s.contracts, replayed, vec![])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err.adjudicator_error(),
+                Some(AdjudicatorErrors::InvalidSignature(_))
+            ),
+            "{err}"
+        );
+    }
+
+    // Nothing was registered by any of the attempts.
+    let (_, _, phase, _) = chain::dispute(&s.provider, &s.contracts, st.channelId).await?;
+    assert_eq!(phase, 0, "phase None");
+    Ok(())
+}
+
+#[tokio::test]
+async fn erc20_channel_settles_and_withdraws_in_rust() -> anyhow::Result<()> {
+    let s = setup().await?;
+    let d = s.contracts.deployment;
+    let token = chain::deploy_test_token(&s.provider, &s.contracts).await?;
+    let pa = s.devnet.provider(&s.alice);
+    chain::mint_test_token(
+        &s.provider,
+        token.token,
+        s.alice.address(),
+        U256::from(1_000),
+    )
+    .await?;
+    chain::mint_test_token(
+        &s.provider,
+        token.token,
+        s.ingrid.address(),
+        U256::from(1_000),
+    )
+    .await?;
+
+    let p = params(s.alice.address(), s.ingrid.address(), 3);
+    let ch = channel_id(&p);
+    chain::deposit_erc20(&pa, &token, ch, s.alice.address(), U256::from(300)).await?;
+    chain::deposit_erc20(&s.provider, &token, ch, s.ingrid.address(), U256::from(200)).await?;
+    let last = state(ch, 7, token.holder, [120, 380], true);
+    chain::conclude_final(
+        &s.provider,
+        &s.contracts,
+        chain::sign_both(&d, &p, &last, [&s.alice, &s.ingrid])?,
+    )
+    .await?;
+
+    let receiver = Address::repeat_byte(0x42);
+    let got = chain::withdraw_erc20(&pa, &s.contracts, &token, &s.alice, ch, receiver).await?;
+    assert_eq!(got, U256::from(120));
+    let got = chain::withdraw_erc20(
+        &s.provider,
+        &s.contracts,
+        &token,
+        &s.ingrid,
+        ch,
+        s.ingrid.address(),
+    )
+    .await?;
+    assert_eq!(got, U256::from(380));
+    let tok = ingrid_client_sdk::bindings::TestToken::new(token.token, &s.provider);
+    assert_eq!(tok.balanceOf(receiver).call().await?, U256::from(120));
+    assert_eq!(tok.balanceOf(token.holder).call().await?, U256::ZERO);
+    Ok(())
+}
+
+fn arb_address() -> impl Strategy<Value = Address> {
+    any::<[u8; 20]>().prop_map(Address::from)
+}
+
+fn arb_u256() -> impl Strategy<Value = U256> {
+    any::<[u8; 32]>().prop_map(U256::from_be_bytes)
+}
+
+fn arb_params() -> impl Strategy<Value = Params> {
+    (
+        any::<u64>(),
+        arb_u256(),
+        arb_address(),
+        arb_address(),
+        any::<bool>(),
+        any::<bool>(),
+        arb_address(),
+    )
+        .prop_map(
+            |(challenge_duration, nonce, a, b, ledger, is_virtual, app)| Params {
+                challengeDuration: challenge_duration,
+                nonce,
+                participants: [a, b],
+                ledger,
+                isVirtual: is_virtual,
+                app,
+            },
+        )
+}
+
+fn arb_state() -> impl Strategy<Value = State> {
+    (1usize..4).prop_flat_map(|assets| {
+        let lock = (
+            any::<[u8; 32]>(),
+            prop::collection::vec(arb_u256(), assets),
+            any::<[u16; 2]>(),
+        )
+            .prop_map(|(id, balances, index_map)| SubAlloc {
+                id: B256::from(id),
+                balances,
+                indexMap: index_map,
+            });
+        (
+            any::<[u8; 32]>(),
+            any::<u64>(),
+            prop::collection::vec(arb_address(), assets),
+            prop::collection::vec((arb_u256(), arb_u256()).prop_map(|(a, b)| [a, b]), assets),
+            prop::collection::vec(lock, 0..3),
+            prop::collection::vec(any::<u8>(), 0..70),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(id, version, assets, balances, locked, app, is_final)| State {
+                    channelId: B256::from(id),
+                    version,
+                    outcome: Allocation {
+                        assets,
+                        balances,
+                        locked,
+                    },
+                    appData: Bytes::from(app),
+                    isFinal: is_final,
+                },
+            )
+    })
+}
+
+#[test]
+fn ids_and_digests_equal_the_contracts_for_random_params_and_states() -> anyhow::Result<()> {
+    let rt = tokio::runtime::Runtime::new()?;
+    let s = rt.block_on(setup())?;
+    let adjudicator = Adjudicator::new(s.contracts.deployment.adjudicator, &s.provider);
+    let d = s.contracts.deployment;
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 64,
+        ..ProptestConfig::default()
+    });
+    runner
+        .run(&(arb_params(), arb_state()), |(p, st)| {
+            let (id, digest) = rt
+                .block_on(async {
+                    Ok::<_, anyhow::Error>((
+                        adjudicator.channelId(p.clone()).call().await?,
+                        adjudicator.hashState(st.clone()).call().await?,
+                    ))
+                })
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(id, channel_id(&p));
+            prop_assert_eq!(digest, d.state_digest(&st));
+            Ok(())
+        })
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
+}

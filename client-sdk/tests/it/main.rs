@@ -1,0 +1,3 @@
+//! Integration tests of the client SDK against Ingrid's contracts on a real anvil chain.
+
+mod contracts;

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what Ingrid's demo and tests need on a fresh Debian machine, using only the
+# Debian, npm and crates.io registries: Debian packages (PostgreSQL, Node.js), Foundry
+# (forge, anvil, cast) and solcjs from npm, forge-std, and cargo-nextest. Idempotent.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+[ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql)
+command -v psql >/dev/null || missing+=(postgresql-client)
+command -v runuser >/dev/null || missing+=(util-linux)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+command -v cargo >/dev/null || { echo "setup: a Rust toolchain (cargo) is required" >&2; exit 1; }
+cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked
+
+cd "$root/contracts"
+if [ ! -x node_modules/.bin/forge ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+tools/fetch-forge-std.sh

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every check and test of Ingrid: formatting, lints, the contracts (forge), that the
+# committed contract artifacts match the sources, and the Rust tests (nextest) against a
+# real anvil chain.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+"$root/scripts/setup.sh"
+
+cd "$root/contracts"
+echo "== contracts: format, build, artifacts, tests"
+node_modules/.bin/forge fmt --check
+node_modules/.bin/forge build --quiet
+node tools/export-artifacts.js --check
+node_modules/.bin/forge test
+
+cd "$root"
+echo "== rust: format, lints, tests"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo nextest run --workspace --locked --no-fail-fast
