@@ -71,8 +71,7 @@ interface IAdjudicator {
     /// Replaces the registered state of a channel (ledger or sub-channel) with a strictly
     /// higher version before its timeout. `subs` are the signed states of the new state's
     /// locks (depth-first), treated as in `register`. The timeout does not move.
-    function refute(Channel.SignedState calldata ch, Channel.SignedState[] calldata subs)
-        external;
+    function refute(Channel.SignedState calldata ch, Channel.SignedState[] calldata subs) external;
 
     /// Concludes a ledger channel whose record and whose locks' records have timed out, from
     /// the registered states (checked against the records), and pushes the outcome to every

@@ -1,0 +1,415 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+
+import {Channel} from "./Channel.sol";
+import {IAdjudicator} from "./IAdjudicator.sol";
+import {IAssetHolder} from "./IAssetHolder.sol";
+
+/// @title Adjudicator
+/// @notice Settles two-party ledger channels and the sub-channels (e.g. virtual channels)
+/// locked in them from states signed off chain (DESIGN.md sections 2 and 3).
+///
+/// Life cycle of a ledger channel: `register` opens a dispute with a signed state and the
+/// signed states of all its locks; `refute` replaces a registered state (of the ledger channel
+/// or of any sub-channel) with a strictly newer one until the record's timeout; `conclude`
+/// pushes the outcome to the asset holders after every involved timeout passed. A final state
+/// without locks can skip all of this through `concludeFinal`.
+///
+/// Sub-channel records are keyed by the sub-channel's id only, so a virtual channel locked in
+/// two ledger channels (Alice-Ingrid and Ingrid-Bob) has one record that settles both. They
+/// are never marked `Concluded`: each parent concludes from the same record.
+///
+/// Every check reverts with a custom error; nothing malformed is accepted silently.
+contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
+    /// `sigs[index]` is malformed or was not made by `participants[index]`.
+    error InvalidSignature(uint256 index);
+    /// A state's channel id is not the id of its params (or of the lock that names it).
+    error ChannelIdMismatch();
+    /// The two participants of a channel are the same address or the zero address.
+    error InvalidParticipants();
+    /// The channel is not a ledger channel (or claims to be both ledger and virtual).
+    error NotLedger();
+    /// A ledger channel was given where a sub-channel was expected.
+    error SubChannelIsLedger();
+    /// The ledger channel already has a dispute record.
+    error AlreadyRegistered();
+    /// There is no record in phase `Dispute` for the channel.
+    error NotRefutable();
+    /// The record's timeout passed: it can no longer be refuted.
+    error TimeoutPassed();
+    /// The given version is not strictly higher than the registered one.
+    error VersionNotHigher();
+    /// The record's timeout has not passed yet.
+    error TimeoutNotPassed();
+    /// The given state is not the registered one.
+    error StateHashMismatch();
+    /// A sub-channel's total value per asset differs from the amount locked for it.
+    error LockSumMismatch();
+    /// A sub-channel's assets differ from its parent's, or an outcome lists an asset twice.
+    error AssetMismatch();
+    /// An outcome's balance list (or a lock's amount list) does not have one entry per asset.
+    error BalancesLengthMismatch();
+    /// The number of sub-channel states differs from the number of locks in the tree.
+    error SubCountMismatch();
+    /// `concludeFinal` needs a final state.
+    error NotFinal();
+    /// `concludeFinal` needs a state without locks.
+    error HasLocks();
+    /// The ledger channel already concluded.
+    error AlreadyConcluded();
+    /// The ledger channel has no record to conclude (phase `None`).
+    error NotRegistered();
+    /// A lock's index map has an entry other than 0 or 1.
+    error InvalidIndexMap();
+    /// `now + challengeDuration` does not fit in 64 bits.
+    error TimeoutOverflow();
+
+    mapping(bytes32 channelId => Dispute) private _disputes;
+
+    // ---------------------------------------------------------------- external
+
+    /// @inheritdoc IAdjudicator
+    function register(Channel.SignedState calldata ledger, Channel.SignedState[] calldata subs)
+        external
+    {
+        _requireLedgerParams(ledger.params);
+        bytes32 id = _verifySigned(ledger);
+        _requireValidOutcome(ledger.state.outcome);
+
+        Dispute storage d = _disputes[id];
+        if (d.phase != Phase.None) revert AlreadyRegistered();
+        uint64 timeout = _timeout(ledger);
+        d.timeout = timeout;
+        d.version = ledger.state.version;
+        d.phase = Phase.Dispute;
+        d.stateHash = _hashState(ledger.state);
+        emit Registered(id, bytes32(0), timeout, ledger.params, ledger.state);
+
+        if (_registerSubs(id, ledger.state.outcome, subs, 0) != subs.length) {
+            revert SubCountMismatch();
+        }
+    }
+
+    /// @inheritdoc IAdjudicator
+    function refute(Channel.SignedState calldata ch, Channel.SignedState[] calldata subs) external {
+        bytes32 id = _verifySigned(ch);
+        _requireValidOutcome(ch.state.outcome);
+
+        Dispute storage d = _disputes[id];
+        if (d.phase != Phase.Dispute) revert NotRefutable();
+        // forge-lint: disable-next-line(block-timestamp)
+        if (block.timestamp >= d.timeout) revert TimeoutPassed();
+        if (ch.state.version <= d.version) revert VersionNotHigher();
+        d.version = ch.state.version;
+        d.stateHash = _hashState(ch.state);
+        emit Refuted(id, bytes32(0), d.timeout, ch.params, ch.state);
+
+        if (_registerSubs(id, ch.state.outcome, subs, 0) != subs.length) {
+            revert SubCountMismatch();
+        }
+    }
+
+    /// @inheritdoc IAdjudicator
+    function conclude(
+        Channel.Params calldata params,
+        Channel.State calldata state,
+        Channel.State[] calldata subStates
+    ) external {
+        _requireLedgerParams(params);
+        bytes32 id = _channelId(params);
+        if (state.channelId != id) revert ChannelIdMismatch();
+
+        Dispute storage d = _disputes[id];
+        if (d.phase == Phase.None) revert NotRegistered();
+        if (d.phase == Phase.Concluded) revert AlreadyConcluded();
+        // forge-lint: disable-next-line(block-timestamp)
+        if (block.timestamp < d.timeout) revert TimeoutNotPassed();
+        if (_hashState(state) != d.stateHash) revert StateHashMismatch();
+        _requireValidOutcome(state.outcome);
+
+        uint256[2][] memory balances = state.outcome.balances;
+        if (_creditSubs(state.outcome, balances, subStates, 0) != subStates.length) {
+            revert SubCountMismatch();
+        }
+
+        d.phase = Phase.Concluded;
+        _pushOutcome(id, params.participants, state.outcome.assets, balances);
+        emit Concluded(id, state.version, state.outcome.assets, balances);
+    }
+
+    /// @inheritdoc IAdjudicator
+    function concludeFinal(Channel.SignedState calldata ledger) external {
+        _requireLedgerParams(ledger.params);
+        if (!ledger.state.isFinal) revert NotFinal();
+        if (ledger.state.outcome.locked.length != 0) revert HasLocks();
+        bytes32 id = _verifySigned(ledger);
+        _requireValidOutcome(ledger.state.outcome);
+
+        Dispute storage d = _disputes[id];
+        if (d.phase == Phase.Concluded) revert AlreadyConcluded();
+        d.timeout = uint64(block.timestamp);
+        d.version = ledger.state.version;
+        d.phase = Phase.Concluded;
+        d.stateHash = _hashState(ledger.state);
+
+        uint256[2][] memory balances = ledger.state.outcome.balances;
+        _pushOutcome(id, ledger.params.participants, ledger.state.outcome.assets, balances);
+        emit Concluded(id, ledger.state.version, ledger.state.outcome.assets, balances);
+    }
+
+    /// @inheritdoc IAdjudicator
+    function disputes(bytes32 channelId_)
+        external
+        view
+        returns (uint64 timeout, uint64 version, Phase phase, bytes32 stateHash)
+    {
+        Dispute storage d = _disputes[channelId_];
+        return (d.timeout, d.version, d.phase, d.stateHash);
+    }
+
+    /// @inheritdoc IAdjudicator
+    function channelId(Channel.Params calldata params) external pure returns (bytes32) {
+        return _channelId(params);
+    }
+
+    /// @inheritdoc IAdjudicator
+    function hashState(Channel.State calldata state) external view returns (bytes32) {
+        return _hashState(state);
+    }
+
+    /// @notice The EIP-712 domain separator (`"Ingrid"`, `"1"`, chain id, this contract).
+    function domainSeparator() external view returns (bytes32) {
+        return _domainSeparatorV4();
+    }
+
+    // ---------------------------------------------------------------- hashing
+
+    /// Same as `Channel.id`, without copying the params to memory.
+    function _channelId(Channel.Params calldata params) internal pure returns (bytes32) {
+        return keccak256(abi.encode(params));
+    }
+
+    /// Same as `_hashTypedDataV4(Channel.structHash(state))`, without copying the state to
+    /// memory (the tests check both give the same digest).
+    function _hashState(Channel.State calldata state) internal view returns (bytes32) {
+        bytes32 structHash = keccak256(
+            abi.encode(
+                Channel.STATE_TYPEHASH,
+                state.channelId,
+                state.version,
+                keccak256(abi.encode(state.outcome)),
+                keccak256(state.appData),
+                state.isFinal
+            )
+        );
+        return _hashTypedDataV4(structHash);
+    }
+
+    // ---------------------------------------------------------------- checks
+
+    function _requireLedgerParams(Channel.Params calldata params) internal pure {
+        if (!params.ledger || params.isVirtual) revert NotLedger();
+    }
+
+    /// Checks the participants, the channel id and both signatures; returns the channel id.
+    function _verifySigned(Channel.SignedState calldata s) internal view returns (bytes32 id) {
+        address p0 = s.params.participants[0];
+        address p1 = s.params.participants[1];
+        if (p0 == address(0) || p1 == address(0) || p0 == p1) revert InvalidParticipants();
+        id = _channelId(s.params);
+        if (s.state.channelId != id) revert ChannelIdMismatch();
+        bytes32 digest = _hashState(s.state);
+        for (uint256 i = 0; i < 2; ++i) {
+            (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, s.sigs[i]);
+            if (err != ECDSA.RecoverError.NoError || signer != s.params.participants[i]) {
+                revert InvalidSignature(i);
+            }
+        }
+    }
+
+    /// One balance pair per asset, and no asset listed twice (a second `setOutcome` on the
+    /// same holder would revert and block the channel forever).
+    function _requireValidOutcome(Channel.Allocation calldata outcome) internal pure {
+        uint256 n = outcome.assets.length;
+        if (outcome.balances.length != n) revert BalancesLengthMismatch();
+        for (uint256 i = 1; i < n; ++i) {
+            for (uint256 j = 0; j < i; ++j) {
+                if (outcome.assets[i] == outcome.assets[j]) revert AssetMismatch();
+            }
+        }
+    }
+
+    /// A lock has one amount per asset of its parent and an index map into {0, 1}.
+    function _requireValidLock(Channel.SubAlloc calldata lock, uint256 numAssets) internal pure {
+        if (lock.balances.length != numAssets) revert BalancesLengthMismatch();
+        if (lock.indexMap[0] > 1 || lock.indexMap[1] > 1) revert InvalidIndexMap();
+    }
+
+    /// The sub-channel holds the same assets as its parent, in the same order.
+    function _requireSameAssets(address[] calldata parent, address[] calldata sub) internal pure {
+        uint256 n = parent.length;
+        if (sub.length != n) revert AssetMismatch();
+        for (uint256 a = 0; a < n; ++a) {
+            if (sub[a] != parent[a]) revert AssetMismatch();
+        }
+    }
+
+    function _timeout(Channel.SignedState calldata s) internal view returns (uint64) {
+        if (s.state.isFinal) return uint64(block.timestamp);
+        uint256 t = block.timestamp + s.params.challengeDuration;
+        if (t > type(uint64).max) revert TimeoutOverflow();
+        // forge-lint: disable-next-line(unsafe-typecast)
+        return uint64(t); // fits: checked on the line above
+    }
+
+    // ---------------------------------------------------------------- register / refute
+
+    /// Registers the states of `parent`'s locks, depth-first from `subs[next]`; returns the
+    /// index after the last state used.
+    function _registerSubs(
+        bytes32 parentId,
+        Channel.Allocation calldata parent,
+        Channel.SignedState[] calldata subs,
+        uint256 next
+    ) internal returns (uint256) {
+        uint256 numLocks = parent.locked.length;
+        uint256 numAssets = parent.assets.length;
+        for (uint256 l = 0; l < numLocks; ++l) {
+            Channel.SubAlloc calldata lock = parent.locked[l];
+            _requireValidLock(lock, numAssets);
+            if (next >= subs.length) revert SubCountMismatch();
+            Channel.SignedState calldata sub = subs[next++];
+            if (sub.params.ledger) revert SubChannelIsLedger();
+            bytes32 subId = _verifySigned(sub);
+            if (subId != lock.id) revert ChannelIdMismatch();
+            Channel.Allocation calldata outcome = sub.state.outcome;
+            _requireValidOutcome(outcome);
+            _requireSameAssets(parent.assets, outcome.assets);
+            _requireStaticTotals(outcome, lock.balances);
+
+            _recordSub(subId, parentId, sub);
+            next = _registerSubs(subId, outcome, subs, next);
+        }
+        return next;
+    }
+
+    /// For every asset: both balances plus the amounts of the sub-channel's own locks equal
+    /// the amount its parent locked for it.
+    function _requireStaticTotals(Channel.Allocation calldata outcome, uint256[] calldata locked)
+        internal
+        pure
+    {
+        uint256 numAssets = locked.length;
+        uint256 numLocks = outcome.locked.length;
+        for (uint256 a = 0; a < numAssets; ++a) {
+            uint256 total = outcome.balances[a][0] + outcome.balances[a][1];
+            for (uint256 l = 0; l < numLocks; ++l) {
+                Channel.SubAlloc calldata inner = outcome.locked[l];
+                if (inner.balances.length != numAssets) revert BalancesLengthMismatch();
+                total += inner.balances[a];
+            }
+            if (total != locked[a]) revert LockSumMismatch();
+        }
+    }
+
+    /// Creates a sub-channel's record, or updates it if it is refutable and older.
+    function _recordSub(bytes32 subId, bytes32 parentId, Channel.SignedState calldata sub)
+        internal
+    {
+        Dispute storage d = _disputes[subId];
+        if (d.phase == Phase.None) {
+            uint64 timeout = _timeout(sub);
+            d.timeout = timeout;
+            d.version = sub.state.version;
+            d.phase = Phase.Dispute;
+            d.stateHash = _hashState(sub.state);
+            emit Registered(subId, parentId, timeout, sub.params, sub.state);
+        } else if (
+            // forge-lint: disable-next-line(block-timestamp)
+            d.phase == Phase.Dispute && block.timestamp < d.timeout && sub.state.version > d.version
+        ) {
+            d.version = sub.state.version;
+            d.stateHash = _hashState(sub.state);
+            emit Refuted(subId, parentId, d.timeout, sub.params, sub.state);
+        }
+        // Otherwise the record stays: it is final, or at least as new as this state.
+    }
+
+    // ---------------------------------------------------------------- conclude
+
+    /// Credits the outcomes of `parent`'s locks, read depth-first from `subStates[next]`, to
+    /// `balances` (the parent's balances) through the locks' index maps; returns the index
+    /// after the last state used.
+    function _creditSubs(
+        Channel.Allocation calldata parent,
+        uint256[2][] memory balances,
+        Channel.State[] calldata subStates,
+        uint256 next
+    ) internal view returns (uint256) {
+        uint256 numLocks = parent.locked.length;
+        uint256 numAssets = parent.assets.length;
+        for (uint256 l = 0; l < numLocks; ++l) {
+            Channel.SubAlloc calldata lock = parent.locked[l];
+            _requireValidLock(lock, numAssets);
+            if (next >= subStates.length) revert SubCountMismatch();
+            Channel.State calldata sub = subStates[next++];
+            _requireConcludedSub(lock.id, sub, parent.assets);
+
+            uint256[2][] memory subBalances = sub.outcome.balances;
+            next = _creditSubs(sub.outcome, subBalances, subStates, next);
+            _credit(lock, subBalances, balances);
+        }
+        return next;
+    }
+
+    /// The registered, timed-out state of the sub-channel `id`, with its parent's assets.
+    function _requireConcludedSub(
+        bytes32 id,
+        Channel.State calldata sub,
+        address[] calldata parentAssets
+    ) internal view {
+        if (sub.channelId != id) revert ChannelIdMismatch();
+        Dispute storage d = _disputes[id];
+        if (d.phase != Phase.Dispute) revert NotRegistered();
+        // forge-lint: disable-next-line(block-timestamp)
+        if (block.timestamp < d.timeout) revert TimeoutNotPassed();
+        if (_hashState(sub) != d.stateHash) revert StateHashMismatch();
+        _requireValidOutcome(sub.outcome);
+        _requireSameAssets(parentAssets, sub.outcome.assets);
+    }
+
+    /// Adds a sub-channel's final balances (its own locks already credited) to its parent's
+    /// through the lock's index map, after checking they add up to the locked amounts.
+    function _credit(
+        Channel.SubAlloc calldata lock,
+        uint256[2][] memory subBalances,
+        uint256[2][] memory balances
+    ) internal pure {
+        uint256 numAssets = balances.length;
+        uint16 to0 = lock.indexMap[0];
+        uint16 to1 = lock.indexMap[1];
+        for (uint256 a = 0; a < numAssets; ++a) {
+            uint256 b0 = subBalances[a][0];
+            uint256 b1 = subBalances[a][1];
+            if (b0 + b1 != lock.balances[a]) revert LockSumMismatch();
+            balances[a][to0] += b0;
+            balances[a][to1] += b1;
+        }
+    }
+
+    /// Calls every asset holder (after all state changes).
+    function _pushOutcome(
+        bytes32 id,
+        address[2] calldata participants,
+        address[] calldata assets,
+        uint256[2][] memory balances
+    ) internal {
+        uint256 n = assets.length;
+        for (uint256 a = 0; a < n; ++a) {
+            IAssetHolder(assets[a]).setOutcome(id, participants, balances[a]);
+        }
+    }
+}
