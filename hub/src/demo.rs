@@ -62,8 +62,14 @@ fn eth(n: u64) -> U256 {
     U256::from(n) * U256::from(10u64).pow(U256::from(18))
 }
 
+/// An amount of wei in ether, without trailing zeros ("5", "0.25").
+fn ether(wei: U256) -> String {
+    let s = format_ether(wei);
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 fn show(pair: [U256; 2]) -> String {
-    format!("({}, {})", format_ether(pair[0]), format_ether(pair[1]))
+    format!("({}, {})", ether(pair[0]), ether(pair[1]))
 }
 
 fn ledger_params(a: Address, b: Address, nonce: u64) -> Params {
@@ -238,8 +244,8 @@ pub async fn run(
     writeln!(
         out,
         "Ingrid: {} before, {} after",
-        format_ether(report.ingrid_before),
-        format_ether(report.ingrid_after)
+        ether(report.ingrid_before),
+        ether(report.ingrid_after)
     )?;
 
     // Everyone withdraws its payout.
@@ -256,10 +262,10 @@ pub async fn run(
     writeln!(
         out,
         "withdrawn: Alice {}, Ingrid {} + {}, Bob {}",
-        format_ether(withdrawn[0]),
-        format_ether(withdrawn[1]),
-        format_ether(withdrawn[2]),
-        format_ether(withdrawn[3])
+        ether(withdrawn[0]),
+        ether(withdrawn[1]),
+        ether(withdrawn[2]),
+        ether(withdrawn[3])
     )?;
     Ok(report)
 }

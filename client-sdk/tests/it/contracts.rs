@@ -6,7 +6,7 @@ use alloy::providers::DynProvider;
 use alloy::signers::local::PrivateKeySigner;
 use ingrid_client_sdk::bindings::Adjudicator;
 use ingrid_client_sdk::bindings::adjudicator::Adjudicator::AdjudicatorErrors;
-use ingrid_client_sdk::chain::{self, Contracts};
+use ingrid_client_sdk::chain::{self, ChainError, Contracts};
 use ingrid_client_sdk::devnet::Devnet;
 use ingrid_client_sdk::state::channel_id;
 use ingrid_client_sdk::{Allocation, Params, State, SubAlloc};
@@ -32,6 +32,22 @@ async fn setup() -> anyhow::Result<Setup> {
         provider,
         contracts,
     })
+}
+
+/// Fails unless `result` is the adjudicator's `InvalidSignature` revert.
+fn expect_invalid_signature<T>(result: Result<T, ChainError>) -> anyhow::Result<()> {
+    match result {
+        Err(err)
+            if matches!(
+                err.adjudicator_error(),
+                Some(AdjudicatorErrors::InvalidSignature(_))
+            ) =>
+        {
+            Ok(())
+        }
+        Err(err) => anyhow::bail!("expected InvalidSignature, got {err}"),
+        Ok(_) => anyhow::bail!("expected InvalidSignature, the call succeeded"),
+    }
 }
 
 fn params(a: Address, b: Address, nonce: u64) -> Params {
@@ -91,55 +107,19 @@ async fn tampered_or_misattributed_states_are_rejected() -> anyhow::Result<()> {
     // Balances changed after signing.
     let mut tampered = chain::sign_both(&d, &p, &st, [&s.alice, &s.ingrid])?;
     tampered.state.outcome.balances[0] = [U256::from(30), U256::from(0)];
-    let err = chain::register(&s.provider, &s.contracts, tampered, vec![])
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err.adjudicator_error(),
-            Some(AdjudicatorErrors::InvalidSignature(_))
-        ),
-        "{err}"
-    );
+    expect_invalid_signature(chain::register(&s.provider, &s.contracts, tampered, vec![]).await)?;
 
     // Version changed after signing.
     let mut bumped = chain::sign_both(&d, &p, &st, [&s.alice, &s.ingrid])?;
     bumped.state.version = 2;
-    let err = chain::register(&s.provider, &s.contracts, bumped, vec![])
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err.adjudicator_error(),
-            Some(AdjudicatorErrors::InvalidSignature(_))
-        ),
-        "{err}"
-    );
+    expect_invalid_signature(chain::register(&s.provider, &s.contracts, bumped, vec![]).await)?;
 
     // Signatures in the wrong order, and a stranger's signature.
     let swapped = chain::sign_both(&d, &p, &st, [&s.ingrid, &s.alice])?;
-    let err = chain::register(&s.provider, &s.contracts, swapped, vec![])
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err.adjudicator_error(),
-            Some(AdjudicatorErrors::InvalidSignature(_))
-        ),
-        "{err}"
-    );
+    expect_invalid_signature(chain::register(&s.provider, &s.contracts, swapped, vec![]).await)?;
     let stranger = PrivateKeySigner::random();
     let forged = chain::sign_both(&d, &p, &st, [&s.alice, &stranger])?;
-    let err = chain::register(&s.provider, &s.contracts, forged, vec![])
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err.adjudicator_error(),
-            Some(AdjudicatorErrors::InvalidSignature(_))
-        ),
-        "{err}"
-    );
+    expect_invalid_signature(chain::register(&s.provider, &s.contracts, forged, vec![]).await)?;
 
     // Signed for another chain id or another adjudicator deployment.
     for other in [
@@ -153,16 +133,9 @@ async fn tampered_or_misattributed_states_are_rejected() -> anyhow::Result<()> {
         },
     ] {
         let replayed = chain::sign_both(&other, &p, &st, [&s.alice, &s.ingrid])?;
-        let err = chain::register(&s.provider, &s.contracts, replayed, vec![])
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(
-                err.adjudicator_error(),
-                Some(AdjudicatorErrors::InvalidSignature(_))
-            ),
-            "{err}"
-        );
+        expect_invalid_signature(
+            chain::register(&s.provider, &s.contracts, replayed, vec![]).await,
+        )?;
     }
 
     // Nothing was registered by any of the attempts.
