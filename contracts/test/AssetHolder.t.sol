@@ -1,0 +1,464 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
+
+import {Base} from "./utils/Base.sol";
+import {IAssetHolder} from "../src/IAssetHolder.sol";
+import {AssetHolder} from "../src/AssetHolder.sol";
+import {EthAssetHolder} from "../src/EthAssetHolder.sol";
+import {Erc20AssetHolder} from "../src/Erc20AssetHolder.sol";
+import {TestToken} from "../src/dev/TestToken.sol";
+import {NoBoolToken, FeeToken, FalseToken} from "./mocks/Tokens.sol";
+import {RejectingReceiver, ExpensiveReceiver, ReentrantReceiver} from "./mocks/Receivers.sol";
+
+/// Unit tests of the asset holders (ETH and ERC20), with the adjudicator impersonated.
+contract AssetHolderTest is Base {
+    bytes32 internal constant C = keccak256("channel");
+
+    function setOutcome(AssetHolder h, bytes32 channelId, uint256 b0, uint256 b1) internal {
+        vm.prank(address(adj));
+        h.setOutcome(channelId, [alice, bob], [b0, b1]);
+    }
+
+    function auth(bytes32 channelId, address participant, address receiver, uint256 amount)
+        internal
+        pure
+        returns (IAssetHolder.Withdrawal memory)
+    {
+        return IAssetHolder.Withdrawal({
+            channelId: channelId, participant: participant, receiver: receiver, amount: amount
+        });
+    }
+
+    function holdingOf(AssetHolder h, bytes32 channelId, address who)
+        internal
+        view
+        returns (uint256)
+    {
+        return h.holdings(h.fundingId(channelId, who));
+    }
+
+    // ------------------------------------------------------------ construction and views
+
+    function test_constructor() public view {
+        assertEq(eth.adjudicator(), address(adj));
+        assertEq(erc.adjudicator(), address(adj));
+        assertEq(address(erc.token()), address(token));
+    }
+
+    function test_constructor_revert_zeroAdjudicator() public {
+        vm.expectRevert(AssetHolder.ZeroAdjudicator.selector);
+        new EthAssetHolder(address(0));
+        vm.expectRevert(AssetHolder.ZeroAdjudicator.selector);
+        new Erc20AssetHolder(address(0), token);
+    }
+
+    function test_constructor_revert_zeroToken() public {
+        vm.expectRevert(Erc20AssetHolder.ZeroToken.selector);
+        new Erc20AssetHolder(address(adj), IERC20(address(0)));
+    }
+
+    function test_fundingId() public view {
+        assertEq(eth.fundingId(C, alice), keccak256(abi.encode(C, alice)));
+        assertTrue(eth.fundingId(C, alice) != eth.fundingId(C, bob));
+    }
+
+    function test_withdrawalDigest_isEip712() public view {
+        IAssetHolder.Withdrawal memory w = auth(C, alice, bob, 5);
+        bytes32 domain = keccak256(
+            abi.encode(
+                keccak256(
+                    "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+                ),
+                keccak256("IngridAssetHolder"),
+                keccak256("1"),
+                block.chainid,
+                address(eth)
+            )
+        );
+        assertEq(eth.domainSeparator(), domain);
+        bytes32 structHash = keccak256(
+            abi.encode(
+                keccak256(
+                    "Withdrawal(bytes32 channelId,address participant,address receiver,uint256 amount)"
+                ),
+                C,
+                alice,
+                bob,
+                uint256(5)
+            )
+        );
+        assertEq(
+            eth.WITHDRAWAL_TYPEHASH(),
+            keccak256(
+                "Withdrawal(bytes32 channelId,address participant,address receiver,uint256 amount)"
+            )
+        );
+        assertEq(eth.withdrawalDigest(w), MessageHashUtils.toTypedDataHash(domain, structHash));
+        (, string memory name, string memory version,,,,) = erc.eip712Domain();
+        assertEq(name, "IngridAssetHolder");
+        assertEq(version, "1");
+    }
+
+    function test_testToken() public {
+        assertEq(token.name(), "Ingrid Test USD");
+        assertEq(token.symbol(), "tUSD");
+        assertEq(token.decimals(), 6);
+        vm.prank(eve);
+        token.mint(bob, 42);
+        assertEq(token.balanceOf(bob), 42);
+        assertEq(token.totalSupply(), 42);
+    }
+
+    // ------------------------------------------------------------ ETH deposit
+
+    function test_ethDeposit() public {
+        vm.deal(eve, 10);
+        vm.expectEmit(address(eth));
+        emit IAssetHolder.Deposited(C, alice, 3, 3);
+        vm.prank(eve);
+        eth.deposit{value: 3}(C, alice, 3);
+        vm.expectEmit(address(eth));
+        emit IAssetHolder.Deposited(C, alice, 4, 7);
+        vm.prank(eve);
+        eth.deposit{value: 4}(C, alice, 4);
+        assertEq(holdingOf(eth, C, alice), 7);
+        assertEq(holdingOf(eth, C, bob), 0);
+        assertEq(address(eth).balance, 7);
+    }
+
+    function test_ethDeposit_revert_wrongValue() public {
+        vm.deal(eve, 10);
+        vm.prank(eve);
+        vm.expectRevert(abi.encodeWithSelector(EthAssetHolder.WrongValue.selector, 2, 3));
+        eth.deposit{value: 2}(C, alice, 3);
+        vm.prank(eve);
+        vm.expectRevert(abi.encodeWithSelector(EthAssetHolder.WrongValue.selector, 4, 3));
+        eth.deposit{value: 4}(C, alice, 3);
+    }
+
+    function test_deposit_revert_zeroParticipant() public {
+        vm.deal(eve, 10);
+        vm.prank(eve);
+        vm.expectRevert(AssetHolder.ZeroParticipant.selector);
+        eth.deposit{value: 1}(C, address(0), 1);
+        vm.expectRevert(AssetHolder.ZeroParticipant.selector);
+        erc.deposit(C, address(0), 1);
+    }
+
+    function test_ethDeposit_afterSettlement() public {
+        depositEth(C, alice, 5);
+        setOutcome(eth, C, 5, 0);
+        depositEth(C, alice, 2);
+        assertEq(holdingOf(eth, C, alice), 7);
+        assertEq(withdrawAll(eth, C, ALICE_PK, alice), 7);
+        assertEq(alice.balance, 7);
+    }
+
+    // ------------------------------------------------------------ ERC20 deposit
+
+    function test_ercDeposit() public {
+        token.mint(eve, 100);
+        vm.startPrank(eve);
+        token.approve(address(erc), 100);
+        vm.expectEmit(address(erc));
+        emit IAssetHolder.Deposited(C, bob, 60, 60);
+        erc.deposit(C, bob, 60);
+        vm.stopPrank();
+        assertEq(holdingOf(erc, C, bob), 60);
+        assertEq(token.balanceOf(address(erc)), 60);
+        assertEq(token.balanceOf(eve), 40);
+    }
+
+    function test_ercDeposit_revert_ether() public {
+        token.mint(eve, 100);
+        vm.deal(eve, 1);
+        vm.startPrank(eve);
+        token.approve(address(erc), 100);
+        vm.expectRevert(Erc20AssetHolder.EtherNotAccepted.selector);
+        erc.deposit{value: 1}(C, bob, 60);
+        vm.stopPrank();
+    }
+
+    function test_ercDeposit_revert_noAllowance() public {
+        token.mint(eve, 100);
+        vm.prank(eve);
+        vm.expectRevert();
+        erc.deposit(C, bob, 60);
+        assertEq(holdingOf(erc, C, bob), 0);
+    }
+
+    function test_ercDeposit_revert_falseReturningToken() public {
+        FalseToken ft = new FalseToken();
+        Erc20AssetHolder h = new Erc20AssetHolder(address(adj), IERC20(address(ft)));
+        vm.expectRevert(abi.encodeWithSelector(SafeERC20.SafeERC20FailedOperation.selector, ft));
+        h.deposit(C, bob, 1);
+    }
+
+    function test_ercNoBoolToken_depositAndWithdraw() public {
+        NoBoolToken nb = new NoBoolToken();
+        Erc20AssetHolder h = new Erc20AssetHolder(address(adj), IERC20(address(nb)));
+        nb.mint(eve, 50);
+        vm.startPrank(eve);
+        nb.approve(address(h), 50);
+        h.deposit(C, alice, 30);
+        h.deposit(C, bob, 20);
+        vm.stopPrank();
+        assertEq(holdingOf(h, C, alice), 30);
+        vm.prank(address(adj));
+        h.setOutcome(C, [alice, bob], [uint256(10), uint256(40)]);
+        assertEq(withdrawAll(h, C, ALICE_PK, alice), 10);
+        assertEq(withdrawAll(h, C, BOB_PK, bob), 40);
+        assertEq(nb.balanceOf(alice), 10);
+        assertEq(nb.balanceOf(bob), 40);
+        assertEq(nb.balanceOf(address(h)), 0);
+    }
+
+    function test_ercNoBoolToken_revert_insufficient() public {
+        NoBoolToken nb = new NoBoolToken();
+        Erc20AssetHolder h = new Erc20AssetHolder(address(adj), IERC20(address(nb)));
+        vm.prank(eve);
+        vm.expectRevert("allowance");
+        h.deposit(C, alice, 30);
+    }
+
+    function test_ercFeeToken_creditsWhatArrived() public {
+        FeeToken ft = new FeeToken();
+        Erc20AssetHolder h = new Erc20AssetHolder(address(adj), IERC20(address(ft)));
+        ft.mint(eve, 1000);
+        vm.startPrank(eve);
+        ft.approve(address(h), 1000);
+        vm.expectEmit(address(h));
+        emit IAssetHolder.Deposited(C, alice, 495, 495);
+        h.deposit(C, alice, 500);
+        h.deposit(C, bob, 500);
+        vm.stopPrank();
+        assertEq(holdingOf(h, C, alice), 495);
+        assertEq(holdingOf(h, C, bob), 495);
+        assertEq(ft.balanceOf(address(h)), 990);
+        // An outcome computed from the nominal 1000 is underfunded: deposits are refunded.
+        vm.prank(address(adj));
+        h.setOutcome(C, [alice, bob], [uint256(600), uint256(400)]);
+        assertEq(withdrawAll(h, C, ALICE_PK, alice), 495);
+        assertEq(withdrawAll(h, C, BOB_PK, bob), 495);
+        assertEq(ft.balanceOf(address(h)), 0, "the holder never owes more than it holds");
+    }
+
+    // ------------------------------------------------------------ setOutcome
+
+    function test_setOutcome_funded() public {
+        depositEth(C, alice, 6);
+        depositEth(C, bob, 4);
+        vm.expectEmit(address(eth));
+        emit IAssetHolder.OutcomeSet(C, [uint256(9), uint256(1)], false);
+        setOutcome(eth, C, 9, 1);
+        assertTrue(eth.settled(C));
+        assertEq(holdingOf(eth, C, alice), 9);
+        assertEq(holdingOf(eth, C, bob), 1);
+    }
+
+    function test_setOutcome_overfunded_excessStays() public {
+        depositEth(C, alice, 6);
+        depositEth(C, bob, 6);
+        setOutcome(eth, C, 9, 1);
+        assertEq(withdrawAll(eth, C, ALICE_PK, alice), 9);
+        assertEq(withdrawAll(eth, C, BOB_PK, bob), 1);
+        assertEq(address(eth).balance, 2, "excess stays in the holder");
+    }
+
+    function test_setOutcome_underfunded_refunds() public {
+        depositEth(C, alice, 6);
+        depositEth(C, bob, 3);
+        vm.expectEmit(address(eth));
+        emit IAssetHolder.OutcomeSet(C, [uint256(9), uint256(1)], true);
+        setOutcome(eth, C, 9, 1);
+        assertTrue(eth.settled(C));
+        assertEq(holdingOf(eth, C, alice), 6);
+        assertEq(holdingOf(eth, C, bob), 3);
+        assertEq(withdrawAll(eth, C, ALICE_PK, alice), 6);
+        assertEq(withdrawAll(eth, C, BOB_PK, bob), 3);
+    }
+
+    function test_setOutcome_zeroOutcome() public {
+        setOutcome(eth, C, 0, 0);
+        assertTrue(eth.settled(C));
+    }
+
+    function test_setOutcome_revert_notAdjudicator() public {
+        vm.prank(eve);
+        vm.expectRevert(AssetHolder.NotAdjudicator.selector);
+        eth.setOutcome(C, [alice, bob], [uint256(1), uint256(1)]);
+        vm.expectRevert(AssetHolder.NotAdjudicator.selector);
+        erc.setOutcome(C, [alice, bob], [uint256(1), uint256(1)]);
+    }
+
+    function test_setOutcome_revert_twice() public {
+        setOutcome(eth, C, 0, 0);
+        vm.prank(address(adj));
+        vm.expectRevert(AssetHolder.AlreadySettled.selector);
+        eth.setOutcome(C, [alice, bob], [uint256(0), uint256(0)]);
+    }
+
+    function test_setOutcome_revert_sameParticipants() public {
+        vm.prank(address(adj));
+        vm.expectRevert(AssetHolder.InvalidParticipants.selector);
+        eth.setOutcome(C, [alice, alice], [uint256(0), uint256(0)]);
+    }
+
+    // ------------------------------------------------------------ withdraw
+
+    function test_ethWithdraw_byRelayer() public {
+        depositEth(C, alice, 5);
+        setOutcome(eth, C, 5, 0);
+        address wallet = makeAddr("wallet");
+        IAssetHolder.Withdrawal memory w = auth(C, alice, wallet, 5);
+        bytes memory sig = withdrawalSig(eth, ALICE_PK, w);
+        vm.expectEmit(address(eth));
+        emit IAssetHolder.Withdrawn(C, alice, wallet, 5);
+        vm.prank(eve); // anyone may submit
+        eth.withdraw(w, sig);
+        assertEq(wallet.balance, 5);
+        assertEq(holdingOf(eth, C, alice), 0);
+        assertEq(eve.balance, 0);
+    }
+
+    function test_ercWithdraw() public {
+        depositErc(C, alice, 70);
+        depositErc(C, bob, 30);
+        setOutcome(erc, C, 20, 80);
+        vm.expectEmit(address(erc));
+        emit IAssetHolder.Withdrawn(C, bob, bob, 80);
+        assertEq(withdrawAll(erc, C, BOB_PK, bob), 80);
+        assertEq(withdrawAll(erc, C, ALICE_PK, alice), 20);
+        assertEq(token.balanceOf(bob), 80);
+        assertEq(token.balanceOf(alice), 20);
+        assertEq(token.balanceOf(address(erc)), 0);
+    }
+
+    function test_withdraw_revert_notSettled() public {
+        depositEth(C, alice, 5);
+        IAssetHolder.Withdrawal memory w = auth(C, alice, alice, 5);
+        bytes memory sig = withdrawalSig(eth, ALICE_PK, w);
+        vm.expectRevert(AssetHolder.NotSettled.selector);
+        eth.withdraw(w, sig);
+    }
+
+    function test_withdraw_revert_zeroReceiver() public {
+        depositEth(C, alice, 5);
+        setOutcome(eth, C, 5, 0);
+        IAssetHolder.Withdrawal memory w = auth(C, alice, address(0), 5);
+        bytes memory sig = withdrawalSig(eth, ALICE_PK, w);
+        vm.expectRevert(AssetHolder.ZeroReceiver.selector);
+        eth.withdraw(w, sig);
+    }
+
+    function test_withdraw_revert_wrongSigner() public {
+        depositEth(C, alice, 5);
+        setOutcome(eth, C, 5, 0);
+        IAssetHolder.Withdrawal memory w = auth(C, alice, bob, 5);
+        bytes memory sig = withdrawalSig(eth, BOB_PK, w);
+        vm.expectRevert(AssetHolder.InvalidSignature.selector);
+        eth.withdraw(w, sig);
+    }
+
+    function test_withdraw_revert_malformedSignature() public {
+        depositEth(C, alice, 5);
+        setOutcome(eth, C, 5, 0);
+        IAssetHolder.Withdrawal memory w = auth(C, alice, bob, 5);
+        vm.expectRevert(AssetHolder.InvalidSignature.selector);
+        eth.withdraw(w, hex"00");
+        vm.expectRevert(AssetHolder.InvalidSignature.selector);
+        eth.withdraw(w, new bytes(65));
+    }
+
+    function test_withdraw_revert_tamperedReceiver() public {
+        depositEth(C, alice, 5);
+        setOutcome(eth, C, 5, 0);
+        IAssetHolder.Withdrawal memory w = auth(C, alice, alice, 5);
+        bytes memory sig = withdrawalSig(eth, ALICE_PK, w);
+        w.receiver = eve;
+        vm.expectRevert(AssetHolder.InvalidSignature.selector);
+        eth.withdraw(w, sig);
+    }
+
+    function test_withdraw_revert_nothing() public {
+        setOutcome(eth, C, 0, 0);
+        IAssetHolder.Withdrawal memory w = auth(C, alice, alice, 0);
+        bytes memory sig = withdrawalSig(eth, ALICE_PK, w);
+        vm.expectRevert(AssetHolder.NothingToWithdraw.selector);
+        eth.withdraw(w, sig);
+    }
+
+    function test_withdraw_revert_twice() public {
+        depositEth(C, alice, 5);
+        setOutcome(eth, C, 5, 0);
+        IAssetHolder.Withdrawal memory w = auth(C, alice, alice, 5);
+        bytes memory sig = withdrawalSig(eth, ALICE_PK, w);
+        eth.withdraw(w, sig);
+        vm.expectRevert(AssetHolder.NothingToWithdraw.selector);
+        eth.withdraw(w, sig);
+    }
+
+    function test_withdraw_revert_amountNotWholeHolding() public {
+        depositEth(C, alice, 5);
+        setOutcome(eth, C, 5, 0);
+        IAssetHolder.Withdrawal memory less = auth(C, alice, alice, 4);
+        bytes memory sigLess = withdrawalSig(eth, ALICE_PK, less);
+        vm.expectRevert(abi.encodeWithSelector(AssetHolder.AmountMismatch.selector, 5));
+        eth.withdraw(less, sigLess);
+        IAssetHolder.Withdrawal memory more = auth(C, alice, alice, 6);
+        bytes memory sigMore = withdrawalSig(eth, ALICE_PK, more);
+        vm.expectRevert(abi.encodeWithSelector(AssetHolder.AmountMismatch.selector, 5));
+        eth.withdraw(more, sigMore);
+    }
+
+    function test_ethWithdraw_revert_receiverRejects() public {
+        depositEth(C, alice, 5);
+        setOutcome(eth, C, 5, 0);
+        RejectingReceiver r = new RejectingReceiver();
+        IAssetHolder.Withdrawal memory w = auth(C, alice, address(r), 5);
+        bytes memory sig = withdrawalSig(eth, ALICE_PK, w);
+        vm.expectRevert(abi.encodeWithSelector(EthAssetHolder.PaymentFailed.selector, r));
+        eth.withdraw(w, sig);
+        assertEq(holdingOf(eth, C, alice), 5, "holding kept when the payment fails");
+    }
+
+    function test_ethWithdraw_toContractWalletNeedingGas() public {
+        depositEth(C, alice, 5);
+        setOutcome(eth, C, 5, 0);
+        ExpensiveReceiver r = new ExpensiveReceiver();
+        assertEq(withdrawAll(eth, C, ALICE_PK, address(r)), 5);
+        assertEq(address(r).balance, 5);
+        assertEq(r.entries(), 5);
+    }
+
+    function test_ethWithdraw_reentrancyBlocked() public {
+        depositEth(C, alice, 5);
+        depositEth(C, bob, 5);
+        setOutcome(eth, C, 5, 5);
+        ReentrantReceiver r = new ReentrantReceiver();
+        IAssetHolder.Withdrawal memory second = auth(C, bob, address(r), 5);
+        r.arm(eth, second, withdrawalSig(eth, BOB_PK, second));
+        assertEq(withdrawAll(eth, C, ALICE_PK, address(r)), 5);
+        assertEq(
+            r.reentryError(),
+            abi.encodeWithSelector(ReentrancyGuard.ReentrancyGuardReentrantCall.selector)
+        );
+        assertEq(holdingOf(eth, C, bob), 5, "Bob's holding untouched");
+        assertEq(address(r).balance, 5);
+    }
+
+    function test_withdraw_otherChannelUnaffected() public {
+        bytes32 d = keccak256("other");
+        depositEth(C, alice, 5);
+        depositEth(d, alice, 7);
+        setOutcome(eth, C, 5, 0);
+        assertEq(withdrawAll(eth, C, ALICE_PK, alice), 5);
+        assertEq(holdingOf(eth, d, alice), 7);
+        assertFalse(eth.settled(d));
+    }
+}
