@@ -1,0 +1,319 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+import {Test} from "forge-std/Test.sol";
+import {CommonBase} from "forge-std/Base.sol";
+import {StdCheats} from "forge-std/StdCheats.sol";
+import {StdUtils} from "forge-std/StdUtils.sol";
+
+import {Channel} from "../src/Channel.sol";
+import {Adjudicator} from "../src/Adjudicator.sol";
+import {IAdjudicator} from "../src/IAdjudicator.sol";
+import {IAssetHolder} from "../src/IAssetHolder.sol";
+import {EthAssetHolder} from "../src/EthAssetHolder.sol";
+
+/// Drives random sequences of deposit / register / refute (ledger and virtual) / conclude /
+/// concludeFinal / withdraw / time jumps over three ledger channels that all lock the same
+/// virtual channel V: X = Alice-Ingrid, Y = Ingrid-Bob, and Z = Alice-Bob (a ledger channel
+/// the two ends of V control, so they can register any state of V they both sign). Every
+/// state is signed by its participants: the handler plays all parties, honest or not.
+contract Handler is CommonBase, StdCheats, StdUtils {
+    uint256 internal constant ALICE_PK = 0xA11CE;
+    uint256 internal constant INGRID_PK = 0x1A6E1D;
+    uint256 internal constant BOB_PK = 0xB0B;
+    uint256 internal constant MAX = 1e24;
+
+    Adjudicator public immutable adj;
+    EthAssetHolder public immutable eth;
+
+    Channel.Params[3] internal ledgers;
+    bytes32[3] public ids;
+    Channel.Params internal pv;
+    bytes32 public v;
+
+    /// The state of a ledger channel (or of V, with `hasLock` false) as the handler built it.
+    struct Spec {
+        uint64 version;
+        uint256 b0;
+        uint256 b1;
+        bool hasLock;
+        uint256 lockAmount;
+        bool isFinal;
+    }
+
+    mapping(uint256 => Spec) internal registeredSpec; // ledger index => its registered state
+    mapping(bytes32 => Spec) internal vSpecByHash; // hashState of a V state => its spec
+
+    // Ghost accounting per ledger channel.
+    uint256[3] public deposited;
+    uint256[3] public withdrawn;
+    mapping(uint256 => mapping(uint256 => uint256)) public depositedBy; // channel => p => amount
+    bool public exactPayoutViolated;
+    uint256 public concludedCount;
+    uint256 public withdrawCount;
+    uint256 public lockedConclusions;
+
+    constructor(Adjudicator adj_, EthAssetHolder eth_) {
+        adj = adj_;
+        eth = eth_;
+        address alice = vm.addr(ALICE_PK);
+        address ingrid = vm.addr(INGRID_PK);
+        address bob = vm.addr(BOB_PK);
+        address[2][3] memory parts = [[alice, ingrid], [ingrid, bob], [alice, bob]];
+        for (uint256 c = 0; c < 3; ++c) {
+            ledgers[c].challengeDuration = 100;
+            ledgers[c].nonce = c;
+            ledgers[c].participants = parts[c];
+            ledgers[c].ledger = true;
+            ids[c] = Channel.id(ledgers[c]);
+        }
+        pv.challengeDuration = 50;
+        pv.nonce = 99;
+        pv.participants = [alice, bob];
+        pv.isVirtual = true;
+        v = Channel.id(pv);
+    }
+
+    // ------------------------------------------------------------ building and signing
+
+    function keyOf(address who) internal pure returns (uint256) {
+        if (who == vm.addr(ALICE_PK)) return ALICE_PK;
+        if (who == vm.addr(INGRID_PK)) return INGRID_PK;
+        return BOB_PK;
+    }
+
+    function build(bytes32 id, Spec memory s) internal view returns (Channel.State memory st) {
+        st.channelId = id;
+        st.version = s.version;
+        st.outcome.assets = new address[](1);
+        st.outcome.assets[0] = address(eth);
+        st.outcome.balances = new uint256[2][](1);
+        st.outcome.balances[0] = [s.b0, s.b1];
+        if (s.hasLock) {
+            st.outcome.locked = new Channel.SubAlloc[](1);
+            st.outcome.locked[0].id = v;
+            st.outcome.locked[0].balances = new uint256[](1);
+            st.outcome.locked[0].balances[0] = s.lockAmount;
+            st.outcome.locked[0].indexMap = [uint16(0), uint16(1)];
+        }
+        st.isFinal = s.isFinal;
+    }
+
+    function sign(Channel.Params memory p, Channel.State memory st)
+        internal
+        view
+        returns (Channel.SignedState memory ss)
+    {
+        ss.params = p;
+        ss.state = st;
+        bytes32 digest = adj.hashState(st);
+        for (uint256 i = 0; i < 2; ++i) {
+            (uint8 v_, bytes32 r, bytes32 s) = vm.sign(keyOf(p.participants[i]), digest);
+            ss.sigs[i] = abi.encodePacked(r, s, v_);
+        }
+    }
+
+    /// A V state whose total is `total`; remembered by hash for later conclusions.
+    function vState(uint64 version, uint256 a, uint256 total, bool isFinal)
+        internal
+        returns (Channel.SignedState memory)
+    {
+        Spec memory s = Spec(version, a, total - a, false, 0, isFinal);
+        Channel.State memory st = build(v, s);
+        vSpecByHash[adj.hashState(st)] = s;
+        return sign(pv, st);
+    }
+
+    // ------------------------------------------------------------ actions
+
+    function deposit(uint256 c, uint256 p, uint256 amount) external {
+        c = bound(c, 0, 2);
+        p = bound(p, 0, 1);
+        amount = bound(amount, 1, MAX);
+        vm.deal(address(this), amount);
+        eth.deposit{value: amount}(ids[c], ledgers[c].participants[p], amount);
+        deposited[c] += amount;
+        depositedBy[c][p] += amount;
+    }
+
+    function registerOrRefute(
+        uint256 c,
+        uint64 version,
+        uint256 b0,
+        uint256 b1,
+        bool withLock,
+        uint256 lockAmount,
+        uint64 vVersion,
+        uint256 va,
+        bool isFinal
+    ) external {
+        c = bound(c, 0, 2);
+        Spec memory s = Spec(
+            uint64(bound(version, 0, 30)),
+            bound(b0, 0, MAX),
+            bound(b1, 0, MAX),
+            withLock,
+            (bound(lockAmount, 0, 2) + 1) * 1e18, // few amounts, so records and locks match
+            isFinal
+        );
+        Channel.SignedState memory ss = sign(ledgers[c], build(ids[c], s));
+        Channel.SignedState[] memory subs = new Channel.SignedState[](withLock ? 1 : 0);
+        if (withLock) {
+            subs[0] = vState(
+                uint64(bound(vVersion, 0, 30)), bound(va, 0, s.lockAmount), s.lockAmount, false
+            );
+        }
+        (,, IAdjudicator.Phase phase,) = adj.disputes(ids[c]);
+        if (phase == IAdjudicator.Phase.None) {
+            try adj.register(ss, subs) {
+                registeredSpec[c] = s;
+            } catch {}
+        } else {
+            try adj.refute(ss, subs) {
+                registeredSpec[c] = s;
+            } catch {}
+        }
+    }
+
+    function refuteVirtual(uint64 version, uint256 a, uint256 total, bool isFinal) external {
+        total = (bound(total, 0, 2) + 1) * 1e18;
+        Channel.SignedState memory sv =
+            vState(uint64(bound(version, 0, 30)), bound(a, 0, total), total, isFinal);
+        try adj.refute(sv, new Channel.SignedState[](0)) {} catch {}
+    }
+
+    function warp(uint256 dt) external {
+        vm.warp(block.timestamp + bound(dt, 0, 120));
+    }
+
+    function conclude(uint256 c) external {
+        c = bound(c, 0, 2);
+        Spec memory s = registeredSpec[c];
+        Channel.State memory st = build(ids[c], s);
+        Channel.State[] memory subs = new Channel.State[](s.hasLock ? 1 : 0);
+        uint256[2] memory expected = [s.b0, s.b1];
+        if (s.hasLock) {
+            (,,, bytes32 vHash) = adj.disputes(v);
+            Spec memory sv = vSpecByHash[vHash];
+            subs[0] = build(v, sv);
+            expected[0] += sv.b0;
+            expected[1] += sv.b1;
+        }
+        uint256[2] memory before = holdingsOf(c);
+        try adj.conclude(ledgers[c], st, subs) {
+            if (s.hasLock) ++lockedConclusions;
+            checkOutcome(c, expected, before);
+        } catch {}
+    }
+
+    function concludeFinal(uint256 c, uint64 version, uint256 b0, uint256 b1) external {
+        c = bound(c, 0, 2);
+        Spec memory s = Spec(
+            uint64(bound(version, 0, 30)), bound(b0, 0, MAX), bound(b1, 0, MAX), false, 0, true
+        );
+        uint256[2] memory before = holdingsOf(c);
+        try adj.concludeFinal(sign(ledgers[c], build(ids[c], s))) {
+            checkOutcome(c, [s.b0, s.b1], before);
+        } catch {}
+    }
+
+    function withdraw(uint256 c, uint256 p) external {
+        c = bound(c, 0, 2);
+        p = bound(p, 0, 1);
+        address participant = ledgers[c].participants[p];
+        uint256 amount = eth.holdings(eth.fundingId(ids[c], participant));
+        if (!eth.settled(ids[c]) || amount == 0) return;
+        address receiver = makeAddr("receiver");
+        uint256 balanceBefore = receiver.balance;
+        IAssetHolder.Withdrawal memory w =
+            IAssetHolder.Withdrawal(ids[c], participant, receiver, amount);
+        (uint8 v_, bytes32 r, bytes32 s) = vm.sign(keyOf(participant), eth.withdrawalDigest(w));
+        eth.withdraw(w, abi.encodePacked(r, s, v_));
+        if (receiver.balance - balanceBefore != amount) exactPayoutViolated = true;
+        withdrawn[c] += amount;
+        ++withdrawCount;
+    }
+
+    // ------------------------------------------------------------ checks
+
+    function holdingsOf(uint256 c) internal view returns (uint256[2] memory h) {
+        h[0] = eth.holdings(eth.fundingId(ids[c], ledgers[c].participants[0]));
+        h[1] = eth.holdings(eth.fundingId(ids[c], ledgers[c].participants[1]));
+    }
+
+    /// After a successful conclusion: funded -> exactly the outcome; underfunded -> deposits.
+    function checkOutcome(uint256 c, uint256[2] memory expected, uint256[2] memory before)
+        internal
+    {
+        ++concludedCount;
+        uint256[2] memory h = holdingsOf(c);
+        if (before[0] + before[1] >= expected[0] + expected[1]) {
+            if (h[0] != expected[0] || h[1] != expected[1]) exactPayoutViolated = true;
+        } else {
+            if (h[0] != before[0] || h[1] != before[1]) exactPayoutViolated = true;
+        }
+    }
+}
+
+contract InvariantTest is Test {
+    Adjudicator internal adj;
+    EthAssetHolder internal eth;
+    Handler internal handler;
+
+    function setUp() public {
+        vm.warp(1_700_000_000);
+        adj = new Adjudicator();
+        eth = new EthAssetHolder(address(adj));
+        handler = new Handler(adj, eth);
+        targetContract(address(handler));
+    }
+
+    /// No channel ever pays out more than was deposited into it.
+    function invariant_noChannelPaysMoreThanDeposited() public view {
+        for (uint256 c = 0; c < 3; ++c) {
+            assertLe(handler.withdrawn(c), handler.deposited(c));
+        }
+    }
+
+    /// The holder's ether is exactly what came in minus what went out, and covers every holding.
+    function invariant_holderBalanceAccountsForEverything() public view {
+        uint256 inflow;
+        uint256 outflow;
+        uint256 owed;
+        for (uint256 c = 0; c < 3; ++c) {
+            inflow += handler.deposited(c);
+            outflow += handler.withdrawn(c);
+        }
+        assertEq(address(eth).balance, inflow - outflow);
+        owed = totalHoldings();
+        assertLe(owed, address(eth).balance);
+    }
+
+    /// Every conclusion credited exactly the final balances (funded) or left the deposits
+    /// (underfunded), and every withdrawal paid exactly the holding.
+    function invariant_exactPayouts() public view {
+        assertFalse(handler.exactPayoutViolated());
+    }
+
+    /// Sub-channel records are never concluded.
+    function invariant_virtualRecordNeverConcluded() public view {
+        (,, IAdjudicator.Phase phase,) = adj.disputes(handler.v());
+        assertTrue(phase != IAdjudicator.Phase.Concluded);
+    }
+
+    /// How much each run exercised (visible with -vv).
+    function afterInvariant() public {
+        emit log_named_uint("conclusions", handler.concludedCount());
+        emit log_named_uint("conclusions with a lock", handler.lockedConclusions());
+        emit log_named_uint("withdrawals", handler.withdrawCount());
+    }
+
+    function totalHoldings() internal view returns (uint256 sum) {
+        address[3] memory people = [vm.addr(0xA11CE), vm.addr(0x1A6E1D), vm.addr(0xB0B)];
+        for (uint256 c = 0; c < 3; ++c) {
+            for (uint256 p = 0; p < 3; ++p) {
+                sum += eth.holdings(eth.fundingId(handler.ids(c), people[p]));
+            }
+        }
+    }
+}
