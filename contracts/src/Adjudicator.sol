@@ -76,7 +76,7 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
         external
     {
         _requireLedgerParams(ledger.params);
-        bytes32 id = _verifySigned(ledger);
+        (bytes32 id, bytes32 stateHash) = _verifySigned(ledger);
         _requireValidOutcome(ledger.state.outcome);
 
         Dispute storage d = _disputes[id];
@@ -85,7 +85,7 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
         d.timeout = timeout;
         d.version = ledger.state.version;
         d.phase = Phase.Dispute;
-        d.stateHash = _hashState(ledger.state);
+        d.stateHash = stateHash;
         emit Registered(id, bytes32(0), timeout, ledger.params, ledger.state);
 
         if (_registerSubs(id, ledger.state.outcome, subs, 0) != subs.length) {
@@ -95,7 +95,7 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
 
     /// @inheritdoc IAdjudicator
     function refute(Channel.SignedState calldata ch, Channel.SignedState[] calldata subs) external {
-        bytes32 id = _verifySigned(ch);
+        (bytes32 id, bytes32 stateHash) = _verifySigned(ch);
         _requireValidOutcome(ch.state.outcome);
 
         Dispute storage d = _disputes[id];
@@ -104,7 +104,7 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
         if (block.timestamp >= d.timeout) revert TimeoutPassed();
         if (ch.state.version <= d.version) revert VersionNotHigher();
         d.version = ch.state.version;
-        d.stateHash = _hashState(ch.state);
+        d.stateHash = stateHash;
         emit Refuted(id, bytes32(0), d.timeout, ch.params, ch.state);
 
         if (_registerSubs(id, ch.state.outcome, subs, 0) != subs.length) {
@@ -145,7 +145,7 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
         _requireLedgerParams(ledger.params);
         if (!ledger.state.isFinal) revert NotFinal();
         if (ledger.state.outcome.locked.length != 0) revert HasLocks();
-        bytes32 id = _verifySigned(ledger);
+        (bytes32 id, bytes32 stateHash) = _verifySigned(ledger);
         _requireValidOutcome(ledger.state.outcome);
 
         Dispute storage d = _disputes[id];
@@ -153,7 +153,7 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
         d.timeout = uint64(block.timestamp);
         d.version = ledger.state.version;
         d.phase = Phase.Concluded;
-        d.stateHash = _hashState(ledger.state);
+        d.stateHash = stateHash;
 
         uint256[2][] memory balances = ledger.state.outcome.balances;
         _pushOutcome(id, ledger.params.participants, ledger.state.outcome.assets, balances);
@@ -214,14 +214,19 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
         if (!params.ledger || params.isVirtual) revert NotLedger();
     }
 
-    /// Checks the participants, the channel id and both signatures; returns the channel id.
-    function _verifySigned(Channel.SignedState calldata s) internal view returns (bytes32 id) {
+    /// Checks the participants, the channel id and both signatures; returns the channel id and
+    /// the state's digest (`hashState`).
+    function _verifySigned(Channel.SignedState calldata s)
+        internal
+        view
+        returns (bytes32 id, bytes32 digest)
+    {
         address p0 = s.params.participants[0];
         address p1 = s.params.participants[1];
         if (p0 == address(0) || p1 == address(0) || p0 == p1) revert InvalidParticipants();
         id = _channelId(s.params);
         if (s.state.channelId != id) revert ChannelIdMismatch();
-        bytes32 digest = _hashState(s.state);
+        digest = _hashState(s.state);
         for (uint256 i = 0; i < 2; ++i) {
             (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, s.sigs[i]);
             if (err != ECDSA.RecoverError.NoError || signer != s.params.participants[i]) {
@@ -282,18 +287,27 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
             _requireValidLock(lock, numAssets);
             if (next >= subs.length) revert SubCountMismatch();
             Channel.SignedState calldata sub = subs[next++];
-            if (sub.params.ledger) revert SubChannelIsLedger();
-            bytes32 subId = _verifySigned(sub);
-            if (subId != lock.id) revert ChannelIdMismatch();
-            Channel.Allocation calldata outcome = sub.state.outcome;
-            _requireValidOutcome(outcome);
-            _requireSameAssets(parent.assets, outcome.assets);
-            _requireStaticTotals(outcome, lock.balances);
-
-            _recordSub(subId, parentId, sub);
-            next = _registerSubs(subId, outcome, subs, next);
+            _registerSub(parentId, parent.assets, lock, sub);
+            next = _registerSubs(lock.id, sub.state.outcome, subs, next);
         }
         return next;
+    }
+
+    /// Checks one sub-channel's signed state against its lock, then records it.
+    function _registerSub(
+        bytes32 parentId,
+        address[] calldata parentAssets,
+        Channel.SubAlloc calldata lock,
+        Channel.SignedState calldata sub
+    ) internal {
+        if (sub.params.ledger) revert SubChannelIsLedger();
+        (bytes32 subId, bytes32 subHash) = _verifySigned(sub);
+        if (subId != lock.id) revert ChannelIdMismatch();
+        Channel.Allocation calldata outcome = sub.state.outcome;
+        _requireValidOutcome(outcome);
+        _requireSameAssets(parentAssets, outcome.assets);
+        _requireStaticTotals(outcome, lock.balances);
+        _recordSub(subId, subHash, parentId, sub);
     }
 
     /// For every asset: both balances plus the amounts of the sub-channel's own locks equal
@@ -316,23 +330,26 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
     }
 
     /// Creates a sub-channel's record, or updates it if it is refutable and older.
-    function _recordSub(bytes32 subId, bytes32 parentId, Channel.SignedState calldata sub)
-        internal
-    {
+    function _recordSub(
+        bytes32 subId,
+        bytes32 subHash,
+        bytes32 parentId,
+        Channel.SignedState calldata sub
+    ) internal {
         Dispute storage d = _disputes[subId];
         if (d.phase == Phase.None) {
             uint64 timeout = _timeout(sub);
             d.timeout = timeout;
             d.version = sub.state.version;
             d.phase = Phase.Dispute;
-            d.stateHash = _hashState(sub.state);
+            d.stateHash = subHash;
             emit Registered(subId, parentId, timeout, sub.params, sub.state);
         } else if (
             // forge-lint: disable-next-line(block-timestamp)
             d.phase == Phase.Dispute && block.timestamp < d.timeout && sub.state.version > d.version
         ) {
             d.version = sub.state.version;
-            d.stateHash = _hashState(sub.state);
+            d.stateHash = subHash;
             emit Refuted(subId, parentId, d.timeout, sub.params, sub.state);
         }
         // Otherwise the record stays: it is final, or at least as new as this state.

@@ -1,0 +1,189 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+import {Base} from "./utils/Base.sol";
+import {Channel} from "../src/Channel.sol";
+import {IAssetHolder} from "../src/IAssetHolder.sol";
+import {IAdjudicator} from "../src/IAdjudicator.sol";
+
+/// One measured call per test, for contracts/GAS.md:
+///   forge test --match-contract GasTest --isolate -vv
+/// With `--isolate` every top-level call is its own transaction (cold storage, as on chain)
+/// and `vm.lastCallGas` is the whole transaction's gas: 21,000 + calldata + execution. Each test
+/// logs that, the calldata part (EIP-2028: 16 per non-zero byte, 4 per zero byte) and the
+/// execution part, and checks the total stays under a budget (a regression guard; without
+/// `--isolate` the numbers are lower: execution only, warm storage).
+contract GasTest is Base {
+    Channel.Params internal pl;
+    bytes32 internal l;
+
+    function setUp() public override {
+        super.setUp();
+        pl = ledgerParams(ALICE_PK, INGRID_PK, 1);
+        l = cid(pl);
+    }
+
+    // ------------------------------------------------------------ measuring
+
+    function calldataGas(bytes memory data) internal pure returns (uint256 g) {
+        for (uint256 i = 0; i < data.length; ++i) {
+            g += data[i] == 0 ? 4 : 16;
+        }
+    }
+
+    function report(string memory name, bytes memory data, uint256 budget) internal {
+        uint256 total = vm.lastCallGas().gasTotalUsed;
+        uint256 cd = calldataGas(data);
+        emit log_named_uint(string.concat("gas | ", name, " | total"), total);
+        emit log_named_uint(string.concat("gas | ", name, " | calldata"), cd);
+        if (total > 21_000 + cd) {
+            emit log_named_uint(string.concat("gas | ", name, " | execution"), total - 21_000 - cd);
+        }
+        assertGt(total, 0);
+        assertLe(total, budget, "gas budget exceeded");
+    }
+
+    // ------------------------------------------------------------ fixtures
+
+    /// L with `n` locks of 1 each on virtual channels V_0..V_{n-1}, and their signed states.
+    function withLocks(uint256 n)
+        internal
+        view
+        returns (Channel.SignedState memory sl, Channel.SignedState[] memory subs)
+    {
+        Channel.SubAlloc[] memory lk = new Channel.SubAlloc[](n);
+        subs = new Channel.SignedState[](n);
+        for (uint256 i = 0; i < n; ++i) {
+            Channel.Params memory pv = virtualParams(ALICE_PK, BOB_PK, 1000 + i);
+            bytes32 v = cid(pv);
+            lk[i] = lock1(v, 2, 0, 1);
+            subs[i] = signed(pv, ethState(v, 3, 1, 1, false));
+        }
+        sl = signed(pl, mkState(l, 5, ethOnly(), bal(10, 10), lk, false));
+    }
+
+    function subStatesOf(Channel.SignedState[] memory subs)
+        internal
+        pure
+        returns (Channel.State[] memory st)
+    {
+        st = new Channel.State[](subs.length);
+        for (uint256 i = 0; i < subs.length; ++i) {
+            st[i] = subs[i].state;
+        }
+    }
+
+    // ------------------------------------------------------------ asset holders
+
+    function test_gas_deposit_eth() public {
+        vm.deal(alice, 1 ether);
+        vm.prank(alice);
+        eth.deposit{value: 1 ether}(l, alice, 1 ether);
+        report("deposit ETH", abi.encodeCall(IAssetHolder.deposit, (l, alice, 1 ether)), 55_000);
+    }
+
+    function test_gas_deposit_erc20() public {
+        token.mint(alice, 1e6);
+        vm.prank(alice);
+        token.approve(address(erc), 1e6);
+        vm.prank(alice);
+        erc.deposit(l, alice, 1e6);
+        report("deposit ERC20", abi.encodeCall(IAssetHolder.deposit, (l, alice, 1e6)), 90_000);
+    }
+
+    function settledFor(uint256 amount) internal {
+        depositEth(l, alice, amount);
+        depositErc(l, alice, amount);
+        vm.startPrank(address(adj));
+        eth.setOutcome(l, [alice, ingrid], [amount, 0]);
+        erc.setOutcome(l, [alice, ingrid], [amount, 0]);
+        vm.stopPrank();
+    }
+
+    function test_gas_withdraw_eth() public {
+        settledFor(1 ether);
+        IAssetHolder.Withdrawal memory w = IAssetHolder.Withdrawal(l, alice, bob, 1 ether);
+        bytes memory sig = withdrawalSig(eth, ALICE_PK, w);
+        eth.withdraw(w, sig);
+        report("withdraw ETH", abi.encodeCall(IAssetHolder.withdraw, (w, sig)), 80_000);
+        assertEq(bob.balance, 1 ether);
+    }
+
+    function test_gas_withdraw_erc20() public {
+        settledFor(1 ether);
+        IAssetHolder.Withdrawal memory w = IAssetHolder.Withdrawal(l, alice, bob, 1 ether);
+        bytes memory sig = withdrawalSig(erc, ALICE_PK, w);
+        erc.withdraw(w, sig);
+        report("withdraw ERC20", abi.encodeCall(IAssetHolder.withdraw, (w, sig)), 75_000);
+        assertEq(token.balanceOf(bob), 1 ether);
+    }
+
+    // ------------------------------------------------------------ register / refute
+
+    function measureRegister(uint256 n, uint256 budget) internal {
+        (Channel.SignedState memory sl, Channel.SignedState[] memory subs) = withLocks(n);
+        adj.register(sl, subs);
+        report(
+            string.concat("register ", vm.toString(n), " locks"),
+            abi.encodeCall(IAdjudicator.register, (sl, subs)),
+            budget
+        );
+        assertEq(uint8(phaseOf(l)), uint8(IAdjudicator.Phase.Dispute));
+    }
+
+    function test_gas_register_ledger_alone() public {
+        measureRegister(0, 115_000);
+    }
+
+    function test_gas_register_1_lock() public {
+        measureRegister(1, 210_000);
+    }
+
+    function test_gas_register_10_locks() public {
+        measureRegister(10, 1_100_000);
+    }
+
+    function test_gas_refute() public {
+        adj.register(signed(pl, ethState(l, 1, 10, 10, false)), noSubs());
+        Channel.SignedState memory s = signed(pl, ethState(l, 2, 15, 5, false));
+        Channel.SignedState[] memory none = noSubs();
+        adj.refute(s, none);
+        report("refute", abi.encodeCall(IAdjudicator.refute, (s, none)), 75_000);
+        assertEq(versionOf(l), 2);
+    }
+
+    // ------------------------------------------------------------ conclude
+
+    function measureConclude(uint256 n, uint256 budget) internal {
+        (Channel.SignedState memory sl, Channel.SignedState[] memory subs) = withLocks(n);
+        adj.register(sl, subs);
+        vm.warp(block.timestamp + LEDGER_CD);
+        Channel.State[] memory st = subStatesOf(subs);
+        adj.conclude(pl, sl.state, st);
+        report(
+            string.concat("conclude ", vm.toString(n), " locks"),
+            abi.encodeCall(IAdjudicator.conclude, (pl, sl.state, st)),
+            budget
+        );
+        assertTrue(eth.settled(l));
+    }
+
+    function test_gas_conclude_0_locks() public {
+        measureConclude(0, 90_000);
+    }
+
+    function test_gas_conclude_1_lock() public {
+        measureConclude(1, 110_000);
+    }
+
+    function test_gas_conclude_10_locks() public {
+        measureConclude(10, 290_000);
+    }
+
+    function test_gas_concludeFinal() public {
+        Channel.SignedState memory s = signed(pl, ethState(l, 9, 12, 8, true));
+        adj.concludeFinal(s);
+        report("concludeFinal", abi.encodeCall(IAdjudicator.concludeFinal, (s)), 145_000);
+        assertTrue(eth.settled(l));
+    }
+}
