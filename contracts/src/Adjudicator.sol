@@ -22,6 +22,15 @@ import {IAssetHolder} from "./IAssetHolder.sol";
 /// two ledger channels (Alice-Ingrid and Ingrid-Bob) has one record that settles both. They
 /// are never marked `Concluded`: each parent concludes from the same record.
 ///
+/// Records of concluded ledger channels keep the concluded version and state hash; after
+/// `concludeFinal` the record's `timeout` is the time of the conclusion.
+///
+/// Known limitation of the shared records: the two participants of a virtual channel can sign
+/// a state of it with a different total and register it first through a ledger channel of their
+/// own; a parent whose lock holds another amount then cannot conclude (`LockSumMismatch`), so
+/// its funds stay locked. Nothing is ever paid out wrongly, but the hub's collateral can be
+/// griefed this way (see `test_conclude_revert_sharedRecordWithOtherTotal`).
+///
 /// Every check reverts with a custom error; nothing malformed is accepted silently.
 contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
     /// `sigs[index]` is malformed or was not made by `participants[index]`.
@@ -390,6 +399,8 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
     ) internal view {
         if (sub.channelId != id) revert ChannelIdMismatch();
         Dispute storage d = _disputes[id];
+        // Defensive: every lock of a registered state got a record when the state was
+        // registered, and sub-channel records are never concluded.
         if (d.phase != Phase.Dispute) revert NotRegistered();
         // forge-lint: disable-next-line(block-timestamp)
         if (block.timestamp < d.timeout) revert TimeoutNotPassed();
