@@ -9,7 +9,7 @@
 pub mod adjudicator {
     alloy::sol!(
         #[sol(rpc)]
-        #[derive(Debug, PartialEq, Eq)]
+        #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
         Adjudicator,
         "artifacts/Adjudicator.json"
     );
@@ -19,7 +19,7 @@ pub mod adjudicator {
 pub mod eth_holder {
     alloy::sol!(
         #[sol(rpc)]
-        #[derive(Debug, PartialEq, Eq)]
+        #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
         EthAssetHolder,
         "artifacts/EthAssetHolder.json"
     );

@@ -1,9 +1,11 @@
 //! On-chain actions of a channel participant: deploy the contracts (local stacks and tests),
 //! deposit, register, refute, conclude, withdraw, and read holdings and dispute records.
 //!
-//! Every function waits for the transaction's receipt and turns a revert into a
-//! [`ChainError`] whose adjudicator or asset-holder error can be decoded.
+//! `send_*` functions return once the node accepted the transaction (so a caller can record
+//! its hash first); the others wait for the receipt. A revert becomes a [`ChainError`] whose
+//! adjudicator error can be decoded.
 
+use alloy::network::Ethereum;
 use alloy::primitives::{Address, B256, TxHash, U256};
 use alloy::providers::{PendingTransactionBuilder, PendingTransactionError, Provider};
 use alloy::rpc::types::TransactionReceipt;
@@ -12,8 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::bindings::Channel::{Params, SignedState, State};
 use crate::bindings::adjudicator::Adjudicator::{self, AdjudicatorErrors};
-use crate::bindings::erc20_holder::{Erc20AssetHolder, IAssetHolder as Erc20Auth};
-use crate::bindings::eth_holder::{EthAssetHolder, IAssetHolder as EthAuth};
+use crate::bindings::erc20_holder::Erc20AssetHolder;
+use crate::bindings::eth_holder::{EthAssetHolder, IAssetHolder};
 use crate::bindings::test_token::TestToken;
 use crate::state::{Deployment, SignatureError, channel_id, sign_digest};
 
@@ -23,6 +25,9 @@ pub enum ChainError {
     /// The node refused the call or transaction (a revert shows up here, at gas estimation).
     #[error("contract call failed: {0}")]
     Contract(#[from] alloy::contract::Error),
+    /// The node could not be reached or answered an error.
+    #[error("rpc failed: {0}")]
+    Rpc(#[from] alloy::transports::TransportError),
     /// The transaction could not be followed to its receipt.
     #[error("transaction not confirmed: {0}")]
     Pending(#[from] PendingTransactionError),
@@ -42,14 +47,6 @@ impl ChainError {
             _ => None,
         }
     }
-
-    /// The raw revert data, if the failure was a revert with data.
-    pub fn revert_data(&self) -> Option<alloy::primitives::Bytes> {
-        match self {
-            Self::Contract(e) => e.as_revert_data(),
-            _ => None,
-        }
-    }
 }
 
 /// Result of an on-chain action.
@@ -66,57 +63,44 @@ pub struct Contracts {
     pub eth_holder: Address,
 }
 
-/// An ERC20 token and the asset holder that holds it for channels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TokenAsset {
-    /// The ERC20 token.
-    pub token: Address,
-    /// Its asset holder.
-    pub holder: Address,
+impl Contracts {
+    /// ETH as an asset.
+    pub fn eth(&self) -> Asset {
+        Asset { holder: self.eth_holder, token: None }
+    }
 }
 
-async fn confirm(
-    pending: PendingTransactionBuilder<alloy::network::Ethereum>,
-) -> ChainResult<TransactionReceipt> {
+/// An asset: its holder contract, and its ERC20 token (none for ETH).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Asset {
+    /// The asset holder (the asset's id in outcomes).
+    pub holder: Address,
+    /// The ERC20 token, `None` for ETH.
+    pub token: Option<Address>,
+}
+
+/// Waits for a transaction's receipt; a reverted transaction is an error.
+pub async fn confirm(pending: PendingTransactionBuilder<Ethereum>) -> ChainResult<TransactionReceipt> {
     let receipt = pending.get_receipt().await?;
-    if receipt.status() {
-        Ok(receipt)
-    } else {
-        Err(ChainError::Reverted(receipt.transaction_hash))
-    }
+    if receipt.status() { Ok(receipt) } else { Err(ChainError::Reverted(receipt.transaction_hash)) }
 }
 
 /// Deploys the adjudicator and the ETH asset holder from the provider's wallet.
 pub async fn deploy<P: Provider>(provider: &P) -> ChainResult<Contracts> {
-    let chain_id = provider
-        .get_chain_id()
-        .await
-        .map_err(alloy::contract::Error::from)?;
+    let chain_id = provider.get_chain_id().await?;
     let adjudicator = Adjudicator::deploy(provider).await?;
     let eth_holder = EthAssetHolder::deploy(provider, *adjudicator.address()).await?;
     Ok(Contracts {
-        deployment: Deployment {
-            chain_id,
-            adjudicator: *adjudicator.address(),
-        },
+        deployment: Deployment { chain_id, adjudicator: *adjudicator.address() },
         eth_holder: *eth_holder.address(),
     })
 }
 
 /// Deploys a mintable test token and its asset holder (local stacks and tests only).
-pub async fn deploy_test_token<P: Provider>(
-    provider: &P,
-    contracts: &Contracts,
-) -> ChainResult<TokenAsset> {
+pub async fn deploy_test_token<P: Provider>(provider: &P, contracts: &Contracts) -> ChainResult<Asset> {
     let token = TestToken::deploy(provider).await?;
-    let holder =
-        Erc20AssetHolder::deploy(provider, contracts.deployment.adjudicator, *token.address())
-            .await?;
-    Ok(TokenAsset {
-        token: *token.address(),
-        holder: *holder.address(),
-    })
+    let holder = Erc20AssetHolder::deploy(provider, contracts.deployment.adjudicator, *token.address()).await?;
+    Ok(Asset { holder: *holder.address(), token: Some(*token.address()) })
 }
 
 /// Mints test tokens (local stacks and tests only).
@@ -126,119 +110,121 @@ pub async fn mint_test_token<P: Provider>(
     to: Address,
     amount: U256,
 ) -> ChainResult<TransactionReceipt> {
-    confirm(
-        TestToken::new(token, provider)
-            .mint(to, amount)
-            .send()
-            .await?,
-    )
-    .await
+    confirm(TestToken::new(token, provider).mint(to, amount).send().await?).await
 }
 
-/// Deposits `amount` wei for `participant` in the channel `channel`.
-pub async fn deposit_eth<P: Provider>(
+/// Sends a deposit of `amount` for `participant` in `channel` (for an ERC20, after an
+/// approval that is awaited first).
+pub async fn send_deposit<P: Provider>(
     provider: &P,
-    holder: Address,
+    asset: &Asset,
+    channel: B256,
+    participant: Address,
+    amount: U256,
+) -> ChainResult<PendingTransactionBuilder<Ethereum>> {
+    match asset.token {
+        None => {
+            let holder = EthAssetHolder::new(asset.holder, provider);
+            Ok(holder.deposit(channel, participant, amount).value(amount).send().await?)
+        }
+        Some(token) => {
+            confirm(TestToken::new(token, provider).approve(asset.holder, amount).send().await?).await?;
+            let holder = Erc20AssetHolder::new(asset.holder, provider);
+            Ok(holder.deposit(channel, participant, amount).send().await?)
+        }
+    }
+}
+
+/// Deposits `amount` for `participant` in `channel` and waits for it.
+pub async fn deposit<P: Provider>(
+    provider: &P,
+    asset: &Asset,
     channel: B256,
     participant: Address,
     amount: U256,
 ) -> ChainResult<TransactionReceipt> {
-    let holder = EthAssetHolder::new(holder, provider);
-    confirm(
-        holder
-            .deposit(channel, participant, amount)
-            .value(amount)
-            .send()
-            .await?,
-    )
-    .await
-}
-
-/// Approves the asset holder and deposits `amount` tokens for `participant` in `channel`.
-pub async fn deposit_erc20<P: Provider>(
-    provider: &P,
-    asset: &TokenAsset,
-    channel: B256,
-    participant: Address,
-    amount: U256,
-) -> ChainResult<TransactionReceipt> {
-    let token = TestToken::new(asset.token, provider);
-    confirm(token.approve(asset.holder, amount).send().await?).await?;
-    confirm(
-        Erc20AssetHolder::new(asset.holder, provider)
-            .deposit(channel, participant, amount)
-            .send()
-            .await?,
-    )
-    .await
+    confirm(send_deposit(provider, asset, channel, participant, amount).await?).await
 }
 
 /// Registers a ledger channel's state with the states of all its locks (depth-first).
 pub async fn register<P: Provider>(
     provider: &P,
-    contracts: &Contracts,
+    deployment: &Deployment,
     ledger: SignedState,
     subs: Vec<SignedState>,
 ) -> ChainResult<TransactionReceipt> {
-    let adjudicator = Adjudicator::new(contracts.deployment.adjudicator, provider);
+    let adjudicator = Adjudicator::new(deployment.adjudicator, provider);
     confirm(adjudicator.register(ledger, subs).send().await?).await
 }
 
 /// Replaces a registered state with a newer one before the timeout.
 pub async fn refute<P: Provider>(
     provider: &P,
-    contracts: &Contracts,
+    deployment: &Deployment,
     channel: SignedState,
     subs: Vec<SignedState>,
 ) -> ChainResult<TransactionReceipt> {
-    let adjudicator = Adjudicator::new(contracts.deployment.adjudicator, provider);
+    let adjudicator = Adjudicator::new(deployment.adjudicator, provider);
     confirm(adjudicator.refute(channel, subs).send().await?).await
 }
 
 /// Concludes a registered ledger channel after the timeout and pushes its outcome.
 pub async fn conclude<P: Provider>(
     provider: &P,
-    contracts: &Contracts,
+    deployment: &Deployment,
     params: Params,
     state: State,
     sub_states: Vec<State>,
 ) -> ChainResult<TransactionReceipt> {
-    let adjudicator = Adjudicator::new(contracts.deployment.adjudicator, provider);
-    confirm(
-        adjudicator
-            .conclude(params, state, sub_states)
-            .send()
-            .await?,
-    )
-    .await
+    let adjudicator = Adjudicator::new(deployment.adjudicator, provider);
+    confirm(adjudicator.conclude(params, state, sub_states).send().await?).await
+}
+
+/// Sends the conclusion of a ledger channel from a final state signed by both.
+pub async fn send_conclude_final<P: Provider>(
+    provider: &P,
+    deployment: &Deployment,
+    ledger: SignedState,
+) -> ChainResult<PendingTransactionBuilder<Ethereum>> {
+    Ok(Adjudicator::new(deployment.adjudicator, provider).concludeFinal(ledger).send().await?)
 }
 
 /// Concludes a ledger channel at once from a final state signed by both.
 pub async fn conclude_final<P: Provider>(
     provider: &P,
-    contracts: &Contracts,
+    deployment: &Deployment,
     ledger: SignedState,
 ) -> ChainResult<TransactionReceipt> {
-    let adjudicator = Adjudicator::new(contracts.deployment.adjudicator, provider);
-    confirm(adjudicator.concludeFinal(ledger).send().await?).await
+    confirm(send_conclude_final(provider, deployment, ledger).await?).await
 }
 
-/// The dispute record of a channel: `(timeout, version, phase, state hash)`.
-pub async fn dispute<P: Provider>(
-    provider: &P,
-    contracts: &Contracts,
-    channel: B256,
-) -> ChainResult<(u64, u64, u8, B256)> {
-    let record = Adjudicator::new(contracts.deployment.adjudicator, provider)
-        .disputes(channel)
-        .call()
-        .await?;
-    Ok((
-        record.timeout,
-        record.version,
-        record.phase,
-        record.stateHash,
-    ))
+/// Phase of a dispute record, as the adjudicator numbers it.
+pub mod phase {
+    /// No record.
+    pub const NONE: u8 = 0;
+    /// Registered, refutable until the timeout.
+    pub const DISPUTE: u8 = 1;
+    /// Outcome pushed to the asset holders.
+    pub const CONCLUDED: u8 = 2;
+}
+
+/// A dispute record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DisputeRecord {
+    /// Unix time from which the record can no longer be refuted.
+    pub timeout: u64,
+    /// Registered version.
+    pub version: u64,
+    /// See [`phase`].
+    pub phase: u8,
+    /// Digest of the registered state.
+    pub state_hash: B256,
+}
+
+/// The dispute record of a channel.
+pub async fn dispute<P: Provider>(provider: &P, deployment: &Deployment, channel: B256) -> ChainResult<DisputeRecord> {
+    let r = Adjudicator::new(deployment.adjudicator, provider).disputes(channel).call().await?;
+    Ok(DisputeRecord { timeout: r.timeout, version: r.version, phase: r.phase, state_hash: r.stateHash })
 }
 
 /// What `participant` holds in `channel` at the asset holder `holder` (any asset).
@@ -253,68 +239,39 @@ pub async fn holdings<P: Provider>(
     Ok(holder.holdings(funding_id).call().await?)
 }
 
-/// Withdraws `key`'s whole holding in a settled channel from the ETH holder to `receiver`.
-pub async fn withdraw_eth<P: Provider>(
-    provider: &P,
-    contracts: &Contracts,
-    key: &PrivateKeySigner,
-    channel: B256,
-    receiver: Address,
-) -> ChainResult<U256> {
-    let holder = contracts.eth_holder;
-    let amount = holdings(provider, holder, channel, key.address()).await?;
-    let digest =
-        contracts
-            .deployment
-            .withdrawal_digest(holder, channel, key.address(), receiver, amount);
-    let sig = sign_digest(key, &digest)?;
-    let auth = EthAuth::Withdrawal {
-        channelId: channel,
-        participant: key.address(),
-        receiver,
-        amount,
-    };
-    confirm(
-        EthAssetHolder::new(holder, provider)
-            .withdraw(auth, sig)
-            .send()
-            .await?,
-    )
-    .await?;
-    Ok(amount)
+/// Whether the asset holder has the outcome of `channel`.
+pub async fn settled<P: Provider>(provider: &P, holder: Address, channel: B256) -> ChainResult<bool> {
+    Ok(EthAssetHolder::new(holder, provider).settled(channel).call().await?)
 }
 
-/// Withdraws `key`'s whole holding in a settled channel from an ERC20 holder to `receiver`.
-pub async fn withdraw_erc20<P: Provider>(
+/// Sends the withdrawal of `key`'s whole holding of `amount` in a settled channel from the
+/// asset holder `holder` (any asset) to `receiver`.
+pub async fn send_withdraw<P: Provider>(
     provider: &P,
-    contracts: &Contracts,
-    asset: &TokenAsset,
+    deployment: &Deployment,
+    holder: Address,
+    key: &PrivateKeySigner,
+    channel: B256,
+    receiver: Address,
+    amount: U256,
+) -> ChainResult<PendingTransactionBuilder<Ethereum>> {
+    let digest = deployment.withdrawal_digest(holder, channel, key.address(), receiver, amount);
+    let sig = sign_digest(key, &digest)?;
+    let auth = IAssetHolder::Withdrawal { channelId: channel, participant: key.address(), receiver, amount };
+    Ok(EthAssetHolder::new(holder, provider).withdraw(auth, sig).send().await?)
+}
+
+/// Withdraws `key`'s whole holding in a settled channel to `receiver`; returns the amount.
+pub async fn withdraw<P: Provider>(
+    provider: &P,
+    deployment: &Deployment,
+    holder: Address,
     key: &PrivateKeySigner,
     channel: B256,
     receiver: Address,
 ) -> ChainResult<U256> {
-    let amount = holdings(provider, asset.holder, channel, key.address()).await?;
-    let digest = contracts.deployment.withdrawal_digest(
-        asset.holder,
-        channel,
-        key.address(),
-        receiver,
-        amount,
-    );
-    let sig = sign_digest(key, &digest)?;
-    let auth = Erc20Auth::Withdrawal {
-        channelId: channel,
-        participant: key.address(),
-        receiver,
-        amount,
-    };
-    confirm(
-        Erc20AssetHolder::new(asset.holder, provider)
-            .withdraw(auth, sig)
-            .send()
-            .await?,
-    )
-    .await?;
+    let amount = holdings(provider, holder, channel, key.address()).await?;
+    confirm(send_withdraw(provider, deployment, holder, key, channel, receiver, amount).await?).await?;
     Ok(amount)
 }
 
@@ -329,9 +286,6 @@ pub fn sign_both(
     Ok(SignedState {
         params: params.clone(),
         state: state.clone(),
-        sigs: [
-            deployment.sign_state(keys[0], state)?,
-            deployment.sign_state(keys[1], state)?,
-        ],
+        sigs: [deployment.sign_state(keys[0], state)?, deployment.sign_state(keys[1], state)?],
     })
 }

@@ -13,13 +13,8 @@ pub fn anvil_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("INGRID_ANVIL") {
         return PathBuf::from(path);
     }
-    let installed =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../contracts/node_modules/.bin/anvil");
-    if installed.exists() {
-        installed
-    } else {
-        PathBuf::from("anvil")
-    }
+    let installed = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../contracts/node_modules/.bin/anvil");
+    if installed.exists() { installed } else { PathBuf::from("anvil") }
 }
 
 /// A running local chain (stopped on drop) with its funded dev accounts.
@@ -29,13 +24,18 @@ pub struct Devnet {
 }
 
 impl Devnet {
-    /// Starts anvil on a free loopback port.
+    /// Starts anvil on a free loopback port, mining a block per transaction.
     pub fn start() -> Result<Self, NodeError> {
-        let anvil = Anvil::new()
-            .path(anvil_binary())
-            .arg("--host")
-            .arg("127.0.0.1")
-            .try_spawn()?;
+        Self::spawn(Anvil::new())
+    }
+
+    /// Starts anvil on a free loopback port, mining a block every `seconds`.
+    pub fn start_with_block_time(seconds: u64) -> Result<Self, NodeError> {
+        Self::spawn(Anvil::new().block_time(seconds))
+    }
+
+    fn spawn(anvil: Anvil) -> Result<Self, NodeError> {
+        let anvil = anvil.path(anvil_binary()).arg("--host").arg("127.0.0.1").try_spawn()?;
         Ok(Self { anvil })
     }
 

@@ -4,14 +4,21 @@
 //!   adjudicator computes them (through alloy, from the contracts' artifacts).
 //! - [`validate`]: pure checks of a proposed channel update.
 //! - [`chain`]: on-chain actions (deploy, deposit, register, refute, conclude, withdraw).
+//! - [`client`]: a typed HTTP client of the hub; [`store`]: the client's durable states;
+//!   [`wallet`]: open, pay, close and withdraw end to end.
 //! - [`devnet`]: a local anvil chain for demos and tests.
+//! - [`api`]: wire types of the hub's HTTP API.
 //! - [`bindings`]: the generated contract bindings.
 
+pub mod api;
 pub mod bindings;
 pub mod chain;
+pub mod client;
 pub mod devnet;
 pub mod state;
+pub mod store;
 pub mod validate;
+pub mod wallet;
 
 pub use alloy;
 pub use bindings::Channel::{Allocation, Params, SignedState, State, SubAlloc};

@@ -103,21 +103,12 @@ impl Deployment {
     }
 
     /// Signs `state` with `key`, returning the 65-byte signature the contracts expect.
-    pub fn sign_state(
-        &self,
-        key: &PrivateKeySigner,
-        state: &State,
-    ) -> Result<Bytes, SignatureError> {
+    pub fn sign_state(&self, key: &PrivateKeySigner, state: &State) -> Result<Bytes, SignatureError> {
         sign_digest(key, &self.state_digest(state))
     }
 
     /// Checks that `sig` is `expected`'s signature on `state`.
-    pub fn verify_state(
-        &self,
-        state: &State,
-        sig: &[u8],
-        expected: Address,
-    ) -> Result<(), SignatureError> {
+    pub fn verify_state(&self, state: &State, sig: &[u8], expected: Address) -> Result<(), SignatureError> {
         verify_digest(&self.state_digest(state), sig, expected)
     }
 
@@ -130,13 +121,8 @@ impl Deployment {
         receiver: Address,
         amount: U256,
     ) -> B256 {
-        typed::Withdrawal {
-            channelId: channel_id,
-            participant,
-            receiver,
-            amount,
-        }
-        .eip712_signing_hash(&self.withdrawal_domain(holder))
+        typed::Withdrawal { channelId: channel_id, participant, receiver, amount }
+            .eip712_signing_hash(&self.withdrawal_domain(holder))
     }
 }
 
@@ -147,9 +133,7 @@ pub fn channel_id(params: &Params) -> B256 {
 
 /// Signs a 32-byte digest, returning r||s||v with v in {27, 28} and a low s.
 pub fn sign_digest(key: &PrivateKeySigner, digest: &B256) -> Result<Bytes, SignatureError> {
-    let sig = key
-        .sign_hash_sync(digest)
-        .map_err(|e| SignatureError::Signing(e.to_string()))?;
+    let sig = key.sign_hash_sync(digest).map_err(|e| SignatureError::Signing(e.to_string()))?;
     Ok(Bytes::copy_from_slice(&sig.as_bytes()))
 }
 
@@ -160,18 +144,13 @@ pub fn recover_digest(digest: &B256, sig: &[u8]) -> Result<Address, SignatureErr
     if sig.normalize_s().is_some() {
         return Err(SignatureError::HighS);
     }
-    sig.recover_address_from_prehash(digest)
-        .map_err(|_| SignatureError::Unrecoverable)
+    sig.recover_address_from_prehash(digest).map_err(|_| SignatureError::Unrecoverable)
 }
 
 /// Checks that `sig` is `expected`'s signature on `digest`.
 pub fn verify_digest(digest: &B256, sig: &[u8], expected: Address) -> Result<(), SignatureError> {
     let actual = recover_digest(digest, sig)?;
-    if actual == expected {
-        Ok(())
-    } else {
-        Err(SignatureError::WrongSigner { expected, actual })
-    }
+    if actual == expected { Ok(()) } else { Err(SignatureError::WrongSigner { expected, actual }) }
 }
 
 #[cfg(test)]
@@ -180,10 +159,7 @@ mod tests {
     use crate::bindings::Channel::Allocation;
 
     fn deployment() -> Deployment {
-        Deployment {
-            chain_id: 31337,
-            adjudicator: Address::repeat_byte(0xad),
-        }
+        Deployment { chain_id: 31337, adjudicator: Address::repeat_byte(0xad) }
     }
 
     fn state(version: u64) -> State {
@@ -214,25 +190,11 @@ mod tests {
         let key = PrivateKeySigner::random();
         let d = deployment();
         let sig = d.sign_state(&key, &state(1)).expect("sign");
-        assert!(matches!(
-            d.verify_state(&state(2), &sig, key.address()),
-            Err(SignatureError::WrongSigner { .. })
-        ));
+        assert!(matches!(d.verify_state(&state(2), &sig, key.address()), Err(SignatureError::WrongSigner { .. })));
         let other_chain = Deployment { chain_id: 1, ..d };
-        assert!(
-            other_chain
-                .verify_state(&state(1), &sig, key.address())
-                .is_err()
-        );
-        let other_adjudicator = Deployment {
-            adjudicator: Address::repeat_byte(0xae),
-            ..d
-        };
-        assert!(
-            other_adjudicator
-                .verify_state(&state(1), &sig, key.address())
-                .is_err()
-        );
+        assert!(other_chain.verify_state(&state(1), &sig, key.address()).is_err());
+        let other_adjudicator = Deployment { adjudicator: Address::repeat_byte(0xae), ..d };
+        assert!(other_adjudicator.verify_state(&state(1), &sig, key.address()).is_err());
     }
 
     #[test]
@@ -241,20 +203,12 @@ mod tests {
         let d = deployment();
         let digest = d.state_digest(&state(1));
         let sig = sign_digest(&key, &digest).expect("sign");
-        assert_eq!(
-            recover_digest(&digest, &sig[..64]),
-            Err(SignatureError::Malformed)
-        );
+        assert_eq!(recover_digest(&digest, &sig[..64]), Err(SignatureError::Malformed));
         // The same signature with s' = n - s and the parity flipped recovers the same key,
         // but the contracts (OpenZeppelin ECDSA) refuse it, so must we.
         let parsed = Signature::from_raw(&sig).expect("parse");
-        let n = U256::from_be_slice(&alloy::hex!(
-            "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141"
-        ));
+        let n = U256::from_be_slice(&alloy::hex!("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141"));
         let high = Signature::new(parsed.r(), n - parsed.s(), !parsed.v());
-        assert_eq!(
-            recover_digest(&digest, &high.as_bytes()),
-            Err(SignatureError::HighS)
-        );
+        assert_eq!(recover_digest(&digest, &high.as_bytes()), Err(SignatureError::HighS));
     }
 }

@@ -98,10 +98,7 @@ pub fn asset_totals(outcome: &Allocation) -> Result<Vec<U256>, UpdateError> {
         }
     }
     if outcome.balances.len() != assets {
-        return Err(UpdateError::BalanceShape {
-            assets,
-            actual: outcome.balances.len(),
-        });
+        return Err(UpdateError::BalanceShape { assets, actual: outcome.balances.len() });
     }
     let mut totals = outcome
         .balances
@@ -123,10 +120,7 @@ pub fn asset_totals(outcome: &Allocation) -> Result<Vec<U256>, UpdateError> {
 
 fn check_lock_shape(lock: &SubAlloc, assets: usize) -> Result<(), UpdateError> {
     if lock.balances.len() != assets {
-        return Err(UpdateError::BalanceShape {
-            assets,
-            actual: lock.balances.len(),
-        });
+        return Err(UpdateError::BalanceShape { assets, actual: lock.balances.len() });
     }
     let [a, b] = lock.indexMap;
     if a > 1 || b > 1 || a == b {
@@ -140,29 +134,19 @@ fn check_lock_shape(lock: &SubAlloc, assets: usize) -> Result<(), UpdateError> {
 pub fn validate_params(params: &Params, bounds: (u64, u64)) -> Result<(), UpdateError> {
     let [a, b] = params.participants;
     if a.is_zero() || b.is_zero() {
-        return Err(UpdateError::InvalidParams(
-            "participant is the zero address",
-        ));
+        return Err(UpdateError::InvalidParams("participant is the zero address"));
     }
     if a == b {
-        return Err(UpdateError::InvalidParams(
-            "participants are the same address",
-        ));
+        return Err(UpdateError::InvalidParams("participants are the same address"));
     }
     if params.ledger == params.isVirtual {
-        return Err(UpdateError::InvalidParams(
-            "exactly one of ledger and isVirtual must be set",
-        ));
+        return Err(UpdateError::InvalidParams("exactly one of ledger and isVirtual must be set"));
     }
     if !params.app.is_zero() {
-        return Err(UpdateError::InvalidParams(
-            "apps are not supported; app must be zero",
-        ));
+        return Err(UpdateError::InvalidParams("apps are not supported; app must be zero"));
     }
     if params.challengeDuration < bounds.0 || params.challengeDuration > bounds.1 {
-        return Err(UpdateError::InvalidParams(
-            "challenge duration out of bounds",
-        ));
+        return Err(UpdateError::InvalidParams("challenge duration out of bounds"));
     }
     Ok(())
 }
@@ -171,16 +155,10 @@ pub fn validate_params(params: &Params, bounds: (u64, u64)) -> Result<(), Update
 pub fn validate_initial(params: &Params, state: &State) -> Result<(), UpdateError> {
     let expected = channel_id(params);
     if state.channelId != expected {
-        return Err(UpdateError::ChannelIdMismatch {
-            expected,
-            actual: state.channelId,
-        });
+        return Err(UpdateError::ChannelIdMismatch { expected, actual: state.channelId });
     }
     if state.version != 0 {
-        return Err(UpdateError::WrongVersion {
-            expected: 0,
-            actual: state.version,
-        });
+        return Err(UpdateError::WrongVersion { expected: 0, actual: state.version });
     }
     if !state.appData.is_empty() {
         return Err(UpdateError::AppDataNotEmpty);
@@ -192,29 +170,16 @@ pub fn validate_initial(params: &Params, state: &State) -> Result<(), UpdateErro
 }
 
 /// Checks that `proposed` is a valid next state after `current` for an update of `kind`.
-pub fn validate_update(
-    current: &State,
-    proposed: &State,
-    kind: UpdateKind,
-) -> Result<(), UpdateError> {
+pub fn validate_update(current: &State, proposed: &State, kind: UpdateKind) -> Result<(), UpdateError> {
     if proposed.channelId != current.channelId {
-        return Err(UpdateError::ChannelIdMismatch {
-            expected: current.channelId,
-            actual: proposed.channelId,
-        });
+        return Err(UpdateError::ChannelIdMismatch { expected: current.channelId, actual: proposed.channelId });
     }
     if current.isFinal {
         return Err(UpdateError::AlreadyFinal);
     }
-    let expected = current
-        .version
-        .checked_add(1)
-        .ok_or(UpdateError::Overflow)?;
+    let expected = current.version.checked_add(1).ok_or(UpdateError::Overflow)?;
     if proposed.version != expected {
-        return Err(UpdateError::WrongVersion {
-            expected,
-            actual: proposed.version,
-        });
+        return Err(UpdateError::WrongVersion { expected, actual: proposed.version });
     }
     if !proposed.appData.is_empty() {
         return Err(UpdateError::AppDataNotEmpty);
@@ -226,27 +191,17 @@ pub fn validate_update(
     let after = asset_totals(&proposed.outcome)?;
     for (asset, (before, after)) in before.into_iter().zip(after).enumerate() {
         if before != after {
-            return Err(UpdateError::TotalChanged {
-                asset,
-                before,
-                after,
-            });
+            return Err(UpdateError::TotalChanged { asset, before, after });
         }
     }
     check_locks(&current.outcome.locked, &proposed.outcome.locked, kind)
 }
 
-fn check_locks(
-    current: &[SubAlloc],
-    proposed: &[SubAlloc],
-    kind: UpdateKind,
-) -> Result<(), UpdateError> {
+fn check_locks(current: &[SubAlloc], proposed: &[SubAlloc], kind: UpdateKind) -> Result<(), UpdateError> {
     match kind {
         UpdateKind::Transfer => {
             if current != proposed {
-                return Err(UpdateError::LocksChanged(
-                    "a transfer leaves the locks unchanged",
-                ));
+                return Err(UpdateError::LocksChanged("a transfer leaves the locks unchanged"));
             }
         }
         UpdateKind::OpenLock(id) => {
@@ -254,29 +209,19 @@ fn check_locks(
                 return Err(UpdateError::LocksChanged("no lock was added"));
             };
             if last.id != id {
-                return Err(UpdateError::LocksChanged(
-                    "the added lock must come last with the opened id",
-                ));
+                return Err(UpdateError::LocksChanged("the added lock must come last with the opened id"));
             }
             if rest != current {
-                return Err(UpdateError::LocksChanged(
-                    "opening a lock leaves the other locks unchanged",
-                ));
+                return Err(UpdateError::LocksChanged("opening a lock leaves the other locks unchanged"));
             }
         }
         UpdateKind::CloseLock(id) => {
             let Some(pos) = current.iter().position(|l| l.id == id) else {
                 return Err(UpdateError::LocksChanged("the closed lock is not held"));
             };
-            let remaining = current
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i != pos)
-                .map(|(_, l)| l);
+            let remaining = current.iter().enumerate().filter(|(i, _)| *i != pos).map(|(_, l)| l);
             if !remaining.eq(proposed.iter()) {
-                return Err(UpdateError::LocksChanged(
-                    "closing a lock removes exactly that lock",
-                ));
+                return Err(UpdateError::LocksChanged("closing a lock removes exactly that lock"));
             }
         }
     }
@@ -308,23 +253,12 @@ mod tests {
     }
 
     fn lock(id: u8, amount: u64) -> SubAlloc {
-        SubAlloc {
-            id: B256::repeat_byte(id),
-            balances: vec![u(amount)],
-            indexMap: [0, 1],
-        }
+        SubAlloc { id: B256::repeat_byte(id), balances: vec![u(amount)], indexMap: [0, 1] }
     }
 
     #[test]
     fn transfer_preserving_the_total_is_accepted() {
-        assert_eq!(
-            validate_update(
-                &state(0, [3, 3], vec![]),
-                &state(1, [2, 4], vec![]),
-                UpdateKind::Transfer
-            ),
-            Ok(())
-        );
+        assert_eq!(validate_update(&state(0, [3, 3], vec![]), &state(1, [2, 4], vec![]), UpdateKind::Transfer), Ok(()));
     }
 
     #[test]
@@ -333,10 +267,7 @@ mod tests {
         for v in [4, 6, 0] {
             assert_eq!(
                 validate_update(&cur, &state(v, [3, 3], vec![]), UpdateKind::Transfer),
-                Err(UpdateError::WrongVersion {
-                    expected: 5,
-                    actual: v
-                })
+                Err(UpdateError::WrongVersion { expected: 5, actual: v })
             );
         }
     }
@@ -344,11 +275,7 @@ mod tests {
     #[test]
     fn total_must_be_preserved() {
         assert!(matches!(
-            validate_update(
-                &state(0, [3, 3], vec![]),
-                &state(1, [3, 4], vec![]),
-                UpdateKind::Transfer
-            ),
+            validate_update(&state(0, [3, 3], vec![]), &state(1, [3, 4], vec![]), UpdateKind::Transfer),
             Err(UpdateError::TotalChanged { asset: 0, .. })
         ));
     }
@@ -365,15 +292,9 @@ mod tests {
         // X = (3, 3); V opened with (2, 3): X = (1, 0) + lock 5; V closes at (4, 1): X = (5, 1).
         let x0 = state(0, [3, 3], vec![]);
         let x1 = state(1, [1, 0], vec![lock(9, 5)]);
-        assert_eq!(
-            validate_update(&x0, &x1, UpdateKind::OpenLock(B256::repeat_byte(9))),
-            Ok(())
-        );
+        assert_eq!(validate_update(&x0, &x1, UpdateKind::OpenLock(B256::repeat_byte(9))), Ok(()));
         let x2 = state(2, [5, 1], vec![]);
-        assert_eq!(
-            validate_update(&x1, &x2, UpdateKind::CloseLock(B256::repeat_byte(9))),
-            Ok(())
-        );
+        assert_eq!(validate_update(&x1, &x2, UpdateKind::CloseLock(B256::repeat_byte(9))), Ok(()));
         assert!(validate_update(&x1, &x2, UpdateKind::Transfer).is_err());
     }
 
@@ -383,18 +304,8 @@ mod tests {
         let next = state(2, [0, 0], vec![lock(1, 5), lock(2, 1)]);
         assert!(validate_update(&cur, &next, UpdateKind::Transfer).is_err());
         assert!(validate_update(&cur, &next, UpdateKind::OpenLock(B256::repeat_byte(3))).is_err());
-        assert_eq!(
-            validate_update(&cur, &next, UpdateKind::OpenLock(B256::repeat_byte(2))),
-            Ok(())
-        );
-        assert!(
-            validate_update(
-                &cur,
-                &state(2, [6, 0], vec![]),
-                UpdateKind::CloseLock(B256::repeat_byte(2))
-            )
-            .is_err()
-        );
+        assert_eq!(validate_update(&cur, &next, UpdateKind::OpenLock(B256::repeat_byte(2))), Ok(()));
+        assert!(validate_update(&cur, &state(2, [6, 0], vec![]), UpdateKind::CloseLock(B256::repeat_byte(2))).is_err());
         let dup = state(2, [0, 0], vec![lock(1, 5), lock(1, 1)]);
         assert_eq!(
             validate_update(&cur, &dup, UpdateKind::OpenLock(B256::repeat_byte(1))),
@@ -408,11 +319,7 @@ mod tests {
         bad.indexMap = [1, 1];
         let cur = state(1, [1, 0], vec![]);
         assert_eq!(
-            validate_update(
-                &cur,
-                &state(2, [0, 0], vec![bad]),
-                UpdateKind::OpenLock(B256::repeat_byte(2))
-            ),
+            validate_update(&cur, &state(2, [0, 0], vec![bad]), UpdateKind::OpenLock(B256::repeat_byte(2))),
             Err(UpdateError::InvalidIndexMap(B256::repeat_byte(2)))
         );
     }

@@ -40,20 +40,9 @@ pub struct SeedReport {
 impl SeedReport {
     /// Checks the figures the seed gives: X = (5, 1), Y = (6, 3), Ingrid unchanged.
     pub fn check(&self) -> anyhow::Result<()> {
-        ensure!(
-            self.x == [eth(5), eth(1)],
-            "X settled at {:?}, expected (5, 1)",
-            self.x
-        );
-        ensure!(
-            self.y == [eth(6), eth(3)],
-            "Y settled at {:?}, expected (6, 3)",
-            self.y
-        );
-        ensure!(
-            self.ingrid_before == self.ingrid_after,
-            "Ingrid's total changed"
-        );
+        ensure!(self.x == [eth(5), eth(1)], "X settled at {:?}, expected (5, 1)", self.x);
+        ensure!(self.y == [eth(6), eth(3)], "Y settled at {:?}, expected (6, 3)", self.y);
+        ensure!(self.ingrid_before == self.ingrid_after, "Ingrid's total changed");
         Ok(())
     }
 }
@@ -94,11 +83,7 @@ fn state(
     State {
         channelId: channel,
         version,
-        outcome: Allocation {
-            assets: vec![asset],
-            balances: vec![balances],
-            locked,
-        },
+        outcome: Allocation { assets: vec![asset], balances: vec![balances], locked },
         appData: Bytes::new(),
         isFinal: is_final,
     }
@@ -118,19 +103,11 @@ pub async fn run(
     [alice, ingrid, bob]: [PrivateKeySigner; 3],
     out: &mut impl Write,
 ) -> anyhow::Result<SeedReport> {
-    let (pa, pi, pb) = (
-        devnet.provider(&alice),
-        devnet.provider(&ingrid),
-        devnet.provider(&bob),
-    );
+    let (pa, pi, pb) = (devnet.provider(&alice), devnet.provider(&ingrid), devnet.provider(&bob));
     let contracts: Contracts = chain::deploy(&pi).await?;
     let d = contracts.deployment;
     let asset = contracts.eth_holder;
-    writeln!(
-        out,
-        "contracts: adjudicator {}, ETH holder {}",
-        d.adjudicator, asset
-    )?;
+    writeln!(out, "contracts: adjudicator {}, ETH holder {}", d.adjudicator, asset)?;
 
     let nonce = pi.get_block_number().await?;
     let xp = ledger_params(alice.address(), ingrid.address(), nonce);
@@ -142,10 +119,10 @@ pub async fn run(
     let y0 = state(y, 0, asset, [eth(4), eth(5)], vec![], false);
     validate_initial(&xp, &x0)?;
     validate_initial(&yp, &y0)?;
-    chain::deposit_eth(&pa, asset, x, alice.address(), eth(3)).await?;
-    chain::deposit_eth(&pi, asset, x, ingrid.address(), eth(3)).await?;
-    chain::deposit_eth(&pi, asset, y, ingrid.address(), eth(4)).await?;
-    chain::deposit_eth(&pb, asset, y, bob.address(), eth(5)).await?;
+    chain::deposit(&pa, &contracts.eth(), x, alice.address(), eth(3)).await?;
+    chain::deposit(&pi, &contracts.eth(), x, ingrid.address(), eth(3)).await?;
+    chain::deposit(&pi, &contracts.eth(), y, ingrid.address(), eth(4)).await?;
+    chain::deposit(&pb, &contracts.eth(), y, bob.address(), eth(5)).await?;
     let ingrid_before = chain::holdings(&pi, asset, x, ingrid.address()).await?
         + chain::holdings(&pi, asset, y, ingrid.address()).await?;
     writeln!(
@@ -169,11 +146,7 @@ pub async fn run(
     validate_initial(&vp, &v0)?;
     // In X, V's Alice is Alice (0) and V's Bob is Ingrid (1); in Y, V's Alice is Ingrid (0)
     // and V's Bob is Bob (1).
-    let lock = SubAlloc {
-        id: v,
-        balances: vec![eth(5)],
-        indexMap: [0, 1],
-    };
+    let lock = SubAlloc { id: v, balances: vec![eth(5)], indexMap: [0, 1] };
     let x1 = state(x, 1, asset, [eth(1), eth(0)], vec![lock.clone()], false);
     let y1 = state(y, 1, asset, [eth(2), eth(2)], vec![lock], false);
     validate_update(&x0, &x1, UpdateKind::OpenLock(v))?;
@@ -190,34 +163,22 @@ pub async fn run(
     let v1 = state(v, 1, asset, [eth(4), eth(1)], vec![], true);
     validate_update(&v0, &v1, UpdateKind::Transfer)?;
     let v1_signed = chain::sign_both(&d, &vp, &v1, [&alice, &bob])?;
-    writeln!(
-        out,
-        "pay:     V = {} (final, signed by Alice and Bob)",
-        show([eth(4), eth(1)])
-    )?;
+    writeln!(out, "pay:     V = {} (final, signed by Alice and Bob)", show([eth(4), eth(1)]))?;
 
     // Close X cooperatively: V's final balances go back into X and X concludes at once.
     let x2 = state(x, 2, asset, [eth(5), eth(1)], vec![], true);
     validate_update(&x1, &x2, UpdateKind::CloseLock(v))?;
-    chain::conclude_final(
-        &pa,
-        &contracts,
-        chain::sign_both(&d, &xp, &x2, [&alice, &ingrid])?,
-    )
-    .await?;
+    chain::conclude_final(&pa, &d, chain::sign_both(&d, &xp, &x2, [&alice, &ingrid])?).await?;
     writeln!(out, "close X: cooperatively, final state concluded at once")?;
 
     // Settle Y through a dispute: Ingrid registers Y with the lock and V's final state,
     // waits out the challenge period and concludes; the adjudicator credits V to Y.
     let y1_signed = chain::sign_both(&d, &yp, &y1, [&ingrid, &bob])?;
-    chain::register(&pi, &contracts, y1_signed, vec![v1_signed]).await?;
+    chain::register(&pi, &d, y1_signed, vec![v1_signed]).await?;
     pi.anvil_increase_time(LEDGER_CHALLENGE).await?;
     pi.anvil_mine(Some(1), None).await?;
-    chain::conclude(&pi, &contracts, yp, y1, vec![v1]).await?;
-    writeln!(
-        out,
-        "close Y: through a dispute, registered with V's final state, concluded after the timeout"
-    )?;
+    chain::conclude(&pi, &d, yp, y1, vec![v1]).await?;
+    writeln!(out, "close Y: through a dispute, registered with V's final state, concluded after the timeout")?;
 
     let report = SeedReport {
         x: [
@@ -231,29 +192,16 @@ pub async fn run(
         ingrid_before,
         ingrid_after: U256::ZERO,
     };
-    let report = SeedReport {
-        ingrid_after: report.x[1] + report.y[0],
-        ..report
-    };
-    writeln!(
-        out,
-        "settled on chain: X (Alice, Ingrid) = {}   Y (Ingrid, Bob) = {}",
-        show(report.x),
-        show(report.y)
-    )?;
-    writeln!(
-        out,
-        "Ingrid: {} before, {} after",
-        ether(report.ingrid_before),
-        ether(report.ingrid_after)
-    )?;
+    let report = SeedReport { ingrid_after: report.x[1] + report.y[0], ..report };
+    writeln!(out, "settled on chain: X (Alice, Ingrid) = {}   Y (Ingrid, Bob) = {}", show(report.x), show(report.y))?;
+    writeln!(out, "Ingrid: {} before, {} after", ether(report.ingrid_before), ether(report.ingrid_after))?;
 
     // Everyone withdraws its payout.
     let withdrawn = [
-        chain::withdraw_eth(&pa, &contracts, &alice, x, alice.address()).await?,
-        chain::withdraw_eth(&pi, &contracts, &ingrid, x, ingrid.address()).await?,
-        chain::withdraw_eth(&pi, &contracts, &ingrid, y, ingrid.address()).await?,
-        chain::withdraw_eth(&pb, &contracts, &bob, y, bob.address()).await?,
+        chain::withdraw(&pa, &d, asset, &alice, x, alice.address()).await?,
+        chain::withdraw(&pi, &d, asset, &ingrid, x, ingrid.address()).await?,
+        chain::withdraw(&pi, &d, asset, &ingrid, y, ingrid.address()).await?,
+        chain::withdraw(&pb, &d, asset, &bob, y, bob.address()).await?,
     ];
     ensure!(
         withdrawn == [report.x[0], report.x[1], report.y[0], report.y[1]],

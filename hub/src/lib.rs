@@ -1,5 +1,18 @@
 //! Ingrid: a payment hub for Perun virtual payment channels.
 //!
-//! - [`demo`]: the seed's worked example run through the contracts on a local chain.
+//! - [`core`]: the hub's pure decisions (what to accept, sign and deposit).
+//! - [`api`]: the HTTP API; [`error`]: its error type.
+//! - [`db`]: Postgres, the source of truth.
+//! - [`chain`]: the event watcher and the outbox of the hub's transactions.
+//! - [`server`]: starting and stopping a hub process; [`config`]: its configuration.
+//! - [`dev`]: the embedded local stack (`ingrid dev`); [`demo`]: the seed's example on chain.
 
+pub mod api;
+pub mod chain;
+pub mod config;
+pub mod core;
+pub mod db;
 pub mod demo;
+pub mod dev;
+pub mod error;
+pub mod server;

@@ -25,26 +25,13 @@ async fn setup() -> anyhow::Result<Setup> {
     let (alice, ingrid) = (devnet.key(0), devnet.key(1));
     let provider = devnet.provider(&ingrid);
     let contracts = chain::deploy(&provider).await?;
-    Ok(Setup {
-        devnet,
-        alice,
-        ingrid,
-        provider,
-        contracts,
-    })
+    Ok(Setup { devnet, alice, ingrid, provider, contracts })
 }
 
 /// Fails unless `result` is the adjudicator's `InvalidSignature` revert.
 fn expect_invalid_signature<T>(result: Result<T, ChainError>) -> anyhow::Result<()> {
     match result {
-        Err(err)
-            if matches!(
-                err.adjudicator_error(),
-                Some(AdjudicatorErrors::InvalidSignature(_))
-            ) =>
-        {
-            Ok(())
-        }
+        Err(err) if matches!(err.adjudicator_error(), Some(AdjudicatorErrors::InvalidSignature(_))) => Ok(()),
         Err(err) => anyhow::bail!("expected InvalidSignature, got {err}"),
         Ok(_) => anyhow::bail!("expected InvalidSignature, the call succeeded"),
     }
@@ -82,18 +69,13 @@ async fn state_signed_in_rust_is_accepted_by_the_adjudicator() -> anyhow::Result
     let p = params(s.alice.address(), s.ingrid.address(), 1);
     let st = state(channel_id(&p), 3, s.contracts.eth_holder, [10, 20], false);
     let signed = chain::sign_both(&d, &p, &st, [&s.alice, &s.ingrid])?;
-    chain::register(&s.provider, &s.contracts, signed, vec![]).await?;
+    chain::register(&s.provider, &s.contracts.deployment, signed, vec![]).await?;
 
-    let (timeout, version, phase, hash) =
-        chain::dispute(&s.provider, &s.contracts, st.channelId).await?;
-    assert_eq!(version, 3);
-    assert_eq!(phase, 1, "phase Dispute");
-    assert!(timeout > 0);
-    assert_eq!(
-        hash,
-        d.state_digest(&st),
-        "the record holds the digest Rust computed"
-    );
+    let record = chain::dispute(&s.provider, &s.contracts.deployment, st.channelId).await?;
+    assert_eq!(record.version, 3);
+    assert_eq!(record.phase, chain::phase::DISPUTE);
+    assert!(record.timeout > 0);
+    assert_eq!(record.state_hash, d.state_digest(&st), "the record holds the digest Rust computed");
     Ok(())
 }
 
@@ -107,40 +89,32 @@ async fn tampered_or_misattributed_states_are_rejected() -> anyhow::Result<()> {
     // Balances changed after signing.
     let mut tampered = chain::sign_both(&d, &p, &st, [&s.alice, &s.ingrid])?;
     tampered.state.outcome.balances[0] = [U256::from(30), U256::from(0)];
-    expect_invalid_signature(chain::register(&s.provider, &s.contracts, tampered, vec![]).await)?;
+    expect_invalid_signature(chain::register(&s.provider, &s.contracts.deployment, tampered, vec![]).await)?;
 
     // Version changed after signing.
     let mut bumped = chain::sign_both(&d, &p, &st, [&s.alice, &s.ingrid])?;
     bumped.state.version = 2;
-    expect_invalid_signature(chain::register(&s.provider, &s.contracts, bumped, vec![]).await)?;
+    expect_invalid_signature(chain::register(&s.provider, &s.contracts.deployment, bumped, vec![]).await)?;
 
     // Signatures in the wrong order, and a stranger's signature.
     let swapped = chain::sign_both(&d, &p, &st, [&s.ingrid, &s.alice])?;
-    expect_invalid_signature(chain::register(&s.provider, &s.contracts, swapped, vec![]).await)?;
+    expect_invalid_signature(chain::register(&s.provider, &s.contracts.deployment, swapped, vec![]).await)?;
     let stranger = PrivateKeySigner::random();
     let forged = chain::sign_both(&d, &p, &st, [&s.alice, &stranger])?;
-    expect_invalid_signature(chain::register(&s.provider, &s.contracts, forged, vec![]).await)?;
+    expect_invalid_signature(chain::register(&s.provider, &s.contracts.deployment, forged, vec![]).await)?;
 
     // Signed for another chain id or another adjudicator deployment.
     for other in [
-        ingrid_client_sdk::Deployment {
-            chain_id: d.chain_id + 1,
-            ..d
-        },
-        ingrid_client_sdk::Deployment {
-            adjudicator: Address::repeat_byte(1),
-            ..d
-        },
+        ingrid_client_sdk::Deployment { chain_id: d.chain_id + 1, ..d },
+        ingrid_client_sdk::Deployment { adjudicator: Address::repeat_byte(1), ..d },
     ] {
         let replayed = chain::sign_both(&other, &p, &st, [&s.alice, &s.ingrid])?;
-        expect_invalid_signature(
-            chain::register(&s.provider, &s.contracts, replayed, vec![]).await,
-        )?;
+        expect_invalid_signature(chain::register(&s.provider, &s.contracts.deployment, replayed, vec![]).await)?;
     }
 
     // Nothing was registered by any of the attempts.
-    let (_, _, phase, _) = chain::dispute(&s.provider, &s.contracts, st.channelId).await?;
-    assert_eq!(phase, 0, "phase None");
+    let record = chain::dispute(&s.provider, &s.contracts.deployment, st.channelId).await?;
+    assert_eq!(record.phase, chain::phase::NONE);
     Ok(())
 }
 
@@ -149,48 +123,24 @@ async fn erc20_channel_settles_and_withdraws_in_rust() -> anyhow::Result<()> {
     let s = setup().await?;
     let d = s.contracts.deployment;
     let token = chain::deploy_test_token(&s.provider, &s.contracts).await?;
+    let token_address = token.token.expect("an ERC20 asset");
     let pa = s.devnet.provider(&s.alice);
-    chain::mint_test_token(
-        &s.provider,
-        token.token,
-        s.alice.address(),
-        U256::from(1_000),
-    )
-    .await?;
-    chain::mint_test_token(
-        &s.provider,
-        token.token,
-        s.ingrid.address(),
-        U256::from(1_000),
-    )
-    .await?;
+    chain::mint_test_token(&s.provider, token_address, s.alice.address(), U256::from(1_000)).await?;
+    chain::mint_test_token(&s.provider, token_address, s.ingrid.address(), U256::from(1_000)).await?;
 
     let p = params(s.alice.address(), s.ingrid.address(), 3);
     let ch = channel_id(&p);
-    chain::deposit_erc20(&pa, &token, ch, s.alice.address(), U256::from(300)).await?;
-    chain::deposit_erc20(&s.provider, &token, ch, s.ingrid.address(), U256::from(200)).await?;
+    chain::deposit(&pa, &token, ch, s.alice.address(), U256::from(300)).await?;
+    chain::deposit(&s.provider, &token, ch, s.ingrid.address(), U256::from(200)).await?;
     let last = state(ch, 7, token.holder, [120, 380], true);
-    chain::conclude_final(
-        &s.provider,
-        &s.contracts,
-        chain::sign_both(&d, &p, &last, [&s.alice, &s.ingrid])?,
-    )
-    .await?;
+    chain::conclude_final(&s.provider, &d, chain::sign_both(&d, &p, &last, [&s.alice, &s.ingrid])?).await?;
 
     let receiver = Address::repeat_byte(0x42);
-    let got = chain::withdraw_erc20(&pa, &s.contracts, &token, &s.alice, ch, receiver).await?;
+    let got = chain::withdraw(&pa, &d, token.holder, &s.alice, ch, receiver).await?;
     assert_eq!(got, U256::from(120));
-    let got = chain::withdraw_erc20(
-        &s.provider,
-        &s.contracts,
-        &token,
-        &s.ingrid,
-        ch,
-        s.ingrid.address(),
-    )
-    .await?;
+    let got = chain::withdraw(&s.provider, &d, token.holder, &s.ingrid, ch, s.ingrid.address()).await?;
     assert_eq!(got, U256::from(380));
-    let tok = ingrid_client_sdk::bindings::TestToken::new(token.token, &s.provider);
+    let tok = ingrid_client_sdk::bindings::TestToken::new(token_address, &s.provider);
     assert_eq!(tok.balanceOf(receiver).call().await?, U256::from(120));
     assert_eq!(tok.balanceOf(token.holder).call().await?, U256::ZERO);
     Ok(())
@@ -205,39 +155,22 @@ fn arb_u256() -> impl Strategy<Value = U256> {
 }
 
 fn arb_params() -> impl Strategy<Value = Params> {
-    (
-        any::<u64>(),
-        arb_u256(),
-        arb_address(),
-        arb_address(),
-        any::<bool>(),
-        any::<bool>(),
-        arb_address(),
+    (any::<u64>(), arb_u256(), arb_address(), arb_address(), any::<bool>(), any::<bool>(), arb_address()).prop_map(
+        |(challenge_duration, nonce, a, b, ledger, is_virtual, app)| Params {
+            challengeDuration: challenge_duration,
+            nonce,
+            participants: [a, b],
+            ledger,
+            isVirtual: is_virtual,
+            app,
+        },
     )
-        .prop_map(
-            |(challenge_duration, nonce, a, b, ledger, is_virtual, app)| Params {
-                challengeDuration: challenge_duration,
-                nonce,
-                participants: [a, b],
-                ledger,
-                isVirtual: is_virtual,
-                app,
-            },
-        )
 }
 
 fn arb_state() -> impl Strategy<Value = State> {
     (1usize..4).prop_flat_map(|assets| {
-        let lock = (
-            any::<[u8; 32]>(),
-            prop::collection::vec(arb_u256(), assets),
-            any::<[u16; 2]>(),
-        )
-            .prop_map(|(id, balances, index_map)| SubAlloc {
-                id: B256::from(id),
-                balances,
-                indexMap: index_map,
-            });
+        let lock = (any::<[u8; 32]>(), prop::collection::vec(arb_u256(), assets), any::<[u16; 2]>())
+            .prop_map(|(id, balances, index_map)| SubAlloc { id: B256::from(id), balances, indexMap: index_map });
         (
             any::<[u8; 32]>(),
             any::<u64>(),
@@ -247,19 +180,13 @@ fn arb_state() -> impl Strategy<Value = State> {
             prop::collection::vec(any::<u8>(), 0..70),
             any::<bool>(),
         )
-            .prop_map(
-                |(id, version, assets, balances, locked, app, is_final)| State {
-                    channelId: B256::from(id),
-                    version,
-                    outcome: Allocation {
-                        assets,
-                        balances,
-                        locked,
-                    },
-                    appData: Bytes::from(app),
-                    isFinal: is_final,
-                },
-            )
+            .prop_map(|(id, version, assets, balances, locked, app, is_final)| State {
+                channelId: B256::from(id),
+                version,
+                outcome: Allocation { assets, balances, locked },
+                appData: Bytes::from(app),
+                isFinal: is_final,
+            })
     })
 }
 
@@ -269,10 +196,7 @@ fn ids_and_digests_equal_the_contracts_for_random_params_and_states() -> anyhow:
     let s = rt.block_on(setup())?;
     let adjudicator = Adjudicator::new(s.contracts.deployment.adjudicator, &s.provider);
     let d = s.contracts.deployment;
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
-        cases: 64,
-        ..ProptestConfig::default()
-    });
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases: 64, ..ProptestConfig::default() });
     runner
         .run(&(arb_params(), arb_state()), |(p, st)| {
             let (id, digest) = rt

@@ -1,0 +1,181 @@
+//! Wire types of the hub's HTTP API (JSON), shared by the hub and the SDK.
+//!
+//! Amounts (`U256`) travel as `0x`-prefixed hex strings, addresses and hashes as hex, byte
+//! strings (signatures) as `0x`-prefixed hex. Every error answer has an [`ErrorBody`].
+
+use alloy::primitives::{Address, B256, Bytes, U256};
+use serde::{Deserialize, Serialize};
+
+use crate::bindings::Channel::{Params, State};
+
+/// Header carrying the idempotency key of a state-changing request.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// The body of every error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Machine-readable reason, e.g. `stale_version`, `bad_signature`, `unauthorized`.
+    pub error: String,
+    /// Human-readable explanation with the numbers involved.
+    pub message: String,
+}
+
+/// Asks for a login challenge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChallengeRequest {
+    /// The client's channel key address.
+    pub address: Address,
+}
+
+/// A login challenge to sign (EIP-191 `personal_sign`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChallengeResponse {
+    /// The exact text to sign.
+    pub challenge: String,
+    /// Unix time after which the challenge is refused.
+    pub expires_at: u64,
+}
+
+/// Exchanges a signed challenge for a bearer token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRequest {
+    /// The client's channel key address.
+    pub address: Address,
+    /// The challenge text, as received.
+    pub challenge: String,
+    /// EIP-191 signature of the challenge by `address`.
+    pub signature: Bytes,
+}
+
+/// A bearer token for `Authorization: Bearer <token>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenResponse {
+    /// The token.
+    pub token: String,
+    /// Unix time at which it expires.
+    pub expires_at: u64,
+}
+
+/// An asset the hub accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetInfo {
+    /// Short name, e.g. `ETH`, `USDC`.
+    pub symbol: String,
+    /// The asset holder contract; this is the asset's id in channel outcomes.
+    pub holder: Address,
+    /// The ERC20 token, `None` for ETH.
+    pub token: Option<Address>,
+}
+
+/// What a client needs to know to open a channel with the hub.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HubInfo {
+    /// The hub's channel key address (its participant address in every channel).
+    pub address: Address,
+    /// Chain id signatures are bound to.
+    pub chain_id: u64,
+    /// Adjudicator signatures are bound to.
+    pub adjudicator: Address,
+    /// Accepted assets.
+    pub assets: Vec<AssetInfo>,
+    /// Accepted challenge durations of basic channels, seconds.
+    pub challenge_duration: [u64; 2],
+    /// Blocks on top of a deposit before the hub counts it.
+    pub confirmations: u64,
+}
+
+/// Opens a basic channel: params, the opening state (version 0) and the client's signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenChannelRequest {
+    /// The channel's params; the hub and the client are its participants.
+    pub params: Params,
+    /// Version 0 with both parties' deposits as balances.
+    pub state: State,
+    /// The client's signature on `state`.
+    pub signature: Bytes,
+}
+
+/// A state proposed by the client (an update or the final state), with its signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateRequest {
+    /// The proposed state.
+    pub state: State,
+    /// The client's signature on it.
+    pub signature: Bytes,
+}
+
+/// The hub's countersignature on a state it stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignatureResponse {
+    /// The channel.
+    pub channel_id: B256,
+    /// The version signed.
+    pub version: u64,
+    /// The hub's signature on that state.
+    pub signature: Bytes,
+}
+
+/// Where a basic channel is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelStatus {
+    /// Signed; waiting for both deposits to be confirmed on chain.
+    Funding,
+    /// Funded: updates are accepted.
+    Open,
+    /// A final state is signed; the hub is concluding it on chain.
+    Closing,
+    /// Concluded on chain; the outcome is recorded.
+    Closed,
+}
+
+/// A state with both signatures (in participant order).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FullySignedState {
+    /// The state.
+    pub state: State,
+    /// Signatures of participant 0 and participant 1.
+    pub sigs: [Bytes; 2],
+}
+
+/// What has been deposited for one asset and participant, as the hub has seen it on chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Funding {
+    /// The asset holder.
+    pub asset: Address,
+    /// The participant credited.
+    pub participant: Address,
+    /// Confirmed total deposited.
+    pub amount: U256,
+}
+
+/// A basic channel as the hub knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelView {
+    /// Channel id.
+    pub id: B256,
+    /// Params.
+    pub params: Params,
+    /// Life-cycle status.
+    pub status: ChannelStatus,
+    /// The hub's participant index (0 or 1).
+    pub hub_index: u8,
+    /// The latest state signed by both.
+    pub latest: FullySignedState,
+    /// Confirmed deposits.
+    pub funding: Vec<Funding>,
+    /// Final balances pushed on chain, per asset, when concluded.
+    pub settled: Option<Vec<[U256; 2]>>,
+}
+
+/// A list of channels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelList {
+    /// The channels, newest first.
+    pub channels: Vec<ChannelView>,
+}

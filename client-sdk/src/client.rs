@@ -1,0 +1,188 @@
+//! A typed HTTP client for every endpoint of the hub's API.
+
+use alloy::primitives::B256;
+use alloy::signers::SignerSync;
+use alloy::signers::local::PrivateKeySigner;
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::api::{
+    ChallengeRequest, ChallengeResponse, ChannelList, ChannelView, ErrorBody, HubInfo, IDEMPOTENCY_KEY,
+    OpenChannelRequest, SignatureResponse, StateRequest, TokenRequest, TokenResponse,
+};
+
+/// Why a request to the hub failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The hub could not be reached, or the connection broke.
+    #[error("transport: {0}")]
+    Transport(#[from] reqwest::Error),
+    /// The hub refused the request.
+    #[error("hub answered {status}: {} ({})", body.message, body.error)]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The hub's reason.
+        body: ErrorBody,
+    },
+    /// The hub's answer could not be understood.
+    #[error("unexpected answer ({status}): {text}")]
+    Unexpected {
+        /// HTTP status.
+        status: u16,
+        /// Body text.
+        text: String,
+    },
+    /// The login challenge could not be signed.
+    #[error("signing failed: {0}")]
+    Signing(String),
+}
+
+impl ClientError {
+    /// The hub's reason code, for a refusal.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Refused { body, .. } => Some(&body.error),
+            _ => None,
+        }
+    }
+}
+
+/// A client of one hub, authenticated once [`HubClient::login`] succeeded.
+#[derive(Debug, Clone)]
+pub struct HubClient {
+    base: String,
+    http: reqwest::Client,
+    token: Option<String>,
+}
+
+impl HubClient {
+    /// A client of the hub at `base_url` (e.g. `http://127.0.0.1:8547`).
+    pub fn new(base_url: &str) -> Self {
+        Self { base: base_url.trim_end_matches('/').to_string(), http: reqwest::Client::new(), token: None }
+    }
+
+    /// The bearer token in use, if logged in.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// Uses `token` for the following requests.
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        idempotency_key: Option<&str>,
+    ) -> Result<T, ClientError> {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(key) = idempotency_key {
+            request = request.header(IDEMPOTENCY_KEY, key);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let bytes = response.bytes().await?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|_| ClientError::Unexpected {
+                status: status.as_u16(),
+                text: String::from_utf8_lossy(&bytes).into(),
+            });
+        }
+        match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(body) => Err(ClientError::Refused { status: status.as_u16(), body }),
+            Err(_) => {
+                Err(ClientError::Unexpected { status: status.as_u16(), text: String::from_utf8_lossy(&bytes).into() })
+            }
+        }
+    }
+
+    /// `GET /v1/hub`: the hub's address, chain, contracts, assets and rules.
+    pub async fn hub_info(&self) -> Result<HubInfo, ClientError> {
+        self.call::<(), _>(Method::GET, "/v1/hub", None, None).await
+    }
+
+    /// Logs in with the channel key: asks for a challenge, signs it, keeps the token.
+    pub async fn login(&mut self, key: &PrivateKeySigner) -> Result<TokenResponse, ClientError> {
+        let challenge: ChallengeResponse = self
+            .call(Method::POST, "/v1/auth/challenge", Some(&ChallengeRequest { address: key.address() }), None)
+            .await?;
+        let sig =
+            key.sign_message_sync(challenge.challenge.as_bytes()).map_err(|e| ClientError::Signing(e.to_string()))?;
+        let request = TokenRequest {
+            address: key.address(),
+            challenge: challenge.challenge,
+            signature: sig.as_bytes().to_vec().into(),
+        };
+        let token: TokenResponse = self.call(Method::POST, "/v1/auth/token", Some(&request), None).await?;
+        self.token = Some(token.token.clone());
+        Ok(token)
+    }
+
+    /// `POST /v1/channels`: proposes a basic channel; returns the hub's signature on version 0.
+    pub async fn open_channel(
+        &self,
+        request: &OpenChannelRequest,
+        idempotency_key: Option<&str>,
+    ) -> Result<SignatureResponse, ClientError> {
+        self.call(Method::POST, "/v1/channels", Some(request), idempotency_key).await
+    }
+
+    /// `POST /v1/channels/{id}/updates`: proposes the next version.
+    pub async fn update(
+        &self,
+        id: B256,
+        request: &StateRequest,
+        idempotency_key: Option<&str>,
+    ) -> Result<SignatureResponse, ClientError> {
+        self.call(Method::POST, &format!("/v1/channels/{id}/updates"), Some(request), idempotency_key).await
+    }
+
+    /// `POST /v1/channels/{id}/close`: proposes the final state.
+    pub async fn close(
+        &self,
+        id: B256,
+        request: &StateRequest,
+        idempotency_key: Option<&str>,
+    ) -> Result<SignatureResponse, ClientError> {
+        self.call(Method::POST, &format!("/v1/channels/{id}/close"), Some(request), idempotency_key).await
+    }
+
+    /// `GET /v1/channels`: this client's channels.
+    pub async fn channels(&self) -> Result<ChannelList, ClientError> {
+        self.call::<(), _>(Method::GET, "/v1/channels", None, None).await
+    }
+
+    /// `GET /v1/channels/{id}`: one of this client's channels.
+    pub async fn channel(&self, id: B256) -> Result<ChannelView, ClientError> {
+        self.call::<(), _>(Method::GET, &format!("/v1/channels/{id}"), None, None).await
+    }
+
+    /// `GET /v1/admin/channels` with the operator token set by [`HubClient::with_token`].
+    pub async fn admin_channels(&self) -> Result<ChannelList, ClientError> {
+        self.call::<(), _>(Method::GET, "/v1/admin/channels", None, None).await
+    }
+}
+
+/// True if `error` means the request never reached a decision (worth retrying with the same
+/// idempotency key).
+pub fn is_retryable(error: &ClientError) -> bool {
+    match error {
+        ClientError::Transport(_) => true,
+        ClientError::Refused { status, .. } | ClientError::Unexpected { status, .. } => {
+            *status >= 500 || *status == StatusCode::TOO_MANY_REQUESTS.as_u16()
+        }
+        ClientError::Signing(_) => false,
+    }
+}

@@ -1,0 +1,264 @@
+//! An end user's channels with one hub, end to end: open a basic channel (propose, verify
+//! the hub's signature, store, deposit on chain, wait until funded), pay the hub, close and
+//! withdraw. Every hub signature is verified and every fully signed state is stored durably
+//! before the wallet acts on it.
+
+use std::time::Duration;
+
+use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::providers::DynProvider;
+use alloy::signers::local::PrivateKeySigner;
+
+use crate::api::{ChannelStatus, FullySignedState, HubInfo, OpenChannelRequest, StateRequest};
+use crate::bindings::Channel::{Allocation, Params, State};
+use crate::chain::{self, Asset, ChainError};
+use crate::client::{ClientError, HubClient};
+use crate::state::{Deployment, SignatureError, channel_id};
+use crate::store::{ChannelRecord, ChannelStore, StoreError};
+
+/// Why a wallet operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WalletError {
+    /// The hub refused or could not be reached.
+    #[error(transparent)]
+    Hub(#[from] ClientError),
+    /// A chain action failed.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// The local store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A signature could not be made, or the hub's signature is invalid.
+    #[error("signature: {0}")]
+    Signature(#[from] SignatureError),
+    /// The hub offers no such asset.
+    #[error("the hub does not accept asset {0}")]
+    UnknownAsset(Address),
+    /// The wallet has no record of the channel.
+    #[error("no local record of channel {0}")]
+    UnknownChannel(B256),
+    /// Waiting timed out.
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+    /// The request makes no sense for this channel.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// One asset's opening deposits.
+#[derive(Debug, Clone, Copy)]
+pub struct Deposit {
+    /// The asset holder.
+    pub asset: Address,
+    /// What the client deposits.
+    pub mine: U256,
+    /// What the client asks the hub to deposit.
+    pub hub: U256,
+}
+
+/// A client's channels with one hub.
+pub struct Wallet {
+    key: PrivateKeySigner,
+    hub: HubClient,
+    info: HubInfo,
+    store: ChannelStore,
+    provider: DynProvider,
+    poll: Duration,
+}
+
+impl Wallet {
+    /// Connects to the hub at `hub_url`, logs in with `key`, and uses `store` for its states
+    /// and `provider` (with `key`'s wallet) for the chain.
+    pub async fn connect(
+        hub_url: &str,
+        key: PrivateKeySigner,
+        store: ChannelStore,
+        provider: DynProvider,
+    ) -> Result<Self, WalletError> {
+        let mut hub = HubClient::new(hub_url);
+        let info = hub.hub_info().await?;
+        hub.login(&key).await?;
+        Ok(Self { key, hub, info, store, provider, poll: Duration::from_millis(200) })
+    }
+
+    /// The hub's description.
+    pub fn hub_info(&self) -> &HubInfo {
+        &self.info
+    }
+
+    /// The HTTP client (logged in).
+    pub fn hub(&self) -> &HubClient {
+        &self.hub
+    }
+
+    /// The local store.
+    pub fn store(&self) -> &ChannelStore {
+        &self.store
+    }
+
+    /// This client's address.
+    pub fn address(&self) -> Address {
+        self.key.address()
+    }
+
+    fn deployment(&self) -> Deployment {
+        Deployment { chain_id: self.info.chain_id, adjudicator: self.info.adjudicator }
+    }
+
+    fn asset(&self, holder: Address) -> Result<Asset, WalletError> {
+        self.info
+            .assets
+            .iter()
+            .find(|a| a.holder == holder)
+            .map(|a| Asset { holder: a.holder, token: a.token })
+            .ok_or(WalletError::UnknownAsset(holder))
+    }
+
+    fn record(&self, id: B256) -> Result<ChannelRecord, WalletError> {
+        self.store.load(id)?.ok_or(WalletError::UnknownChannel(id))
+    }
+
+    /// Signs `state`, checks the hub's countersignature, and stores the fully signed state.
+    fn seal(
+        &self,
+        record: &ChannelRecord,
+        state: State,
+        mine: Bytes,
+        hub_sig: Bytes,
+    ) -> Result<ChannelRecord, WalletError> {
+        self.deployment().verify_state(&state, &hub_sig, self.info.address)?;
+        let sigs = if record.hub_index == 0 { [hub_sig, mine] } else { [mine, hub_sig] };
+        let record = ChannelRecord {
+            params: record.params.clone(),
+            hub_index: record.hub_index,
+            latest: FullySignedState { state, sigs },
+        };
+        self.store.save(&record)?;
+        Ok(record)
+    }
+
+    /// Proposes a basic channel with `deposits`, stores it once the hub signed, and deposits
+    /// the client's share on chain. Returns the channel id; see [`Wallet::wait_until_open`].
+    pub async fn open_channel(&self, deposits: &[Deposit], challenge_duration: u64) -> Result<B256, WalletError> {
+        let params = Params {
+            challengeDuration: challenge_duration,
+            nonce: U256::from_be_bytes(rand_nonce()),
+            participants: [self.key.address(), self.info.address],
+            ledger: true,
+            isVirtual: false,
+            app: Address::ZERO,
+        };
+        let id = channel_id(&params);
+        let state = State {
+            channelId: id,
+            version: 0,
+            outcome: Allocation {
+                assets: deposits.iter().map(|d| d.asset).collect(),
+                balances: deposits.iter().map(|d| [d.mine, d.hub]).collect(),
+                locked: vec![],
+            },
+            appData: Bytes::new(),
+            isFinal: false,
+        };
+        let mine = self.deployment().sign_state(&self.key, &state)?;
+        let request = OpenChannelRequest { params: params.clone(), state: state.clone(), signature: mine.clone() };
+        let answer = self.hub.open_channel(&request, Some(&format!("open-{id}"))).await?;
+        let draft = ChannelRecord {
+            params,
+            hub_index: 1,
+            latest: FullySignedState { state: state.clone(), sigs: [mine.clone(), answer.signature.clone()] },
+        };
+        self.seal(&draft, state, mine, answer.signature)?;
+        for d in deposits.iter().filter(|d| !d.mine.is_zero()) {
+            chain::deposit(&self.provider, &self.asset(d.asset)?, id, self.key.address(), d.mine).await?;
+        }
+        Ok(id)
+    }
+
+    /// Waits until the hub reports the channel funded (both deposits confirmed).
+    pub async fn wait_until_open(&self, id: B256, timeout: Duration) -> Result<(), WalletError> {
+        self.wait_for_status(id, ChannelStatus::Open, timeout, "the channel to be funded").await
+    }
+
+    async fn wait_for_status(
+        &self,
+        id: B256,
+        status: ChannelStatus,
+        timeout: Duration,
+        what: &'static str,
+    ) -> Result<(), WalletError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.hub.channel(id).await?.status == status {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(WalletError::Timeout(what));
+            }
+            tokio::time::sleep(self.poll).await;
+        }
+    }
+
+    /// Pays the hub `amount` of asset `asset` off-chain (version + 1).
+    pub async fn pay_hub(&self, id: B256, asset: Address, amount: U256) -> Result<(), WalletError> {
+        let record = self.record(id)?;
+        let mut state = record.latest.state.clone();
+        let a = state.outcome.assets.iter().position(|x| *x == asset).ok_or(WalletError::UnknownAsset(asset))?;
+        let (me, hub) = (1 - record.hub_index as usize, record.hub_index as usize);
+        let balances = &mut state.outcome.balances[a];
+        balances[me] = balances[me]
+            .checked_sub(amount)
+            .ok_or_else(|| WalletError::Invalid(format!("balance {} is below {amount}", balances[me])))?;
+        balances[hub] += amount;
+        state.version += 1;
+        let mine = self.deployment().sign_state(&self.key, &state)?;
+        let request = StateRequest { state: state.clone(), signature: mine.clone() };
+        let answer = self.hub.update(id, &request, Some(&format!("update-{id}-{}", state.version))).await?;
+        self.seal(&record, state, mine, answer.signature)?;
+        Ok(())
+    }
+
+    /// Proposes the final state (latest balances) and stores it once the hub signed; the hub
+    /// then concludes the channel on chain. See [`Wallet::withdraw`].
+    pub async fn close(&self, id: B256) -> Result<(), WalletError> {
+        let record = self.record(id)?;
+        let mut state = record.latest.state.clone();
+        state.version += 1;
+        state.isFinal = true;
+        let mine = self.deployment().sign_state(&self.key, &state)?;
+        let request = StateRequest { state: state.clone(), signature: mine.clone() };
+        let answer = self.hub.close(id, &request, Some(&format!("close-{id}-{}", state.version))).await?;
+        self.seal(&record, state, mine, answer.signature)?;
+        Ok(())
+    }
+
+    /// Waits until the channel is concluded on chain, then withdraws the client's payout of
+    /// every asset to its own address. Returns the amounts, in the channel's asset order.
+    pub async fn withdraw(&self, id: B256, timeout: Duration) -> Result<Vec<U256>, WalletError> {
+        let record = self.record(id)?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        while chain::dispute(&self.provider, &self.deployment(), id).await?.phase != chain::phase::CONCLUDED {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(WalletError::Timeout("the channel to be concluded on chain"));
+            }
+            tokio::time::sleep(self.poll).await;
+        }
+        let mut amounts = Vec::new();
+        for asset in &record.latest.state.outcome.assets {
+            let held = chain::holdings(&self.provider, *asset, id, self.key.address()).await?;
+            if held.is_zero() {
+                amounts.push(U256::ZERO);
+            } else {
+                amounts.push(
+                    chain::withdraw(&self.provider, &self.deployment(), *asset, &self.key, id, self.key.address())
+                        .await?,
+                );
+            }
+        }
+        Ok(amounts)
+    }
+}
+
+fn rand_nonce() -> [u8; 32] {
+    rand::random()
+}

@@ -1,0 +1,332 @@
+//! The hub's seams to the chain: the event watcher (durable cursor, confirmation depth,
+//! idempotent on replay) and the outbox worker (the hub's own transactions, retried,
+//! correct after a restart because every action first checks what the chain already shows).
+
+use std::time::Duration;
+
+use alloy::primitives::{Address, B256, U256};
+use alloy::providers::{DynProvider, Provider};
+use alloy::rpc::types::{Filter, Log};
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolEvent;
+use anyhow::Context;
+use ingrid_client_sdk::bindings::adjudicator::Adjudicator;
+use ingrid_client_sdk::bindings::eth_holder::EthAssetHolder;
+use ingrid_client_sdk::chain::{self, Asset, phase};
+use ingrid_client_sdk::{Deployment, SignedState};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+use crate::db;
+
+/// A transaction the hub owes the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Action {
+    /// Deposit the hub's share of a basic channel.
+    Deposit {
+        /// Channel.
+        channel: B256,
+        /// Asset holder.
+        asset: Address,
+        /// The hub's required holding.
+        amount: U256,
+    },
+    /// Conclude a basic channel from its final state.
+    ConcludeFinal {
+        /// Channel.
+        channel: B256,
+        /// Version of the final state.
+        version: u64,
+    },
+    /// Withdraw the hub's payout of a concluded channel.
+    Withdraw {
+        /// Channel.
+        channel: B256,
+        /// Asset holder.
+        asset: Address,
+    },
+}
+
+impl Action {
+    /// Short name, stored with the entry.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Deposit { .. } => "deposit",
+            Self::ConcludeFinal { .. } => "conclude_final",
+            Self::Withdraw { .. } => "withdraw",
+        }
+    }
+
+    /// The key that makes enqueueing this action idempotent.
+    pub fn dedup_key(&self) -> String {
+        match self {
+            Self::Deposit { channel, asset, .. } => format!("deposit:{channel}:{asset}"),
+            Self::ConcludeFinal { channel, .. } => format!("conclude:{channel}"),
+            Self::Withdraw { channel, asset } => format!("withdraw:{channel}:{asset}"),
+        }
+    }
+}
+
+/// What the watcher and the outbox need.
+#[derive(Clone)]
+pub struct Chain {
+    /// RPC with the hub's wallet.
+    pub provider: DynProvider,
+    /// Chain and adjudicator.
+    pub deployment: Deployment,
+    /// Accepted assets.
+    pub assets: Vec<Asset>,
+    /// The hub's key.
+    pub key: PrivateKeySigner,
+    /// Confirmation depth.
+    pub confirmations: u64,
+    /// First block to ingest on a fresh database.
+    pub start_block: u64,
+    /// Poll interval.
+    pub poll: Duration,
+}
+
+const CURSOR: &str = "events";
+/// Most blocks fetched per `eth_getLogs`.
+const MAX_RANGE: u64 = 2_000;
+
+impl Chain {
+    /// Ingests confirmed events up to the confirmation depth, at most [`MAX_RANGE`] blocks;
+    /// returns the new cursor, or `None` if there was nothing new.
+    pub async fn ingest_once(&self, pool: &PgPool) -> anyhow::Result<Option<u64>> {
+        let head = self.provider.get_block_number().await?;
+        let Some(safe) = head.checked_sub(self.confirmations) else { return Ok(None) };
+        let from = match db::cursor(pool, CURSOR).await? {
+            Some(done) => done + 1,
+            None => self.start_block,
+        };
+        if from > safe {
+            return Ok(None);
+        }
+        let to = safe.min(from + MAX_RANGE - 1);
+        let mut addresses = vec![self.deployment.adjudicator];
+        addresses.extend(self.assets.iter().map(|a| a.holder));
+        let filter = Filter::new().address(addresses).from_block(from).to_block(to);
+        let logs = self.provider.get_logs(&filter).await?;
+
+        let mut tx = pool.begin().await?;
+        for log in &logs {
+            apply_log(&mut tx, log).await?;
+        }
+        db::set_cursor(&mut tx, CURSOR, to).await?;
+        tx.commit().await?;
+        Ok(Some(to))
+    }
+
+    /// Runs [`Self::ingest_once`] until `stop` turns true.
+    pub async fn run_watcher(self, pool: PgPool, mut stop: watch::Receiver<bool>) {
+        loop {
+            let caught_up = match self.ingest_once(&pool).await {
+                Ok(progress) => progress.is_none(),
+                Err(e) => {
+                    tracing::warn!(error = ?e, "event ingestion failed; retrying");
+                    true
+                }
+            };
+            if caught_up && sleep_or_stop(&mut stop, self.poll).await {
+                return;
+            }
+            if *stop.borrow() {
+                return;
+            }
+        }
+    }
+
+    /// Processes one due outbox entry; returns whether there was one.
+    pub async fn outbox_once(&self, pool: &PgPool) -> anyhow::Result<bool> {
+        const LEASE_SECS: u64 = 120;
+        const MAX_ATTEMPTS: i32 = 25;
+        let Some(entry) = db::claim_outbox::<Action>(pool, LEASE_SECS).await? else { return Ok(false) };
+        match self.perform(pool, entry.id, &entry.action, entry.tx_hash).await {
+            Ok(Step::Done) => db::complete_outbox(pool, entry.id).await?,
+            Ok(Step::NotYet(why)) => {
+                db::retry_outbox(pool, entry.id, &why, self.poll.as_secs_f64().max(1.0), false).await?
+            }
+            Err(e) => {
+                let backoff = 2f64.powi(entry.attempts.min(6)).min(60.0);
+                let give_up = entry.attempts >= MAX_ATTEMPTS;
+                tracing::warn!(id = entry.id, action = ?entry.action, attempts = entry.attempts, error = ?e, "outbox action failed");
+                db::retry_outbox(pool, entry.id, &format!("{e:#}"), backoff, give_up).await?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Runs the outbox until `stop` turns true.
+    pub async fn run_outbox(self, pool: PgPool, mut stop: watch::Receiver<bool>) {
+        loop {
+            let idle = match self.outbox_once(&pool).await {
+                Ok(worked) => !worked,
+                Err(e) => {
+                    tracing::warn!(error = ?e, "outbox poll failed");
+                    true
+                }
+            };
+            if idle && sleep_or_stop(&mut stop, self.poll).await {
+                return;
+            }
+            if *stop.borrow() {
+                return;
+            }
+        }
+    }
+
+    fn asset(&self, holder: Address) -> anyhow::Result<Asset> {
+        self.assets
+            .iter()
+            .find(|a| a.holder == holder)
+            .copied()
+            .with_context(|| format!("asset {holder} is not configured"))
+    }
+
+    /// Does what `action` asks unless the chain already shows it done. A transaction sent by
+    /// an earlier attempt (`sent`) is followed first, so nothing is sent twice.
+    async fn perform(&self, pool: &PgPool, id: i64, action: &Action, sent: Option<B256>) -> anyhow::Result<Step> {
+        if let Some(hash) = sent {
+            // A transaction still known to the node but not mined: wait for it. One mined,
+            // or dropped by the node: forget it and decide afresh from the chain.
+            if self.provider.get_transaction_receipt(hash).await?.is_none()
+                && self.provider.get_transaction_by_hash(hash).await?.is_some()
+            {
+                return Ok(Step::NotYet(format!("waiting for transaction {hash}")));
+            }
+            db::set_outbox_tx(pool, id, None).await?;
+        }
+        let hub = self.key.address();
+        let pending = match action {
+            Action::Deposit { channel, asset, amount } => {
+                let held = chain::holdings(&self.provider, *asset, *channel, hub).await?;
+                if held >= *amount {
+                    return Ok(Step::Done);
+                }
+                chain::send_deposit(&self.provider, &self.asset(*asset)?, *channel, hub, *amount - held).await?
+            }
+            Action::ConcludeFinal { channel, version } => {
+                if chain::dispute(&self.provider, &self.deployment, *channel).await?.phase == phase::CONCLUDED {
+                    return Ok(Step::Done);
+                }
+                let mut conn = pool.acquire().await?;
+                let row = db::channel(&mut conn, *channel).await?.context("channel not found")?;
+                let signed = db::state(&mut conn, *channel, *version).await?;
+                let ledger = SignedState { params: row.params, state: signed.state, sigs: signed.sigs };
+                chain::send_conclude_final(&self.provider, &self.deployment, ledger).await?
+            }
+            Action::Withdraw { channel, asset } => {
+                if !chain::settled(&self.provider, *asset, *channel).await? {
+                    return Ok(Step::NotYet("channel not settled on chain yet".into()));
+                }
+                let amount = chain::holdings(&self.provider, *asset, *channel, hub).await?;
+                if amount.is_zero() {
+                    return Ok(Step::Done);
+                }
+                chain::send_withdraw(&self.provider, &self.deployment, *asset, &self.key, *channel, hub, amount).await?
+            }
+        };
+        db::set_outbox_tx(pool, id, Some(*pending.tx_hash())).await?;
+        chain::confirm(pending).await?;
+        Ok(Step::Done)
+    }
+}
+
+/// Outcome of one outbox attempt.
+enum Step {
+    /// The chain shows the action done.
+    Done,
+    /// Not possible yet (waiting for the chain); retried without counting as a failure.
+    NotYet(String),
+}
+
+/// Sleeps for `period`; returns true if `stop` turned true meanwhile.
+async fn sleep_or_stop(stop: &mut watch::Receiver<bool>, period: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(period) => *stop.borrow(),
+        changed = stop.changed() => changed.is_err() || *stop.borrow(),
+    }
+}
+
+/// What an ingested event changes in the books.
+enum Effect {
+    /// A deposit's new confirmed total.
+    Deposit { channel: B256, participant: Address, total: U256 },
+    /// A channel's conclusion with its final balances.
+    Conclusion { channel: B256, version: u64, balances: Vec<[U256; 2]> },
+    /// Recorded only.
+    None,
+}
+
+/// Decodes a log of type `E` into its name, channel, JSON payload and effect.
+fn decode<E: SolEvent + Serialize>(
+    log: &Log,
+    channel: impl Fn(&E) -> B256,
+    effect: impl Fn(&E) -> Effect,
+) -> anyhow::Result<(&'static str, B256, serde_json::Value, Effect)> {
+    let e = log.log_decode::<E>()?.inner.data;
+    let name = E::SIGNATURE.split('(').next().unwrap_or(E::SIGNATURE);
+    Ok((name, channel(&e), serde_json::to_value(&e)?, effect(&e)))
+}
+
+/// Stores one log (once) and applies its effect on the books.
+async fn apply_log(tx: &mut sqlx::PgConnection, log: &Log) -> anyhow::Result<()> {
+    use Adjudicator::{Concluded, Refuted, Registered};
+    use EthAssetHolder::{Deposited, OutcomeSet, Withdrawn};
+    let (Some(block_number), Some(log_index), Some(block_hash), Some(tx_hash)) =
+        (log.block_number, log.log_index, log.block_hash, log.transaction_hash)
+    else {
+        anyhow::bail!("log without position: {log:?}");
+    };
+    let Some(topic) = log.topic0() else { return Ok(()) };
+    let (name, channel, payload, effect) = match *topic {
+        Deposited::SIGNATURE_HASH => decode::<Deposited>(
+            log,
+            |e| e.channelId,
+            |e| Effect::Deposit { channel: e.channelId, participant: e.participant, total: e.total },
+        )?,
+        OutcomeSet::SIGNATURE_HASH => decode::<OutcomeSet>(log, |e| e.channelId, |_| Effect::None)?,
+        Withdrawn::SIGNATURE_HASH => decode::<Withdrawn>(log, |e| e.channelId, |_| Effect::None)?,
+        Registered::SIGNATURE_HASH => decode::<Registered>(log, |e| e.channelId, |_| Effect::None)?,
+        Refuted::SIGNATURE_HASH => decode::<Refuted>(log, |e| e.channelId, |_| Effect::None)?,
+        Concluded::SIGNATURE_HASH => decode::<Concluded>(
+            log,
+            |e| e.channelId,
+            |e| Effect::Conclusion { channel: e.channelId, version: e.version, balances: e.balances.clone() },
+        )?,
+        _ => return Ok(()),
+    };
+    let contract = log.address();
+    let record = db::EventRecord {
+        block_number,
+        log_index,
+        block_hash,
+        tx_hash,
+        contract,
+        name,
+        channel_id: Some(channel),
+        payload,
+    };
+    if !db::insert_event(tx, &record).await? {
+        return Ok(()); // a replay: applied before
+    }
+    match effect {
+        Effect::Deposit { channel, participant, total } => {
+            if db::record_deposit(tx, channel, contract, participant, total).await?
+                && db::open_if_funded(tx, channel).await?
+            {
+                tracing::info!(%channel, "basic channel funded");
+            }
+        }
+        Effect::Conclusion { channel, version, balances } => {
+            if db::record_conclusion(tx, channel, &balances).await? {
+                tracing::info!(%channel, version, "basic channel concluded");
+            }
+        }
+        Effect::None => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,181 @@
+//! Configuration: a TOML file overlaid with `INGRID_*` environment variables
+//! (`INGRID_DATABASE_URL`, `INGRID_CHAIN__RPC_URL`, ...; `__` separates sections), checked
+//! at start with errors that name the key. `deploy/ingrid.example.toml` documents every key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use alloy::primitives::{Address, U256};
+use alloy::signers::local::PrivateKeySigner;
+use anyhow::{Context, bail, ensure};
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration of a hub process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Postgres connection URL. Required.
+    pub database_url: String,
+    /// Address the HTTP API listens on. Default `127.0.0.1:8547`.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// File holding the hub's channel key as hex (the key also pays the hub's gas). Required.
+    pub hub_key_file: PathBuf,
+    /// Bearer token of the operator API; the operator API is off when unset.
+    #[serde(default)]
+    pub operator_token: Option<String>,
+    /// Largest pool of database connections. Default 16.
+    #[serde(default = "default_db_connections")]
+    pub db_max_connections: u32,
+    /// The chain and the contracts.
+    pub chain: ChainConfig,
+    /// Assets the hub accepts. At least one.
+    pub assets: Vec<AssetConfig>,
+    /// Basic channel rules.
+    #[serde(default)]
+    pub channels: ChannelConfig,
+    /// Client authentication.
+    #[serde(default)]
+    pub auth: AuthConfig,
+}
+
+/// The chain and the contracts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainConfig {
+    /// JSON-RPC endpoint (HTTP). Required.
+    pub rpc_url: String,
+    /// Expected chain id; the hub refuses to start on another chain. Required.
+    pub chain_id: u64,
+    /// The adjudicator contract. Required.
+    pub adjudicator: Address,
+    /// Blocks on top of an event's block before the hub acts on it. Default 2.
+    #[serde(default = "default_confirmations")]
+    pub confirmations: u64,
+    /// Block to start ingesting events from on a fresh database. Default 0.
+    #[serde(default)]
+    pub start_block: u64,
+    /// How often the watcher and the outbox poll, milliseconds. Default 1000.
+    #[serde(default = "default_poll_ms")]
+    pub poll_interval_ms: u64,
+}
+
+/// One asset the hub accepts, and how much of its own coins it puts into channels.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssetConfig {
+    /// Short name shown to clients and operators, e.g. `ETH`.
+    pub symbol: String,
+    /// The asset holder contract (the asset's id in outcomes).
+    pub holder: Address,
+    /// The ERC20 token; unset for ETH.
+    #[serde(default)]
+    pub token: Option<Address>,
+    /// Most the hub deposits into one basic channel, in the asset's smallest unit. Default 0.
+    #[serde(default)]
+    pub max_hub_deposit: U256,
+    /// The hub deposits at most this many basis points of the client's deposit. Default
+    /// 10000 (match the client's deposit one to one).
+    #[serde(default = "default_ratio_bps")]
+    pub collateral_ratio_bps: u32,
+}
+
+/// Basic channel rules.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelConfig {
+    /// Shortest challenge duration accepted, seconds. Default 60.
+    pub min_challenge_duration: u64,
+    /// Longest challenge duration accepted, seconds. Default 604800 (a week).
+    pub max_challenge_duration: u64,
+}
+
+impl Default for ChannelConfig {
+    fn default() -> Self {
+        Self { min_challenge_duration: 60, max_challenge_duration: 7 * 24 * 3600 }
+    }
+}
+
+/// Client authentication.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// How long a login challenge stays valid, seconds. Default 300.
+    pub challenge_ttl: u64,
+    /// How long a session token stays valid, seconds. Default 86400.
+    pub session_ttl: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self { challenge_ttl: 300, session_ttl: 86_400 }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8547))
+}
+fn default_db_connections() -> u32 {
+    16
+}
+fn default_confirmations() -> u64 {
+    2
+}
+fn default_poll_ms() -> u64 {
+    1000
+}
+fn default_ratio_bps() -> u32 {
+    10_000
+}
+
+impl Config {
+    /// Loads the file at `path` (if given), overlays `INGRID_*` variables and validates.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let mut figment = Figment::new();
+        if let Some(path) = path {
+            ensure!(path.exists(), "config file {} does not exist", path.display());
+            figment = figment.merge(Toml::file(path));
+        }
+        let config: Self =
+            figment.merge(Env::prefixed("INGRID_").split("__")).extract().context("invalid configuration")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what the types cannot: non-empty, consistent, readable.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        ensure!(!self.assets.is_empty(), "assets: at least one asset must be configured");
+        for (i, a) in self.assets.iter().enumerate() {
+            ensure!(!a.symbol.is_empty(), "assets[{i}].symbol must not be empty");
+            ensure!(!a.holder.is_zero(), "assets[{i}].holder must not be the zero address");
+            if self.assets[..i].iter().any(|b| b.holder == a.holder) {
+                bail!("assets[{i}].holder {} is listed twice", a.holder);
+            }
+        }
+        ensure!(!self.chain.adjudicator.is_zero(), "chain.adjudicator must not be the zero address");
+        ensure!(self.chain.poll_interval_ms > 0, "chain.poll_interval_ms must be positive");
+        ensure!(
+            self.channels.min_challenge_duration <= self.channels.max_challenge_duration,
+            "channels.min_challenge_duration exceeds channels.max_challenge_duration"
+        );
+        ensure!(self.auth.challenge_ttl > 0 && self.auth.session_ttl > 0, "auth ttls must be positive");
+        ensure!(self.db_max_connections > 0, "db_max_connections must be positive");
+        self.hub_key().map(|_| ())
+    }
+
+    /// Reads the hub's key from `hub_key_file`.
+    pub fn hub_key(&self) -> anyhow::Result<PrivateKeySigner> {
+        read_key_file(&self.hub_key_file)
+    }
+}
+
+/// Reads a hex private key (with or without `0x`, surrounding whitespace ignored).
+pub fn read_key_file(path: &Path) -> anyhow::Result<PrivateKeySigner> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("hub_key_file: cannot read {}", path.display()))?;
+    text.trim()
+        .parse::<PrivateKeySigner>()
+        .with_context(|| format!("hub_key_file: {} does not hold a hex private key", path.display()))
+}

@@ -1,0 +1,570 @@
+//! Postgres access: the hub's books (see `migrations/`). Every function takes the executor
+//! it runs on, so callers group writes into one transaction.
+
+use alloy::primitives::{Address, B256, Bytes, U256};
+use ingrid_client_sdk::api::{ChannelStatus, ChannelView, FullySignedState, Funding};
+use ingrid_client_sdk::{Params, State};
+use serde::{Serialize, de::DeserializeOwned};
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
+use sqlx::types::Json;
+use sqlx::{Row, migrate::Migrator};
+
+use crate::core::Requirement;
+
+/// The schema migrations in `migrations/`.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
+
+/// Opens a pool of at most `max` connections.
+pub async fn connect(url: &str, max: u32) -> sqlx::Result<PgPool> {
+    PgPoolOptions::new().max_connections(max).acquire_timeout(std::time::Duration::from_secs(10)).connect(url).await
+}
+
+fn address(bytes: &[u8]) -> sqlx::Result<Address> {
+    Address::try_from(bytes).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+fn b256(bytes: &[u8]) -> sqlx::Result<B256> {
+    B256::try_from(bytes).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+fn u256(text: &str) -> sqlx::Result<U256> {
+    text.parse::<U256>().map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+fn status_name(status: ChannelStatus) -> &'static str {
+    match status {
+        ChannelStatus::Funding => "funding",
+        ChannelStatus::Open => "open",
+        ChannelStatus::Closing => "closing",
+        ChannelStatus::Closed => "closed",
+    }
+}
+
+fn parse_status(name: &str) -> sqlx::Result<ChannelStatus> {
+    Ok(match name {
+        "funding" => ChannelStatus::Funding,
+        "open" => ChannelStatus::Open,
+        "closing" => ChannelStatus::Closing,
+        "closed" => ChannelStatus::Closed,
+        other => return Err(sqlx::Error::Decode(format!("unknown channel status {other}").into())),
+    })
+}
+
+// ------------------------------------------------------------------ auth
+
+/// Stores a login challenge.
+pub async fn insert_challenge(
+    db: &mut PgConnection,
+    nonce: &[u8],
+    address: Address,
+    ttl_secs: u64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO auth_challenges (nonce, address, expires_at) VALUES ($1, $2, now() + make_interval(secs => $3))",
+    )
+    .bind(nonce)
+    .bind(address.as_slice())
+    .bind(ttl_secs as f64)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Consumes a login challenge: returns its address if it existed and had not expired.
+pub async fn take_challenge(db: &mut PgConnection, nonce: &[u8]) -> sqlx::Result<Option<Address>> {
+    let row = sqlx::query("DELETE FROM auth_challenges WHERE nonce = $1 RETURNING address, expires_at > now() AS live")
+        .bind(nonce)
+        .fetch_optional(db)
+        .await?;
+    match row {
+        Some(row) if row.get::<bool, _>("live") => Ok(Some(address(row.get::<&[u8], _>("address"))?)),
+        _ => Ok(None),
+    }
+}
+
+/// Records a client (first login or first channel).
+pub async fn ensure_client(db: &mut PgConnection, client: Address) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO clients (address) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(client.as_slice())
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Stores a session; `token_hash` is the keccak256 of the bearer token.
+pub async fn insert_session(
+    db: &mut PgConnection,
+    token_hash: B256,
+    client: Address,
+    ttl_secs: u64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO sessions (token_hash, client, expires_at) VALUES ($1, $2, now() + make_interval(secs => $3))",
+    )
+    .bind(token_hash.as_slice())
+    .bind(client.as_slice())
+    .bind(ttl_secs as f64)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The client of a live session.
+pub async fn session_client(db: &PgPool, token_hash: B256) -> sqlx::Result<Option<Address>> {
+    let row = sqlx::query("SELECT client FROM sessions WHERE token_hash = $1 AND expires_at > now()")
+        .bind(token_hash.as_slice())
+        .fetch_optional(db)
+        .await?;
+    row.map(|r| address(r.get::<&[u8], _>("client"))).transpose()
+}
+
+// ------------------------------------------------------------------ idempotency
+
+/// A stored answer to an earlier request with the same idempotency key.
+pub struct StoredAnswer {
+    /// Hash of the earlier request.
+    pub request_hash: B256,
+    /// HTTP status.
+    pub status: u16,
+    /// JSON body.
+    pub body: serde_json::Value,
+}
+
+/// Claims `key` for this request inside the caller's transaction. Returns the earlier
+/// answer when the key was used before (waiting for a concurrent holder to finish).
+pub async fn claim_idempotency_key(
+    db: &mut PgConnection,
+    client: Address,
+    key: &str,
+    request_hash: B256,
+) -> sqlx::Result<Option<StoredAnswer>> {
+    let inserted = sqlx::query(
+        "INSERT INTO idempotency_keys (client, key, request_hash, status, body) VALUES ($1, $2, $3, 0, 'null')
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(client.as_slice())
+    .bind(key)
+    .bind(request_hash.as_slice())
+    .execute(&mut *db)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        return Ok(None);
+    }
+    let row = sqlx::query("SELECT request_hash, status, body FROM idempotency_keys WHERE client = $1 AND key = $2")
+        .bind(client.as_slice())
+        .bind(key)
+        .fetch_one(db)
+        .await?;
+    Ok(Some(StoredAnswer {
+        request_hash: b256(row.get::<&[u8], _>("request_hash"))?,
+        status: row.get::<i16, _>("status") as u16,
+        body: row.get("body"),
+    }))
+}
+
+/// Stores the answer for a claimed key.
+pub async fn store_idempotent_answer(
+    db: &mut PgConnection,
+    client: Address,
+    key: &str,
+    status: u16,
+    body: &serde_json::Value,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE idempotency_keys SET status = $3, body = $4 WHERE client = $1 AND key = $2")
+        .bind(client.as_slice())
+        .bind(key)
+        .bind(status as i16)
+        .bind(body)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+// ------------------------------------------------------------------ channels
+
+/// A basic channel's row, locked or read.
+#[derive(Debug, Clone)]
+pub struct ChannelRow {
+    /// Channel id.
+    pub id: B256,
+    /// The client.
+    pub client: Address,
+    /// The hub's participant index.
+    pub hub_index: usize,
+    /// Params.
+    pub params: Params,
+    /// Status.
+    pub status: ChannelStatus,
+    /// Latest fully signed version.
+    pub latest_version: u64,
+}
+
+fn channel_row(row: &sqlx::postgres::PgRow) -> sqlx::Result<ChannelRow> {
+    Ok(ChannelRow {
+        id: b256(row.get::<&[u8], _>("id"))?,
+        client: address(row.get::<&[u8], _>("client"))?,
+        hub_index: row.get::<i16, _>("hub_index") as usize,
+        params: row.get::<Json<Params>, _>("params").0,
+        status: parse_status(row.get::<&str, _>("status"))?,
+        latest_version: row.get::<i64, _>("latest_version") as u64,
+    })
+}
+
+const CHANNEL_COLUMNS: &str = "id, client, hub_index, params, status::text AS status, latest_version";
+
+/// Inserts a new basic channel in status `funding` with its deposit requirements.
+/// Returns false (and writes nothing) if the id exists.
+pub async fn insert_channel(
+    db: &mut PgConnection,
+    id: B256,
+    client: Address,
+    hub_index: usize,
+    params: &Params,
+    requirements: &[Requirement],
+) -> sqlx::Result<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO basic_channels (id, client, hub_index, params, latest_version) VALUES ($1, $2, $3, $4, 0)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(id.as_slice())
+    .bind(client.as_slice())
+    .bind(hub_index as i16)
+    .bind(Json(params))
+    .execute(&mut *db)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Ok(false);
+    }
+    for r in requirements {
+        sqlx::query(
+            "INSERT INTO channel_funding (channel_id, asset, participant, required) VALUES ($1, $2, $3, $4::numeric)",
+        )
+        .bind(id.as_slice())
+        .bind(r.asset.as_slice())
+        .bind(r.participant.as_slice())
+        .bind(r.amount.to_string())
+        .execute(&mut *db)
+        .await?;
+    }
+    Ok(true)
+}
+
+/// Appends a state signed by both (signatures in participant order).
+pub async fn insert_state(db: &mut PgConnection, state: &State, digest: B256, sigs: [&Bytes; 2]) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO channel_states (channel_id, version, state, digest, sig0, sig1) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(state.channelId.as_slice())
+    .bind(state.version as i64)
+    .bind(Json(state))
+    .bind(digest.as_slice())
+    .bind(sigs[0].as_ref())
+    .bind(sigs[1].as_ref())
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Locks a client's channel row for the rest of the transaction.
+pub async fn lock_channel(db: &mut PgConnection, id: B256, client: Address) -> sqlx::Result<Option<ChannelRow>> {
+    let sql = format!("SELECT {CHANNEL_COLUMNS} FROM basic_channels WHERE id = $1 AND client = $2 FOR UPDATE");
+    let row = sqlx::query(&sql).bind(id.as_slice()).bind(client.as_slice()).fetch_optional(db).await?;
+    row.as_ref().map(channel_row).transpose()
+}
+
+/// Reads a channel row without locking.
+pub async fn channel(db: &mut PgConnection, id: B256) -> sqlx::Result<Option<ChannelRow>> {
+    let sql = format!("SELECT {CHANNEL_COLUMNS} FROM basic_channels WHERE id = $1");
+    let row = sqlx::query(&sql).bind(id.as_slice()).fetch_optional(db).await?;
+    row.as_ref().map(channel_row).transpose()
+}
+
+/// A stored state with both signatures.
+pub async fn state(db: &mut PgConnection, id: B256, version: u64) -> sqlx::Result<FullySignedState> {
+    let row = sqlx::query("SELECT state, sig0, sig1 FROM channel_states WHERE channel_id = $1 AND version = $2")
+        .bind(id.as_slice())
+        .bind(version as i64)
+        .fetch_one(db)
+        .await?;
+    Ok(FullySignedState {
+        state: row.get::<Json<State>, _>("state").0,
+        sigs: [Bytes::from(row.get::<Vec<u8>, _>("sig0")), Bytes::from(row.get::<Vec<u8>, _>("sig1"))],
+    })
+}
+
+/// Moves a channel to `version` and `status`.
+pub async fn set_latest(db: &mut PgConnection, id: B256, version: u64, status: ChannelStatus) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE basic_channels SET latest_version = $2, status = $3::channel_status, updated_at = now() WHERE id = $1",
+    )
+    .bind(id.as_slice())
+    .bind(version as i64)
+    .bind(status_name(status))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The full view of channels: one (`id`), a client's (`client`), or all, newest first.
+pub async fn channel_views(
+    db: &mut PgConnection,
+    id: Option<B256>,
+    client: Option<Address>,
+    limit: i64,
+) -> sqlx::Result<Vec<ChannelView>> {
+    let rows = sqlx::query(
+        "SELECT c.id, c.params, c.status::text AS status, c.hub_index, c.settled, s.state, s.sig0, s.sig1,
+                COALESCE((SELECT json_agg(json_build_object('asset', f.asset, 'participant', f.participant, 'amount', f.deposited::text))
+                          FROM channel_funding f WHERE f.channel_id = c.id), '[]') AS funding
+         FROM basic_channels c
+         JOIN channel_states s ON s.channel_id = c.id AND s.version = c.latest_version
+         WHERE ($1::bytea IS NULL OR c.id = $1) AND ($2::bytea IS NULL OR c.client = $2)
+         ORDER BY c.created_at DESC, c.id
+         LIMIT $3",
+    )
+    .bind(id.as_ref().map(|x| x.as_slice()))
+    .bind(client.as_ref().map(|x| x.as_slice()))
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let funding: serde_json::Value = row.get("funding");
+            let settled: Option<Json<Vec<[String; 2]>>> = row.get("settled");
+            Ok(ChannelView {
+                id: b256(row.get::<&[u8], _>("id"))?,
+                params: row.get::<Json<Params>, _>("params").0,
+                status: parse_status(row.get::<&str, _>("status"))?,
+                hub_index: row.get::<i16, _>("hub_index") as u8,
+                latest: FullySignedState {
+                    state: row.get::<Json<State>, _>("state").0,
+                    sigs: [Bytes::from(row.get::<Vec<u8>, _>("sig0")), Bytes::from(row.get::<Vec<u8>, _>("sig1"))],
+                },
+                funding: parse_funding(&funding)?,
+                settled: settled
+                    .map(|s| s.0.iter().map(|[a, b]| Ok([u256(a)?, u256(b)?])).collect::<sqlx::Result<Vec<_>>>())
+                    .transpose()?,
+            })
+        })
+        .collect()
+}
+
+fn parse_funding(value: &serde_json::Value) -> sqlx::Result<Vec<Funding>> {
+    // json_build_object renders bytea as "\\x…" hex text.
+    fn hex_bytes(v: &serde_json::Value) -> sqlx::Result<Vec<u8>> {
+        let s = v.as_str().unwrap_or_default();
+        hex::decode(s.trim_start_matches("\\x")).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+    }
+    let items = value.as_array().cloned().unwrap_or_default();
+    items
+        .iter()
+        .map(|f| {
+            Ok(Funding {
+                asset: address(&hex_bytes(&f["asset"])?)?,
+                participant: address(&hex_bytes(&f["participant"])?)?,
+                amount: u256(f["amount"].as_str().unwrap_or("0"))?,
+            })
+        })
+        .collect()
+}
+
+// ------------------------------------------------------------------ chain effects
+
+/// Records the confirmed total deposited for (`channel`, `asset`, `participant`). Returns
+/// whether the channel has a matching requirement.
+pub async fn record_deposit(
+    db: &mut PgConnection,
+    channel: B256,
+    asset: Address,
+    participant: Address,
+    total: U256,
+) -> sqlx::Result<bool> {
+    let n = sqlx::query(
+        "UPDATE channel_funding SET deposited = GREATEST(deposited, $4::numeric)
+         WHERE channel_id = $1 AND asset = $2 AND participant = $3",
+    )
+    .bind(channel.as_slice())
+    .bind(asset.as_slice())
+    .bind(participant.as_slice())
+    .bind(total.to_string())
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(n > 0)
+}
+
+/// Opens a channel in `funding` whose every requirement is met. Returns whether it opened.
+pub async fn open_if_funded(db: &mut PgConnection, channel: B256) -> sqlx::Result<bool> {
+    let n = sqlx::query(
+        "UPDATE basic_channels SET status = 'open', updated_at = now()
+         WHERE id = $1 AND status = 'funding'
+           AND NOT EXISTS (SELECT 1 FROM channel_funding WHERE channel_id = $1 AND deposited < required)",
+    )
+    .bind(channel.as_slice())
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(n > 0)
+}
+
+/// Records a channel's on-chain conclusion with the balances pushed per asset.
+pub async fn record_conclusion(db: &mut PgConnection, channel: B256, balances: &[[U256; 2]]) -> sqlx::Result<bool> {
+    let settled: Vec<[String; 2]> = balances.iter().map(|[a, b]| [a.to_string(), b.to_string()]).collect();
+    let n = sqlx::query("UPDATE basic_channels SET status = 'closed', settled = $2, updated_at = now() WHERE id = $1")
+        .bind(channel.as_slice())
+        .bind(Json(settled))
+        .execute(db)
+        .await?
+        .rows_affected();
+    Ok(n > 0)
+}
+
+/// The durable cursor of reader `name`, if set.
+pub async fn cursor(db: &PgPool, name: &str) -> sqlx::Result<Option<u64>> {
+    let row = sqlx::query("SELECT block FROM chain_cursor WHERE name = $1").bind(name).fetch_optional(db).await?;
+    Ok(row.map(|r| r.get::<i64, _>("block") as u64))
+}
+
+/// Moves the cursor of reader `name` to `block`.
+pub async fn set_cursor(db: &mut PgConnection, name: &str, block: u64) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO chain_cursor (name, block) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET block = EXCLUDED.block")
+        .bind(name)
+        .bind(block as i64)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// An ingested chain event.
+pub struct EventRecord<'a> {
+    /// Block number.
+    pub block_number: u64,
+    /// Log index in the block.
+    pub log_index: u64,
+    /// Block hash.
+    pub block_hash: B256,
+    /// Transaction hash.
+    pub tx_hash: B256,
+    /// Emitting contract.
+    pub contract: Address,
+    /// Event name.
+    pub name: &'a str,
+    /// Channel the event is about.
+    pub channel_id: Option<B256>,
+    /// Decoded fields.
+    pub payload: serde_json::Value,
+}
+
+/// Stores an event; returns false if it was already stored (a replay).
+pub async fn insert_event(db: &mut PgConnection, e: &EventRecord<'_>) -> sqlx::Result<bool> {
+    let n = sqlx::query(
+        "INSERT INTO chain_events (block_number, log_index, block_hash, tx_hash, contract, name, channel_id, payload)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+    )
+    .bind(e.block_number as i64)
+    .bind(e.log_index as i64)
+    .bind(e.block_hash.as_slice())
+    .bind(e.tx_hash.as_slice())
+    .bind(e.contract.as_slice())
+    .bind(e.name)
+    .bind(e.channel_id.as_ref().map(|x| x.as_slice()))
+    .bind(&e.payload)
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(n > 0)
+}
+
+// ------------------------------------------------------------------ outbox
+
+/// A claimed outbox entry.
+#[derive(Debug, Clone)]
+pub struct OutboxEntry<T> {
+    /// Row id.
+    pub id: i64,
+    /// Action.
+    pub action: T,
+    /// Attempts so far, this one included.
+    pub attempts: i32,
+    /// Transaction sent by an earlier attempt, if any.
+    pub tx_hash: Option<B256>,
+}
+
+/// Enqueues an action once: a second enqueue with the same `dedup_key` does nothing.
+pub async fn enqueue<T: Serialize>(
+    db: &mut PgConnection,
+    dedup_key: &str,
+    kind: &str,
+    channel: Option<B256>,
+    action: &T,
+) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO outbox (dedup_key, kind, channel_id, payload) VALUES ($1, $2, $3, $4) ON CONFLICT (dedup_key) DO NOTHING")
+        .bind(dedup_key)
+        .bind(kind)
+        .bind(channel.as_ref().map(|x| x.as_slice()))
+        .bind(Json(action))
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Claims the oldest due pending entry for `lease_secs` (another worker may retry it after
+/// that), counting the attempt.
+pub async fn claim_outbox<T: DeserializeOwned>(db: &PgPool, lease_secs: u64) -> sqlx::Result<Option<OutboxEntry<T>>> {
+    let row = sqlx::query(
+        "UPDATE outbox SET attempts = attempts + 1, not_before = now() + make_interval(secs => $1), updated_at = now()
+         WHERE id = (SELECT id FROM outbox WHERE status = 'pending' AND not_before <= now()
+                     ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+         RETURNING id, payload, attempts, tx_hash",
+    )
+    .bind(lease_secs as f64)
+    .fetch_optional(db)
+    .await?;
+    row.map(|r| {
+        Ok(OutboxEntry {
+            id: r.get("id"),
+            action: r.get::<Json<T>, _>("payload").0,
+            attempts: r.get("attempts"),
+            tx_hash: r.get::<Option<&[u8]>, _>("tx_hash").map(b256).transpose()?,
+        })
+    })
+    .transpose()
+}
+
+/// Remembers the transaction an attempt sent, before waiting for it.
+pub async fn set_outbox_tx(db: &PgPool, id: i64, tx_hash: Option<B256>) -> sqlx::Result<()> {
+    sqlx::query("UPDATE outbox SET tx_hash = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(tx_hash.as_ref().map(|x| x.as_slice()))
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Marks an entry done.
+pub async fn complete_outbox(db: &PgPool, id: i64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE outbox SET status = 'done', last_error = NULL, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Records a failed or not-yet-possible attempt: retried after `retry_secs`, or marked
+/// failed for the operator when `give_up`.
+pub async fn retry_outbox(db: &PgPool, id: i64, error: &str, retry_secs: f64, give_up: bool) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE outbox SET last_error = $2, not_before = now() + make_interval(secs => $3),
+                status = CASE WHEN $4 THEN 'failed'::outbox_status ELSE status END, updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(error)
+    .bind(retry_secs)
+    .bind(give_up)
+    .execute(db)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,124 @@
+//! The one error type of the HTTP API: every refusal is a 4xx with an [`ErrorBody`] naming
+//! the reason; anything else is a 500 whose cause is logged, never shown.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use ingrid_client_sdk::api::ErrorBody;
+use ingrid_client_sdk::{SignatureError, UpdateError};
+
+/// A refused or failed request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed (400).
+    #[error("{message}")]
+    BadRequest {
+        /// Reason code.
+        code: &'static str,
+        /// Explanation.
+        message: String,
+    },
+    /// No valid credentials (401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The resource does not exist for this caller (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with the current state: stale version, wrong status (409).
+    #[error("{message}")]
+    Conflict {
+        /// Reason code.
+        code: &'static str,
+        /// Explanation.
+        message: String,
+    },
+    /// Well-formed but refused: bad signature, invalid state, against policy (422).
+    #[error("{message}")]
+    Unprocessable {
+        /// Reason code.
+        code: &'static str,
+        /// Explanation.
+        message: String,
+    },
+    /// Too many requests (429).
+    #[error("{0}")]
+    TooManyRequests(String),
+    /// A bug or an unavailable dependency (500); the cause is logged only.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    /// A 400 with `code`.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest { code, message: message.into() }
+    }
+    /// A 409 with `code`.
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Conflict { code, message: message.into() }
+    }
+    /// A 422 with `code`.
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Unprocessable { code, message: message.into() }
+    }
+
+    /// The status code and body of this error.
+    pub fn parts(&self) -> (StatusCode, ErrorBody) {
+        let (status, code) = match self {
+            Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, *code),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::Conflict { code, .. } => (StatusCode::CONFLICT, *code),
+            Self::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, *code),
+            Self::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        let message = match self {
+            Self::Internal(_) => "internal error".to_string(),
+            other => other.to_string(),
+        };
+        (status, ErrorBody { error: code.to_string(), message })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(e) = &self {
+            tracing::error!(error = ?e, "request failed");
+        }
+        let (status, body) = self.parts();
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+impl From<UpdateError> for ApiError {
+    fn from(e: UpdateError) -> Self {
+        let code = match &e {
+            UpdateError::WrongVersion { .. } => return Self::conflict("wrong_version", e.to_string()),
+            UpdateError::AlreadyFinal => return Self::conflict("channel_final", e.to_string()),
+            UpdateError::ChannelIdMismatch { .. } => "channel_id_mismatch",
+            UpdateError::AppDataNotEmpty => "app_data_not_empty",
+            UpdateError::AssetsChanged => "assets_changed",
+            UpdateError::DuplicateAsset(_) => "duplicate_asset",
+            UpdateError::BalanceShape { .. } => "balance_shape",
+            UpdateError::InvalidIndexMap(_) => "invalid_index_map",
+            UpdateError::DuplicateLock(_) => "duplicate_lock",
+            UpdateError::Overflow => "overflow",
+            UpdateError::TotalChanged { .. } => "total_changed",
+            UpdateError::LocksChanged(_) => "locks_changed",
+            UpdateError::InvalidParams(_) => "invalid_params",
+        };
+        Self::unprocessable(code, e.to_string())
+    }
+}
+
+impl From<SignatureError> for ApiError {
+    fn from(e: SignatureError) -> Self {
+        Self::unprocessable("bad_signature", e.to_string())
+    }
+}

@@ -1,0 +1,141 @@
+//! Starting and stopping a hub process: database, chain, HTTP API, watcher and outbox.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy::network::EthereumWallet;
+use alloy::providers::{Provider, ProviderBuilder};
+use anyhow::{Context, ensure};
+use ingrid_client_sdk::Deployment;
+use ingrid_client_sdk::api::{AssetInfo, HubInfo};
+use ingrid_client_sdk::chain::Asset;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::api::{self, AppState, Hub};
+use crate::chain::Chain;
+use crate::config::Config;
+use crate::core::Rules;
+use crate::db;
+
+/// A running hub.
+pub struct Running {
+    /// Where the HTTP API listens.
+    pub addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops accepting requests, finishes the ones in flight, stops the background tasks.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+
+    /// Waits until the process is told to stop (Ctrl-C or SIGTERM), then stops.
+    pub async fn run_until_signal(self) {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        self.stop().await;
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// Connects to the database (running the migrations) and the chain, checks both, and
+/// starts the HTTP API, the event watcher and the outbox worker.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let key = config.hub_key()?;
+    let pool =
+        db::connect(&config.database_url, config.db_max_connections).await.context("connecting to the database")?;
+    db::MIGRATOR.run(&pool).await.context("running database migrations")?;
+
+    let url = config
+        .chain
+        .rpc_url
+        .parse()
+        .with_context(|| format!("chain.rpc_url {:?} is not a URL", config.chain.rpc_url))?;
+    let provider = ProviderBuilder::new().wallet(EthereumWallet::from(key.clone())).connect_http(url).erased();
+    let chain_id = provider.get_chain_id().await.context("reaching the chain at chain.rpc_url")?;
+    ensure!(
+        chain_id == config.chain.chain_id,
+        "chain.chain_id is {} but the node is on chain {chain_id}",
+        config.chain.chain_id
+    );
+    let code = provider.get_code_at(config.chain.adjudicator).await?;
+    ensure!(!code.is_empty(), "no contract at chain.adjudicator {}", config.chain.adjudicator);
+
+    let deployment = Deployment { chain_id, adjudicator: config.chain.adjudicator };
+    let info = HubInfo {
+        address: key.address(),
+        chain_id,
+        adjudicator: deployment.adjudicator,
+        assets: config
+            .assets
+            .iter()
+            .map(|a| AssetInfo { symbol: a.symbol.clone(), holder: a.holder, token: a.token })
+            .collect(),
+        challenge_duration: [config.channels.min_challenge_duration, config.channels.max_challenge_duration],
+        confirmations: config.chain.confirmations,
+    };
+    let hub = Hub {
+        key: key.clone(),
+        rules: Rules {
+            hub: key.address(),
+            deployment,
+            assets: config.assets.clone(),
+            channels: config.channels.clone(),
+        },
+        info,
+        auth: config.auth.clone(),
+        operator_token: config.operator_token.clone(),
+    };
+    let chain = Chain {
+        provider,
+        deployment,
+        assets: config.assets.iter().map(|a| Asset { holder: a.holder, token: a.token }).collect(),
+        key,
+        confirmations: config.chain.confirmations,
+        start_block: config.chain.start_block,
+        poll: Duration::from_millis(config.chain.poll_interval_ms),
+    };
+
+    let (stop, stopped) = watch::channel(false);
+    let listener =
+        tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let app = api::router(AppState { pool: pool.clone(), hub: Arc::new(hub) });
+    let mut http_stop = stopped.clone();
+    let http = tokio::spawn(async move {
+        let graceful = async move {
+            let _ = http_stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(graceful).await {
+            tracing::error!(error = ?e, "http server failed");
+        }
+    });
+    let watcher = tokio::spawn(chain.clone().run_watcher(pool.clone(), stopped.clone()));
+    let outbox = tokio::spawn(chain.run_outbox(pool, stopped));
+    tracing::info!(%addr, hub = %deployment.adjudicator, "ingrid serving");
+    Ok(Running { addr, stop, tasks: vec![http, watcher, outbox] })
+}
