@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of Ingrid: formatting, lints, the contracts (forge), that the
 # committed contract artifacts match the sources, and the Rust tests (nextest) against a
-# real anvil chain.
+# real anvil chain and a real Postgres (started by scripts/test-postgres.sh).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/scripts/setup.sh"
@@ -14,7 +14,9 @@ node tools/export-artifacts.js --check
 node_modules/.bin/forge test
 
 cd "$root"
-echo "== rust: format, lints, tests"
+echo "== rust: format, lints, tests (real Postgres and anvil)"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+DATABASE_URL="$("$root/scripts/test-postgres.sh")"
+export DATABASE_URL
 cargo nextest run --workspace --locked --no-fail-fast

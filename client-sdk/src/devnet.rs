@@ -34,6 +34,11 @@ impl Devnet {
         Self::spawn(Anvil::new().block_time(seconds))
     }
 
+    /// Starts anvil with `accounts` funded dev accounts (anvil's default is ten).
+    pub fn start_with_accounts(accounts: usize) -> Result<Self, NodeError> {
+        Self::spawn(Anvil::new().arg("--accounts").arg(accounts.to_string()))
+    }
+
     fn spawn(anvil: Anvil) -> Result<Self, NodeError> {
         let anvil = anvil.path(anvil_binary()).arg("--host").arg("127.0.0.1").try_spawn()?;
         Ok(Self { anvil })

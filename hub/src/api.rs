@@ -76,9 +76,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/admin/channels", get(admin_channels))
         .route("/v1/admin/outbox", get(admin_outbox))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
-        .method_not_allowed_fallback(|| async {
-            ApiError::BadRequest { code: "method_not_allowed", message: "method not allowed on this route".into() }
-        })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(RequestBodyLimitLayer::new(1 << 20))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
         .layer(TraceLayer::new_for_http())
@@ -217,7 +215,7 @@ async fn challenge(State(app): State<AppState>, body: Body) -> Result<Json<Chall
     let nonce: [u8; 16] = rand::random();
     let expires_at = now_secs() + app.hub.auth.challenge_ttl;
     let mut conn = app.pool.acquire().await?;
-    db::insert_challenge(&mut conn, &nonce, req.address, app.hub.auth.challenge_ttl).await?;
+    db::insert_challenge(&mut conn, &nonce, req.address, expires_at).await?;
     Ok(Json(ChallengeResponse { challenge: challenge_text(&app.hub, req.address, &nonce, expires_at), expires_at }))
 }
 
@@ -235,14 +233,11 @@ async fn token(State(app): State<AppState>, body: Body) -> Result<Json<TokenResp
     let signer = sig.recover_address_from_msg(req.challenge.as_bytes()).map_err(|_| bad())?;
 
     let mut tx = app.pool.begin().await?;
-    let issued_to = db::take_challenge(&mut tx, &nonce).await?.ok_or_else(bad)?;
-    if issued_to != req.address || signer != req.address {
-        return Err(bad());
-    }
-    // The text must be exactly what was issued (expiry included).
-    let expires =
-        req.challenge.lines().find_map(|l| l.strip_prefix("expires: ")).and_then(|e| e.parse().ok()).ok_or_else(bad)?;
-    if req.challenge != challenge_text(&app.hub, req.address, &nonce, expires) {
+    // The challenge is consumed even when the login fails: each is good for one try.
+    let (issued_to, expires) = db::take_challenge(&mut tx, &nonce).await?.ok_or_else(bad)?;
+    let issued = challenge_text(&app.hub, issued_to, &nonce, expires);
+    if issued_to != req.address || signer != req.address || req.challenge != issued {
+        tx.commit().await?;
         return Err(bad());
     }
     let token = hex::encode(rand::random::<[u8; 32]>());

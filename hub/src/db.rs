@@ -52,32 +52,36 @@ fn parse_status(name: &str) -> sqlx::Result<ChannelStatus> {
 
 // ------------------------------------------------------------------ auth
 
-/// Stores a login challenge.
+/// Stores a login challenge that expires at `expires_at` (unix seconds).
 pub async fn insert_challenge(
     db: &mut PgConnection,
     nonce: &[u8],
     address: Address,
-    ttl_secs: u64,
+    expires_at: u64,
 ) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO auth_challenges (nonce, address, expires_at) VALUES ($1, $2, now() + make_interval(secs => $3))",
-    )
-    .bind(nonce)
-    .bind(address.as_slice())
-    .bind(ttl_secs as f64)
-    .execute(db)
-    .await?;
+    sqlx::query("INSERT INTO auth_challenges (nonce, address, expires_at) VALUES ($1, $2, to_timestamp($3))")
+        .bind(nonce)
+        .bind(address.as_slice())
+        .bind(expires_at as f64)
+        .execute(db)
+        .await?;
     Ok(())
 }
 
-/// Consumes a login challenge: returns its address if it existed and had not expired.
-pub async fn take_challenge(db: &mut PgConnection, nonce: &[u8]) -> sqlx::Result<Option<Address>> {
-    let row = sqlx::query("DELETE FROM auth_challenges WHERE nonce = $1 RETURNING address, expires_at > now() AS live")
-        .bind(nonce)
-        .fetch_optional(db)
-        .await?;
+/// Consumes a login challenge: returns its address and expiry (unix seconds) if it existed
+/// and had not expired.
+pub async fn take_challenge(db: &mut PgConnection, nonce: &[u8]) -> sqlx::Result<Option<(Address, u64)>> {
+    let row = sqlx::query(
+        "DELETE FROM auth_challenges WHERE nonce = $1
+         RETURNING address, extract(epoch FROM expires_at)::bigint AS expires, expires_at > now() AS live",
+    )
+    .bind(nonce)
+    .fetch_optional(db)
+    .await?;
     match row {
-        Some(row) if row.get::<bool, _>("live") => Ok(Some(address(row.get::<&[u8], _>("address"))?)),
+        Some(row) if row.get::<bool, _>("live") => {
+            Ok(Some((address(row.get::<&[u8], _>("address"))?, row.get::<i64, _>("expires") as u64)))
+        }
         _ => Ok(None),
     }
 }

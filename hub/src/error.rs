@@ -39,6 +39,9 @@ pub enum ApiError {
         /// Explanation.
         message: String,
     },
+    /// The route exists but not with this method (405).
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
     /// Too many requests (429).
     #[error("{0}")]
     TooManyRequests(String),
@@ -69,6 +72,7 @@ impl ApiError {
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict { code, .. } => (StatusCode::CONFLICT, *code),
             Self::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, *code),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };

@@ -1,3 +1,6 @@
-//! Integration tests of the hub crate against a real anvil chain.
+//! Integration tests of the hub against a real Postgres and a real anvil chain.
 
+mod bad_input;
+mod basic_channels;
 mod demo;
+mod harness;

@@ -1,0 +1,158 @@
+//! Test environment: a fresh Postgres database (on `$DATABASE_URL`'s server, or on a
+//! private cluster started for this test process), a fresh anvil with the contracts, and
+//! hubs started in-process or as `ingrid` child processes.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use alloy::primitives::U256;
+use alloy::providers::DynProvider;
+use alloy::signers::local::PrivateKeySigner;
+use ingrid_client_sdk::chain::Asset;
+use ingrid_client_sdk::devnet::Devnet;
+use ingrid_client_sdk::store::ChannelStore;
+use ingrid_client_sdk::wallet::Wallet;
+use ingrid_hub::config::{AuthConfig, ChainConfig, ChannelConfig, Config};
+use ingrid_hub::dev::{LocalPostgres, Stack, deploy_stack};
+use ingrid_hub::server::{self, Running};
+use sqlx::PgPool;
+use tempfile::TempDir;
+
+/// The operator token of test hubs.
+pub const OPERATOR_TOKEN: &str = "test-operator-token";
+
+/// One test's world.
+pub struct Env {
+    /// The chain.
+    pub devnet: Devnet,
+    /// Contracts and assets.
+    pub stack: Stack,
+    /// The hub's key (anvil account 0).
+    pub hub_key: PrivateKeySigner,
+    /// This test's database.
+    pub database_url: String,
+    /// A pool on it, for assertions.
+    pub pool: PgPool,
+    /// Scratch space (client stores, config files).
+    pub dir: TempDir,
+    _postgres: Option<LocalPostgres>,
+}
+
+impl Env {
+    /// A fresh database and chain with `accounts` funded dev accounts (0 is the hub's).
+    pub async fn new(accounts: usize) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let (server, postgres) = match std::env::var("DATABASE_URL") {
+            Ok(url) => (url, None),
+            Err(_) => {
+                let pg_dir = std::env::temp_dir().join(format!("ingrid-test-pg-{}", rand::random::<u64>()));
+                let pg = LocalPostgres::start(&pg_dir)?;
+                (pg.url("postgres"), Some(pg))
+            }
+        };
+        let name = format!("it_{}", hex::encode(rand::random::<[u8; 8]>()));
+        let base = server.rsplit_once('/').map(|(base, _)| base.to_string()).unwrap_or(server.clone());
+        {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&server).await?;
+            sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut conn).await?;
+        }
+        let database_url = format!("{base}/{name}");
+        let pool = ingrid_hub::db::connect(&database_url, 4).await?;
+        ingrid_hub::db::MIGRATOR.run(&pool).await?;
+        let devnet = Devnet::start_with_accounts(accounts)?;
+        let hub_key = devnet.key(0);
+        let stack = deploy_stack(&devnet, &hub_key, dir.path()).await?;
+        Ok(Self { devnet, stack, hub_key, database_url, pool, dir, _postgres: postgres })
+    }
+
+    /// ETH, as the hub lists it.
+    pub fn eth(&self) -> Asset {
+        Asset { holder: self.stack.assets[0].holder, token: None }
+    }
+
+    /// The test token, as the hub lists it.
+    pub fn token(&self) -> Asset {
+        Asset { holder: self.stack.assets[1].holder, token: self.stack.assets[1].token }
+    }
+
+    /// A hub configuration for this world (listening on a free port, acting at once).
+    pub fn config(&self) -> Config {
+        Config {
+            database_url: self.database_url.clone(),
+            listen: "127.0.0.1:0".parse().expect("address"),
+            hub_key_file: self.stack.key_file.clone(),
+            operator_token: Some(OPERATOR_TOKEN.into()),
+            db_max_connections: 8,
+            chain: ChainConfig {
+                rpc_url: self.devnet.anvil.endpoint_url().to_string(),
+                chain_id: self.stack.contracts.deployment.chain_id,
+                adjudicator: self.stack.contracts.deployment.adjudicator,
+                confirmations: 0,
+                start_block: 0,
+                poll_interval_ms: 100,
+            },
+            assets: self.stack.assets.clone(),
+            channels: ChannelConfig::default(),
+            auth: AuthConfig::default(),
+        }
+    }
+
+    /// Starts a hub in this process.
+    pub async fn start_hub(&self) -> anyhow::Result<Running> {
+        server::start(self.config()).await
+    }
+
+    /// A provider for `key`.
+    pub fn provider(&self, key: &PrivateKeySigner) -> DynProvider {
+        self.devnet.provider(key)
+    }
+
+    /// A logged-in wallet for dev account `i` with a fresh store.
+    pub async fn wallet(&self, url: &str, i: usize) -> anyhow::Result<Wallet> {
+        let key = self.devnet.key(i);
+        let store = ChannelStore::open(&self.dir.path().join(format!("client-{i}")))?;
+        Ok(Wallet::connect(url, key.clone(), store, self.provider(&key)).await?)
+    }
+
+    /// A digest of every table a request may touch: equal digests mean nothing changed.
+    pub async fn snapshot(&self) -> anyhow::Result<String> {
+        let mut parts = Vec::new();
+        for table in
+            ["clients", "basic_channels", "channel_states", "channel_funding", "outbox", "idempotency_keys", "sessions"]
+        {
+            let digest: Option<String> =
+                sqlx::query_scalar(&format!("SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM {table} t"))
+                    .fetch_one(&self.pool)
+                    .await?;
+            parts.push(format!("{table}:{}", digest.unwrap_or_default()));
+        }
+        Ok(parts.join(" "))
+    }
+}
+
+/// Polls `check` until it returns true or `timeout` passes.
+pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await? {
+            return Ok(());
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One ether in wei.
+pub fn ether(n: u64) -> U256 {
+    U256::from(n) * U256::from(10u64).pow(U256::from(18))
+}
+
+/// The `ingrid` binary built for these tests.
+pub fn ingrid_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ingrid"))
+}
