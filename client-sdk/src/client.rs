@@ -55,12 +55,40 @@ pub struct HubClient {
     base: String,
     http: reqwest::Client,
     token: Option<String>,
+    retry: RetryPolicy,
+}
+
+/// How requests that are safe to repeat (reads, and writes with an idempotency key) are
+/// retried when the hub cannot be reached or answers 5xx/429.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Tries in all, the first included. Default 8.
+    pub attempts: u32,
+    /// Delay before the first retry, doubled each time up to 5 s. Default 100 ms.
+    pub first_delay: std::time::Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { attempts: 8, first_delay: std::time::Duration::from_millis(100) }
+    }
 }
 
 impl HubClient {
     /// A client of the hub at `base_url` (e.g. `http://127.0.0.1:8547`).
     pub fn new(base_url: &str) -> Self {
-        Self { base: base_url.trim_end_matches('/').to_string(), http: reqwest::Client::new(), token: None }
+        Self {
+            base: base_url.trim_end_matches('/').to_string(),
+            http: reqwest::Client::new(),
+            token: None,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// Uses `retry` for requests that are safe to repeat.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
     }
 
     /// The bearer token in use, if logged in.
@@ -74,7 +102,31 @@ impl HubClient {
         self
     }
 
+    /// Sends a request, retrying it per the policy when repeating it is safe.
     async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        idempotency_key: Option<&str>,
+    ) -> Result<T, ClientError> {
+        let repeatable = method == Method::GET || idempotency_key.is_some();
+        let mut delay = self.retry.first_delay;
+        let mut attempt = 1;
+        loop {
+            match self.call_once(method.clone(), path, body, idempotency_key).await {
+                Err(e) if repeatable && attempt < self.retry.attempts && is_retryable(&e) => {
+                    tracing::debug!(error = %e, attempt, path, "retrying hub request");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(std::time::Duration::from_secs(5));
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn call_once<B: Serialize, T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,

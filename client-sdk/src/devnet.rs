@@ -49,6 +49,23 @@ impl Devnet {
         PrivateKeySigner::from(&self.anvil.keys()[i])
     }
 
+    /// One of anvil's first four dev account keys (derived from its public test mnemonic),
+    /// valid on any anvil started with its default accounts. `None` past index 3.
+    pub fn dev_key(i: usize) -> Option<PrivateKeySigner> {
+        const KEYS: [&str; 4] = [
+            "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+            "59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+            "5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+            "7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
+        ];
+        KEYS.get(i).and_then(|k| k.parse().ok())
+    }
+
+    /// A provider for the node at `url` that signs with `key`.
+    pub fn provider_at(url: reqwest::Url, key: &PrivateKeySigner) -> DynProvider {
+        ProviderBuilder::new().wallet(EthereumWallet::from(key.clone())).connect_http(url).erased()
+    }
+
     /// A provider that signs transactions with `key`.
     pub fn provider(&self, key: &PrivateKeySigner) -> DynProvider {
         ProviderBuilder::new()

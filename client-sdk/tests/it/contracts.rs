@@ -214,3 +214,13 @@ fn ids_and_digests_equal_the_contracts_for_random_params_and_states() -> anyhow:
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(())
 }
+
+#[test]
+fn dev_keys_are_anvils_default_accounts() -> anyhow::Result<()> {
+    let devnet = Devnet::start()?;
+    for i in 0..4 {
+        assert_eq!(Devnet::dev_key(i).expect("key").address(), devnet.key(i).address());
+    }
+    assert!(Devnet::dev_key(4).is_none());
+    Ok(())
+}

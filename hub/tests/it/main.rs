@@ -3,4 +3,6 @@
 mod bad_input;
 mod basic_channels;
 mod demo;
+mod dev_stack;
 mod harness;
+mod restart;
