@@ -6,3 +6,4 @@ mod demo;
 mod dev_stack;
 mod harness;
 mod restart;
+mod watcher;
