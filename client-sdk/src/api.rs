@@ -13,6 +13,7 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// The body of every error answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// Machine-readable reason, e.g. `stale_version`, `bad_signature`, `unauthorized`.
     pub error: String,
@@ -22,13 +23,16 @@ pub struct ErrorBody {
 
 /// Asks for a login challenge.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChallengeRequest {
     /// The client's channel key address.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexAddress))]
     pub address: Address,
 }
 
 /// A login challenge to sign (EIP-191 `personal_sign`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ChallengeResponse {
     /// The exact text to sign.
@@ -39,17 +43,21 @@ pub struct ChallengeResponse {
 
 /// Exchanges a signed challenge for a bearer token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenRequest {
     /// The client's channel key address.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexAddress))]
     pub address: Address,
     /// The challenge text, as received.
     pub challenge: String,
     /// EIP-191 signature of the challenge by `address`.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexBytes))]
     pub signature: Bytes,
 }
 
 /// A bearer token for `Authorization: Bearer <token>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TokenResponse {
     /// The token.
@@ -60,28 +68,35 @@ pub struct TokenResponse {
 
 /// An asset the hub accepts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AssetInfo {
     /// Short name, e.g. `ETH`, `USDC`.
     pub symbol: String,
     /// The asset holder contract; this is the asset's id in channel outcomes.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexAddress))]
     pub holder: Address,
     /// The ERC20 token, `None` for ETH.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::openapi::HexAddress>))]
     pub token: Option<Address>,
 }
 
 /// What a client needs to know to open a channel with the hub.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct HubInfo {
     /// The hub's channel key address (its participant address in every channel).
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexAddress))]
     pub address: Address,
     /// Chain id signatures are bound to.
     pub chain_id: u64,
     /// Adjudicator signatures are bound to.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexAddress))]
     pub adjudicator: Address,
     /// Accepted assets.
     pub assets: Vec<AssetInfo>,
     /// Accepted challenge durations of basic channels, seconds.
+    #[cfg_attr(feature = "openapi", schema(min_items = 2, max_items = 2))]
     pub challenge_duration: [u64; 2],
     /// Blocks on top of a deposit before the hub counts it.
     pub confirmations: u64,
@@ -89,38 +104,46 @@ pub struct HubInfo {
 
 /// Opens a basic channel: params, the opening state (version 0) and the client's signature.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OpenChannelRequest {
     /// The channel's params; the hub and the client are its participants.
     pub params: Params,
     /// Version 0 with both parties' deposits as balances.
     pub state: State,
     /// The client's signature on `state`.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexBytes))]
     pub signature: Bytes,
 }
 
 /// A state proposed by the client (an update or the final state), with its signature.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StateRequest {
     /// The proposed state.
     pub state: State,
     /// The client's signature on it.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexBytes))]
     pub signature: Bytes,
 }
 
 /// The hub's countersignature on a state it stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SignatureResponse {
     /// The channel.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexB256))]
     pub channel_id: B256,
     /// The version signed.
     pub version: u64,
     /// The hub's signature on that state.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexBytes))]
     pub signature: Bytes,
 }
 
 /// Where a basic channel is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ChannelStatus {
     /// Signed; waiting for both deposits to be confirmed on chain.
@@ -135,46 +158,57 @@ pub enum ChannelStatus {
 
 /// A state with both signatures (in participant order).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FullySignedState {
     /// The state.
     pub state: State,
     /// Signatures of participant 0 and participant 1.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::openapi::HexBytes>, min_items = 2, max_items = 2))]
     pub sigs: [Bytes; 2],
 }
 
 /// What has been deposited for one asset and participant, as the hub has seen it on chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Funding {
     /// The asset holder.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexAddress))]
     pub asset: Address,
     /// The participant credited.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexAddress))]
     pub participant: Address,
     /// Confirmed total deposited.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexU256))]
     pub amount: U256,
 }
 
 /// A basic channel as the hub knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ChannelView {
     /// Channel id.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexB256))]
     pub id: B256,
     /// Params.
     pub params: Params,
     /// Life-cycle status.
     pub status: ChannelStatus,
     /// The hub's participant index (0 or 1).
+    #[cfg_attr(feature = "openapi", schema(maximum = 1))]
     pub hub_index: u8,
     /// The latest state signed by both.
     pub latest: FullySignedState,
     /// Confirmed deposits.
     pub funding: Vec<Funding>,
     /// Final balances pushed on chain, per asset, when concluded.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<crate::openapi::BalancePair>>))]
     pub settled: Option<Vec<[U256; 2]>>,
 }
 
 /// A list of channels.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChannelList {
     /// The channels, newest first.
     pub channels: Vec<ChannelView>,

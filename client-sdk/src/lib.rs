@@ -15,6 +15,8 @@ pub mod bindings;
 pub mod chain;
 pub mod client;
 pub mod devnet;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod state;
 pub mod store;
 pub mod validate;

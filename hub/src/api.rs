@@ -66,6 +66,10 @@ impl Hub {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/openapi.json",
+            get(|| async { ([(header::CONTENT_TYPE, "application/json")], crate::openapi::json()) }),
+        )
         .route("/v1/hub", get(hub_info))
         .route("/v1/auth/challenge", post(challenge))
         .route("/v1/auth/token", post(token))

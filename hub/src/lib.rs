@@ -1,7 +1,7 @@
 //! Ingrid: a payment hub for Perun virtual payment channels.
 //!
 //! - [`core`]: the hub's pure decisions (what to accept, sign and deposit).
-//! - [`api`]: the HTTP API; [`error`]: its error type.
+//! - [`api`]: the HTTP API; [`error`]: its error type; [`openapi`]: its OpenAPI document.
 //! - [`db`]: Postgres, the source of truth.
 //! - [`chain`]: the event watcher and the outbox of the hub's transactions.
 //! - [`server`]: starting and stopping a hub process; [`config`]: its configuration.
@@ -15,4 +15,5 @@ pub mod db;
 pub mod demo;
 pub mod dev;
 pub mod error;
+pub mod openapi;
 pub mod server;

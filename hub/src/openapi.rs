@@ -1,0 +1,908 @@
+//! The OpenAPI 3.1 document of the HTTP API ([`crate::api`]), generated with `utoipa`, served
+//! at `GET /openapi.json` and kept in the repository as `hub/openapi.json`.
+//!
+//! The operations are declared here, on documentation-only stubs, so the handlers stay plain
+//! axum functions. The tests fail when the committed file differs from [`json`] (regenerate
+//! it with `INGRID_WRITE_OPENAPI=1 cargo test -p ingrid-hub openapi`), when a route of
+//! [`crate::api::router`] is missing from the document, and when a wire type's JSON does not
+//! conform to its schema.
+
+use std::sync::LazyLock;
+
+use ingrid_client_sdk::api::{
+    AssetInfo, ChallengeRequest, ChallengeResponse, ChannelList, ChannelStatus, ChannelView, ErrorBody,
+    FullySignedState, Funding, HubInfo, OpenChannelRequest, SignatureResponse, StateRequest, TokenRequest,
+    TokenResponse,
+};
+use ingrid_client_sdk::openapi::{BalancePair, HexAddress, HexB256, HexBytes, HexU256};
+use ingrid_client_sdk::{Allocation, Params, State, SubAlloc};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use outbox::{OutboxAction, OutboxEntry, OutboxList, OutboxStatus};
+
+/// The API's description (markdown): what applies to every operation.
+const DESCRIPTION: &str = "\
+The HTTP API of an Ingrid payment hub: log in with a channel key, open a basic (ledger) \
+channel with the hub, update it off chain and close it. Every JSON answer of a refusal has an \
+`ErrorBody`, whose `error` is a stable machine-readable reason.
+
+Conventions:
+- Addresses, hashes, amounts (`Uint256`) and byte strings travel as `0x`-prefixed hex strings; \
+`Params` and `State` use the Solidity field names of the adjudicator's `Channel` library.
+- Client routes need `Authorization: Bearer <token>` from `POST /v1/auth/token`; `/v1/admin/*` \
+routes need the operator token and answer 404 when the operator API is disabled.
+- The three state-changing channel POSTs accept an `Idempotency-Key` header: a retry with the \
+same key and the same request replays the first answer (status and body) without acting again; \
+the same key with a different request is refused with 422 `idempotency_key_reused`. Refused \
+requests are not recorded, so a retry after a refusal is decided afresh.
+
+Answers of every route, not repeated per operation: an unknown path answers 404 `not_found`, a \
+known path with another method 405 `method_not_allowed` (both with an `ErrorBody`); a request \
+that is not answered within 30 s gets 503 with an empty body; a request body over 1 MiB gets 413 \
+with a plain-text body.";
+
+/// The OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Ingrid hub API", version = env!("CARGO_PKG_VERSION"), description = DESCRIPTION),
+    paths(
+        paths::healthz,
+        paths::openapi_json,
+        paths::hub_info,
+        paths::challenge,
+        paths::token,
+        paths::list_channels,
+        paths::open_channel,
+        paths::get_channel,
+        paths::update_channel,
+        paths::close_channel,
+        paths::admin_channels,
+        paths::admin_outbox,
+    ),
+    components(schemas(
+        ErrorBody,
+        ChallengeRequest,
+        ChallengeResponse,
+        TokenRequest,
+        TokenResponse,
+        AssetInfo,
+        HubInfo,
+        OpenChannelRequest,
+        StateRequest,
+        SignatureResponse,
+        ChannelStatus,
+        FullySignedState,
+        Funding,
+        ChannelView,
+        ChannelList,
+        Params,
+        State,
+        Allocation,
+        SubAlloc,
+        HexAddress,
+        HexB256,
+        HexU256,
+        HexBytes,
+        BalancePair,
+        OutboxList,
+        OutboxEntry,
+        OutboxStatus,
+        OutboxAction,
+    )),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "meta", description = "Liveness and this document."),
+        (name = "hub", description = "What a client needs to know to open a channel with the hub."),
+        (name = "auth", description = "Login with a channel key: challenge, signature, bearer token."),
+        (name = "channels", description = "The authenticated client's basic channels with the hub."),
+        (name = "admin", description = "The operator's view (operator token)."),
+    )
+)]
+struct ApiDoc;
+
+/// Adds the bearer schemes `client` and `operator`.
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "client",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A session token from `POST /v1/auth/token` (64 hex digits)."))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "operator",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The operator token of the hub's configuration."))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The document.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// The document as pretty JSON with a trailing newline (what `hub/openapi.json` holds).
+pub fn json() -> String {
+    static JSON: LazyLock<String> = LazyLock::new(|| {
+        // Every map of the document has string keys, so serializing it cannot fail.
+        let mut text = document().to_pretty_json().expect("the OpenAPI document serializes to JSON");
+        text.push('\n');
+        text
+    });
+    JSON.clone()
+}
+
+/// Schemas of `GET /v1/admin/outbox`, whose answer is built with `serde_json::json!` in the
+/// handler; the tests check them against the JSON of [`crate::chain::Action`].
+mod outbox {
+    #![allow(dead_code)]
+
+    use alloy::primitives::{Address, B256, U256};
+    use ingrid_client_sdk::openapi::{HexAddress, HexB256, HexU256};
+    use serde::Serialize;
+    use utoipa::ToSchema;
+
+    /// The newest entries of the outbox.
+    #[derive(Serialize, ToSchema)]
+    pub struct OutboxList {
+        /// Entries, newest first.
+        pub entries: Vec<OutboxEntry>,
+    }
+
+    /// A transaction the hub owes the chain, and how sending it went.
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct OutboxEntry {
+        /// Entry id (increasing).
+        pub id: i64,
+        /// The action's kind (as in `action.kind`).
+        pub kind: String,
+        /// The action.
+        pub action: OutboxAction,
+        /// Sending status.
+        pub status: OutboxStatus,
+        /// Tries so far.
+        pub attempts: i32,
+        /// The last failure, if any.
+        pub last_error: Option<String>,
+    }
+
+    /// Sending status of an outbox entry.
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum OutboxStatus {
+        /// Not sent yet, or to be retried.
+        Pending,
+        /// Sent and mined.
+        Done,
+        /// Given up.
+        Failed,
+    }
+
+    /// A transaction the hub owes the chain.
+    #[derive(Serialize, ToSchema)]
+    #[serde(tag = "kind", rename_all = "snake_case")]
+    pub enum OutboxAction {
+        /// Deposit the hub's share of a basic channel.
+        Deposit {
+            /// Channel.
+            #[schema(value_type = HexB256)]
+            channel: B256,
+            /// Asset holder.
+            #[schema(value_type = HexAddress)]
+            asset: Address,
+            /// The hub's required holding.
+            #[schema(value_type = HexU256)]
+            amount: U256,
+        },
+        /// Conclude a basic channel from its final state.
+        ConcludeFinal {
+            /// Channel.
+            #[schema(value_type = HexB256)]
+            channel: B256,
+            /// Version of the final state.
+            version: u64,
+        },
+        /// Withdraw the hub's payout of a concluded channel.
+        Withdraw {
+            /// Channel.
+            #[schema(value_type = HexB256)]
+            channel: B256,
+            /// Asset holder.
+            #[schema(value_type = HexAddress)]
+            asset: Address,
+        },
+    }
+}
+
+/// Documentation-only stubs: one per operation, never called.
+mod paths {
+    #![allow(dead_code)]
+
+    use ingrid_client_sdk::api::{
+        ChallengeRequest, ChallengeResponse, ChannelList, ChannelView, ErrorBody, HubInfo, OpenChannelRequest,
+        SignatureResponse, StateRequest, TokenRequest, TokenResponse,
+    };
+    use ingrid_client_sdk::openapi::HexB256;
+
+    use super::outbox::OutboxList;
+
+    /// Liveness
+    ///
+    /// Answers `ok` while the process serves requests; it does not check the database or the chain.
+    #[utoipa::path(get, path = "/healthz", tag = "meta", operation_id = "healthz",
+        responses((status = 200, description = "The process is up.", body = String, content_type = "text/plain",
+            example = json!("ok"))))]
+    fn healthz() {}
+
+    /// This document
+    ///
+    /// The OpenAPI 3.1 document of this API (the same as `hub/openapi.json` in the repository).
+    #[utoipa::path(get, path = "/openapi.json", tag = "meta", operation_id = "openapi",
+        responses((status = 200, description = "The OpenAPI document.", body = Object,
+            content_type = "application/json")))]
+    fn openapi_json() {}
+
+    /// The hub's identity and terms
+    ///
+    /// The hub's participant address, the chain and adjudicator signatures are bound to, the
+    /// accepted assets and challenge durations: what a client needs to open a channel.
+    #[utoipa::path(get, path = "/v1/hub", tag = "hub", operation_id = "hub_info",
+        responses((status = 200, description = "The hub's description.", body = HubInfo)))]
+    fn hub_info() {}
+
+    /// Get a login challenge
+    ///
+    /// Returns a text for the client's channel key to sign with EIP-191 `personal_sign`;
+    /// exchange the signature at `POST /v1/auth/token` before `expiresAt`. A challenge is good
+    /// for one login attempt.
+    #[utoipa::path(post, path = "/v1/auth/challenge", tag = "auth", operation_id = "challenge",
+        request_body = ChallengeRequest,
+        responses(
+            (status = 200, description = "The challenge to sign.", body = ChallengeResponse),
+            (status = 400, description = "`malformed_json`: the body is not a `ChallengeRequest`.", body = ErrorBody),
+            (status = 413, description = "The body exceeds 1 MiB (plain-text answer).", body = String,
+                content_type = "text/plain"),
+            (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
+        ))]
+    fn challenge() {}
+
+    /// Log in
+    ///
+    /// Exchanges a challenge signed by `address` for a bearer token of the client routes.
+    #[utoipa::path(post, path = "/v1/auth/token", tag = "auth", operation_id = "token",
+        request_body = TokenRequest,
+        responses(
+            (status = 200, description = "The session token.", body = TokenResponse),
+            (status = 400, description = "`malformed_json`: the body is not a `TokenRequest`; \
+                `malformed_challenge`: the challenge has no readable nonce line; \
+                `malformed_signature`: the signature is not 65 bytes r||s||v.", body = ErrorBody),
+            (status = 401, description = "`unauthorized`: the challenge is unknown, expired, already used or \
+                altered, or not signed by `address`. A challenge is used up by its first attempt.", body = ErrorBody),
+            (status = 413, description = "The body exceeds 1 MiB (plain-text answer).", body = String,
+                content_type = "text/plain"),
+            (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
+        ))]
+    fn token() {}
+
+    /// List my channels
+    ///
+    /// The authenticated client's basic channels, newest first.
+    #[utoipa::path(get, path = "/v1/channels", tag = "channels", operation_id = "list_channels",
+        security(("client" = [])),
+        params(("limit" = Option<i64>, Query,
+            description = "Most channels to return; default 100, clamped to 1..=1000.", example = 100)),
+        responses(
+            (status = 200, description = "The channels.", body = ChannelList),
+            (status = 400, description = "`limit` is not an integer (plain-text answer of axum's query \
+                extractor).", body = String, content_type = "text/plain"),
+            (status = 401, description = "`unauthorized`: missing, unknown or expired bearer token.", body = ErrorBody),
+            (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
+        ))]
+    fn list_channels() {}
+
+    /// Open a channel
+    ///
+    /// Proposes a basic channel between the client and the hub: its params, the opening state
+    /// (version 0, both parties' deposits as balances) and the client's signature on it. The
+    /// hub checks it against its terms, stores it, countersigns and queues its own deposit;
+    /// the channel is `funding` until both deposits are confirmed on chain.
+    #[utoipa::path(post, path = "/v1/channels", tag = "channels", operation_id = "open_channel",
+        security(("client" = [])),
+        params(("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255,
+            description = "Makes retries safe: a retry with the same key and request replays the first answer.")),
+        request_body = OpenChannelRequest,
+        responses(
+            (status = 201, description = "Accepted: the hub's signature on the opening state (version 0).",
+                body = SignatureResponse),
+            (status = 400, description = "`malformed_idempotency_key`: not 1 to 255 visible ASCII characters; \
+                `malformed_json`: the body is not an `OpenChannelRequest`.", body = ErrorBody),
+            (status = 401, description = "`unauthorized`: missing, unknown or expired bearer token.", body = ErrorBody),
+            (status = 409, description = "`channel_exists`: a channel with this id is already open; \
+                `wrong_version`: the opening state's version is not 0.", body = ErrorBody),
+            (status = 413, description = "The body exceeds 1 MiB (plain-text answer).", body = String,
+                content_type = "text/plain"),
+            (status = 422, description = "Refused. Params: `invalid_params` (zero or equal participants, not \
+                exactly a ledger channel, an app, challenge duration out of the hub's bounds), \
+                `hub_not_participant`, `client_not_participant` (the token's address is not the other \
+                participant). State: `channel_id_mismatch`, `app_data_not_empty`, `locks_changed` (an opening \
+                state holds no locks), `duplicate_asset`, `balance_shape`, `overflow`, `final_state`, \
+                `no_assets`. Terms: `unknown_asset`, `hub_deposit_above_maximum`, `hub_deposit_above_ratio`. \
+                `bad_signature`: not the client's signature on the state. `idempotency_key_reused`.",
+                body = ErrorBody),
+            (status = 500, description = "`internal`: the database or signing failed; the cause is logged.",
+                body = ErrorBody),
+        ))]
+    fn open_channel() {}
+
+    /// Get a channel
+    ///
+    /// One of the authenticated client's channels, with its latest fully signed state.
+    #[utoipa::path(get, path = "/v1/channels/{id}", tag = "channels", operation_id = "get_channel",
+        security(("client" = [])),
+        params(("id" = HexB256, Path, description = "The channel id.")),
+        responses(
+            (status = 200, description = "The channel.", body = ChannelView),
+            (status = 400, description = "`malformed_channel_id`: `id` is not 32 bytes of hex.", body = ErrorBody),
+            (status = 401, description = "`unauthorized`: missing, unknown or expired bearer token.", body = ErrorBody),
+            (status = 404, description = "`not_found`: no such channel of this client.", body = ErrorBody),
+            (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
+        ))]
+    fn get_channel() {}
+
+    /// Update a channel
+    ///
+    /// Proposes the next state (version + 1) of an `open` channel, signed by the client. The hub
+    /// countersigns transfers that keep each asset's total and locks and do not lower its own
+    /// balance.
+    #[utoipa::path(post, path = "/v1/channels/{id}/updates", tag = "channels", operation_id = "update_channel",
+        security(("client" = [])),
+        params(
+            ("id" = HexB256, Path, description = "The channel id."),
+            ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255,
+                description = "Makes retries safe: a retry with the same key and request replays the first answer."),
+        ),
+        request_body = StateRequest,
+        responses(
+            (status = 200, description = "Accepted: the hub's signature on the new state.", body = SignatureResponse),
+            (status = 400, description = "`malformed_channel_id`, `malformed_idempotency_key`, `malformed_json` \
+                (the body is not a `StateRequest`).", body = ErrorBody),
+            (status = 401, description = "`unauthorized`: missing, unknown or expired bearer token.", body = ErrorBody),
+            (status = 404, description = "`not_found`: no such channel of this client.", body = ErrorBody),
+            (status = 409, description = "`channel_not_open`: the channel is not `open`; `wrong_version`: not the \
+                latest version + 1 (stale or ahead); `channel_final`: the latest state is final.", body = ErrorBody),
+            (status = 413, description = "The body exceeds 1 MiB (plain-text answer).", body = String,
+                content_type = "text/plain"),
+            (status = 422, description = "Refused: `final_state` (final states go to `/close`), \
+                `channel_id_mismatch`, `app_data_not_empty`, `assets_changed`, `duplicate_asset`, `balance_shape`, \
+                `invalid_index_map`, `duplicate_lock`, `overflow`, `total_changed`, `locks_changed`, \
+                `hub_balance_decreased`, `bad_signature`, `idempotency_key_reused`.", body = ErrorBody),
+            (status = 500, description = "`internal`: the database or signing failed; the cause is logged.",
+                body = ErrorBody),
+        ))]
+    fn update_channel() {}
+
+    /// Close a channel
+    ///
+    /// Proposes the final state of a `funding` or `open` channel: the latest balances, no locks,
+    /// `isFinal` set, signed by the client. The hub countersigns, marks the channel `closing`
+    /// and queues the conclusion on chain and its withdrawals.
+    #[utoipa::path(post, path = "/v1/channels/{id}/close", tag = "channels", operation_id = "close_channel",
+        security(("client" = [])),
+        params(
+            ("id" = HexB256, Path, description = "The channel id."),
+            ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255,
+                description = "Makes retries safe: a retry with the same key and request replays the first answer."),
+        ),
+        request_body = StateRequest,
+        responses(
+            (status = 200, description = "Accepted: the hub's signature on the final state.", body = SignatureResponse),
+            (status = 400, description = "`malformed_channel_id`, `malformed_idempotency_key`, `malformed_json` \
+                (the body is not a `StateRequest`).", body = ErrorBody),
+            (status = 401, description = "`unauthorized`: missing, unknown or expired bearer token.", body = ErrorBody),
+            (status = 404, description = "`not_found`: no such channel of this client.", body = ErrorBody),
+            (status = 409, description = "`channel_not_open`: the channel is neither `funding` nor `open` (e.g. \
+                already closing); `locks_held`: close its virtual channels first; `wrong_version`: not the latest \
+                version + 1; `channel_final`: the latest state is final.", body = ErrorBody),
+            (status = 413, description = "The body exceeds 1 MiB (plain-text answer).", body = String,
+                content_type = "text/plain"),
+            (status = 422, description = "Refused: `not_final`, `balances_changed`, `channel_id_mismatch`, \
+                `app_data_not_empty`, `assets_changed`, `duplicate_asset`, `balance_shape`, `invalid_index_map`, \
+                `duplicate_lock`, `overflow`, `total_changed`, `locks_changed`, `bad_signature`, \
+                `idempotency_key_reused`.", body = ErrorBody),
+            (status = 500, description = "`internal`: the database or signing failed; the cause is logged.",
+                body = ErrorBody),
+        ))]
+    fn close_channel() {}
+
+    /// List all channels
+    ///
+    /// Every client's basic channels, newest first.
+    #[utoipa::path(get, path = "/v1/admin/channels", tag = "admin", operation_id = "admin_channels",
+        security(("operator" = [])),
+        params(("limit" = Option<i64>, Query,
+            description = "Most channels to return; default 100, clamped to 1..=1000.", example = 100)),
+        responses(
+            (status = 200, description = "The channels.", body = ChannelList),
+            (status = 400, description = "`limit` is not an integer (plain-text answer of axum's query \
+                extractor).", body = String, content_type = "text/plain"),
+            (status = 401, description = "`unauthorized`: missing or wrong operator token.", body = ErrorBody),
+            (status = 404, description = "`not_found`: the operator API is disabled.", body = ErrorBody),
+            (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
+        ))]
+    fn admin_channels() {}
+
+    /// List the outbox
+    ///
+    /// The hub's own chain transactions (deposits, conclusions, withdrawals), newest first.
+    #[utoipa::path(get, path = "/v1/admin/outbox", tag = "admin", operation_id = "admin_outbox",
+        security(("operator" = [])),
+        params(("limit" = Option<i64>, Query,
+            description = "Most entries to return; default 100, clamped to 1..=1000.", example = 100)),
+        responses(
+            (status = 200, description = "The entries.", body = OutboxList),
+            (status = 400, description = "`limit` is not an integer (plain-text answer of axum's query \
+                extractor).", body = String, content_type = "text/plain"),
+            (status = 401, description = "`unauthorized`: missing or wrong operator token.", body = ErrorBody),
+            (status = 404, description = "`not_found`: the operator API is disabled.", body = ErrorBody),
+            (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
+        ))]
+    fn admin_outbox() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use alloy::primitives::{Address, B256, Bytes, U256};
+    use ingrid_client_sdk::openapi::check_conforms;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::chain::Action;
+
+    /// The routes of `api::router`, as (method, path). Keep in step with `router()`: the tests
+    /// compare this list with the router's source and with the document.
+    const ROUTES: &[(&str, &str)] = &[
+        ("GET", "/healthz"),
+        ("GET", "/openapi.json"),
+        ("GET", "/v1/hub"),
+        ("POST", "/v1/auth/challenge"),
+        ("POST", "/v1/auth/token"),
+        ("GET", "/v1/channels"),
+        ("POST", "/v1/channels"),
+        ("GET", "/v1/channels/{id}"),
+        ("POST", "/v1/channels/{id}/updates"),
+        ("POST", "/v1/channels/{id}/close"),
+        ("GET", "/v1/admin/channels"),
+        ("GET", "/v1/admin/outbox"),
+    ];
+
+    const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+
+    fn listed() -> BTreeSet<(String, String)> {
+        ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect()
+    }
+
+    fn document_json() -> Value {
+        serde_json::from_str(&json()).expect("the document is JSON")
+    }
+
+    /// Every (method, path) operation of the document.
+    fn documented() -> BTreeSet<(String, String)> {
+        let doc = document_json();
+        let mut out = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for method in METHODS {
+                if item.get(method).is_some() {
+                    out.insert((method.to_uppercase(), path.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// The index just past the bracket that closes the one at `open`, skipping string literals.
+    fn closing(text: &[u8], open: usize) -> usize {
+        let mut depth = 0usize;
+        let mut i = open;
+        while i < text.len() {
+            match text[i] {
+                b'"' => {
+                    i += 1;
+                    while text[i] != b'"' {
+                        i += if text[i] == b'\\' { 2 } else { 1 };
+                    }
+                }
+                b'(' | b'[' | b'{' => depth += 1,
+                b')' | b']' | b'}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return i + 1;
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        panic!("unbalanced brackets in api.rs from byte {open}");
+    }
+
+    /// The (method, path) pairs of every `.route("path", get(..).post(..))` in the source of
+    /// `api::router`.
+    fn routes_in_source(source: &str) -> BTreeSet<(String, String)> {
+        let start = source.find("pub fn router(").expect("api.rs has `pub fn router(`");
+        let body_open = start + source[start..].find('{').expect("router body");
+        let body = &source[body_open..closing(source.as_bytes(), body_open)];
+        for unsupported in [".nest(", ".nest_service(", ".merge(", ".route_service("] {
+            assert!(!body.contains(unsupported), "router() uses {unsupported}: teach this test to read it");
+        }
+        let text = body.as_bytes();
+        let mut out = BTreeSet::new();
+        let mut from = 0;
+        while let Some(found) = body[from..].find(".route(") {
+            let open = from + found + ".route".len();
+            let close = closing(text, open);
+            let args = &body[open + 1..close - 1];
+            from = close;
+            // The path: the first string literal.
+            let path_start = args.find('"').expect("route path literal") + 1;
+            let path_len = args[path_start..].find('"').expect("end of route path");
+            let path = &args[path_start..path_start + path_len];
+            // The method router: calls like `get(..)` and `.post(..)` at the top level.
+            let rest = args[path_start + path_len + 1..].trim_start().strip_prefix(',').expect("route arguments");
+            let bytes = rest.as_bytes();
+            let mut i = 0;
+            let mut methods = Vec::new();
+            while i < bytes.len() {
+                let c = bytes[i];
+                if c.is_ascii_alphabetic() || c == b'_' {
+                    let word_end = i + rest[i..]
+                        .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
+                        .unwrap_or(rest.len() - i);
+                    let word = &rest[i..word_end];
+                    let after = rest[word_end..].trim_start();
+                    assert!(after.starts_with('('), "unexpected `{word}` in the method router of {path}");
+                    assert!(METHODS.contains(&word), "method router `{word}` of {path}: teach this test to read it");
+                    methods.push(word.to_uppercase());
+                    let open = word_end + (rest[word_end..].len() - after.len());
+                    i = closing(bytes, open);
+                    continue;
+                }
+                let trailing_comma = c == b',' && rest[i + 1..].trim().is_empty();
+                assert!(
+                    c.is_ascii_whitespace() || c == b'.' || trailing_comma,
+                    "unexpected {:?} in the method router of {path}",
+                    c as char
+                );
+                i += 1;
+            }
+            assert!(!methods.is_empty(), "no method in the route {path}");
+            for method in methods {
+                assert!(out.insert((method.clone(), path.to_string())), "{method} {path} is routed twice");
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn openapi_json_is_committed_and_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");
+        let generated = json();
+        if std::env::var_os("INGRID_WRITE_OPENAPI").is_some() {
+            std::fs::write(path, &generated).expect("write hub/openapi.json");
+            return;
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "hub/openapi.json is stale or missing; regenerate it with \
+             `INGRID_WRITE_OPENAPI=1 cargo test -p ingrid-hub openapi` and commit it"
+        );
+    }
+
+    #[test]
+    fn the_route_list_mirrors_the_router_source() {
+        let in_source = routes_in_source(include_str!("api.rs"));
+        let listed = listed();
+        assert_eq!(
+            in_source.difference(&listed).collect::<Vec<_>>(),
+            Vec::<&(String, String)>::new(),
+            "routed in api::router but not in ROUTES of openapi.rs: add them there and document them"
+        );
+        assert_eq!(
+            listed.difference(&in_source).collect::<Vec<_>>(),
+            Vec::<&(String, String)>::new(),
+            "in ROUTES of openapi.rs but not routed in api::router"
+        );
+    }
+
+    #[test]
+    fn every_route_is_documented_and_nothing_else() {
+        let documented = documented();
+        let listed = listed();
+        assert_eq!(
+            listed.difference(&documented).collect::<Vec<_>>(),
+            Vec::<&(String, String)>::new(),
+            "routes missing from the OpenAPI document"
+        );
+        assert_eq!(
+            documented.difference(&listed).collect::<Vec<_>>(),
+            Vec::<&(String, String)>::new(),
+            "documented operations the router does not serve"
+        );
+    }
+
+    #[test]
+    fn the_route_parser_reads_multi_method_and_closure_routes() {
+        let source = r#"
+            pub fn router(state: AppState) -> Router {
+                Router::new()
+                    .route("/a", get(|| async { ([(header::CONTENT_TYPE, "x(")], f()) }))
+                    .route(
+                        "/b/{id}",
+                        get(list).post(create),
+                    )
+                    .fallback(|| async { "no )" })
+            }
+        "#;
+        let expected: BTreeSet<_> = [("GET", "/a"), ("GET", "/b/{id}"), ("POST", "/b/{id}")]
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect();
+        assert_eq!(routes_in_source(source), expected);
+    }
+
+    #[test]
+    fn operations_declare_their_auth_parameters_and_errors() {
+        let doc = document_json();
+        let schemes = &doc["components"]["securitySchemes"];
+        for name in ["client", "operator"] {
+            assert_eq!(schemes[name]["scheme"], json!("bearer"), "security scheme {name}");
+        }
+        let mut operation_ids = BTreeSet::new();
+        for (method, path) in ROUTES {
+            let op = &doc["paths"][path][method.to_lowercase()];
+            assert!(operation_ids.insert(op["operationId"].to_string()), "duplicate operationId at {method} {path}");
+            let security = if path.starts_with("/v1/admin/") {
+                Some("operator")
+            } else if path.starts_with("/v1/channels") {
+                Some("client")
+            } else {
+                None
+            };
+            let statuses: BTreeSet<&str> =
+                op["responses"].as_object().expect("responses").keys().map(String::as_str).collect();
+            match security {
+                Some(scheme) => {
+                    assert_eq!(op["security"], json!([{ scheme: [] }]), "{method} {path} security");
+                    assert!(statuses.contains("401"), "{method} {path} documents no 401");
+                }
+                None => assert!(op.get("security").is_none(), "{method} {path} needs no auth"),
+            }
+            let params = op["parameters"].as_array().cloned().unwrap_or_default();
+            let named =
+                |name: &str, place: &str| params.iter().any(|p| p["name"] == json!(name) && p["in"] == json!(place));
+            for segment in path.split('/').filter(|s| s.starts_with('{')) {
+                let name = segment.trim_start_matches('{').trim_end_matches('}');
+                assert!(named(name, "path"), "{method} {path} does not declare the path parameter {name}");
+                assert!(
+                    statuses.contains("400") && statuses.contains("404"),
+                    "{method} {path}: malformed or unknown id"
+                );
+            }
+            let idempotent = *method == "POST" && path.starts_with("/v1/channels");
+            assert_eq!(named("Idempotency-Key", "header"), idempotent, "{method} {path} Idempotency-Key");
+            if *method == "POST" {
+                assert!(op["requestBody"]["content"]["application/json"]["schema"].is_object(), "{method} {path} body");
+                assert!(statuses.contains("400") && statuses.contains("413"), "{method} {path}: malformed bodies");
+            }
+            if path.starts_with("/v1/") && *path != "/v1/hub" {
+                assert!(statuses.contains("500"), "{method} {path} documents no 500");
+            }
+            // Error answers of the hub's own making carry an ErrorBody.
+            for (status, response) in op["responses"].as_object().expect("responses") {
+                if let Some(schema) = response["content"].get("application/json").map(|c| &c["schema"])
+                    && status.starts_with(['4', '5'])
+                {
+                    assert_eq!(schema["$ref"], json!("#/components/schemas/ErrorBody"), "{method} {path} {status}");
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_router_serves_the_document() {
+        use axum::body::{Body, to_bytes};
+        use axum::http::{Request, StatusCode, header};
+        use tower::ServiceExt;
+
+        let key = alloy::signers::local::PrivateKeySigner::random();
+        let deployment = ingrid_client_sdk::Deployment { chain_id: 31337, adjudicator: Address::repeat_byte(0xad) };
+        let hub = crate::api::Hub {
+            rules: crate::core::Rules {
+                hub: key.address(),
+                deployment,
+                assets: Vec::new(),
+                channels: crate::config::ChannelConfig::default(),
+            },
+            info: HubInfo {
+                address: key.address(),
+                chain_id: 31337,
+                adjudicator: Address::repeat_byte(0xad),
+                assets: Vec::new(),
+                challenge_duration: [60, 600],
+                confirmations: 1,
+            },
+            key,
+            auth: crate::config::AuthConfig::default(),
+            operator_token: None,
+        };
+        // The document needs no database: the pool never connects.
+        let pool = sqlx::PgPool::connect_lazy("postgres://localhost:1/unused").expect("lazy pool");
+        let router = crate::api::router(crate::api::AppState { pool, hub: std::sync::Arc::new(hub) });
+
+        let request = Request::get("/openapi.json").body(Body::empty()).expect("request");
+        let response = router.clone().oneshot(request).await.expect("response");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        let body = to_bytes(response.into_body(), usize::MAX).await.expect("body");
+        assert_eq!(std::str::from_utf8(&body).expect("utf-8"), json());
+
+        let request = Request::post("/openapi.json").body(Body::empty()).expect("request");
+        let response = router.oneshot(request).await.expect("response");
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    }
+
+    // ------------------------------------------------------------------ wire JSON vs schemas
+
+    fn sample_state() -> ingrid_client_sdk::State {
+        ingrid_client_sdk::State {
+            channelId: B256::repeat_byte(0xc1),
+            version: 3,
+            outcome: ingrid_client_sdk::Allocation {
+                assets: vec![Address::repeat_byte(0xee)],
+                balances: vec![[U256::from(600u64), U256::from(400u64)]],
+                locked: vec![ingrid_client_sdk::SubAlloc {
+                    id: B256::repeat_byte(0x5b),
+                    balances: vec![U256::from(5u64)],
+                    indexMap: [0, 1],
+                }],
+            },
+            appData: Bytes::new(),
+            isFinal: false,
+        }
+    }
+
+    fn sample_params() -> ingrid_client_sdk::Params {
+        ingrid_client_sdk::Params {
+            challengeDuration: 3600,
+            nonce: U256::from(42u64),
+            participants: [Address::repeat_byte(0x11), Address::repeat_byte(0x22)],
+            ledger: true,
+            isVirtual: false,
+            app: Address::ZERO,
+        }
+    }
+
+    fn signature() -> Bytes {
+        Bytes::from(vec![0xab; 65])
+    }
+
+    fn sample_view(settled: Option<Vec<[U256; 2]>>) -> ChannelView {
+        ChannelView {
+            id: B256::repeat_byte(0xc1),
+            params: sample_params(),
+            status: ChannelStatus::Open,
+            hub_index: 1,
+            latest: FullySignedState { state: sample_state(), sigs: [signature(), signature()] },
+            funding: vec![Funding {
+                asset: Address::repeat_byte(0xee),
+                participant: Address::repeat_byte(0x22),
+                amount: U256::from(400u64),
+            }],
+            settled,
+        }
+    }
+
+    /// Checks `value`'s JSON against the component `name` of the document.
+    fn conforms(name: &str, value: &impl serde::Serialize) {
+        let doc = document_json();
+        let json = serde_json::to_value(value).expect("serialize");
+        let schema = doc["components"]["schemas"].get(name).unwrap_or_else(|| panic!("no component {name}"));
+        check_conforms(&json, schema, &doc).unwrap_or_else(|e| panic!("{name}: {e}\n{json:#}"));
+    }
+
+    #[test]
+    fn wire_types_serialize_as_their_schemas_say() {
+        conforms("ErrorBody", &ErrorBody { error: "wrong_version".into(), message: "version 3, expected 4".into() });
+        conforms("ChallengeRequest", &ChallengeRequest { address: Address::repeat_byte(0x22) });
+        conforms("ChallengeResponse", &ChallengeResponse { challenge: "Ingrid login\n...".into(), expires_at: 1_700 });
+        conforms(
+            "TokenRequest",
+            &TokenRequest {
+                address: Address::repeat_byte(0x22),
+                challenge: "Ingrid login".into(),
+                signature: signature(),
+            },
+        );
+        conforms("TokenResponse", &TokenResponse { token: "ab".repeat(32), expires_at: 1_700 });
+        conforms(
+            "HubInfo",
+            &HubInfo {
+                address: Address::repeat_byte(0x11),
+                chain_id: 31337,
+                adjudicator: Address::repeat_byte(0xad),
+                assets: vec![
+                    AssetInfo { symbol: "ETH".into(), holder: Address::repeat_byte(0xee), token: None },
+                    AssetInfo {
+                        symbol: "USDC".into(),
+                        holder: Address::repeat_byte(0xe2),
+                        token: Some(Address::repeat_byte(0x7c)),
+                    },
+                ],
+                challenge_duration: [60, 86_400],
+                confirmations: 2,
+            },
+        );
+        conforms(
+            "OpenChannelRequest",
+            &OpenChannelRequest { params: sample_params(), state: sample_state(), signature: signature() },
+        );
+        conforms("StateRequest", &StateRequest { state: sample_state(), signature: signature() });
+        conforms(
+            "SignatureResponse",
+            &SignatureResponse { channel_id: B256::repeat_byte(0xc1), version: 0, signature: signature() },
+        );
+        for status in [ChannelStatus::Funding, ChannelStatus::Open, ChannelStatus::Closing, ChannelStatus::Closed] {
+            conforms("ChannelStatus", &status);
+        }
+        conforms("ChannelView", &sample_view(None));
+        conforms("ChannelList", &ChannelList { channels: vec![sample_view(Some(vec![[U256::ZERO, U256::MAX]]))] });
+    }
+
+    #[test]
+    fn the_outbox_schema_matches_the_handlers_json() {
+        let channel = B256::repeat_byte(0xc1);
+        let asset = Address::repeat_byte(0xee);
+        let actions = [
+            Action::Deposit { channel, asset, amount: U256::from(400u64) },
+            Action::ConcludeFinal { channel, version: 9 },
+            Action::Withdraw { channel, asset },
+        ];
+        // What `admin_outbox` answers, one entry per kind of action.
+        let entries: Vec<Value> = actions
+            .iter()
+            .zip(["pending", "done", "failed"])
+            .enumerate()
+            .map(|(id, (action, status))| {
+                json!({
+                    "id": id, "kind": action.kind(), "action": action, "status": status, "attempts": 1,
+                    "lastError": if status == "failed" { json!("reverted") } else { Value::Null },
+                })
+            })
+            .collect();
+        conforms("OutboxList", &json!({ "entries": entries }));
+    }
+
+    #[test]
+    fn a_wrong_field_name_fails_the_conformance_check() {
+        let doc = document_json();
+        let mut view = serde_json::to_value(sample_view(None)).expect("serialize");
+        view["hub_index"] = view["hubIndex"].take();
+        view.as_object_mut().expect("object").remove("hubIndex");
+        assert!(check_conforms(&view, &doc["components"]["schemas"]["ChannelView"], &doc).is_err());
+    }
+}
