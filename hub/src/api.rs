@@ -413,18 +413,6 @@ async fn admin_outbox(
     State(app): State<AppState>,
     _: Operator,
     Query(page): Query<Page>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let rows: Vec<(i64, String, serde_json::Value, String, i32, Option<String>)> = sqlx::query_as(
-        "SELECT id, kind, payload, status::text, attempts, last_error FROM outbox ORDER BY id DESC LIMIT $1",
-    )
-    .bind(page.limit())
-    .fetch_all(&app.pool)
-    .await?;
-    let entries: Vec<_> = rows
-        .into_iter()
-        .map(|(id, kind, payload, status, attempts, last_error)| {
-            serde_json::json!({ "id": id, "kind": kind, "action": payload, "status": status, "attempts": attempts, "lastError": last_error })
-        })
-        .collect();
-    Ok(Json(serde_json::json!({ "entries": entries })))
+) -> Result<Json<db::OutboxList>, ApiError> {
+    Ok(Json(db::outbox_views(&app.pool, page.limit()).await?))
 }

@@ -179,3 +179,40 @@ pub fn read_key_file(path: &Path) -> anyhow::Result<PrivateKeySigner> {
         .parse::<PrivateKeySigner>()
         .with_context(|| format!("hub_key_file: {} does not hold a hex private key", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_example_parses_with_every_key() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/ingrid.example.toml");
+        let config: Config = Figment::new().merge(Toml::file(&path)).extract().expect("example parses");
+        assert_eq!(config.assets.len(), 2);
+        assert_eq!(config.assets[1].collateral_ratio_bps, 5000);
+        assert_eq!(config.assets[0].max_hub_deposit, U256::from(10u64).pow(U256::from(19)));
+        assert_eq!(config.chain.confirmations, 2);
+        assert_eq!(config.channels.max_challenge_duration, 604_800);
+    }
+
+    #[test]
+    fn unknown_keys_and_missing_required_keys_are_errors() {
+        let figment =
+            Figment::new().merge(Toml::string("database_url = \"x\"\nlisten = \"127.0.0.1:1\"\ncolour = 3\n"));
+        let err = figment.extract::<Config>().expect_err("refused");
+        assert!(err.to_string().contains("colour") || err.to_string().contains("missing"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_offending_key() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/ingrid.example.toml");
+        let mut config: Config = Figment::new().merge(Toml::file(&path)).extract().expect("example parses");
+        config.channels.min_challenge_duration = 10 * config.channels.max_challenge_duration;
+        let err = config.validate().expect_err("refused").to_string();
+        assert!(err.contains("channels.min_challenge_duration"), "{err}");
+        let mut config: Config = Figment::new().merge(Toml::file(&path)).extract().expect("example parses");
+        config.assets[1].holder = config.assets[0].holder;
+        let err = config.validate().expect_err("refused").to_string();
+        assert!(err.contains("assets[1].holder"), "{err}");
+    }
+}

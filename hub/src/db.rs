@@ -572,3 +572,39 @@ pub async fn retry_outbox(db: &PgPool, id: i64, error: &str, retry_secs: f64, gi
     .await?;
     Ok(())
 }
+
+/// An outbox entry as the operator sees it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxView {
+    /// Row id.
+    pub id: i64,
+    /// Action kind.
+    pub kind: String,
+    /// The action.
+    pub action: serde_json::Value,
+    /// `pending`, `done` or `failed`.
+    pub status: String,
+    /// Attempts so far.
+    pub attempts: i32,
+    /// Error of the last failed attempt.
+    pub last_error: Option<String>,
+}
+
+/// The outbox, newest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxList {
+    /// Entries.
+    pub entries: Vec<OutboxView>,
+}
+
+/// The newest `limit` outbox entries.
+pub async fn outbox_views(db: &PgPool, limit: i64) -> sqlx::Result<OutboxList> {
+    let entries = sqlx::query_as(
+        "SELECT id, kind, payload AS action, status::text AS status, attempts, last_error FROM outbox ORDER BY id DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    Ok(OutboxList { entries })
+}

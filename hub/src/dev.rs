@@ -132,6 +132,17 @@ fn cluster_dir(data_dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(std::env::temp_dir().join(format!("ingrid-pg-{}", hex::encode(&tag[..6]))))
 }
 
+/// Creates a database named `prefix` plus a random suffix on the server of `server_url`
+/// (any database URL of it) and returns the new database's URL.
+pub async fn fresh_database(server_url: &str, prefix: &str) -> anyhow::Result<String> {
+    use sqlx::Connection;
+    let name = format!("{prefix}_{}", hex::encode(rand::random::<[u8; 8]>()));
+    let mut conn = sqlx::PgConnection::connect(server_url).await.context("connecting to the Postgres server")?;
+    sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut conn).await?;
+    let base = server_url.rsplit_once('/').map_or(server_url, |(base, _)| base);
+    Ok(format!("{base}/{name}"))
+}
+
 /// Options of `ingrid dev`.
 #[derive(Debug, Clone)]
 pub struct DevOptions {
@@ -148,24 +159,7 @@ pub async fn run_dev(options: DevOptions) -> anyhow::Result<()> {
     let devnet = Devnet::start_with_block_time(1).context("starting anvil (run scripts/setup.sh first)")?;
     let hub_key = devnet.key(0);
     let stack = deploy_stack(&devnet, &hub_key, &options.data_dir).await?;
-    let config = Config {
-        database_url: postgres.url("ingrid"),
-        listen: options.listen,
-        hub_key_file: stack.key_file.clone(),
-        operator_token: Some("dev-operator-token".into()),
-        db_max_connections: 16,
-        chain: ChainConfig {
-            rpc_url: devnet.anvil.endpoint_url().to_string(),
-            chain_id: stack.contracts.deployment.chain_id,
-            adjudicator: stack.contracts.deployment.adjudicator,
-            confirmations: 1,
-            start_block: 0,
-            poll_interval_ms: 500,
-        },
-        assets: stack.assets.clone(),
-        channels: ChannelConfig::default(),
-        auth: AuthConfig::default(),
-    };
+    let config = local_config(postgres.url("ingrid"), &devnet, &stack, options.listen, 1, 500);
     config.validate()?;
     let config_file = options.data_dir.join("ingrid.toml");
     std::fs::write(&config_file, toml_of(&config)?)?;
@@ -183,12 +177,45 @@ pub async fn run_dev(options: DevOptions) -> anyhow::Result<()> {
     }
     println!("  postgres   {}", postgres.url("ingrid"));
     println!("  config     {}", config_file.display());
-    println!("  operator token: dev-operator-token");
+    println!("  operator token: {DEV_OPERATOR_TOKEN}");
     println!("  funded client keys: anvil dev accounts 1..9 (e.g. {:#x})", devnet.anvil.keys()[1].to_bytes());
     println!("Ctrl-C stops the hub, the chain and the database.");
     running.run_until_signal().await;
     Ok(())
 }
+
+/// A configuration for a hub on `devnet` with `stack`, its database at `database_url`,
+/// acting on events `confirmations` blocks deep and polling every `poll_ms`.
+pub fn local_config(
+    database_url: String,
+    devnet: &Devnet,
+    stack: &Stack,
+    listen: SocketAddr,
+    confirmations: u64,
+    poll_ms: u64,
+) -> Config {
+    Config {
+        database_url,
+        listen,
+        hub_key_file: stack.key_file.clone(),
+        operator_token: Some(DEV_OPERATOR_TOKEN.into()),
+        db_max_connections: 16,
+        chain: ChainConfig {
+            rpc_url: devnet.anvil.endpoint_url().to_string(),
+            chain_id: stack.contracts.deployment.chain_id,
+            adjudicator: stack.contracts.deployment.adjudicator,
+            confirmations,
+            start_block: 0,
+            poll_interval_ms: poll_ms,
+        },
+        assets: stack.assets.clone(),
+        channels: ChannelConfig::default(),
+        auth: AuthConfig::default(),
+    }
+}
+
+/// The operator token of local stacks.
+pub const DEV_OPERATOR_TOKEN: &str = "dev-operator-token";
 
 /// What [`deploy_stack`] deployed.
 pub struct Stack {

@@ -271,6 +271,20 @@ async fn bad_requests_are_refused_with_a_reason_and_change_nothing() -> anyhow::
     s1.outcome.balances[0] = [ether(1) - U256::from(1), U256::from(1)];
     w.expect_unchanged(409, "channel_not_open", bob_http.update(channel_id(&p), &update(s1, &bob_key), None)).await?;
 
+    // The operator API wants the operator token; a client token is not enough.
+    w.expect_unchanged(401, "unauthorized", alice_http.admin_channels()).await?;
+    let operator = HubClient::new(&w.url).with_token(crate::harness::OPERATOR_TOKEN);
+    let all = operator.admin_channels().await?;
+    assert_eq!(all.channels.len(), 2, "the operator sees every client's channels");
+    let outbox: serde_json::Value = http
+        .get(format!("{}/v1/admin/outbox", w.url))
+        .bearer_auth(crate::harness::OPERATOR_TOKEN)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert!(outbox["entries"].as_array().is_some_and(|e| e.iter().any(|e| e["kind"] == "deposit")), "{outbox}");
+
     // Unknown routes and methods.
     let response = http.get(format!("{}/v1/nothing", w.url)).send().await?;
     assert_eq!(response.status().as_u16(), 404);

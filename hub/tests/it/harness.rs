@@ -12,8 +12,8 @@ use ingrid_client_sdk::chain::Asset;
 use ingrid_client_sdk::devnet::Devnet;
 use ingrid_client_sdk::store::ChannelStore;
 use ingrid_client_sdk::wallet::Wallet;
-use ingrid_hub::config::{AuthConfig, ChainConfig, ChannelConfig, Config};
-use ingrid_hub::dev::{LocalPostgres, Stack, deploy_stack};
+use ingrid_hub::config::Config;
+use ingrid_hub::dev::{LocalPostgres, Stack, deploy_stack, fresh_database, local_config};
 use ingrid_hub::server::{self, Running};
 use sqlx::PgPool;
 use tempfile::TempDir;
@@ -50,14 +50,7 @@ impl Env {
                 (pg.url("postgres"), Some(pg))
             }
         };
-        let name = format!("it_{}", hex::encode(rand::random::<[u8; 8]>()));
-        let base = server.rsplit_once('/').map(|(base, _)| base.to_string()).unwrap_or(server.clone());
-        {
-            use sqlx::Connection;
-            let mut conn = sqlx::PgConnection::connect(&server).await?;
-            sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut conn).await?;
-        }
-        let database_url = format!("{base}/{name}");
+        let database_url = fresh_database(&server, "it").await?;
         let pool = ingrid_hub::db::connect(&database_url, 4).await?;
         ingrid_hub::db::MIGRATOR.run(&pool).await?;
         let devnet = Devnet::start_with_accounts(accounts)?;
@@ -78,24 +71,17 @@ impl Env {
 
     /// A hub configuration for this world (listening on a free port, acting at once).
     pub fn config(&self) -> Config {
-        Config {
-            database_url: self.database_url.clone(),
-            listen: "127.0.0.1:0".parse().expect("address"),
-            hub_key_file: self.stack.key_file.clone(),
-            operator_token: Some(OPERATOR_TOKEN.into()),
-            db_max_connections: 8,
-            chain: ChainConfig {
-                rpc_url: self.devnet.anvil.endpoint_url().to_string(),
-                chain_id: self.stack.contracts.deployment.chain_id,
-                adjudicator: self.stack.contracts.deployment.adjudicator,
-                confirmations: 0,
-                start_block: 0,
-                poll_interval_ms: 100,
-            },
-            assets: self.stack.assets.clone(),
-            channels: ChannelConfig::default(),
-            auth: AuthConfig::default(),
-        }
+        let mut config = local_config(
+            self.database_url.clone(),
+            &self.devnet,
+            &self.stack,
+            "127.0.0.1:0".parse().expect("address"),
+            0,
+            100,
+        );
+        config.operator_token = Some(OPERATOR_TOKEN.into());
+        config.db_max_connections = 8;
+        config
     }
 
     /// Starts a hub in this process.
