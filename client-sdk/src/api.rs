@@ -15,7 +15,7 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
-    /// Machine-readable reason, e.g. `stale_version`, `bad_signature`, `unauthorized`.
+    /// Machine-readable reason, e.g. `wrong_version`, `bad_signature`, `unauthorized`.
     pub error: String,
     /// Human-readable explanation with the numbers involved.
     pub message: String,

@@ -15,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use ingrid_client_sdk::api::{
-    ChallengeRequest, ChallengeResponse, ChannelList, ChannelStatus, HubInfo, IDEMPOTENCY_KEY, OpenChannelRequest,
-    SignatureResponse, StateRequest, TokenRequest, TokenResponse,
+    ChallengeRequest, ChallengeResponse, ChannelList, ChannelStatus, ErrorBody, HubInfo, IDEMPOTENCY_KEY,
+    OpenChannelRequest, SignatureResponse, StateRequest, TokenRequest, TokenResponse,
 };
 use ingrid_client_sdk::state::sign_digest;
 use serde::Serialize;
@@ -27,6 +27,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::auth::Challenges;
 use crate::chain::Action;
 use crate::config::AuthConfig;
 use crate::core::Rules;
@@ -54,6 +55,8 @@ pub struct Hub {
     pub auth: AuthConfig,
     /// Bearer token of the operator API, if enabled.
     pub operator_token: Option<String>,
+    /// Login challenges.
+    pub challenges: Challenges,
 }
 
 impl Hub {
@@ -83,8 +86,34 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(RequestBodyLimitLayer::new(1 << 20))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
+        .layer(axum::middleware::map_response(json_errors))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Gives every error answer an [`ErrorBody`], also those made by layers and extractors
+/// (body too large, timeout, a malformed query string), keeping their status and headers.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json =
+        response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text =
+        axum::body::to_bytes(body, 4096).await.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        StatusCode::SERVICE_UNAVAILABLE => "timeout",
+        StatusCode::BAD_REQUEST => "bad_request",
+        _ => "error",
+    };
+    let message = if text.is_empty() { status.canonical_reason().unwrap_or("error").to_string() } else { text };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    let body = serde_json::to_vec(&ErrorBody { error: code.into(), message }).unwrap_or_default();
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 // ------------------------------------------------------------------ extraction
@@ -151,7 +180,8 @@ impl Idempotent {
         let key = match headers.get(IDEMPOTENCY_KEY) {
             None => None,
             Some(v) => {
-                let k = v.to_str().ok().filter(|k| !k.is_empty() && k.len() <= 255).ok_or_else(|| {
+                let visible = |k: &&str| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic());
+                let k = v.to_str().ok().filter(visible).ok_or_else(|| {
                     ApiError::bad_request(
                         "malformed_idempotency_key",
                         "idempotency key must be 1 to 255 visible ASCII characters",
@@ -203,46 +233,23 @@ fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-fn challenge_text(hub: &Hub, address: Address, nonce: &[u8], expires_at: u64) -> String {
-    format!(
-        "Ingrid login\nhub: {}\nchain: {}\naddress: {}\nnonce: 0x{}\nexpires: {}",
-        hub.info.address,
-        hub.info.chain_id,
-        address,
-        hex::encode(nonce),
-        expires_at
-    )
-}
-
 async fn challenge(State(app): State<AppState>, body: Body) -> Result<Json<ChallengeResponse>, ApiError> {
     let req: ChallengeRequest = parse(&body)?;
-    let nonce: [u8; 16] = rand::random();
     let expires_at = now_secs() + app.hub.auth.challenge_ttl;
-    let mut conn = app.pool.acquire().await?;
-    db::insert_challenge(&mut conn, &nonce, req.address, expires_at).await?;
-    Ok(Json(ChallengeResponse { challenge: challenge_text(&app.hub, req.address, &nonce, expires_at), expires_at }))
+    let challenge = app.hub.challenges.issue(req.address, rand::random(), expires_at);
+    Ok(Json(ChallengeResponse { challenge, expires_at }))
 }
 
 async fn token(State(app): State<AppState>, body: Body) -> Result<Json<TokenResponse>, ApiError> {
     let req: TokenRequest = parse(&body)?;
-    let bad = || ApiError::Unauthorized("challenge unknown, expired, or not signed by this address".into());
-    let nonce = req
-        .challenge
-        .lines()
-        .find_map(|l| l.strip_prefix("nonce: 0x"))
-        .and_then(|h| hex::decode(h).ok())
-        .ok_or_else(|| ApiError::bad_request("malformed_challenge", "the challenge text was altered"))?;
-    let sig = alloy::primitives::Signature::from_raw(&req.signature)
-        .map_err(|_| ApiError::bad_request("malformed_signature", "signature is not 65 bytes of r||s||v"))?;
-    let signer = sig.recover_address_from_msg(req.challenge.as_bytes()).map_err(|_| bad())?;
-
+    let (nonce, expires_at) = app
+        .hub
+        .challenges
+        .check(req.address, &req.challenge, &req.signature, now_secs())
+        .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
     let mut tx = app.pool.begin().await?;
-    // The challenge is consumed even when the login fails: each is good for one try.
-    let (issued_to, expires) = db::take_challenge(&mut tx, &nonce).await?.ok_or_else(bad)?;
-    let issued = challenge_text(&app.hub, issued_to, &nonce, expires);
-    if issued_to != req.address || signer != req.address || req.challenge != issued {
-        tx.commit().await?;
-        return Err(bad());
+    if !db::use_challenge(&mut tx, &nonce, expires_at).await? {
+        return Err(ApiError::Unauthorized("the challenge was used already".into()));
     }
     let token = hex::encode(rand::random::<[u8; 32]>());
     db::ensure_client(&mut tx, req.address).await?;
@@ -415,4 +422,71 @@ async fn admin_outbox(
     Query(page): Query<Page>,
 ) -> Result<Json<db::OutboxList>, ApiError> {
     Ok(Json(db::outbox_views(&app.pool, page.limit()).await?))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use axum::body::Body as HttpBody;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    /// A hub whose database pool never connects: enough for what is answered before any query.
+    pub(crate) fn offline_state() -> AppState {
+        let key = PrivateKeySigner::random();
+        let deployment = ingrid_client_sdk::Deployment { chain_id: 31337, adjudicator: Address::repeat_byte(0xad) };
+        let hub = Hub {
+            rules: Rules { hub: key.address(), deployment, assets: Vec::new(), channels: Default::default() },
+            info: HubInfo {
+                address: key.address(),
+                chain_id: 31337,
+                adjudicator: deployment.adjudicator,
+                assets: Vec::new(),
+                challenge_duration: [60, 600],
+                confirmations: 1,
+            },
+            challenges: Challenges::new(&[1], key.address(), 31337),
+            key,
+            auth: AuthConfig::default(),
+            operator_token: None,
+        };
+        let pool = sqlx::PgPool::connect_lazy("postgres://localhost:1/unused").expect("lazy pool");
+        AppState { pool, hub: Arc::new(hub) }
+    }
+
+    async fn error_of(response: Response) -> (StatusCode, ErrorBody) {
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16).await.expect("body");
+        (status, serde_json::from_slice(&bytes).expect("an ErrorBody"))
+    }
+
+    #[tokio::test]
+    async fn layer_refusals_carry_an_error_body() {
+        let router = router(offline_state());
+        let huge = Request::post("/v1/channels")
+            .header(header::CONTENT_LENGTH, (2 << 20).to_string())
+            .body(HttpBody::from(vec![b' '; 2 << 20]))
+            .expect("request");
+        let (status, body) = error_of(router.clone().oneshot(huge).await.expect("response")).await;
+        assert_eq!((status, body.error.as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"));
+
+        let malformed = Request::post("/v1/auth/challenge").body(HttpBody::from("{")).expect("request");
+        let (status, body) = error_of(router.clone().oneshot(malformed).await.expect("response")).await;
+        assert_eq!((status, body.error.as_str()), (StatusCode::BAD_REQUEST, "malformed_json"));
+
+        let wrong_method = Request::delete("/v1/hub").body(HttpBody::empty()).expect("request");
+        let (status, body) = error_of(router.oneshot(wrong_method).await.expect("response")).await;
+        assert_eq!((status, body.error.as_str()), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
+    }
+
+    #[tokio::test]
+    async fn a_challenge_is_issued_without_the_database() {
+        let state = offline_state();
+        let hub = state.hub.info.address;
+        let request = Request::post("/v1/auth/challenge")
+            .body(HttpBody::from(format!("{{\"address\":\"{hub}\"}}")))
+            .expect("request");
+        let response = router(state).oneshot(request).await.expect("response");
+        assert_eq!(response.status(), StatusCode::OK);
+    }
 }

@@ -4,7 +4,7 @@
 use alloy::primitives::{Address, B256, U256};
 use ingrid_client_sdk::state::verify_digest;
 use ingrid_client_sdk::validate::{UpdateKind, validate_initial, validate_params, validate_update};
-use ingrid_client_sdk::{Deployment, Params, State};
+use ingrid_client_sdk::{Deployment, Params, State, UpdateError};
 
 use crate::config::{AssetConfig, ChannelConfig};
 use crate::error::ApiError;
@@ -82,7 +82,11 @@ impl Rules {
                 format!("the authenticated client {client} is not the other participant"),
             ));
         }
-        validate_initial(params, state)?;
+        validate_initial(params, state).map_err(|e| match e {
+            // Nothing conflicts at opening: a version other than 0 is just invalid.
+            UpdateError::WrongVersion { .. } => ApiError::unprocessable("wrong_version", e.to_string()),
+            e => e.into(),
+        })?;
         if state.isFinal {
             return Err(ApiError::unprocessable("final_state", "an opening state cannot be final"));
         }

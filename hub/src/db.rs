@@ -52,38 +52,17 @@ fn parse_status(name: &str) -> sqlx::Result<ChannelStatus> {
 
 // ------------------------------------------------------------------ auth
 
-/// Stores a login challenge that expires at `expires_at` (unix seconds).
-pub async fn insert_challenge(
-    db: &mut PgConnection,
-    nonce: &[u8],
-    address: Address,
-    expires_at: u64,
-) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO auth_challenges (nonce, address, expires_at) VALUES ($1, $2, to_timestamp($3))")
-        .bind(nonce)
-        .bind(address.as_slice())
-        .bind(expires_at as f64)
-        .execute(db)
-        .await?;
-    Ok(())
-}
-
-/// Consumes a login challenge: returns its address and expiry (unix seconds) if it existed
-/// and had not expired.
-pub async fn take_challenge(db: &mut PgConnection, nonce: &[u8]) -> sqlx::Result<Option<(Address, u64)>> {
-    let row = sqlx::query(
-        "DELETE FROM auth_challenges WHERE nonce = $1
-         RETURNING address, extract(epoch FROM expires_at)::bigint AS expires, expires_at > now() AS live",
+/// Records a challenge nonce as used; false if it was used before (a replay).
+pub async fn use_challenge(db: &mut PgConnection, nonce: &[u8], expires_at: u64) -> sqlx::Result<bool> {
+    let n = sqlx::query(
+        "INSERT INTO used_challenges (nonce, expires_at) VALUES ($1, to_timestamp($2)) ON CONFLICT DO NOTHING",
     )
     .bind(nonce)
-    .fetch_optional(db)
-    .await?;
-    match row {
-        Some(row) if row.get::<bool, _>("live") => {
-            Ok(Some((address(row.get::<&[u8], _>("address"))?, row.get::<i64, _>("expires") as u64)))
-        }
-        _ => Ok(None),
-    }
+    .bind(expires_at as f64)
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
 }
 
 /// Records a client (first login or first channel).

@@ -8,6 +8,7 @@
 //! - [`dev`]: the embedded local stack (`ingrid dev`); [`demo`]: the seed's example on chain.
 
 pub mod api;
+pub mod auth;
 pub mod chain;
 pub mod config;
 pub mod core;

@@ -39,8 +39,8 @@ requests are not recorded, so a retry after a refusal is decided afresh.
 
 Answers of every route, not repeated per operation: an unknown path answers 404 `not_found`, a \
 known path with another method 405 `method_not_allowed` (both with an `ErrorBody`); a request \
-that is not answered within 30 s gets 503 with an empty body; a request body over 1 MiB gets 413 \
-with a plain-text body.";
+that is not answered within 30 s gets 503 `timeout`, and a request body over 1 MiB gets 413 \
+`body_too_large` (all with an `ErrorBody`).";
 
 /// The OpenAPI document.
 #[derive(OpenApi)]
@@ -267,15 +267,14 @@ mod paths {
     ///
     /// Returns a text for the client's channel key to sign with EIP-191 `personal_sign`;
     /// exchange the signature at `POST /v1/auth/token` before `expiresAt`. A challenge is good
-    /// for one login attempt.
+    /// for one login; issuing one stores nothing.
     #[utoipa::path(post, path = "/v1/auth/challenge", tag = "auth", operation_id = "challenge",
         request_body = ChallengeRequest,
         responses(
             (status = 200, description = "The challenge to sign.", body = ChallengeResponse),
             (status = 400, description = "`malformed_json`: the body is not a `ChallengeRequest`.", body = ErrorBody),
-            (status = 413, description = "The body exceeds 1 MiB (plain-text answer).", body = String,
-                content_type = "text/plain"),
-            (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
+            (status = 413, description = "`body_too_large`: the body exceeds 1 MiB.", body = ErrorBody),
+            (status = 500, description = "`internal`: an unexpected failure; the cause is logged.", body = ErrorBody),
         ))]
     fn challenge() {}
 
@@ -286,13 +285,10 @@ mod paths {
         request_body = TokenRequest,
         responses(
             (status = 200, description = "The session token.", body = TokenResponse),
-            (status = 400, description = "`malformed_json`: the body is not a `TokenRequest`; \
-                `malformed_challenge`: the challenge has no readable nonce line; \
-                `malformed_signature`: the signature is not 65 bytes r||s||v.", body = ErrorBody),
-            (status = 401, description = "`unauthorized`: the challenge is unknown, expired, already used or \
-                altered, or not signed by `address`. A challenge is used up by its first attempt.", body = ErrorBody),
-            (status = 413, description = "The body exceeds 1 MiB (plain-text answer).", body = String,
-                content_type = "text/plain"),
+            (status = 400, description = "`malformed_json`: the body is not a `TokenRequest`.", body = ErrorBody),
+            (status = 401, description = "`unauthorized`: the challenge was not issued by this hub for `address` \
+                or was altered, expired, was used already, or is not signed by `address`.", body = ErrorBody),
+            (status = 413, description = "`body_too_large`: the body exceeds 1 MiB.", body = ErrorBody),
             (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
         ))]
     fn token() {}
@@ -306,8 +302,7 @@ mod paths {
             description = "Most channels to return; default 100, clamped to 1..=1000.", example = 100)),
         responses(
             (status = 200, description = "The channels.", body = ChannelList),
-            (status = 400, description = "`limit` is not an integer (plain-text answer of axum's query \
-                extractor).", body = String, content_type = "text/plain"),
+            (status = 400, description = "`bad_request`: `limit` is not an integer.", body = ErrorBody),
             (status = 401, description = "`unauthorized`: missing, unknown or expired bearer token.", body = ErrorBody),
             (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
         ))]
@@ -330,16 +325,14 @@ mod paths {
             (status = 400, description = "`malformed_idempotency_key`: not 1 to 255 visible ASCII characters; \
                 `malformed_json`: the body is not an `OpenChannelRequest`.", body = ErrorBody),
             (status = 401, description = "`unauthorized`: missing, unknown or expired bearer token.", body = ErrorBody),
-            (status = 409, description = "`channel_exists`: a channel with this id is already open; \
-                `wrong_version`: the opening state's version is not 0.", body = ErrorBody),
-            (status = 413, description = "The body exceeds 1 MiB (plain-text answer).", body = String,
-                content_type = "text/plain"),
+            (status = 409, description = "`channel_exists`: a channel with this id is already open.", body = ErrorBody),
+            (status = 413, description = "`body_too_large`: the body exceeds 1 MiB.", body = ErrorBody),
             (status = 422, description = "Refused. Params: `invalid_params` (zero or equal participants, not \
                 exactly a ledger channel, an app, challenge duration out of the hub's bounds), \
                 `hub_not_participant`, `client_not_participant` (the token's address is not the other \
                 participant). State: `channel_id_mismatch`, `app_data_not_empty`, `locks_changed` (an opening \
                 state holds no locks), `duplicate_asset`, `balance_shape`, `overflow`, `final_state`, \
-                `no_assets`. Terms: `unknown_asset`, `hub_deposit_above_maximum`, `hub_deposit_above_ratio`. \
+                `no_assets`, `wrong_version` (not version 0). Terms: `unknown_asset`, `hub_deposit_above_maximum`, `hub_deposit_above_ratio`. \
                 `bad_signature`: not the client's signature on the state. `idempotency_key_reused`.",
                 body = ErrorBody),
             (status = 500, description = "`internal`: the database or signing failed; the cause is logged.",
@@ -383,8 +376,7 @@ mod paths {
             (status = 404, description = "`not_found`: no such channel of this client.", body = ErrorBody),
             (status = 409, description = "`channel_not_open`: the channel is not `open`; `wrong_version`: not the \
                 latest version + 1 (stale or ahead); `channel_final`: the latest state is final.", body = ErrorBody),
-            (status = 413, description = "The body exceeds 1 MiB (plain-text answer).", body = String,
-                content_type = "text/plain"),
+            (status = 413, description = "`body_too_large`: the body exceeds 1 MiB.", body = ErrorBody),
             (status = 422, description = "Refused: `final_state` (final states go to `/close`), \
                 `channel_id_mismatch`, `app_data_not_empty`, `assets_changed`, `duplicate_asset`, `balance_shape`, \
                 `invalid_index_map`, `duplicate_lock`, `overflow`, `total_changed`, `locks_changed`, \
@@ -416,8 +408,7 @@ mod paths {
             (status = 409, description = "`channel_not_open`: the channel is neither `funding` nor `open` (e.g. \
                 already closing); `locks_held`: close its virtual channels first; `wrong_version`: not the latest \
                 version + 1; `channel_final`: the latest state is final.", body = ErrorBody),
-            (status = 413, description = "The body exceeds 1 MiB (plain-text answer).", body = String,
-                content_type = "text/plain"),
+            (status = 413, description = "`body_too_large`: the body exceeds 1 MiB.", body = ErrorBody),
             (status = 422, description = "Refused: `not_final`, `balances_changed`, `channel_id_mismatch`, \
                 `app_data_not_empty`, `assets_changed`, `duplicate_asset`, `balance_shape`, `invalid_index_map`, \
                 `duplicate_lock`, `overflow`, `total_changed`, `locks_changed`, `bad_signature`, \
@@ -436,8 +427,7 @@ mod paths {
             description = "Most channels to return; default 100, clamped to 1..=1000.", example = 100)),
         responses(
             (status = 200, description = "The channels.", body = ChannelList),
-            (status = 400, description = "`limit` is not an integer (plain-text answer of axum's query \
-                extractor).", body = String, content_type = "text/plain"),
+            (status = 400, description = "`bad_request`: `limit` is not an integer.", body = ErrorBody),
             (status = 401, description = "`unauthorized`: missing or wrong operator token.", body = ErrorBody),
             (status = 404, description = "`not_found`: the operator API is disabled.", body = ErrorBody),
             (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
@@ -453,8 +443,7 @@ mod paths {
             description = "Most entries to return; default 100, clamped to 1..=1000.", example = 100)),
         responses(
             (status = 200, description = "The entries.", body = OutboxList),
-            (status = 400, description = "`limit` is not an integer (plain-text answer of axum's query \
-                extractor).", body = String, content_type = "text/plain"),
+            (status = 400, description = "`bad_request`: `limit` is not an integer.", body = ErrorBody),
             (status = 401, description = "`unauthorized`: missing or wrong operator token.", body = ErrorBody),
             (status = 404, description = "`not_found`: the operator API is disabled.", body = ErrorBody),
             (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
@@ -729,30 +718,7 @@ mod tests {
         use axum::http::{Request, StatusCode, header};
         use tower::ServiceExt;
 
-        let key = alloy::signers::local::PrivateKeySigner::random();
-        let deployment = ingrid_client_sdk::Deployment { chain_id: 31337, adjudicator: Address::repeat_byte(0xad) };
-        let hub = crate::api::Hub {
-            rules: crate::core::Rules {
-                hub: key.address(),
-                deployment,
-                assets: Vec::new(),
-                channels: crate::config::ChannelConfig::default(),
-            },
-            info: HubInfo {
-                address: key.address(),
-                chain_id: 31337,
-                adjudicator: Address::repeat_byte(0xad),
-                assets: Vec::new(),
-                challenge_duration: [60, 600],
-                confirmations: 1,
-            },
-            key,
-            auth: crate::config::AuthConfig::default(),
-            operator_token: None,
-        };
-        // The document needs no database: the pool never connects.
-        let pool = sqlx::PgPool::connect_lazy("postgres://localhost:1/unused").expect("lazy pool");
-        let router = crate::api::router(crate::api::AppState { pool, hub: std::sync::Arc::new(hub) });
+        let router = crate::api::router(crate::api::tests::offline_state());
 
         let request = Request::get("/openapi.json").body(Body::empty()).expect("request");
         let response = router.clone().oneshot(request).await.expect("response");

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::{self, AppState, Hub};
+use crate::auth::Challenges;
 use crate::chain::Chain;
 use crate::config::Config;
 use crate::core::Rules;
@@ -109,6 +110,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         info,
         auth: config.auth.clone(),
         operator_token: config.operator_token.clone(),
+        challenges: Challenges::new(key.to_bytes().as_slice(), key.address(), chain_id),
     };
     let chain = Chain {
         provider,

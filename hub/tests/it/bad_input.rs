@@ -120,10 +120,35 @@ async fn bad_requests_are_refused_with_a_reason_and_change_nothing() -> anyhow::
         assert_eq!(response.status().as_u16(), status);
         let body: ErrorBody = response.json().await?;
         assert_eq!(body.error, "unauthorized");
-        // A failed login consumes the challenge (single use) but creates no session.
+        // A failed login writes nothing.
         let after = w.env.snapshot().await?;
         assert_eq!(before, after);
     }
+    // Asking for a challenge writes nothing either; a used challenge cannot be used again.
+    let before = w.env.snapshot().await?;
+    let fresh: serde_json::Value = http
+        .post(format!("{}/v1/auth/challenge", w.url))
+        .json(&ChallengeRequest { address: alice_key.address() })
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(w.env.snapshot().await?, before);
+    let fresh = token_request(&alice_key, fresh["challenge"].as_str().expect("challenge"));
+    assert!(http.post(format!("{}/v1/auth/token", w.url)).json(&fresh).send().await?.status().is_success());
+    let before = w.env.snapshot().await?;
+    let replay = http.post(format!("{}/v1/auth/token", w.url)).json(&fresh).send().await?;
+    assert_eq!(replay.status().as_u16(), 401);
+    assert_eq!(w.env.snapshot().await?, before, "a replayed login writes nothing");
+
+    // Layers' refusals carry the same JSON body too (the body limit is tested in the router's unit tests).
+    let query = http
+        .get(format!("{}/v1/channels?limit=lots", w.url))
+        .bearer_auth(alice_http.token().expect("token"))
+        .send()
+        .await?;
+    assert_eq!(query.status().as_u16(), 400);
+    assert_eq!(query.json::<ErrorBody>().await?.error, "bad_request");
 
     // ---------------------------------------------------------------- malformed input
     let before = w.env.snapshot().await?;
@@ -181,7 +206,7 @@ async fn bad_requests_are_refused_with_a_reason_and_change_nothing() -> anyhow::
     )
     .await?;
     let s = w.state(&p, 1, eth, [ether(1), ether(1)]);
-    w.expect_unchanged(409, "wrong_version", alice_http.open_channel(&signed_open(p.clone(), s, &alice_key), None))
+    w.expect_unchanged(422, "wrong_version", alice_http.open_channel(&signed_open(p.clone(), s, &alice_key), None))
         .await?;
     // Re-opening an existing channel.
     let record = alice.store().load(id)?.expect("stored");

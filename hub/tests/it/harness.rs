@@ -104,9 +104,16 @@ impl Env {
     /// A digest of every table a request may touch: equal digests mean nothing changed.
     pub async fn snapshot(&self) -> anyhow::Result<String> {
         let mut parts = Vec::new();
-        for table in
-            ["clients", "basic_channels", "channel_states", "channel_funding", "outbox", "idempotency_keys", "sessions"]
-        {
+        for table in [
+            "clients",
+            "basic_channels",
+            "channel_states",
+            "channel_funding",
+            "outbox",
+            "idempotency_keys",
+            "sessions",
+            "used_challenges",
+        ] {
             let digest: Option<String> =
                 sqlx::query_scalar(&format!("SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM {table} t"))
                     .fetch_one(&self.pool)
