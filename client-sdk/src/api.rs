@@ -213,3 +213,102 @@ pub struct ChannelList {
     /// The channels, newest first.
     pub channels: Vec<ChannelView>,
 }
+
+/// Proposes a virtual channel to another client of the hub. Sent by the proposer, who is
+/// participant 0 of the virtual channel ("Alice"); the peer is participant 1 ("Bob").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VirtualProposal {
+    /// The virtual channel's params: `isVirtual`, participants `[proposer, peer]`.
+    pub params: Params,
+    /// Its opening state (version 0): balances per asset `[proposer's deposit, peer's]`,
+    /// with the same assets, in the same order, as both parents.
+    pub state: State,
+    /// The proposer's signature on `state`.
+    pub signature: Bytes,
+    /// The proposer's parent update (its basic channel with the hub, next version) locking
+    /// the virtual channel, signed by the proposer.
+    pub parent: StateRequest,
+    /// Unix time after which the hub asks both ends to close the virtual channel.
+    pub valid_until: u64,
+}
+
+/// Accepts a proposed virtual channel. Sent by its participant 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VirtualAccept {
+    /// The acceptor's signature on the opening state.
+    pub signature: Bytes,
+    /// The acceptor's parent update locking the virtual channel, signed by the acceptor.
+    pub parent: StateRequest,
+}
+
+/// Where a virtual channel is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VirtualStatus {
+    /// Proposed, waiting for the peer.
+    Proposed,
+    /// Both parents lock it: the participants pay each other directly.
+    Open,
+    /// Its final state is recorded and one parent is settled; the other waits for its client.
+    Closing,
+    /// Both parents are settled.
+    Closed,
+    /// The peer declined, or the proposal went stale.
+    Rejected,
+}
+
+/// A virtual channel as the hub knows it (shown to its two participants).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VirtualView {
+    /// Channel id.
+    pub id: B256,
+    /// Params.
+    pub params: Params,
+    /// Status.
+    pub status: VirtualStatus,
+    /// Unix time of its validity's end.
+    pub valid_until: u64,
+    /// True once past its validity while still open: the hub asks for the final state.
+    pub close_requested: bool,
+    /// The parents: the proposer's basic channel, then the acceptor's (zero until accepted).
+    pub parents: [B256; 2],
+    /// The opening state.
+    pub initial: State,
+    /// Signatures on the opening state (participant order; empty until given).
+    pub initial_sigs: [Bytes; 2],
+    /// The proposer's parent update as proposed (signed by the proposer).
+    pub proposed_parent: StateRequest,
+    /// The final state signed by both, once recorded by a close.
+    pub final_state: Option<FullySignedState>,
+    /// Whether each parent (proposer's, acceptor's) has been settled after the close.
+    pub settled: [bool; 2],
+}
+
+/// A list of virtual channels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VirtualList {
+    /// The virtual channels, newest first.
+    pub channels: Vec<VirtualView>,
+}
+
+/// Closes a virtual channel from its final state signed by both, settling one or both
+/// parents: each parent update removes the lock and credits the final balances through the
+/// lock's index map, and is signed by that parent's client. Sent by either participant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VirtualClose {
+    /// The final state (`isFinal`).
+    pub state: State,
+    /// Both participants' signatures on it.
+    pub sigs: [Bytes; 2],
+    /// Parent updates, one or both.
+    pub parents: Vec<StateRequest>,
+}
+
+/// The hub's countersignatures on the parent updates of a close.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VirtualCloseResponse {
+    /// One per parent update settled by the request.
+    pub signatures: Vec<SignatureResponse>,
+}

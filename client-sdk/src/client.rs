@@ -9,7 +9,8 @@ use serde::de::DeserializeOwned;
 
 use crate::api::{
     ChallengeRequest, ChallengeResponse, ChannelList, ChannelView, ErrorBody, HubInfo, IDEMPOTENCY_KEY,
-    OpenChannelRequest, SignatureResponse, StateRequest, TokenRequest, TokenResponse,
+    OpenChannelRequest, SignatureResponse, StateRequest, TokenRequest, TokenResponse, VirtualAccept, VirtualClose,
+    VirtualCloseResponse, VirtualList, VirtualProposal, VirtualView,
 };
 
 /// Why a request to the hub failed.
@@ -219,6 +220,52 @@ impl HubClient {
     /// `GET /v1/channels/{id}`: one of this client's channels.
     pub async fn channel(&self, id: B256) -> Result<ChannelView, ClientError> {
         self.call::<(), _>(Method::GET, &format!("/v1/channels/{id}"), None, None).await
+    }
+
+    /// `POST /v1/virtual-channels`: proposes a virtual channel to another client.
+    pub async fn propose_virtual(
+        &self,
+        proposal: &VirtualProposal,
+        idempotency_key: Option<&str>,
+    ) -> Result<VirtualView, ClientError> {
+        self.call(Method::POST, "/v1/virtual-channels", Some(proposal), idempotency_key).await
+    }
+
+    /// `GET /v1/virtual-channels`: the virtual channels this client is a participant of,
+    /// proposals to it included.
+    pub async fn virtual_channels(&self) -> Result<VirtualList, ClientError> {
+        self.call::<(), _>(Method::GET, "/v1/virtual-channels", None, None).await
+    }
+
+    /// `GET /v1/virtual-channels/{id}`.
+    pub async fn virtual_channel(&self, id: B256) -> Result<VirtualView, ClientError> {
+        self.call::<(), _>(Method::GET, &format!("/v1/virtual-channels/{id}"), None, None).await
+    }
+
+    /// `POST /v1/virtual-channels/{id}/accept`: returns the hub's signature on the
+    /// acceptor's parent update.
+    pub async fn accept_virtual(
+        &self,
+        id: B256,
+        accept: &VirtualAccept,
+        idempotency_key: Option<&str>,
+    ) -> Result<SignatureResponse, ClientError> {
+        self.call(Method::POST, &format!("/v1/virtual-channels/{id}/accept"), Some(accept), idempotency_key).await
+    }
+
+    /// `POST /v1/virtual-channels/{id}/reject`: declines a proposal.
+    pub async fn reject_virtual(&self, id: B256) -> Result<VirtualView, ClientError> {
+        self.call::<(), _>(Method::POST, &format!("/v1/virtual-channels/{id}/reject"), None, None).await
+    }
+
+    /// `POST /v1/virtual-channels/{id}/close`: settles one or both parents from the final state.
+    pub async fn close_virtual(
+        &self,
+        id: B256,
+        close: &VirtualClose,
+        idempotency_key: Option<&str>,
+    ) -> Result<VirtualCloseResponse, ClientError> {
+        self.call(Method::POST, &format!("/v1/virtual-channels/{id}/close"), Some(close), idempotency_key).await
     }
 
     /// `GET /v1/admin/channels` with the operator token set by [`HubClient::with_token`].

@@ -6,6 +6,7 @@
 //! - [`chain`]: on-chain actions (deploy, deposit, register, refute, conclude, withdraw).
 //! - [`client`]: a typed HTTP client of the hub; [`store`]: the client's durable states;
 //!   [`wallet`]: open, pay, close and withdraw end to end.
+//! - [`virtual_channel`]: the arithmetic of virtual channels in their parents, and transfers.
 //! - [`devnet`]: a local anvil chain for demos and tests.
 //! - [`api`]: wire types of the hub's HTTP API.
 //! - [`bindings`]: the generated contract bindings.
@@ -20,6 +21,7 @@ pub mod openapi;
 pub mod state;
 pub mod store;
 pub mod validate;
+pub mod virtual_channel;
 pub mod wallet;
 
 pub use alloy;

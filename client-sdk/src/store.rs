@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::FullySignedState;
 use crate::bindings::Channel::Params;
+use crate::virtual_channel::VirtualRecord;
 
 /// What the client keeps about one basic channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +72,49 @@ impl ChannelStore {
         self.dir.join(format!("{id}.json"))
     }
 
+    fn virtual_path(&self, id: B256) -> PathBuf {
+        self.dir.join("virtual").join(format!("{id}.json"))
+    }
+
+    /// Writes `value` to `path` atomically and durably.
+    fn write(&self, path: &Path, value: &impl Serialize) -> Result<(), StoreError> {
+        let dir = path.parent().unwrap_or(&self.dir);
+        std::fs::create_dir_all(dir)?;
+        let mut file = tempfile::NamedTempFile::new_in(dir)?;
+        let json = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+        file.write_all(&json)?;
+        file.as_file().sync_all()?;
+        file.persist(path).map_err(|e| e.error)?;
+        std::fs::File::open(dir)?.sync_all()?;
+        Ok(())
+    }
+
+    fn read<T: serde::de::DeserializeOwned>(path: PathBuf) -> Result<Option<T>, StoreError> {
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map(Some).map_err(|e| StoreError::Corrupt { path, error: e.to_string() })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Saves a virtual channel's record durably, refusing to replace a newer version.
+    pub fn save_virtual(&self, record: &VirtualRecord) -> Result<(), StoreError> {
+        if let Some(stored) = self.load_virtual(record.id())? {
+            let (stored, new) = (stored.latest.state.version, record.latest.state.version);
+            if new < stored {
+                return Err(StoreError::Older { stored, new });
+            }
+        }
+        self.write(&self.virtual_path(record.id()), record)
+    }
+
+    /// Loads the record of virtual channel `id`, if any.
+    pub fn load_virtual(&self, id: B256) -> Result<Option<VirtualRecord>, StoreError> {
+        Self::read(self.virtual_path(id))
+    }
+
     /// Saves `record` durably, refusing to replace a newer version.
     pub fn save(&self, record: &ChannelRecord) -> Result<(), StoreError> {
         if let Some(stored) = self.load(record.id())? {
@@ -79,25 +123,12 @@ impl ChannelStore {
                 return Err(StoreError::Older { stored, new });
             }
         }
-        let mut file = tempfile::NamedTempFile::new_in(&self.dir)?;
-        let json = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
-        file.write_all(&json)?;
-        file.as_file().sync_all()?;
-        file.persist(self.path(record.id())).map_err(|e| e.error)?;
-        std::fs::File::open(&self.dir)?.sync_all()?;
-        Ok(())
+        self.write(&self.path(record.id()), record)
     }
 
     /// Loads the record of channel `id`, if any.
     pub fn load(&self, id: B256) -> Result<Option<ChannelRecord>, StoreError> {
-        let path = self.path(id);
-        match std::fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes).map(Some).map_err(|e| StoreError::Corrupt { path, error: e.to_string() })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        Self::read(self.path(id))
     }
 
     /// Every record in the store.

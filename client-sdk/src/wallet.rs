@@ -9,12 +9,17 @@ use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::DynProvider;
 use alloy::signers::local::PrivateKeySigner;
 
-use crate::api::{ChannelStatus, FullySignedState, HubInfo, OpenChannelRequest, StateRequest};
+use crate::api::{
+    ChannelStatus, FullySignedState, HubInfo, OpenChannelRequest, StateRequest, VirtualAccept, VirtualClose,
+    VirtualProposal, VirtualStatus, VirtualView,
+};
 use crate::bindings::Channel::{Allocation, Params, State};
 use crate::chain::{self, Asset, ChainError};
 use crate::client::{ClientError, HubClient};
 use crate::state::{Deployment, SignatureError, channel_id};
 use crate::store::{ChannelRecord, ChannelStore, StoreError};
+use crate::validate::UpdateError;
+use crate::virtual_channel::{Side, VirtualRecord, lock_in_parent, settle_in_parent};
 
 /// Why a wallet operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +48,12 @@ pub enum WalletError {
     /// The request makes no sense for this channel.
     #[error("{0}")]
     Invalid(String),
+    /// A state could not be built or is not a valid next state.
+    #[error(transparent)]
+    Update(#[from] UpdateError),
+    /// The peer declined the virtual channel, or the hub dropped the proposal.
+    #[error("virtual channel {0} was rejected")]
+    Rejected(B256),
 }
 
 /// One asset's opening deposits.
@@ -58,12 +69,14 @@ pub struct Deposit {
 
 /// A client's channels with one hub.
 pub struct Wallet {
-    key: PrivateKeySigner,
-    hub: HubClient,
-    info: HubInfo,
-    store: ChannelStore,
-    provider: DynProvider,
-    poll: Duration,
+    pub(crate) key: PrivateKeySigner,
+    pub(crate) hub: HubClient,
+    pub(crate) info: HubInfo,
+    pub(crate) store: ChannelStore,
+    pub(crate) provider: DynProvider,
+    pub(crate) poll: Duration,
+    /// Serializes read-modify-write of stored states.
+    pub(crate) lock: tokio::sync::Mutex<()>,
 }
 
 impl Wallet {
@@ -78,7 +91,15 @@ impl Wallet {
         let mut hub = HubClient::new(hub_url);
         let info = hub.hub_info().await?;
         hub.login(&key).await?;
-        Ok(Self { key, hub, info, store, provider, poll: Duration::from_millis(200) })
+        Ok(Self {
+            key,
+            hub,
+            info,
+            store,
+            provider,
+            poll: Duration::from_millis(100),
+            lock: tokio::sync::Mutex::new(()),
+        })
     }
 
     /// The hub's description.
@@ -101,7 +122,7 @@ impl Wallet {
         self.key.address()
     }
 
-    fn deployment(&self) -> Deployment {
+    pub(crate) fn deployment(&self) -> Deployment {
         Deployment { chain_id: self.info.chain_id, adjudicator: self.info.adjudicator }
     }
 
@@ -114,7 +135,7 @@ impl Wallet {
             .ok_or(WalletError::UnknownAsset(holder))
     }
 
-    fn record(&self, id: B256) -> Result<ChannelRecord, WalletError> {
+    pub(crate) fn record(&self, id: B256) -> Result<ChannelRecord, WalletError> {
         self.store.load(id)?.ok_or(WalletError::UnknownChannel(id))
     }
 
@@ -256,6 +277,196 @@ impl Wallet {
             }
         }
         Ok(amounts)
+    }
+}
+
+impl Wallet {
+    /// Fetches a basic channel's latest state signed by both from the hub (after the hub
+    /// countersigned an update this client signed, e.g. a virtual channel's lock or
+    /// settlement), checks both signatures, and stores it. Returns the stored record.
+    pub async fn sync_channel(&self, id: B256) -> Result<ChannelRecord, WalletError> {
+        let _guard = self.lock.lock().await;
+        let record = self.record(id)?;
+        let view = self.hub.channel(id).await?;
+        let d = self.deployment();
+        for (i, p) in record.params.participants.iter().enumerate() {
+            d.verify_state(&view.latest.state, &view.latest.sigs[i], *p)?;
+        }
+        if view.latest.state.version < record.latest.state.version {
+            return Err(WalletError::Invalid(format!("the hub's channel {id} is older than the stored one")));
+        }
+        let record = ChannelRecord { latest: view.latest, ..record };
+        self.store.save(&record)?;
+        Ok(record)
+    }
+
+    /// The stored record of virtual channel `id`.
+    pub fn virtual_record(&self, id: B256) -> Result<VirtualRecord, WalletError> {
+        self.store.load_virtual(id)?.ok_or(WalletError::UnknownChannel(id))
+    }
+
+    /// Proposes a virtual channel to `peer`, funded from this client's basic channel `parent`:
+    /// `deposits[a] = [mine, peer's]` per asset of the parent (same order). The hub relays it;
+    /// see [`Wallet::wait_virtual_open`]. Returns the virtual channel's id.
+    pub async fn propose_virtual(
+        &self,
+        peer: Address,
+        parent: B256,
+        deposits: &[[U256; 2]],
+        challenge_duration: u64,
+        valid_until: u64,
+    ) -> Result<B256, WalletError> {
+        let _guard = self.lock.lock().await;
+        let record = self.record(parent)?;
+        let params = Params {
+            challengeDuration: challenge_duration,
+            nonce: U256::from_be_bytes(rand_nonce()),
+            participants: [self.key.address(), peer],
+            ledger: false,
+            isVirtual: true,
+            app: Address::ZERO,
+        };
+        let id = channel_id(&params);
+        let opening = State {
+            channelId: id,
+            version: 0,
+            outcome: Allocation {
+                assets: record.latest.state.outcome.assets.clone(),
+                balances: deposits.to_vec(),
+                locked: vec![],
+            },
+            appData: Bytes::new(),
+            isFinal: false,
+        };
+        let update = lock_in_parent(&record.latest.state, record.hub_index as usize, Side::Proposer, &opening)?;
+        let d = self.deployment();
+        let proposal = VirtualProposal {
+            signature: d.sign_state(&self.key, &opening)?,
+            parent: StateRequest { signature: d.sign_state(&self.key, &update)?, state: update },
+            params,
+            state: opening,
+            valid_until,
+        };
+        self.hub.propose_virtual(&proposal, Some(&format!("propose-{id}"))).await?;
+        Ok(id)
+    }
+
+    /// Proposals of virtual channels to this client, waiting for its answer.
+    pub async fn proposals(&self) -> Result<Vec<VirtualView>, WalletError> {
+        let me = self.key.address();
+        let list = self.hub.virtual_channels().await?;
+        Ok(list
+            .channels
+            .into_iter()
+            .filter(|v| v.status == VirtualStatus::Proposed && v.params.participants[1] == me)
+            .collect())
+    }
+
+    /// Accepts a proposed virtual channel, locking it in this client's basic channel `parent`.
+    /// Checks the proposer's signature; the caller decides beforehand whether the terms
+    /// (`view.initial`'s deposits, `view.valid_until`) suit it.
+    pub async fn accept_virtual(&self, view: &VirtualView, parent: B256) -> Result<VirtualRecord, WalletError> {
+        let _guard = self.lock.lock().await;
+        let me = self.key.address();
+        if view.params.participants[1] != me || view.status != VirtualStatus::Proposed {
+            return Err(WalletError::Invalid(format!("{} is not a proposal to {me}", view.id)));
+        }
+        if channel_id(&view.params) != view.id || view.initial.channelId != view.id || view.initial.version != 0 {
+            return Err(WalletError::Invalid("the proposal's state is not its channel's opening state".into()));
+        }
+        let d = self.deployment();
+        d.verify_state(&view.initial, &view.initial_sigs[0], view.params.participants[0])?;
+        let record = self.record(parent)?;
+        let update = lock_in_parent(&record.latest.state, record.hub_index as usize, Side::Acceptor, &view.initial)?;
+        let mine = d.sign_state(&self.key, &view.initial)?;
+        let accept = VirtualAccept {
+            signature: mine.clone(),
+            parent: StateRequest { signature: d.sign_state(&self.key, &update)?, state: update.clone() },
+        };
+        let answer = self.hub.accept_virtual(view.id, &accept, Some(&format!("accept-{}", view.id))).await?;
+        self.seal(&record, update, accept.parent.signature, answer.signature)?;
+        let virtual_record = VirtualRecord {
+            params: view.params.clone(),
+            parents: [view.parents[0], parent],
+            my_index: 1,
+            latest: FullySignedState { state: view.initial.clone(), sigs: [view.initial_sigs[0].clone(), mine] },
+            pending: None,
+        };
+        self.store.save_virtual(&virtual_record)?;
+        Ok(virtual_record)
+    }
+
+    /// Waits until the peer accepted this client's proposal `id` and the hub countersigned
+    /// both parents; then stores the parent's new state and the virtual channel.
+    pub async fn wait_virtual_open(&self, id: B256, timeout: Duration) -> Result<VirtualRecord, WalletError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let view = loop {
+            let view = self.hub.virtual_channel(id).await?;
+            match view.status {
+                VirtualStatus::Proposed => {}
+                VirtualStatus::Rejected => return Err(WalletError::Rejected(id)),
+                _ => break view,
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(WalletError::Timeout("the peer to accept the virtual channel"));
+            }
+            tokio::time::sleep(self.poll).await;
+        };
+        let d = self.deployment();
+        d.verify_state(&view.initial, &view.initial_sigs[0], self.key.address())?;
+        d.verify_state(&view.initial, &view.initial_sigs[1], view.params.participants[1])?;
+        let parent = self.sync_channel(view.parents[0]).await?;
+        if parent.latest.state.version < view.proposed_parent.state.version {
+            return Err(WalletError::Invalid("the hub did not countersign the proposed parent update".into()));
+        }
+        let record = VirtualRecord {
+            params: view.params.clone(),
+            parents: view.parents,
+            my_index: 0,
+            latest: FullySignedState { state: view.initial.clone(), sigs: view.initial_sigs.clone() },
+            pending: None,
+        };
+        let _guard = self.lock.lock().await;
+        self.store.save_virtual(&record)?;
+        Ok(record)
+    }
+
+    /// Closes virtual channel `id` at the hub from its final state signed by both (`sigs` in
+    /// participant order): settles this client's parent, and the peer's too when
+    /// `peer_parent` (the peer's signed parent update) is given, in one request.
+    pub async fn settle_virtual(
+        &self,
+        id: B256,
+        final_state: &State,
+        sigs: [Bytes; 2],
+        peer_parent: Option<StateRequest>,
+    ) -> Result<(), WalletError> {
+        let _guard = self.lock.lock().await;
+        let vrecord = self.virtual_record(id)?;
+        let d = self.deployment();
+        for (i, p) in vrecord.params.participants.iter().enumerate() {
+            d.verify_state(final_state, &sigs[i], *p)?;
+        }
+        if !final_state.isFinal {
+            return Err(WalletError::Invalid("a virtual channel closes from a final state".into()));
+        }
+        let record = self.record(vrecord.my_parent())?;
+        let update = settle_in_parent(&record.latest.state, final_state)?;
+        let mine = StateRequest { signature: d.sign_state(&self.key, &update)?, state: update.clone() };
+        let mut parents = vec![mine.clone()];
+        parents.extend(peer_parent);
+        let close = VirtualClose { state: final_state.clone(), sigs: sigs.clone(), parents };
+        let answer = self.hub.close_virtual(id, &close, Some(&format!("close-{id}-{}", update.version))).await?;
+        let hub_sig = answer
+            .signatures
+            .into_iter()
+            .find(|s| s.channel_id == record.id())
+            .ok_or_else(|| WalletError::Invalid("the hub did not countersign this client's parent".into()))?;
+        self.seal(&record, update, mine.signature, hub_sig.signature)?;
+        let vrecord =
+            VirtualRecord { latest: FullySignedState { state: final_state.clone(), sigs }, pending: None, ..vrecord };
+        self.store.save_virtual(&vrecord)?;
+        Ok(())
     }
 }
 

@@ -15,8 +15,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use ingrid_client_sdk::api::{
-    ChallengeRequest, ChallengeResponse, ChannelList, ChannelStatus, ErrorBody, HubInfo, IDEMPOTENCY_KEY,
-    OpenChannelRequest, SignatureResponse, StateRequest, TokenRequest, TokenResponse,
+    ChallengeRequest, ChallengeResponse, ChannelList, ChannelStatus, ErrorBody, FullySignedState, HubInfo,
+    IDEMPOTENCY_KEY, OpenChannelRequest, SignatureResponse, StateRequest, TokenRequest, TokenResponse, VirtualAccept,
+    VirtualClose, VirtualCloseResponse, VirtualList, VirtualProposal, VirtualStatus, VirtualView,
 };
 use ingrid_client_sdk::state::sign_digest;
 use serde::Serialize;
@@ -30,9 +31,10 @@ use tower_http::trace::TraceLayer;
 use crate::auth::Challenges;
 use crate::chain::Action;
 use crate::config::AuthConfig;
-use crate::core::Rules;
+use crate::core::{Parent, Rules};
 use crate::db;
 use crate::error::ApiError;
+use ingrid_client_sdk::virtual_channel::Side;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -57,6 +59,8 @@ pub struct Hub {
     pub operator_token: Option<String>,
     /// Login challenges.
     pub challenges: Challenges,
+    /// HTTP requests received since start.
+    pub requests: std::sync::atomic::AtomicU64,
 }
 
 impl Hub {
@@ -80,6 +84,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/channels/{id}", get(get_channel))
         .route("/v1/channels/{id}/updates", post(update_channel))
         .route("/v1/channels/{id}/close", post(close_channel))
+        .route("/v1/virtual-channels", get(list_virtual).post(propose_virtual))
+        .route("/v1/virtual-channels/{id}", get(get_virtual))
+        .route("/v1/virtual-channels/{id}/accept", post(accept_virtual))
+        .route("/v1/virtual-channels/{id}/reject", post(reject_virtual))
+        .route("/v1/virtual-channels/{id}/close", post(close_virtual))
         .route("/v1/admin/channels", get(admin_channels))
         .route("/v1/admin/outbox", get(admin_outbox))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
@@ -87,6 +96,7 @@ pub fn router(state: AppState) -> Router {
         .layer(RequestBodyLimitLayer::new(1 << 20))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
         .layer(axum::middleware::map_response(json_errors))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -114,6 +124,16 @@ async fn json_errors(response: Response) -> Response {
     parts.headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
     let body = serde_json::to_vec(&ErrorBody { error: code.into(), message }).unwrap_or_default();
     Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+/// Counts every request (the demo and the tests read it: payments must not reach the hub).
+async fn count_requests(
+    State(app): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    app.hub.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    next.run(request).await
 }
 
 // ------------------------------------------------------------------ extraction
@@ -446,6 +466,7 @@ pub(crate) mod tests {
                 confirmations: 1,
             },
             challenges: Challenges::new(&[1], key.address(), 31337),
+            requests: Default::default(),
             key,
             auth: AuthConfig::default(),
             operator_token: None,
@@ -489,4 +510,215 @@ pub(crate) mod tests {
         let response = router(state).oneshot(request).await.expect("response");
         assert_eq!(response.status(), StatusCode::OK);
     }
+}
+
+// ------------------------------------------------------------------ virtual channels
+
+/// A parent snapshot for the decisions, from its locked row and latest state.
+async fn parent_snapshot(
+    tx: &mut PgConnection,
+    row: &db::ChannelRow,
+) -> Result<(ingrid_client_sdk::State, bool), ApiError> {
+    let latest = db::state(tx, row.id, row.latest_version).await?.state;
+    let in_dispute = db::in_dispute(tx, row.id).await?;
+    Ok((latest, in_dispute))
+}
+
+fn parent<'a>(row: &'a db::ChannelRow, latest: &'a ingrid_client_sdk::State, in_dispute: bool) -> Parent<'a> {
+    Parent {
+        params: &row.params,
+        hub_index: row.hub_index,
+        open: row.status == ChannelStatus::Open,
+        in_dispute,
+        latest,
+    }
+}
+
+async fn propose_virtual(
+    State(app): State<AppState>,
+    Client(client): Client,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let idem = Idempotent::new(client, &headers, &method, "/v1/virtual-channels", &body)?;
+    let proposal: VirtualProposal = parse(&body)?;
+    let mut tx = app.pool.begin().await?;
+    if let Some(answer) = idem.replay(&mut tx).await? {
+        return Ok(answer);
+    }
+    let parent_id = proposal.parent.state.channelId;
+    let row = db::lock_channel(&mut tx, parent_id, client)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no channel {parent_id} of yours")))?;
+    let (latest, in_dispute) = parent_snapshot(&mut tx, &row).await?;
+    app.hub.rules.check_virtual_proposal(client, &proposal, parent(&row, &latest, in_dispute), now_secs())?;
+    let peer = proposal.params.participants[1];
+    if !db::is_client(&mut tx, peer).await? {
+        return Err(ApiError::unprocessable("unknown_peer", format!("{peer} is not a client of this hub")));
+    }
+    let id = proposal.state.channelId;
+    if !db::insert_virtual(&mut tx, &proposal, id, parent_id).await? {
+        return Err(ApiError::conflict("virtual_exists", format!("virtual channel {id} already exists")));
+    }
+    let view = db::virtual_views(&mut *tx, Some(id), client, now_secs(), 1)
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("inserted row missing")))?;
+    let answer = idem.answer(&mut tx, StatusCode::CREATED, &view).await?;
+    tx.commit().await?;
+    Ok(answer)
+}
+
+async fn accept_virtual(
+    State(app): State<AppState>,
+    Client(client): Client,
+    Path(id): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let idem = Idempotent::new(client, &headers, &method, &format!("/v1/virtual-channels/{id}/accept"), &body)?;
+    let accept: VirtualAccept = parse(&body)?;
+    let mut tx = app.pool.begin().await?;
+    if let Some(answer) = idem.replay(&mut tx).await? {
+        return Ok(answer);
+    }
+    let v = db::lock_virtual(&mut tx, id, client, now_secs())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no virtual channel {id} of yours")))?
+        .view;
+    if v.status != VirtualStatus::Proposed {
+        return Err(ApiError::conflict("not_proposed", format!("virtual channel {id} is {:?}", v.status)));
+    }
+    let (x_id, y_id) = (v.parents[0], accept.parent.state.channelId);
+    let rows = db::lock_channels(&mut tx, &[x_id, y_id]).await?;
+    let (Some(x_row), Some(y_row)) = (&rows[0], &rows[1]) else {
+        return Err(ApiError::NotFound("a parent channel does not exist".into()));
+    };
+    if y_row.client != client || x_id == y_id {
+        return Err(ApiError::unprocessable("wrong_parent", "the accepting parent must be your own basic channel"));
+    }
+    let (x_latest, x_dispute) = parent_snapshot(&mut tx, x_row).await?;
+    let (y_latest, y_dispute) = parent_snapshot(&mut tx, y_row).await?;
+    let (x_digest, y_digest) = app.hub.rules.check_virtual_accept(
+        client,
+        &v.params,
+        &v.initial,
+        &v.proposed_parent,
+        &accept,
+        parent(x_row, &x_latest, x_dispute),
+        parent(y_row, &y_latest, y_dispute),
+    )?;
+    let mut y_sig = Bytes::new();
+    for (row, update, digest) in [(x_row, &v.proposed_parent, x_digest), (y_row, &accept.parent, y_digest)] {
+        let hub_sig = app.hub.sign(&digest)?;
+        let sigs = ordered(row.hub_index, update.signature.clone(), hub_sig.clone());
+        db::insert_state(&mut tx, &update.state, digest, [&sigs[0], &sigs[1]]).await?;
+        db::set_latest(&mut tx, row.id, update.state.version, row.status).await?;
+        y_sig = hub_sig;
+    }
+    db::open_virtual(&mut tx, id, y_id, &accept.signature).await?;
+    let response = SignatureResponse { channel_id: y_id, version: accept.parent.state.version, signature: y_sig };
+    let answer = idem.answer(&mut tx, StatusCode::OK, &response).await?;
+    tx.commit().await?;
+    Ok(answer)
+}
+
+async fn reject_virtual(
+    State(app): State<AppState>,
+    Client(client): Client,
+    Path(id): Path<String>,
+) -> Result<Json<VirtualView>, ApiError> {
+    let id = parse_id(&id)?;
+    let mut tx = app.pool.begin().await?;
+    let v = db::lock_virtual(&mut tx, id, client, now_secs())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no virtual channel {id} of yours")))?
+        .view;
+    if v.params.participants[1] != client {
+        return Err(ApiError::NotFound(format!("no proposal {id} to you")));
+    }
+    if v.status != VirtualStatus::Proposed {
+        return Err(ApiError::conflict("not_proposed", format!("virtual channel {id} is {:?}", v.status)));
+    }
+    db::reject_virtual(&mut tx, id).await?;
+    let view = db::virtual_views(&mut *tx, Some(id), client, now_secs(), 1)
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("row missing")))?;
+    tx.commit().await?;
+    Ok(Json(view))
+}
+
+async fn close_virtual(
+    State(app): State<AppState>,
+    Client(client): Client,
+    Path(id): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let idem = Idempotent::new(client, &headers, &method, &format!("/v1/virtual-channels/{id}/close"), &body)?;
+    let close: VirtualClose = parse(&body)?;
+    let mut tx = app.pool.begin().await?;
+    if let Some(answer) = idem.replay(&mut tx).await? {
+        return Ok(answer);
+    }
+    let v = db::lock_virtual(&mut tx, id, client, now_secs())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no virtual channel {id} of yours")))?
+        .view;
+    if !matches!(v.status, VirtualStatus::Open | VirtualStatus::Closing) {
+        return Err(ApiError::conflict("not_open", format!("virtual channel {id} is {:?}", v.status)));
+    }
+    let rows = db::lock_channels(&mut tx, &v.parents).await?;
+    let (Some(x_row), Some(y_row)) = (&rows[0], &rows[1]) else {
+        return Err(ApiError::Internal(anyhow::anyhow!("parent of virtual channel {id} missing")));
+    };
+    let (x_latest, x_dispute) = parent_snapshot(&mut tx, x_row).await?;
+    let (y_latest, y_dispute) = parent_snapshot(&mut tx, y_row).await?;
+    let snapshots = [
+        (!v.settled[0]).then(|| parent(x_row, &x_latest, x_dispute)),
+        (!v.settled[1]).then(|| parent(y_row, &y_latest, y_dispute)),
+    ];
+    let recorded = v.final_state.as_ref().map(|f| &f.state);
+    let accepted = app.hub.rules.check_virtual_close(&v.params, &v.initial, recorded, &close, snapshots)?;
+    let mut settled = v.settled;
+    let mut signatures = Vec::with_capacity(accepted.len());
+    for ((side, digest), update) in accepted.into_iter().zip(&close.parents) {
+        let row = if side == Side::Proposer { x_row } else { y_row };
+        let hub_sig = app.hub.sign(&digest)?;
+        let sigs = ordered(row.hub_index, update.signature.clone(), hub_sig.clone());
+        db::insert_state(&mut tx, &update.state, digest, [&sigs[0], &sigs[1]]).await?;
+        db::set_latest(&mut tx, row.id, update.state.version, row.status).await?;
+        settled[side.virtual_index()] = true;
+        signatures.push(SignatureResponse { channel_id: row.id, version: update.state.version, signature: hub_sig });
+    }
+    let last =
+        v.final_state.clone().unwrap_or(FullySignedState { state: close.state.clone(), sigs: close.sigs.clone() });
+    db::close_virtual(&mut tx, id, &last, settled).await?;
+    let answer = idem.answer(&mut tx, StatusCode::OK, &VirtualCloseResponse { signatures }).await?;
+    tx.commit().await?;
+    Ok(answer)
+}
+
+async fn list_virtual(
+    State(app): State<AppState>,
+    Client(client): Client,
+    Query(page): Query<Page>,
+) -> Result<Json<VirtualList>, ApiError> {
+    Ok(Json(VirtualList { channels: db::virtual_views(&app.pool, None, client, now_secs(), page.limit()).await? }))
+}
+
+async fn get_virtual(
+    State(app): State<AppState>,
+    Client(client): Client,
+    Path(id): Path<String>,
+) -> Result<Json<VirtualView>, ApiError> {
+    let id = parse_id(&id)?;
+    let view = db::virtual_views(&app.pool, Some(id), client, now_secs(), 1).await?.pop();
+    Ok(Json(view.ok_or_else(|| ApiError::NotFound(format!("no virtual channel {id} of yours")))?))
 }

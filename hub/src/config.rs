@@ -84,23 +84,33 @@ pub struct AssetConfig {
 
 /// Basic channel rules.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct ChannelConfig {
     /// Shortest challenge duration accepted, seconds. Default 60.
     pub min_challenge_duration: u64,
     /// Longest challenge duration accepted, seconds. Default 604800 (a week).
     pub max_challenge_duration: u64,
+    /// Longest validity of a virtual channel from its proposal, seconds. Default 604800.
+    pub max_virtual_validity: u64,
+}
+
+fn default_max_validity() -> u64 {
+    7 * 24 * 3600
 }
 
 impl Default for ChannelConfig {
     fn default() -> Self {
-        Self { min_challenge_duration: 60, max_challenge_duration: 7 * 24 * 3600 }
+        Self {
+            min_challenge_duration: 60,
+            max_challenge_duration: 7 * 24 * 3600,
+            max_virtual_validity: default_max_validity(),
+        }
     }
 }
 
 /// Client authentication.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// How long a login challenge stays valid, seconds. Default 300.
     pub challenge_ttl: u64,

@@ -2,8 +2,10 @@
 //! close. No I/O and no clock; the caller stores and signs what these functions accept.
 
 use alloy::primitives::{Address, B256, U256};
+use ingrid_client_sdk::api::{StateRequest, VirtualAccept, VirtualClose, VirtualProposal};
 use ingrid_client_sdk::state::verify_digest;
-use ingrid_client_sdk::validate::{UpdateKind, validate_initial, validate_params, validate_update};
+use ingrid_client_sdk::validate::{UpdateKind, asset_totals, validate_initial, validate_params, validate_update};
+use ingrid_client_sdk::virtual_channel::{Side, lock_in_parent, settle_in_parent};
 use ingrid_client_sdk::{Deployment, Params, State, UpdateError};
 
 use crate::config::{AssetConfig, ChannelConfig};
@@ -312,5 +314,262 @@ mod tests {
             r.check_update(1, client.address(), &cur, &stale, &sig).unwrap_err().parts().0,
             axum::http::StatusCode::CONFLICT
         );
+    }
+}
+
+/// A parent of a virtual channel as the decisions need it: a snapshot under row lock.
+#[derive(Debug, Clone, Copy)]
+pub struct Parent<'a> {
+    /// Its params.
+    pub params: &'a Params,
+    /// The hub's index in it.
+    pub hub_index: usize,
+    /// Funded and usable.
+    pub open: bool,
+    /// Registered on chain and not concluded.
+    pub in_dispute: bool,
+    /// Its latest state signed by both.
+    pub latest: &'a State,
+}
+
+/// Decisions on virtual channels (DESIGN.md section 3).
+impl Rules {
+    /// Checks a parent update that locks (`settle = None`) or settles (`settle = Some(final)`)
+    /// virtual channel `v` in `parent`, signed by the parent's client, against the exact
+    /// update the hub computes itself. Returns the digest to countersign.
+    fn check_parent_update(
+        &self,
+        parent: Parent<'_>,
+        side: Side,
+        update: &StateRequest,
+        v_params: &Params,
+        opening: &State,
+        settle: Option<&State>,
+    ) -> Result<B256, ApiError> {
+        if !parent.open {
+            return Err(ApiError::conflict(
+                "parent_not_open",
+                format!("parent channel {} is not open", parent.latest.channelId),
+            ));
+        }
+        if parent.in_dispute {
+            return Err(ApiError::conflict(
+                "parent_in_dispute",
+                format!("parent channel {} is in dispute", parent.latest.channelId),
+            ));
+        }
+        if update.state.channelId != parent.latest.channelId {
+            return Err(ApiError::unprocessable("wrong_parent", "the parent update is for another channel"));
+        }
+        if v_params.challengeDuration > parent.params.challengeDuration {
+            return Err(ApiError::unprocessable(
+                "challenge_too_long",
+                format!(
+                    "the virtual channel's challenge duration {} exceeds its parent's {}",
+                    v_params.challengeDuration, parent.params.challengeDuration
+                ),
+            ));
+        }
+        let expected_version = parent.latest.version + 1;
+        if update.state.version != expected_version {
+            return Err(ApiError::conflict(
+                "wrong_version",
+                format!(
+                    "parent update has version {}, the parent is at {}",
+                    update.state.version, parent.latest.version
+                ),
+            ));
+        }
+        let expected = match settle {
+            None => lock_in_parent(parent.latest, parent.hub_index, side, opening).map_err(|_| {
+                let hub_short = opening.outcome.balances.iter().zip(&parent.latest.outcome.balances).any(|(v, b)| {
+                    let hub_pays = v[1 - side.virtual_index()];
+                    b[parent.hub_index] < hub_pays
+                });
+                if hub_short {
+                    ApiError::conflict(
+                        "insufficient_hub_balance",
+                        "the hub's free balance in the parent is below its share of the lock",
+                    )
+                } else {
+                    ApiError::unprocessable(
+                        "insufficient_balance",
+                        "the client's balance in the parent is below its deposit",
+                    )
+                }
+            })?,
+            Some(final_state) => settle_in_parent(parent.latest, final_state)?,
+        };
+        if update.state != expected {
+            return Err(ApiError::unprocessable(
+                "parent_update_mismatch",
+                "the parent update is not the parent's latest state with exactly this lock applied (balances, lock amounts and index map)",
+            ));
+        }
+        let client = parent.params.participants[1 - parent.hub_index];
+        self.verified_digest(&update.state, &update.signature, client)
+    }
+
+    fn check_opening(&self, params: &Params, opening: &State, parent_assets: &[Address]) -> Result<(), ApiError> {
+        let bounds = (self.channels.min_challenge_duration, self.channels.max_challenge_duration);
+        validate_params(params, bounds)?;
+        if !params.isVirtual {
+            return Err(ApiError::unprocessable("invalid_params", "a virtual channel must have isVirtual = true"));
+        }
+        if params.participants.contains(&self.hub) {
+            return Err(ApiError::unprocessable(
+                "invalid_params",
+                "the hub cannot be a participant of a virtual channel",
+            ));
+        }
+        validate_initial(params, opening).map_err(|e| match e {
+            UpdateError::WrongVersion { .. } => ApiError::unprocessable("wrong_version", e.to_string()),
+            e => e.into(),
+        })?;
+        if opening.isFinal {
+            return Err(ApiError::unprocessable("final_state", "an opening state cannot be final"));
+        }
+        if opening.outcome.assets != parent_assets {
+            return Err(ApiError::unprocessable(
+                "assets_mismatch",
+                "a virtual channel holds exactly its parents' assets, in their order",
+            ));
+        }
+        if opening.outcome.balances.iter().all(|[a, b]| a.is_zero() && b.is_zero()) {
+            return Err(ApiError::unprocessable("empty_virtual_channel", "a virtual channel must lock something"));
+        }
+        Ok(())
+    }
+
+    /// Decides on a proposal by `client` (participant 0) with its parent snapshot `parent`,
+    /// at unix time `now`. Returns nothing to sign: the hub signs only once both have.
+    pub fn check_virtual_proposal(
+        &self,
+        client: Address,
+        proposal: &VirtualProposal,
+        parent: Parent<'_>,
+        now: u64,
+    ) -> Result<(), ApiError> {
+        let p = &proposal.params;
+        if p.participants[0] != client {
+            return Err(ApiError::unprocessable(
+                "client_not_participant",
+                "the proposer must be the virtual channel's participant 0",
+            ));
+        }
+        self.check_opening(p, &proposal.state, &parent.latest.outcome.assets)?;
+        if proposal.valid_until <= now || proposal.valid_until > now.saturating_add(self.channels.max_virtual_validity)
+        {
+            return Err(ApiError::unprocessable(
+                "invalid_validity",
+                format!(
+                    "valid_until must be after now ({now}) and at most {} s ahead",
+                    self.channels.max_virtual_validity
+                ),
+            ));
+        }
+        self.verified_digest(&proposal.state, &proposal.signature, client)?;
+        self.check_parent_update(parent, Side::Proposer, &proposal.parent, p, &proposal.state, None)?;
+        Ok(())
+    }
+
+    /// Decides on the acceptance of a proposed virtual channel by `client` (participant 1):
+    /// the acceptor's signature on the opening state and both parent updates against the
+    /// parents' current states. Returns the digests of the proposer's and the acceptor's
+    /// parent updates, for the hub to countersign.
+    #[allow(clippy::too_many_arguments)]
+    pub fn check_virtual_accept(
+        &self,
+        client: Address,
+        params: &Params,
+        opening: &State,
+        proposed_parent: &StateRequest,
+        accept: &VirtualAccept,
+        x: Parent<'_>,
+        y: Parent<'_>,
+    ) -> Result<(B256, B256), ApiError> {
+        if params.participants[1] != client {
+            return Err(ApiError::NotFound("no proposal to you with this id".into()));
+        }
+        if y.latest.outcome.assets != opening.outcome.assets {
+            return Err(ApiError::unprocessable(
+                "assets_mismatch",
+                "the accepting parent does not hold the virtual channel's assets",
+            ));
+        }
+        self.verified_digest(opening, &accept.signature, client)?;
+        let x_digest = self.check_parent_update(x, Side::Proposer, proposed_parent, params, opening, None)?;
+        let y_digest = self.check_parent_update(y, Side::Acceptor, &accept.parent, params, opening, None)?;
+        Ok((x_digest, y_digest))
+    }
+
+    /// Decides on a close: the final state signed by both (equal to the one recorded, if
+    /// any), and each parent update against its parent (`parents[side]`, `None` once
+    /// settled). Returns, per update in request order, its side and digest to countersign.
+    pub fn check_virtual_close(
+        &self,
+        params: &Params,
+        opening: &State,
+        recorded: Option<&State>,
+        close: &VirtualClose,
+        parents: [Option<Parent<'_>>; 2],
+    ) -> Result<Vec<(Side, B256)>, ApiError> {
+        let last = &close.state;
+        if !last.isFinal {
+            return Err(ApiError::unprocessable("not_final", "a virtual channel closes from a final state"));
+        }
+        if let Some(recorded) = recorded {
+            if recorded != last {
+                return Err(ApiError::conflict(
+                    "final_state_differs",
+                    "another final state of this virtual channel is recorded",
+                ));
+            }
+        } else {
+            if last.channelId != opening.channelId || !last.appData.is_empty() || !last.outcome.locked.is_empty() {
+                return Err(ApiError::unprocessable(
+                    "invalid_final_state",
+                    "the final state is not a payment state of this channel",
+                ));
+            }
+            if last.outcome.assets != opening.outcome.assets {
+                return Err(ApiError::unprocessable(
+                    "assets_changed",
+                    "the final state's assets differ from the opening state's",
+                ));
+            }
+            let (before, after) = (asset_totals(&opening.outcome)?, asset_totals(&last.outcome)?);
+            if before != after {
+                return Err(ApiError::unprocessable(
+                    "total_changed",
+                    "the final state's totals differ from the locked amounts",
+                ));
+            }
+            for (i, participant) in params.participants.iter().enumerate() {
+                self.verified_digest(last, &close.sigs[i], *participant)?;
+            }
+        }
+        if close.parents.is_empty() {
+            return Err(ApiError::unprocessable("no_parent_update", "a close settles at least one parent"));
+        }
+        let mut out = Vec::with_capacity(close.parents.len());
+        for update in &close.parents {
+            let side = [Side::Proposer, Side::Acceptor]
+                .into_iter()
+                .find(|s| parents[s.virtual_index()].is_some_and(|p| p.latest.channelId == update.state.channelId))
+                .ok_or_else(|| {
+                    ApiError::conflict(
+                        "parent_settled_or_unknown",
+                        "the update is for a parent already settled, or not a parent",
+                    )
+                })?;
+            if out.iter().any(|(s, _)| *s == side) {
+                return Err(ApiError::unprocessable("duplicate_parent_update", "one update per parent"));
+            }
+            let parent = parents[side.virtual_index()]
+                .ok_or_else(|| ApiError::conflict("parent_settled_or_unknown", "parent settled"))?;
+            out.push((side, self.check_parent_update(parent, side, update, params, opening, Some(last))?));
+        }
+        Ok(out)
     }
 }

@@ -24,11 +24,17 @@ use crate::db;
 pub struct Running {
     /// Where the HTTP API listens.
     pub addr: SocketAddr,
+    hub: Arc<Hub>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl Running {
+    /// HTTP requests the hub received since it started.
+    pub fn requests(&self) -> u64 {
+        self.hub.requests.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Stops accepting requests, finishes the ones in flight, stops the background tasks.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
@@ -111,6 +117,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         auth: config.auth.clone(),
         operator_token: config.operator_token.clone(),
         challenges: Challenges::new(key.to_bytes().as_slice(), key.address(), chain_id),
+        requests: Default::default(),
     };
     let chain = Chain {
         provider,
@@ -126,7 +133,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let app = api::router(AppState { pool: pool.clone(), hub: Arc::new(hub) });
+    let hub = Arc::new(hub);
+    let app = api::router(AppState { pool: pool.clone(), hub: hub.clone() });
     let mut http_stop = stopped.clone();
     let http = tokio::spawn(async move {
         let graceful = async move {
@@ -139,5 +147,5 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let watcher = tokio::spawn(chain.clone().run_watcher(pool.clone(), stopped.clone()));
     let outbox = tokio::spawn(chain.run_outbox(pool, stopped));
     tracing::info!(%addr, hub = %deployment.adjudicator, "ingrid serving");
-    Ok(Running { addr, stop, tasks: vec![http, watcher, outbox] })
+    Ok(Running { addr, hub, stop, tasks: vec![http, watcher, outbox] })
 }

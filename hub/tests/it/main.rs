@@ -6,4 +6,5 @@ mod demo;
 mod dev_stack;
 mod harness;
 mod restart;
+mod virtual_channels;
 mod watcher;
