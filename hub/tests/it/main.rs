@@ -6,5 +6,6 @@ mod demo;
 mod dev_stack;
 mod harness;
 mod restart;
+mod virtual_bad_input;
 mod virtual_channels;
 mod watcher;
