@@ -8,4 +8,5 @@ mod harness;
 mod restart;
 mod virtual_bad_input;
 mod virtual_channels;
+mod virtual_many;
 mod watcher;
