@@ -3,8 +3,8 @@
 # (Debian's binaries; as root, run as the `postgres` user; loopback only; fsync on), and
 # prints its URL. Each test creates a database of its own on it.
 set -euo pipefail
-dir="${INGRID_TEST_PG_DIR:-/tmp/ingrid-test-pg}"
-port="${INGRID_TEST_PG_PORT:-55432}"
+dir="${TEST_PG_DIR:-/tmp/ingrid-test-pg}"
+port="${TEST_PG_PORT:-55432}"
 bin=/usr/lib/postgresql/15/bin
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 

@@ -149,7 +149,8 @@ impl Config {
             figment = figment.merge(Toml::file(path));
         }
         let config: Self =
-            figment.merge(Env::prefixed("INGRID_").split("__")).extract().context("invalid configuration")?;
+            // INGRID_CONFIG names the file (`ingrid serve`); it is not a key of the file.
+            figment.merge(Env::prefixed("INGRID_").ignore(&["config"]).split("__")).extract().context("invalid configuration")?;
         config.validate()?;
         Ok(config)
     }
