@@ -7,6 +7,8 @@
 //! - [`client`]: a typed HTTP client of the hub; [`store`]: the client's durable states;
 //!   [`wallet`]: open, pay, close and withdraw end to end.
 //! - [`virtual_channel`]: the arithmetic of virtual channels in their parents, and transfers.
+//! - [`p2p`]: direct payments and closes between the two participants of a virtual channel.
+//! - [`paid_http`]: the nanoservice sale over HTTP: a paywall layer, seller routes, a paying client.
 //! - [`devnet`]: a local anvil chain for demos and tests.
 //! - [`api`]: wire types of the hub's HTTP API.
 //! - [`bindings`]: the generated contract bindings.
@@ -18,6 +20,8 @@ pub mod client;
 pub mod devnet;
 #[cfg(feature = "openapi")]
 pub mod openapi;
+pub mod p2p;
+pub mod paid_http;
 pub mod state;
 pub mod store;
 pub mod validate;

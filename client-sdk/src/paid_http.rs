@@ -1,0 +1,910 @@
+//! The seed's nanoservice sale over HTTP: every request to the seller carries a payment in
+//! the virtual channel between buyer and seller, and the answer carries the seller's receipt.
+//!
+//! - Seller: [`PaymentLayer`] (a tower layer for axum routers) answers `402` when the payment
+//!   is missing or short, `409` with the seller's latest state when it is out of sync, and
+//!   `400`/`422` when it is bad; a good payment is countersigned and stored before the inner
+//!   service runs, and its [`Receipt`] rides back in [`RECEIPT_HEADER`]. Handlers can read
+//!   what was paid with the [`PaidRequest`] extractor. [`seller_routes`] serves the direct
+//!   close and accepts the buyers' virtual channel proposals.
+//! - Buyer: [`PayingClient`] attaches payments, learns prices from `402`s, resyncs after a
+//!   `409`, and stores every receipt.
+//!
+//! Headers hold the JSON of a [`Payment`] or [`Receipt`] in base64url without padding.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use alloy::primitives::{Address, B256, U256};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequestParts, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::api::{ErrorBody, FullySignedState, VirtualStatus, VirtualView};
+use crate::client::ClientError;
+use crate::p2p::{CloseAnswer, P2pClose, Payment, PaymentRefusal, Receipt};
+use crate::wallet::{Wallet, WalletError};
+
+/// Request header carrying a [`Payment`].
+pub const PAYMENT_HEADER: &str = "x-ingrid-payment";
+/// Response header carrying the seller's [`Receipt`].
+pub const RECEIPT_HEADER: &str = "x-ingrid-receipt";
+
+/// Why a payment or receipt header could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum HeaderError {
+    /// Not base64url without padding.
+    #[error("header is not base64url: {0}")]
+    Base64(#[from] base64::DecodeError),
+    /// Not the expected JSON.
+    #[error("header is not the expected JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// Not a valid header value.
+    #[error("invalid header value: {0}")]
+    Value(#[from] axum::http::header::InvalidHeaderValue),
+}
+
+/// Encodes `value` for a header: base64url (no padding) of its JSON.
+pub fn encode_header<T: Serialize>(value: &T) -> Result<HeaderValue, HeaderError> {
+    Ok(HeaderValue::try_from(URL_SAFE_NO_PAD.encode(serde_json::to_vec(value)?))?)
+}
+
+/// Decodes a header written by [`encode_header`].
+pub fn decode_header<T: DeserializeOwned>(value: &[u8]) -> Result<T, HeaderError> {
+    Ok(serde_json::from_slice(&URL_SAFE_NO_PAD.decode(value)?)?)
+}
+
+/// The body of every payment refusal (`402`, `409`, `400`, `422`, and `500` when the seller
+/// fails): the reason, the price, and the seller's latest state when the buyer should resync.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentRequired {
+    /// Machine-readable reason: `payment_required`, `payment_short`, `payment_out_of_sync`,
+    /// `malformed_payment`, `bad_signature`, or another [`PaymentRefusal::code`].
+    pub error: String,
+    /// Human-readable explanation with the numbers involved.
+    pub message: String,
+    /// The price of this request.
+    pub price: U256,
+    /// The asset (holder address) the price is in.
+    pub asset: Address,
+    /// The seller's latest state signed by both (for `payment_out_of_sync`, and for
+    /// `payment_short` so a buyer can drop a stale payment).
+    #[serde(default)]
+    pub latest: Option<FullySignedState>,
+}
+
+/// The HTTP status of a payment refusal.
+pub fn refusal_status(refusal: &PaymentRefusal) -> StatusCode {
+    match refusal {
+        PaymentRefusal::Short { .. } => StatusCode::PAYMENT_REQUIRED,
+        PaymentRefusal::WrongVersion { .. } | PaymentRefusal::Busy { .. } => StatusCode::CONFLICT,
+        PaymentRefusal::Malformed(_) => StatusCode::BAD_REQUEST,
+        PaymentRefusal::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        PaymentRefusal::UnknownChannel(_)
+        | PaymentRefusal::ChannelFinal(_)
+        | PaymentRefusal::BadSignature(_)
+        | PaymentRefusal::Invalid(_)
+        | PaymentRefusal::WrongAsset(_)
+        | PaymentRefusal::TakesFromPayee(_) => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+/// What a request behind a [`PaymentLayer`] paid; an axum extractor (the request is
+/// refused with `500` if no payment layer runs before the handler).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaidRequest {
+    /// The virtual channel paid through.
+    pub channel: B256,
+    /// The channel version the payment created.
+    pub version: u64,
+    /// The price paid (at least).
+    pub price: U256,
+    /// The asset paid in.
+    pub asset: Address,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PaidRequest {
+    type Rejection = (StatusCode, Json<ErrorBody>);
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<PaidRequest>().cloned().ok_or_else(|| {
+            error_body(StatusCode::INTERNAL_SERVER_ERROR, "no_payment_layer", "the route has no payment layer")
+        })
+    }
+}
+
+fn error_body(status: StatusCode, error: &str, message: impl Into<String>) -> (StatusCode, Json<ErrorBody>) {
+    (status, Json(ErrorBody { error: error.into(), message: message.into() }))
+}
+
+struct Paywall {
+    wallet: Arc<Wallet>,
+    price: U256,
+    asset: Address,
+}
+
+impl Paywall {
+    fn refuse(&self, status: StatusCode, error: &str, message: String, latest: Option<FullySignedState>) -> Response {
+        let body = PaymentRequired { error: error.into(), message, price: self.price, asset: self.asset, latest };
+        (status, Json(body)).into_response()
+    }
+
+    /// Checks and stores the request's payment; the refusal to send otherwise.
+    async fn admit(&self, headers: &HeaderMap) -> Result<(Receipt, PaidRequest), Response> {
+        let Some(header) = headers.get(PAYMENT_HEADER) else {
+            let message = format!("this request costs {} of asset {}: pay in {PAYMENT_HEADER}", self.price, self.asset);
+            return Err(self.refuse(StatusCode::PAYMENT_REQUIRED, "payment_required", message, None));
+        };
+        let payment: Payment = decode_header(header.as_bytes()).map_err(|e| {
+            self.refuse(StatusCode::BAD_REQUEST, "malformed_payment", format!("{PAYMENT_HEADER}: {e}"), None)
+        })?;
+        match self.wallet.receive_payment(&payment, self.asset, self.price).await {
+            Ok(receipt) => {
+                let paid = PaidRequest {
+                    channel: receipt.channel,
+                    version: receipt.version,
+                    price: self.price,
+                    asset: self.asset,
+                };
+                Ok((receipt, paid))
+            }
+            Err(refusal) => {
+                let latest = refusal.latest().cloned();
+                Err(self.refuse(refusal_status(&refusal), refusal.code(), refusal.to_string(), latest))
+            }
+        }
+    }
+}
+
+/// A tower layer that sells each request for `price` of `asset`, paid in a virtual channel
+/// of `wallet` (see the [module docs](self)). Use it with `Router::route_layer` (or
+/// `Router::layer`, `MethodRouter::layer`).
+#[derive(Clone)]
+pub struct PaymentLayer {
+    paywall: Arc<Paywall>,
+}
+
+impl PaymentLayer {
+    /// Sells requests for `price` of `asset` (an asset holder address of the channels).
+    pub fn new(wallet: Arc<Wallet>, price: U256, asset: Address) -> Self {
+        Self { paywall: Arc::new(Paywall { wallet, price, asset }) }
+    }
+}
+
+impl<S> tower::Layer<S> for PaymentLayer {
+    type Service = PaymentService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        PaymentService { inner, paywall: self.paywall.clone() }
+    }
+}
+
+/// The service of a [`PaymentLayer`].
+#[derive(Clone)]
+pub struct PaymentService<S> {
+    inner: S,
+    paywall: Arc<Paywall>,
+}
+
+impl<S, B> tower::Service<Request<B>> for PaymentService<S>
+where
+    S: tower::Service<Request<B>, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        // The clone is not ready; call the one that is, and keep the clone for next time.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let paywall = self.paywall.clone();
+        Box::pin(async move {
+            let (receipt, paid) = match paywall.admit(request.headers()).await {
+                Ok(admitted) => admitted,
+                Err(refusal) => return Ok(refusal),
+            };
+            request.extensions_mut().insert(paid);
+            let mut response = inner.call(request).await?;
+            match encode_header(&receipt) {
+                Ok(value) => {
+                    response.headers_mut().insert(RECEIPT_HEADER, value);
+                }
+                Err(e) => tracing::error!(error = %e, "could not encode a receipt"),
+            }
+            Ok(response)
+        })
+    }
+}
+
+/// What a seller accepts from buyers opening virtual channels to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SellerConfig {
+    /// The seller's basic channel with the hub that funds its side of virtual channels.
+    pub parent: B256,
+    /// The largest deposit per asset a buyer may lock in one virtual channel.
+    pub max_buyer_deposit: U256,
+}
+
+/// `POST /ingrid/proposals`: a buyer tells the seller it proposed virtual channel `id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProposalNotice {
+    /// The proposed virtual channel.
+    pub id: B256,
+}
+
+/// The answer to a [`ProposalNotice`] the seller accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProposalAccepted {
+    /// The virtual channel.
+    pub id: B256,
+    /// Its opening state signed by both.
+    pub latest: FullySignedState,
+}
+
+/// Why a seller refuses a proposal ([`check_proposal`]): `(reason code, explanation)`.
+pub type ProposalRefusal = (&'static str, String);
+
+/// Checks the terms of a virtual channel proposal to `seller`: it is a proposal to the
+/// seller, the seller deposits nothing, and the buyer at most `config.max_buyer_deposit` of
+/// each asset.
+pub fn check_proposal(view: &VirtualView, seller: Address, config: &SellerConfig) -> Result<(), ProposalRefusal> {
+    if view.status != VirtualStatus::Proposed || view.params.participants[1] != seller {
+        return Err(("not_a_proposal", format!("{} is not a pending proposal to {seller}", view.id)));
+    }
+    for (asset, [buyer, mine]) in view.initial.outcome.assets.iter().zip(&view.initial.outcome.balances) {
+        if !mine.is_zero() {
+            return Err(("seller_deposit", format!("the seller deposits nothing, not {mine} of {asset}")));
+        }
+        if *buyer > config.max_buyer_deposit {
+            return Err((
+                "deposit_too_large",
+                format!("the buyer's deposit {buyer} of {asset} is above {}", config.max_buyer_deposit),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Clone)]
+struct Seller {
+    wallet: Arc<Wallet>,
+    config: SellerConfig,
+}
+
+type ErrorResponse = (StatusCode, Json<ErrorBody>);
+
+fn bad_json(rejection: JsonRejection) -> ErrorResponse {
+    error_body(rejection.status(), "malformed_request", rejection.body_text())
+}
+
+fn wallet_error(error: WalletError) -> ErrorResponse {
+    let (status, code) = match &error {
+        WalletError::UnknownChannel(_) => (StatusCode::NOT_FOUND, "unknown_channel"),
+        WalletError::Signature(_) => (StatusCode::UNPROCESSABLE_ENTITY, "bad_signature"),
+        WalletError::Update(_) | WalletError::Invalid(_) | WalletError::UnknownAsset(_) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid")
+        }
+        WalletError::Hub(ClientError::Refused { status: 404, .. }) => (StatusCode::NOT_FOUND, "unknown_proposal"),
+        WalletError::Hub(ClientError::Refused { status, .. }) if *status < 500 => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "hub_refused")
+        }
+        WalletError::Hub(_) => (StatusCode::BAD_GATEWAY, "hub_unavailable"),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+    };
+    error_body(status, code, error.to_string())
+}
+
+async fn close(
+    State(seller): State<Seller>,
+    body: Result<Json<P2pClose>, JsonRejection>,
+) -> Result<Json<CloseAnswer>, ErrorResponse> {
+    let Json(close) = body.map_err(bad_json)?;
+    Ok(Json(seller.wallet.answer_close(&close).await.map_err(wallet_error)?))
+}
+
+async fn proposal(
+    State(seller): State<Seller>,
+    body: Result<Json<ProposalNotice>, JsonRejection>,
+) -> Result<Json<ProposalAccepted>, ErrorResponse> {
+    let Json(ProposalNotice { id }) = body.map_err(bad_json)?;
+    let stored = seller.wallet.store().load_virtual(id).map_err(|e| wallet_error(e.into()))?;
+    if let Some(record) = stored {
+        // Already accepted (a retried notice).
+        return Ok(Json(ProposalAccepted { id, latest: record.latest }));
+    }
+    let view = seller.wallet.hub().virtual_channel(id).await.map_err(|e| wallet_error(e.into()))?;
+    check_proposal(&view, seller.wallet.address(), &seller.config)
+        .map_err(|(code, message)| error_body(StatusCode::UNPROCESSABLE_ENTITY, code, message))?;
+    let record = seller.wallet.accept_virtual(&view, seller.config.parent).await.map_err(wallet_error)?;
+    Ok(Json(ProposalAccepted { id, latest: record.latest }))
+}
+
+/// The seller's routes: `POST /ingrid/close` (body [`P2pClose`], answer [`CloseAnswer`]) and
+/// `POST /ingrid/proposals` (body [`ProposalNotice`], answer [`ProposalAccepted`]: the seller
+/// fetches the proposal from the hub and accepts it if [`check_proposal`] passes, funding
+/// it from `config.parent`). Every error answer is an [`ErrorBody`].
+pub fn seller_routes(wallet: Arc<Wallet>, config: SellerConfig) -> Router {
+    Router::new()
+        .route("/ingrid/close", post(close))
+        .route("/ingrid/proposals", post(proposal))
+        .with_state(Seller { wallet, config })
+}
+
+/// Why a paid request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PayingError {
+    /// The seller could not be reached, or the connection broke.
+    #[error("http: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The wallet could not pay, resync or store a receipt (e.g. a bad receipt signature).
+    #[error(transparent)]
+    Wallet(#[from] WalletError),
+    /// The seller still refused the payment after the retries.
+    #[error("payment refused ({status}): {} ({})", body.message, body.error)]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The seller's reason.
+        body: Box<PaymentRequired>,
+    },
+    /// The seller's answer could not be understood (e.g. a malformed receipt).
+    #[error("bad answer from the seller: {0}")]
+    BadAnswer(String),
+}
+
+/// The answer to a paid request.
+#[derive(Debug, Clone)]
+pub struct PaidResponse {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Response headers.
+    pub headers: HeaderMap,
+    /// Response body.
+    pub body: Vec<u8>,
+    /// The seller's receipt, checked and stored, if this request paid.
+    pub receipt: Option<Receipt>,
+}
+
+impl PaidResponse {
+    /// The body as JSON.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(&self.body)
+    }
+
+    /// The body as text (lossy UTF-8).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A buyer's HTTP client that pays for each request in virtual channel `channel`, in
+/// `asset`. It learns a URL's price from a first `402` and then pays up front; retries once
+/// after a `402` with the price, and once after a `409` once resynced with the seller's
+/// latest state; and checks and stores the receipt of every paid answer. A payment whose
+/// receipt was lost (the connection broke) is sent again on the next request. Requests are
+/// made one at a time: each payment needs the previous one's receipt.
+pub struct PayingClient {
+    /// The HTTP client.
+    pub http: reqwest::Client,
+    /// The buyer's wallet.
+    pub wallet: Arc<Wallet>,
+    /// The virtual channel with the seller.
+    pub channel: B256,
+    /// The asset paid in.
+    pub asset: Address,
+    prices: std::sync::Mutex<HashMap<String, U256>>,
+    one_at_a_time: tokio::sync::Mutex<()>,
+}
+
+impl PayingClient {
+    /// A client paying through `channel` of `wallet` in `asset`.
+    pub fn new(http: reqwest::Client, wallet: Arc<Wallet>, channel: B256, asset: Address) -> Self {
+        Self {
+            http,
+            wallet,
+            channel,
+            asset,
+            prices: std::sync::Mutex::new(HashMap::new()),
+            one_at_a_time: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The price learnt for `url`, if any.
+    pub fn price(&self, url: &str) -> Option<U256> {
+        self.prices.lock().ok().and_then(|p| p.get(url).copied())
+    }
+
+    fn remember(&self, url: &str, price: U256) {
+        if let Ok(mut prices) = self.prices.lock() {
+            prices.insert(url.to_string(), price);
+        }
+    }
+
+    /// `GET url`, paid.
+    pub async fn get(&self, url: &str) -> Result<PaidResponse, PayingError> {
+        self.send(Method::GET, url, None).await
+    }
+
+    /// `POST url` with `body` as JSON, paid.
+    pub async fn post<T: Serialize + ?Sized>(&self, url: &str, body: &T) -> Result<PaidResponse, PayingError> {
+        let body = serde_json::to_vec(body).map_err(|e| PayingError::BadAnswer(format!("request body: {e}")))?;
+        self.send(Method::POST, url, Some(body)).await
+    }
+
+    /// The payment to attach: the pending one if a receipt was lost, else a new one.
+    async fn payment(&self, price: Option<U256>) -> Result<Option<Payment>, PayingError> {
+        if let Some(pending) = self.wallet.pending_payment(self.channel).await? {
+            if pending.state.isFinal {
+                return Err(WalletError::Invalid(format!("virtual channel {} is being closed", self.channel)).into());
+            }
+            return Ok(Some(pending));
+        }
+        match price {
+            Some(price) => Ok(Some(self.wallet.pay(self.channel, self.asset, price).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Sends `method url` with a payment, following the protocol in the type's docs.
+    pub async fn send(&self, method: Method, url: &str, body: Option<Vec<u8>>) -> Result<PaidResponse, PayingError> {
+        let _one = self.one_at_a_time.lock().await;
+        let mut price = self.price(url);
+        let (mut priced, mut resynced) = (false, false);
+        loop {
+            let payment = self.payment(price).await?;
+            let mut request = self.http.request(method.clone(), url);
+            if let Some(body) = &body {
+                request = request.header(CONTENT_TYPE, "application/json").body(body.clone());
+            }
+            if let Some(payment) = &payment {
+                let value = encode_header(payment).map_err(|e| PayingError::BadAnswer(e.to_string()))?;
+                request = request.header(PAYMENT_HEADER, value);
+            }
+            let response = request.send().await?;
+            let (status, headers) = (response.status(), response.headers().clone());
+            let bytes = response.bytes().await?.to_vec();
+            let refusal = match status {
+                StatusCode::PAYMENT_REQUIRED | StatusCode::CONFLICT => {
+                    serde_json::from_slice::<PaymentRequired>(&bytes).ok()
+                }
+                _ => None,
+            };
+            if let Some(refusal) = refusal {
+                let refused = |refusal: PaymentRequired| PayingError::Refused {
+                    status: status.as_u16(),
+                    body: Box::new(refusal),
+                };
+                if refusal.asset != self.asset {
+                    return Err(refused(refusal));
+                }
+                if status == StatusCode::PAYMENT_REQUIRED {
+                    self.remember(url, refusal.price);
+                    if let (Some(_), Some(latest)) = (&payment, &refusal.latest) {
+                        // Our payment is refused: drop it and pay afresh.
+                        self.wallet.resync(self.channel, latest).await?;
+                    }
+                    if priced {
+                        return Err(refused(refusal));
+                    }
+                    priced = true;
+                    price = Some(refusal.price);
+                    continue;
+                }
+                match (&payment, &refusal.latest) {
+                    (Some(_), Some(latest)) if !resynced => {
+                        self.wallet.resync(self.channel, latest).await?;
+                        resynced = true;
+                        continue;
+                    }
+                    _ => return Err(refused(refusal)),
+                }
+            }
+            let receipt = match (&payment, headers.get(RECEIPT_HEADER)) {
+                (Some(payment), Some(value)) => {
+                    let receipt: Receipt = decode_header(value.as_bytes())
+                        .map_err(|e| PayingError::BadAnswer(format!("{RECEIPT_HEADER}: {e}")))?;
+                    if receipt.channel != self.channel || receipt.version != payment.state.version {
+                        return Err(PayingError::BadAnswer(format!(
+                            "a receipt of version {} in {}, for a payment of version {} in {}",
+                            receipt.version, receipt.channel, payment.state.version, self.channel
+                        )));
+                    }
+                    self.wallet.accept_receipt(&receipt).await?;
+                    Some(receipt)
+                }
+                (Some(_), None) if status.is_client_error() => {
+                    // The payment layer refused the payment (it stays pending: it is sent
+                    // again with the next request).
+                    if let Ok(refusal) = serde_json::from_slice::<PaymentRequired>(&bytes) {
+                        return Err(PayingError::Refused { status: status.as_u16(), body: Box::new(refusal) });
+                    }
+                    None
+                }
+                _ => None,
+            };
+            return Ok(PaidResponse { status, headers, body: bytes, receipt });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use alloy::primitives::Bytes;
+    use alloy::signers::local::PrivateKeySigner;
+    use axum::routing::get;
+
+    use super::*;
+    use crate::api::{SignatureResponse, StateRequest, VirtualAccept};
+    use crate::client::HubClient;
+    use crate::p2p::tests::{Pair, eth, opening, pair, u, unreachable_hub};
+    use crate::virtual_channel::{Side, lock_in_parent, settle_in_parent, transfer};
+
+    const PRICE: u64 = 3;
+
+    async fn serve(router: Router) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        url
+    }
+
+    /// The seller's app: `GET /data` for `PRICE` ETH, the seller's routes, and counters of
+    /// the requests received and of those served.
+    async fn shop(seller: Arc<Wallet>, parent: B256) -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+        let (received, served) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let counter = served.clone();
+        let data = get(move |paid: PaidRequest| {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                format!("data at version {}", paid.version)
+            }
+        });
+        let router = Router::new()
+            .route("/data", data)
+            .route_layer(PaymentLayer::new(seller.clone(), u(PRICE), eth()))
+            .merge(seller_routes(seller, SellerConfig { parent, max_buyer_deposit: u(1000) }))
+            .layer(axum::middleware::from_fn_with_state(
+                received.clone(),
+                |State(received): State<Arc<AtomicUsize>>,
+                 request: axum::extract::Request,
+                 next: axum::middleware::Next| async move {
+                    received.fetch_add(1, Ordering::SeqCst);
+                    next.run(request).await
+                },
+            ));
+        (serve(router).await, received, served)
+    }
+
+    async fn setup() -> (Pair, Arc<AtomicUsize>, String, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+        let (hub, hits) = unreachable_hub().await;
+        let p = pair(&hub, 100);
+        let (url, received, served) = shop(p.bob.clone(), p.parents[1].id()).await;
+        (p, hits, url, received, served)
+    }
+
+    fn refusal(bytes: &[u8]) -> PaymentRequired {
+        serde_json::from_slice(bytes).expect("a PaymentRequired body")
+    }
+
+    #[tokio::test]
+    async fn twenty_paid_gets_through_the_layer() {
+        let (p, hits, url, received, served) = setup().await;
+        let buyer = PayingClient::new(reqwest::Client::new(), p.alice.clone(), p.id, eth());
+        let data = format!("{url}/data");
+        for i in 1..=20u64 {
+            let answer = buyer.get(&data).await.expect("paid get");
+            assert_eq!(answer.status, StatusCode::OK);
+            assert_eq!(answer.text(), format!("data at version {i}"));
+            let receipt = answer.receipt.expect("a receipt");
+            assert_eq!((receipt.channel, receipt.version), (p.id, i));
+        }
+        assert_eq!(buyer.price(&data), Some(u(PRICE)), "the price was learnt from the 402");
+        assert_eq!(received.load(Ordering::SeqCst), 21, "one 402, then 20 paid requests");
+        assert_eq!(served.load(Ordering::SeqCst), 20);
+        let (a, b) = (p.alice.virtual_record(p.id).expect("a"), p.bob.virtual_record(p.id).expect("b"));
+        assert_eq!(a.latest, b.latest, "every receipt was stored");
+        assert!(a.pending.is_none());
+        assert_eq!(a.latest.state.version, 20);
+        assert_eq!(a.latest.state.outcome.balances[0], [u(100 - 20 * PRICE), u(20 * PRICE)]);
+        assert_eq!(hits.load(Ordering::SeqCst), 0, "the hub was never contacted");
+    }
+
+    #[tokio::test]
+    async fn bad_payments_are_refused_with_a_reason_and_never_served() {
+        let (p, hits, url, _, served) = setup().await;
+        let http = reqwest::Client::new();
+        let data = format!("{url}/data");
+        let send = |payment: Option<HeaderValue>| {
+            let mut request = http.get(&data);
+            if let Some(value) = payment {
+                request = request.header(PAYMENT_HEADER, value);
+            }
+            async move {
+                let response = request.send().await.expect("send");
+                let receipt = response.headers().get(RECEIPT_HEADER).cloned();
+                (response.status(), receipt, response.bytes().await.expect("body"))
+            }
+        };
+        let header = |payment: &Payment| encode_header(payment).expect("encode");
+
+        let (status, _, body) = send(None).await;
+        assert_eq!(status, StatusCode::PAYMENT_REQUIRED);
+        let body = refusal(&body);
+        assert_eq!(
+            (body.error.as_str(), body.price, body.asset, body.latest),
+            ("payment_required", u(PRICE), eth(), None)
+        );
+
+        let (status, _, body) = send(Some(HeaderValue::from_static("not-a-payment!"))).await;
+        assert_eq!((status, refusal(&body).error.as_str()), (StatusCode::BAD_REQUEST, "malformed_payment"));
+
+        let opened = p.bob.virtual_record(p.id).expect("record");
+        let state = transfer(&opened.latest.state, 0, eth(), u(PRICE)).expect("transfer");
+        let forged = Payment {
+            channel: p.id,
+            signature: p.deployment.sign_state(&PrivateKeySigner::random(), &state).expect("sign"),
+            state,
+        };
+        let (status, _, body) = send(Some(header(&forged))).await;
+        assert_eq!((status, refusal(&body).error.as_str()), (StatusCode::UNPROCESSABLE_ENTITY, "bad_signature"));
+
+        let short = p.alice.pay(p.id, eth(), u(PRICE - 1)).await.expect("pay");
+        let (status, receipt, body) = send(Some(header(&short))).await;
+        let body = refusal(&body);
+        assert_eq!((status, body.error.as_str(), receipt), (StatusCode::PAYMENT_REQUIRED, "payment_short", None));
+        assert_eq!(body.latest.as_ref(), Some(&opened.latest));
+        assert_eq!(p.bob.virtual_record(p.id).expect("record"), opened, "nothing stored");
+        assert_eq!(served.load(Ordering::SeqCst), 0, "nothing served");
+
+        // The buyer drops its short payment and pays the price; a replay is out of sync.
+        p.alice.resync(p.id, &opened.latest).await.expect("resync");
+        let good = p.alice.pay(p.id, eth(), u(PRICE)).await.expect("pay");
+        let (status, receipt, _) = send(Some(header(&good))).await;
+        assert_eq!(status, StatusCode::OK);
+        let receipt: Receipt = decode_header(receipt.expect("a receipt").as_bytes()).expect("decode");
+        p.alice.accept_receipt(&receipt).await.expect("receipt");
+        let (status, _, body) = send(Some(header(&good))).await;
+        let body = refusal(&body);
+        assert_eq!((status, body.error.as_str()), (StatusCode::CONFLICT, "payment_out_of_sync"));
+        assert_eq!(body.latest.map(|l| l.state.version), Some(1));
+        assert_eq!(served.load(Ordering::SeqCst), 1, "served once");
+        assert_eq!(hits.load(Ordering::SeqCst), 0, "the hub was never contacted");
+    }
+
+    #[tokio::test]
+    async fn the_paying_client_recovers_from_lost_receipts_and_lost_payments() {
+        let (p, hits, url, _, served) = setup().await;
+        let buyer = PayingClient::new(reqwest::Client::new(), p.alice.clone(), p.id, eth());
+        let data = format!("{url}/data");
+
+        // A payment the seller took whose receipt was lost: 409, resync, 402, pay.
+        let taken = p.alice.pay(p.id, eth(), u(PRICE)).await.expect("pay");
+        p.bob.receive_payment(&taken, eth(), u(PRICE)).await.expect("receive");
+        let answer = buyer.get(&data).await.expect("get");
+        assert_eq!((answer.status, answer.receipt.map(|r| r.version)), (StatusCode::OK, Some(2)));
+
+        // A payment that never arrived and covers the price: sent again and accepted.
+        p.alice.pay(p.id, eth(), u(PRICE)).await.expect("pay");
+        let answer = buyer.get(&data).await.expect("get");
+        assert_eq!(answer.receipt.map(|r| r.version), Some(3));
+
+        // A short payment that never arrived: refused with the latest, dropped, paid afresh.
+        p.alice.pay(p.id, eth(), u(1)).await.expect("pay");
+        let answer = buyer.get(&data).await.expect("get");
+        assert_eq!(answer.receipt.map(|r| r.version), Some(4));
+
+        let (a, b) = (p.alice.virtual_record(p.id).expect("a"), p.bob.virtual_record(p.id).expect("b"));
+        assert_eq!(a.latest, b.latest);
+        assert!(a.pending.is_none());
+        assert_eq!(a.latest.state.outcome.balances[0], [u(100 - 4 * PRICE), u(4 * PRICE)]);
+        assert_eq!(served.load(Ordering::SeqCst), 3);
+        assert_eq!(hits.load(Ordering::SeqCst), 0, "the hub was never contacted");
+    }
+
+    #[tokio::test]
+    async fn the_seller_answers_a_close_over_http() {
+        let (p, hits, url, _, _) = setup().await;
+        let buyer = PayingClient::new(reqwest::Client::new(), p.alice.clone(), p.id, eth());
+        for _ in 0..5 {
+            buyer.get(&format!("{url}/data")).await.expect("get");
+        }
+        let http = reqwest::Client::new();
+        let close = p.alice.close_request(p.id).await.expect("close request");
+        let response = http.post(format!("{url}/ingrid/close")).json(&close).send().await.expect("send");
+        assert_eq!(response.status(), StatusCode::OK);
+        let answer: CloseAnswer = response.json().await.expect("answer");
+        p.deployment.verify_state(&close.state, &answer.signature, p.bob.address()).expect("countersigned");
+        assert_eq!(answer.parent.state, settle_in_parent(&p.parents[1].latest.state, &close.state).expect("settle"));
+        assert_eq!(close.state.outcome.balances[0], [u(100 - 5 * PRICE), u(5 * PRICE)]);
+
+        let mut unknown = close.clone();
+        unknown.channel = B256::repeat_byte(5);
+        let response = http.post(format!("{url}/ingrid/close")).json(&unknown).send().await.expect("send");
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        let body: ErrorBody = response.json().await.expect("error body");
+        assert_eq!(body.error, "unknown_channel");
+        let response = http.post(format!("{url}/ingrid/close")).body("{").header(CONTENT_TYPE, "application/json");
+        let response = response.send().await.expect("send");
+        assert!(response.status().is_client_error());
+        assert_eq!(response.json::<ErrorBody>().await.expect("error body").error, "malformed_request");
+        assert_eq!(hits.load(Ordering::SeqCst), 0, "the hub was never contacted");
+    }
+
+    /// A proposal from Alice to Bob of a second virtual channel with `deposits`, as the hub
+    /// shows it to Bob.
+    fn proposal_view(p: &Pair, deposits: Vec<[U256; 2]>) -> VirtualView {
+        let d = p.deployment;
+        let params = crate::bindings::Channel::Params {
+            challengeDuration: 600,
+            nonce: U256::from_be_bytes(rand::random::<[u8; 32]>()),
+            participants: [p.alice.address(), p.bob.address()],
+            ledger: false,
+            isVirtual: true,
+            app: Address::ZERO,
+        };
+        let initial = opening(&params, deposits);
+        let x = &p.parents[0];
+        // (A proposal the seller refuses may not even fit in the parent.)
+        let update =
+            lock_in_parent(&x.latest.state, 1, Side::Proposer, &initial).unwrap_or_else(|_| x.latest.state.clone());
+        VirtualView {
+            id: initial.channelId,
+            params,
+            status: VirtualStatus::Proposed,
+            valid_until: 4_000_000_000,
+            close_requested: false,
+            parents: [x.id(), B256::ZERO],
+            initial_sigs: [d.sign_state(&p.alice.key, &initial).expect("sign"), Bytes::new()],
+            proposed_parent: StateRequest {
+                signature: d.sign_state(&p.alice.key, &update).expect("sign"),
+                state: update,
+            },
+            initial,
+            final_state: None,
+            settled: [false, false],
+        }
+    }
+
+    /// A stand-in for the hub's proposal endpoints: shows `views`, countersigns acceptances.
+    async fn proposal_hub(p: &Pair, views: Vec<VirtualView>) -> (String, Arc<AtomicUsize>) {
+        let views: Arc<HashMap<B256, VirtualView>> = Arc::new(views.into_iter().map(|v| (v.id, v)).collect());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let (hub_key, d, counter) = (p.hub_key.clone(), p.deployment, accepted.clone());
+        let show = move |axum::extract::Path(id): axum::extract::Path<B256>| {
+            let views = views.clone();
+            async move {
+                views
+                    .get(&id)
+                    .cloned()
+                    .map(Json)
+                    .ok_or_else(|| error_body(StatusCode::NOT_FOUND, "not_found", "no such proposal"))
+            }
+        };
+        let accept = move |axum::extract::Path(id): axum::extract::Path<B256>, Json(accept): Json<VirtualAccept>| {
+            let (hub_key, counter) = (hub_key.clone(), counter.clone());
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let _ = id;
+                Json(SignatureResponse {
+                    channel_id: accept.parent.state.channelId,
+                    version: accept.parent.state.version,
+                    signature: d.sign_state(&hub_key, &accept.parent.state).expect("sign"),
+                })
+            }
+        };
+        let router = Router::new()
+            .route("/v1/virtual-channels/{id}", get(show))
+            .route("/v1/virtual-channels/{id}/accept", post(accept));
+        (serve(router).await, accepted)
+    }
+
+    #[tokio::test]
+    async fn the_seller_accepts_proposals_within_its_terms() {
+        let (placeholder, _) = unreachable_hub().await;
+        let mut p = pair(&placeholder, 100);
+        let good = proposal_view(&p, vec![[u(40), u(0)], [u(0), u(0)]]);
+        let seller_pays = proposal_view(&p, vec![[u(40), u(1)], [u(0), u(0)]]);
+        let too_large = proposal_view(&p, vec![[u(40), u(0)], [u(1001), u(0)]]);
+        let (hub, accepted) = proposal_hub(&p, vec![good.clone(), seller_pays.clone(), too_large.clone()]).await;
+        Arc::get_mut(&mut p.bob).expect("sole owner").hub = HubClient::new(&hub);
+        let (url, _, _) = shop(p.bob.clone(), p.parents[1].id()).await;
+        let http = reqwest::Client::new();
+        let notify = |id: B256| http.post(format!("{url}/ingrid/proposals")).json(&ProposalNotice { id }).send();
+
+        for (view, code) in [(&seller_pays, "seller_deposit"), (&too_large, "deposit_too_large")] {
+            let response = notify(view.id).await.expect("send");
+            assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+            assert_eq!(response.json::<ErrorBody>().await.expect("error body").error, code);
+        }
+        let response = notify(B256::repeat_byte(9)).await.expect("send");
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(accepted.load(Ordering::SeqCst), 0, "nothing accepted yet");
+
+        let response = notify(good.id).await.expect("send");
+        assert_eq!(response.status(), StatusCode::OK);
+        let answer: ProposalAccepted = response.json().await.expect("answer");
+        for (sig, who) in answer.latest.sigs.iter().zip([p.alice.address(), p.bob.address()]) {
+            p.deployment.verify_state(&good.initial, sig, who).expect("opening signed by both");
+        }
+        let record = p.bob.virtual_record(good.id).expect("stored");
+        assert_eq!((record.my_index, record.parents), (1, [p.parents[0].id(), p.parents[1].id()]));
+        let y = p.bob.record(p.parents[1].id()).expect("parent");
+        let expected = lock_in_parent(&p.parents[1].latest.state, 1, Side::Acceptor, &good.initial).expect("lock");
+        assert_eq!(y.latest.state, expected, "the parent locks the new channel, countersigned by the hub");
+        // A retried notice gets the same answer without a second acceptance.
+        let again: ProposalAccepted = notify(good.id).await.expect("send").json().await.expect("answer");
+        assert_eq!(again, answer);
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn proposal_terms() {
+        let config = SellerConfig { parent: B256::ZERO, max_buyer_deposit: u(10) };
+        let seller = Address::repeat_byte(2);
+        let params = crate::bindings::Channel::Params {
+            challengeDuration: 1,
+            nonce: U256::ZERO,
+            participants: [Address::repeat_byte(1), seller],
+            ledger: false,
+            isVirtual: true,
+            app: Address::ZERO,
+        };
+        let initial = opening(&params, vec![[u(10), u(0)], [u(0), u(0)]]);
+        let mut view = VirtualView {
+            id: initial.channelId,
+            params,
+            status: VirtualStatus::Proposed,
+            valid_until: 0,
+            close_requested: false,
+            parents: [B256::ZERO; 2],
+            initial_sigs: [Bytes::new(), Bytes::new()],
+            proposed_parent: StateRequest { state: initial.clone(), signature: Bytes::new() },
+            initial,
+            final_state: None,
+            settled: [false, false],
+        };
+        assert_eq!(check_proposal(&view, seller, &config), Ok(()));
+        assert_eq!(check_proposal(&view, Address::repeat_byte(3), &config).map_err(|e| e.0), Err("not_a_proposal"));
+        view.initial.outcome.balances[1][0] = u(11);
+        assert_eq!(check_proposal(&view, seller, &config).map_err(|e| e.0), Err("deposit_too_large"));
+        view.initial.outcome.balances[1] = [u(0), u(1)];
+        assert_eq!(check_proposal(&view, seller, &config).map_err(|e| e.0), Err("seller_deposit"));
+        view.initial.outcome.balances[1] = [u(0), u(0)];
+        view.status = VirtualStatus::Open;
+        assert_eq!(check_proposal(&view, seller, &config).map_err(|e| e.0), Err("not_a_proposal"));
+    }
+
+    #[test]
+    fn headers_round_trip_as_base64url() {
+        let receipt = Receipt { channel: B256::repeat_byte(1), version: 7, signature: Bytes::from(vec![0xff; 65]) };
+        let value = encode_header(&receipt).expect("encode");
+        assert!(value.to_str().expect("ascii").bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+        assert_eq!(decode_header::<Receipt>(value.as_bytes()).expect("decode"), receipt);
+        assert!(decode_header::<Receipt>(b"e30").is_err(), "an empty object is not a receipt");
+    }
+}
