@@ -217,6 +217,7 @@ pub struct ChannelList {
 /// Proposes a virtual channel to another client of the hub. Sent by the proposer, who is
 /// participant 0 of the virtual channel ("Alice"); the peer is participant 1 ("Bob").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct VirtualProposal {
     /// The virtual channel's params: `isVirtual`, participants `[proposer, peer]`.
@@ -225,6 +226,7 @@ pub struct VirtualProposal {
     /// with the same assets, in the same order, as both parents.
     pub state: State,
     /// The proposer's signature on `state`.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexBytes))]
     pub signature: Bytes,
     /// The proposer's parent update (its basic channel with the hub, next version) locking
     /// the virtual channel, signed by the proposer.
@@ -235,8 +237,10 @@ pub struct VirtualProposal {
 
 /// Accepts a proposed virtual channel. Sent by its participant 1.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VirtualAccept {
     /// The acceptor's signature on the opening state.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexBytes))]
     pub signature: Bytes,
     /// The acceptor's parent update locking the virtual channel, signed by the acceptor.
     pub parent: StateRequest,
@@ -244,6 +248,7 @@ pub struct VirtualAccept {
 
 /// Where a virtual channel is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum VirtualStatus {
     /// Proposed, waiting for the peer.
@@ -260,9 +265,11 @@ pub enum VirtualStatus {
 
 /// A virtual channel as the hub knows it (shown to its two participants).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct VirtualView {
     /// Channel id.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexB256))]
     pub id: B256,
     /// Params.
     pub params: Params,
@@ -273,21 +280,25 @@ pub struct VirtualView {
     /// True once past its validity while still open: the hub asks for the final state.
     pub close_requested: bool,
     /// The parents: the proposer's basic channel, then the acceptor's (zero until accepted).
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::openapi::HexB256>, min_items = 2, max_items = 2))]
     pub parents: [B256; 2],
     /// The opening state.
     pub initial: State,
     /// Signatures on the opening state (participant order; empty until given).
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::openapi::HexBytes>, min_items = 2, max_items = 2))]
     pub initial_sigs: [Bytes; 2],
     /// The proposer's parent update as proposed (signed by the proposer).
     pub proposed_parent: StateRequest,
     /// The final state signed by both, once recorded by a close.
     pub final_state: Option<FullySignedState>,
     /// Whether each parent (proposer's, acceptor's) has been settled after the close.
+    #[cfg_attr(feature = "openapi", schema(min_items = 2, max_items = 2))]
     pub settled: [bool; 2],
 }
 
 /// A list of virtual channels.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VirtualList {
     /// The virtual channels, newest first.
     pub channels: Vec<VirtualView>,
@@ -297,10 +308,12 @@ pub struct VirtualList {
 /// parents: each parent update removes the lock and credits the final balances through the
 /// lock's index map, and is signed by that parent's client. Sent by either participant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VirtualClose {
     /// The final state (`isFinal`).
     pub state: State,
     /// Both participants' signatures on it.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::openapi::HexBytes>, min_items = 2, max_items = 2))]
     pub sigs: [Bytes; 2],
     /// Parent updates, one or both.
     pub parents: Vec<StateRequest>,
@@ -308,6 +321,7 @@ pub struct VirtualClose {
 
 /// The hub's countersignatures on the parent updates of a close.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VirtualCloseResponse {
     /// One per parent update settled by the request.
     pub signatures: Vec<SignatureResponse>,

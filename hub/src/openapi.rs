@@ -12,7 +12,8 @@ use std::sync::LazyLock;
 use ingrid_client_sdk::api::{
     AssetInfo, ChallengeRequest, ChallengeResponse, ChannelList, ChannelStatus, ChannelView, ErrorBody,
     FullySignedState, Funding, HubInfo, OpenChannelRequest, SignatureResponse, StateRequest, TokenRequest,
-    TokenResponse,
+    TokenResponse, VirtualAccept, VirtualClose, VirtualCloseResponse, VirtualList, VirtualProposal, VirtualStatus,
+    VirtualView,
 };
 use ingrid_client_sdk::openapi::{BalancePair, HexAddress, HexB256, HexBytes, HexU256};
 use ingrid_client_sdk::{Allocation, Params, State, SubAlloc};
@@ -24,15 +25,17 @@ use outbox::{OutboxAction, OutboxEntry, OutboxList, OutboxStatus};
 /// The API's description (markdown): what applies to every operation.
 const DESCRIPTION: &str = "\
 The HTTP API of an Ingrid payment hub: log in with a channel key, open a basic (ledger) \
-channel with the hub, update it off chain and close it. Every JSON answer of a refusal has an \
-`ErrorBody`, whose `error` is a stable machine-readable reason.
+channel with the hub, update it off chain and close it; open virtual channels with other clients \
+of the hub, funded by locks in both parties' basic channels, and close them. Every JSON answer of \
+a refusal has an `ErrorBody`, whose `error` is a stable machine-readable reason.
 
 Conventions:
 - Addresses, hashes, amounts (`Uint256`) and byte strings travel as `0x`-prefixed hex strings; \
 `Params` and `State` use the Solidity field names of the adjudicator's `Channel` library.
 - Client routes need `Authorization: Bearer <token>` from `POST /v1/auth/token`; `/v1/admin/*` \
 routes need the operator token and answer 404 when the operator API is disabled.
-- The three state-changing channel POSTs accept an `Idempotency-Key` header: a retry with the \
+- The state-changing POSTs of `/v1/channels` and `/v1/virtual-channels` (all but \
+`POST /v1/virtual-channels/{id}/reject`) accept an `Idempotency-Key` header: a retry with the \
 same key and the same request replays the first answer (status and body) without acting again; \
 the same key with a different request is refused with 422 `idempotency_key_reused`. Refused \
 requests are not recorded, so a retry after a refusal is decided afresh.
@@ -57,6 +60,12 @@ that is not answered within 30 s gets 503 `timeout`, and a request body over 1 M
         paths::get_channel,
         paths::update_channel,
         paths::close_channel,
+        paths::list_virtual_channels,
+        paths::propose_virtual_channel,
+        paths::get_virtual_channel,
+        paths::accept_virtual_channel,
+        paths::reject_virtual_channel,
+        paths::close_virtual_channel,
         paths::admin_channels,
         paths::admin_outbox,
     ),
@@ -76,6 +85,13 @@ that is not answered within 30 s gets 503 `timeout`, and a request body over 1 M
         Funding,
         ChannelView,
         ChannelList,
+        VirtualProposal,
+        VirtualAccept,
+        VirtualStatus,
+        VirtualView,
+        VirtualList,
+        VirtualClose,
+        VirtualCloseResponse,
         Params,
         State,
         Allocation,
@@ -96,6 +112,8 @@ that is not answered within 30 s gets 503 `timeout`, and a request body over 1 M
         (name = "hub", description = "What a client needs to know to open a channel with the hub."),
         (name = "auth", description = "Login with a channel key: challenge, signature, bearer token."),
         (name = "channels", description = "The authenticated client's basic channels with the hub."),
+        (name = "virtual-channels", description = "Virtual channels between two clients of the hub, \
+            funded by locks in both clients' basic channels: propose, accept or reject, close."),
         (name = "admin", description = "The operator's view (operator token)."),
     )
 )]
@@ -233,7 +251,8 @@ mod paths {
 
     use ingrid_client_sdk::api::{
         ChallengeRequest, ChallengeResponse, ChannelList, ChannelView, ErrorBody, HubInfo, OpenChannelRequest,
-        SignatureResponse, StateRequest, TokenRequest, TokenResponse,
+        SignatureResponse, StateRequest, TokenRequest, TokenResponse, VirtualAccept, VirtualClose,
+        VirtualCloseResponse, VirtualList, VirtualProposal, VirtualView,
     };
     use ingrid_client_sdk::openapi::HexB256;
 
@@ -418,6 +437,197 @@ mod paths {
         ))]
     fn close_channel() {}
 
+    /// List my virtual channels
+    ///
+    /// The virtual channels the authenticated client proposed or was proposed, in every status,
+    /// newest first.
+    #[utoipa::path(get, path = "/v1/virtual-channels", tag = "virtual-channels", operation_id = "list_virtual_channels",
+        security(("client" = [])),
+        params(("limit" = Option<i64>, Query,
+            description = "Most virtual channels to return; default 100, clamped to 1..=1000.", example = 100)),
+        responses(
+            (status = 200, description = "The virtual channels.", body = VirtualList),
+            (status = 400, description = "`bad_request`: `limit` is not an integer.", body = ErrorBody),
+            (status = 401, description = "`unauthorized`: missing, unknown or expired bearer token.", body = ErrorBody),
+            (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
+        ))]
+    fn list_virtual_channels() {}
+
+    /// Propose a virtual channel
+    ///
+    /// Proposes a virtual channel to another client of the hub (the peer). The proposer is its
+    /// participant 0 and sends its params (`isVirtual`, participants `[proposer, peer]`), its
+    /// opening state (version 0, balances per asset `[proposer's deposit, peer's deposit]`, the
+    /// parent's assets in their order) signed by the proposer, `validUntil`, and its parent
+    /// update: the next version of the proposer's own `open` basic channel with the hub in which
+    /// the proposer pays in its deposit and the hub the peer's, into a lock with the virtual
+    /// channel's id appended to `locked` (exactly what the SDK's `virtual_channel::lock_in_parent`
+    /// computes), signed by the proposer. The hub checks it all but signs nothing yet: it stores
+    /// the proposal (`proposed`) for the peer to accept or reject.
+    #[utoipa::path(post, path = "/v1/virtual-channels", tag = "virtual-channels",
+        operation_id = "propose_virtual_channel",
+        security(("client" = [])),
+        params(("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255,
+            description = "Makes retries safe: a retry with the same key and request replays the first answer.")),
+        request_body = VirtualProposal,
+        responses(
+            (status = 201, description = "Stored: the proposal, `proposed`, as both participants see it.",
+                body = VirtualView),
+            (status = 400, description = "`malformed_idempotency_key`: not 1 to 255 visible ASCII characters; \
+                `malformed_json`: the body is not a `VirtualProposal`.", body = ErrorBody),
+            (status = 401, description = "`unauthorized`: missing, unknown or expired bearer token.", body = ErrorBody),
+            (status = 404, description = "`not_found`: `parent.state.channelId` is not a basic channel of this \
+                client.", body = ErrorBody),
+            (status = 409, description = "`parent_not_open`: the parent is not `open`; `parent_in_dispute`: the \
+                parent is registered on chain and not concluded; `wrong_version`: the parent update is not the \
+                parent's latest version + 1; `insufficient_hub_balance`: the hub's balance in the parent is below \
+                the peer's deposit, which the hub locks; `virtual_exists`: a virtual channel with this id exists.",
+                body = ErrorBody),
+            (status = 413, description = "`body_too_large`: the body exceeds 1 MiB.", body = ErrorBody),
+            (status = 422, description = "Refused. Params: `client_not_participant` (the client is not \
+                participant 0), `invalid_params` (zero or equal participants, not exactly virtual, an app, the hub \
+                as a participant, challenge duration out of the hub's bounds), `challenge_too_long` (longer than \
+                the parent's). Opening state: `channel_id_mismatch`, `wrong_version` (not version 0), \
+                `app_data_not_empty`, `locks_changed` (an opening state holds no locks), `duplicate_asset`, \
+                `balance_shape`, `overflow`, `final_state`, `assets_mismatch` (not the parent's assets in their \
+                order), `empty_virtual_channel` (nothing deposited). `invalid_validity`: `validUntil` is not after \
+                now or is further ahead than the hub allows. Parent update: `insufficient_balance` (the client's \
+                balance in the parent is below the proposer's deposit), `parent_update_mismatch` (not exactly the \
+                parent's latest state with this lock applied). `bad_signature`: not the client's signature on the \
+                opening state or on the parent update. `unknown_peer`: participant 1 is not a client of this hub. \
+                `idempotency_key_reused`.", body = ErrorBody),
+            (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
+        ))]
+    fn propose_virtual_channel() {}
+
+    /// Get a virtual channel
+    ///
+    /// One of the authenticated client's virtual channels (as proposer or peer).
+    #[utoipa::path(get, path = "/v1/virtual-channels/{id}", tag = "virtual-channels",
+        operation_id = "get_virtual_channel",
+        security(("client" = [])),
+        params(("id" = HexB256, Path, description = "The virtual channel id.")),
+        responses(
+            (status = 200, description = "The virtual channel.", body = VirtualView),
+            (status = 400, description = "`malformed_channel_id`: `id` is not 32 bytes of hex.", body = ErrorBody),
+            (status = 401, description = "`unauthorized`: missing, unknown or expired bearer token.", body = ErrorBody),
+            (status = 404, description = "`not_found`: no such virtual channel of this client.", body = ErrorBody),
+            (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
+        ))]
+    fn get_virtual_channel() {}
+
+    /// Accept a virtual channel
+    ///
+    /// Accepts a `proposed` virtual channel; sent by its participant 1 (the peer) with its
+    /// signature on the opening state and its parent update: the next version of its own `open`
+    /// basic channel with the hub in which it pays in its deposit and the hub the proposer's,
+    /// into the virtual channel's lock (the SDK's `virtual_channel::lock_in_parent`), signed by
+    /// the peer. The hub checks both parent updates against both parents' latest states,
+    /// countersigns both, stores them as the parents' latest states and marks the virtual
+    /// channel `open`. It answers its signature on the peer's parent update; the proposer finds
+    /// the hub's signature on its own in its parent's latest state (`GET /v1/channels/{id}`).
+    #[utoipa::path(post, path = "/v1/virtual-channels/{id}/accept", tag = "virtual-channels",
+        operation_id = "accept_virtual_channel",
+        security(("client" = [])),
+        params(
+            ("id" = HexB256, Path, description = "The virtual channel id."),
+            ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255,
+                description = "Makes retries safe: a retry with the same key and request replays the first answer."),
+        ),
+        request_body = VirtualAccept,
+        responses(
+            (status = 200, description = "Accepted: the hub's signature on the peer's parent update.",
+                body = SignatureResponse),
+            (status = 400, description = "`malformed_channel_id`, `malformed_idempotency_key`, `malformed_json` \
+                (the body is not a `VirtualAccept`).", body = ErrorBody),
+            (status = 401, description = "`unauthorized`: missing, unknown or expired bearer token.", body = ErrorBody),
+            (status = 404, description = "`not_found`: no such virtual channel of this client, the client is not \
+                its participant 1, or `parent.state.channelId` is no basic channel.", body = ErrorBody),
+            (status = 409, description = "`not_proposed`: the virtual channel is not `proposed` (accepted, \
+                rejected or closed already); `parent_not_open`: a parent is not `open`; `parent_in_dispute`: a \
+                parent is registered on chain and not concluded; `wrong_version`: the parent update is not its \
+                parent's latest version + 1, or the proposer's parent has moved on since the proposal; \
+                `insufficient_hub_balance`: the hub's balance in the peer's parent is below the proposer's \
+                deposit, which the hub locks.", body = ErrorBody),
+            (status = 413, description = "`body_too_large`: the body exceeds 1 MiB.", body = ErrorBody),
+            (status = 422, description = "Refused: `wrong_parent` (the parent update is not for a basic channel \
+                of this client, or is for the proposer's parent), `assets_mismatch` (the parent does not hold the \
+                virtual channel's assets in their order), `challenge_too_long` (the virtual channel's challenge \
+                duration is longer than the parent's), `insufficient_balance` (the client's balance in the parent \
+                is below its deposit), `parent_update_mismatch` (not exactly the parent's latest state with this \
+                lock applied), `bad_signature` (not the client's signature on the opening state or on the parent \
+                update), `idempotency_key_reused`.", body = ErrorBody),
+            (status = 500, description = "`internal`: the database or signing failed; the cause is logged.",
+                body = ErrorBody),
+        ))]
+    fn accept_virtual_channel() {}
+
+    /// Reject a virtual channel
+    ///
+    /// Declines a `proposed` virtual channel; sent by its participant 1 (the peer). Nothing was
+    /// signed or locked for a proposal, so nothing else changes. No request body (a body is
+    /// ignored) and no `Idempotency-Key`: repeating it answers 409 `not_proposed`.
+    #[utoipa::path(post, path = "/v1/virtual-channels/{id}/reject", tag = "virtual-channels",
+        operation_id = "reject_virtual_channel",
+        security(("client" = [])),
+        params(("id" = HexB256, Path, description = "The virtual channel id.")),
+        responses(
+            (status = 200, description = "Rejected: the virtual channel, now `rejected`.", body = VirtualView),
+            (status = 400, description = "`malformed_channel_id`: `id` is not 32 bytes of hex.", body = ErrorBody),
+            (status = 401, description = "`unauthorized`: missing, unknown or expired bearer token.", body = ErrorBody),
+            (status = 404, description = "`not_found`: no such virtual channel of this client, or the client is not \
+                its participant 1 (a proposer cannot withdraw its proposal).", body = ErrorBody),
+            (status = 409, description = "`not_proposed`: the virtual channel is not `proposed` (accepted, rejected \
+                or closed already).", body = ErrorBody),
+            (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
+        ))]
+    fn reject_virtual_channel() {}
+
+    /// Close a virtual channel
+    ///
+    /// Closes an `open` virtual channel from its final state signed by both participants, and
+    /// settles one or both parents; sent by either participant. Each parent update is the next
+    /// version of a parent with the virtual channel's lock removed and the final balances
+    /// credited through the lock's index map (the SDK's `virtual_channel::settle_in_parent`),
+    /// signed by that parent's client. The first close records the final state; the virtual
+    /// channel is `closed` once both parents are settled and `closing` until then, and a later
+    /// close with the same final state settles the other parent. The hub countersigns each
+    /// parent update and stores it as that parent's latest state.
+    #[utoipa::path(post, path = "/v1/virtual-channels/{id}/close", tag = "virtual-channels",
+        operation_id = "close_virtual_channel",
+        security(("client" = [])),
+        params(
+            ("id" = HexB256, Path, description = "The virtual channel id."),
+            ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255,
+                description = "Makes retries safe: a retry with the same key and request replays the first answer."),
+        ),
+        request_body = VirtualClose,
+        responses(
+            (status = 200, description = "Accepted: the hub's signatures on the parent updates, in request order.",
+                body = VirtualCloseResponse),
+            (status = 400, description = "`malformed_channel_id`, `malformed_idempotency_key`, `malformed_json` \
+                (the body is not a `VirtualClose`).", body = ErrorBody),
+            (status = 401, description = "`unauthorized`: missing, unknown or expired bearer token.", body = ErrorBody),
+            (status = 404, description = "`not_found`: no such virtual channel of this client.", body = ErrorBody),
+            (status = 409, description = "`not_open`: the virtual channel is neither `open` nor `closing`; \
+                `final_state_differs`: another final state is recorded; `parent_settled_or_unknown`: a parent \
+                update is for a parent settled already or for no parent of this virtual channel; \
+                `parent_not_open`: a parent is not `open`; `parent_in_dispute`: a parent is registered on chain \
+                and not concluded; `wrong_version`: a parent update is not its parent's latest version + 1.",
+                body = ErrorBody),
+            (status = 413, description = "`body_too_large`: the body exceeds 1 MiB.", body = ErrorBody),
+            (status = 422, description = "Refused. Final state: `not_final`; on the first close also \
+                `invalid_final_state` (another channel's id, app data or locks), `assets_changed`, \
+                `balance_shape`, `overflow`, `total_changed` (the totals differ from the opening deposits), \
+                `bad_signature` (not signed by both participants). Parent updates: `no_parent_update` (`parents` \
+                is empty), `duplicate_parent_update` (two updates of one parent), `parent_update_mismatch` (not \
+                exactly the parent's latest state with the lock settled), `bad_signature` (not signed by the \
+                parent's client). `idempotency_key_reused`.", body = ErrorBody),
+            (status = 500, description = "`internal`: the database or signing failed; the cause is logged.",
+                body = ErrorBody),
+        ))]
+    fn close_virtual_channel() {}
+
     /// List all channels
     ///
     /// Every client's basic channels, newest first.
@@ -475,9 +685,18 @@ mod tests {
         ("GET", "/v1/channels/{id}"),
         ("POST", "/v1/channels/{id}/updates"),
         ("POST", "/v1/channels/{id}/close"),
+        ("GET", "/v1/virtual-channels"),
+        ("POST", "/v1/virtual-channels"),
+        ("GET", "/v1/virtual-channels/{id}"),
+        ("POST", "/v1/virtual-channels/{id}/accept"),
+        ("POST", "/v1/virtual-channels/{id}/reject"),
+        ("POST", "/v1/virtual-channels/{id}/close"),
         ("GET", "/v1/admin/channels"),
         ("GET", "/v1/admin/outbox"),
     ];
+
+    /// Client POSTs that read no body and take no `Idempotency-Key` (a repeat is refused).
+    const BODYLESS_POSTS: &[&str] = &["/v1/virtual-channels/{id}/reject"];
 
     const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 
@@ -667,7 +886,7 @@ mod tests {
             assert!(operation_ids.insert(op["operationId"].to_string()), "duplicate operationId at {method} {path}");
             let security = if path.starts_with("/v1/admin/") {
                 Some("operator")
-            } else if path.starts_with("/v1/channels") {
+            } else if path.starts_with("/v1/channels") || path.starts_with("/v1/virtual-channels") {
                 Some("client")
             } else {
                 None
@@ -692,9 +911,12 @@ mod tests {
                     "{method} {path}: malformed or unknown id"
                 );
             }
-            let idempotent = *method == "POST" && path.starts_with("/v1/channels");
+            let bodyless = BODYLESS_POSTS.contains(path);
+            let idempotent = *method == "POST" && security == Some("client") && !bodyless;
             assert_eq!(named("Idempotency-Key", "header"), idempotent, "{method} {path} Idempotency-Key");
-            if *method == "POST" {
+            if bodyless {
+                assert!(op.get("requestBody").is_none(), "{method} {path} reads no body");
+            } else if *method == "POST" {
                 assert!(op["requestBody"]["content"]["application/json"]["schema"].is_object(), "{method} {path} body");
                 assert!(statuses.contains("400") && statuses.contains("413"), "{method} {path}: malformed bodies");
             }
@@ -837,6 +1059,91 @@ mod tests {
         }
         conforms("ChannelView", &sample_view(None));
         conforms("ChannelList", &ChannelList { channels: vec![sample_view(Some(vec![[U256::ZERO, U256::MAX]]))] });
+    }
+
+    fn sample_virtual_view(status: VirtualStatus, final_state: Option<FullySignedState>) -> VirtualView {
+        let mut params = sample_params();
+        params.ledger = false;
+        params.isVirtual = true;
+        let mut initial = sample_state();
+        initial.version = 0;
+        initial.outcome.locked.clear();
+        let accepted = status != VirtualStatus::Proposed && status != VirtualStatus::Rejected;
+        VirtualView {
+            id: B256::repeat_byte(0x5b),
+            params,
+            status,
+            valid_until: 1_700_000_000,
+            close_requested: status == VirtualStatus::Open,
+            parents: [B256::repeat_byte(0xc1), if accepted { B256::repeat_byte(0xc2) } else { B256::ZERO }],
+            initial,
+            initial_sigs: [signature(), if accepted { signature() } else { Bytes::new() }],
+            proposed_parent: StateRequest { state: sample_state(), signature: signature() },
+            settled: [final_state.is_some(), status == VirtualStatus::Closed],
+            final_state,
+        }
+    }
+
+    #[test]
+    fn virtual_channel_wire_types_serialize_as_their_schemas_say() {
+        let parent = StateRequest { state: sample_state(), signature: signature() };
+        let view = sample_virtual_view(VirtualStatus::Proposed, None);
+        conforms(
+            "VirtualProposal",
+            &VirtualProposal {
+                params: view.params.clone(),
+                state: view.initial.clone(),
+                signature: signature(),
+                parent: parent.clone(),
+                valid_until: 1_700_000_000,
+            },
+        );
+        conforms("VirtualAccept", &VirtualAccept { signature: signature(), parent: parent.clone() });
+        let statuses = [
+            VirtualStatus::Proposed,
+            VirtualStatus::Open,
+            VirtualStatus::Closing,
+            VirtualStatus::Closed,
+            VirtualStatus::Rejected,
+        ];
+        for status in statuses {
+            conforms("VirtualStatus", &status);
+        }
+        let mut last = sample_state();
+        last.isFinal = true;
+        last.outcome.locked.clear();
+        let signed = FullySignedState { state: last.clone(), sigs: [signature(), signature()] };
+        conforms("VirtualView", &view);
+        conforms("VirtualView", &sample_virtual_view(VirtualStatus::Closing, Some(signed.clone())));
+        conforms(
+            "VirtualList",
+            &VirtualList {
+                channels: statuses
+                    .iter()
+                    .map(|s| sample_virtual_view(*s, (*s == VirtualStatus::Closed).then(|| signed.clone())))
+                    .collect(),
+            },
+        );
+        conforms(
+            "VirtualClose",
+            &VirtualClose { state: last, sigs: [signature(), signature()], parents: vec![parent.clone(), parent] },
+        );
+        conforms(
+            "VirtualCloseResponse",
+            &VirtualCloseResponse {
+                signatures: vec![SignatureResponse {
+                    channel_id: B256::repeat_byte(0xc1),
+                    version: 4,
+                    signature: signature(),
+                }],
+            },
+        );
+        // A wrong member name fails, here too.
+        let mut json = serde_json::to_value(&view).expect("serialize");
+        json["valid_until"] = json["validUntil"].take();
+        json.as_object_mut().expect("object").remove("validUntil");
+        let doc = document_json();
+        assert!(check_conforms(&json, &doc["components"]["schemas"]["VirtualView"], &doc).is_err());
     }
 
     #[test]
