@@ -259,7 +259,7 @@ pub enum VirtualStatus {
     Closing,
     /// Both parents are settled.
     Closed,
-    /// The peer declined, or the proposal went stale.
+    /// The peer declined, or the proposer withdrew it.
     Rejected,
 }
 

@@ -80,12 +80,11 @@ pub fn settle_in_parent(parent: &State, final_state: &State) -> Result<State, Up
     let mut next = parent.clone();
     next.version = parent.version.checked_add(1).ok_or(UpdateError::Overflow)?;
     let lock = next.outcome.locked.remove(position);
-    for ((balances, finals), locked) in
-        next.outcome.balances.iter_mut().zip(&final_state.outcome.balances).zip(&lock.balances)
-    {
+    let per_asset = next.outcome.balances.iter_mut().zip(&final_state.outcome.balances).zip(&lock.balances);
+    for (asset, ((balances, finals), locked)) in per_asset.enumerate() {
         let total = finals[0].checked_add(finals[1]).ok_or(UpdateError::Overflow)?;
         if total != *locked {
-            return Err(UpdateError::TotalChanged { asset: 0, before: *locked, after: total });
+            return Err(UpdateError::TotalChanged { asset, before: *locked, after: total });
         }
         for (p, amount) in finals.iter().enumerate() {
             let payee = &mut balances[lock.indexMap[p] as usize];

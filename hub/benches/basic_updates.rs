@@ -9,43 +9,17 @@
 use std::time::{Duration, Instant};
 
 use alloy::primitives::U256;
-use anyhow::Context;
 use ingrid_client_sdk::devnet::Devnet;
 use ingrid_client_sdk::store::ChannelStore;
 use ingrid_client_sdk::wallet::{Deposit, Wallet};
 use ingrid_hub::dev::{LocalPostgres, deploy_stack, fresh_database, local_config};
 
-fn knob(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-/// Runs `pgbench -b simple-update` for `seconds` with `clients`; returns (TPS, mean latency ms).
-fn pgbench(database_url: &str, clients: u64, seconds: u64) -> anyhow::Result<(f64, f64)> {
-    let bin = std::path::Path::new("/usr/lib/postgresql/15/bin/pgbench");
-    let init = std::process::Command::new(bin).args(["-i", "-q", "-s", "1", database_url]).output()?;
-    anyhow::ensure!(init.status.success(), "pgbench -i: {}", String::from_utf8_lossy(&init.stderr));
-    let run = std::process::Command::new(bin)
-        .args(["-b", "simple-update", "-c", &clients.to_string(), "-j", "2", "-T", &seconds.to_string(), database_url])
-        .output()?;
-    anyhow::ensure!(run.status.success(), "pgbench: {}", String::from_utf8_lossy(&run.stderr));
-    let out = String::from_utf8_lossy(&run.stdout);
-    let field = |prefix: &str| {
-        out.lines()
-            .find_map(|l| l.trim().strip_prefix(prefix))
-            .and_then(|r| r.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-    };
-    Ok((field("tps = ").context("pgbench printed no tps")?, field("latency average = ").context("no latency")?))
-}
+mod support;
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
-    let clients = knob("BENCH_CLIENTS", 16) as usize;
-    let seconds = knob("BENCH_SECONDS", 10);
+    let clients = support::knob("BENCH_CLIENTS", 16) as usize;
+    let seconds = support::knob("BENCH_SECONDS", 10);
     let scratch = tempfile::tempdir()?;
     let (_cluster, server) = match std::env::var("DATABASE_URL") {
         Ok(url) => (None, url),
@@ -96,13 +70,13 @@ async fn main() -> anyhow::Result<()> {
     let per_second = latencies.len() as f64 / elapsed;
 
     let pg_db = fresh_database(&server, "pgbench").await?;
-    let (tps, pg_latency) = pgbench(&pg_db, clients as u64, seconds)?;
+    let (tps, pg_latency) = support::pgbench(&pg_db, clients as u64, seconds)?;
     println!("basic-channel updates through the hub ({clients} concurrent clients, {seconds} s, fsync on):");
     println!("  updates/s            {per_second:>10.1}");
     println!(
         "  latency p50 / p99    {:>7.2} ms / {:.2} ms",
-        percentile(&latencies, 0.5).as_secs_f64() * 1e3,
-        percentile(&latencies, 0.99).as_secs_f64() * 1e3
+        support::percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+        support::percentile(&latencies, 0.99).as_secs_f64() * 1e3
     );
     println!("  pgbench simple-update, same Postgres, -c {clients}: {tps:.1} TPS, {pg_latency:.2} ms average");
     println!("  ratio updates/s ÷ pgbench TPS: {:.2}", per_second / tps);

@@ -444,74 +444,6 @@ async fn admin_outbox(
     Ok(Json(db::outbox_views(&app.pool, page.limit()).await?))
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use axum::body::Body as HttpBody;
-    use axum::http::Request;
-    use tower::ServiceExt;
-
-    /// A hub whose database pool never connects: enough for what is answered before any query.
-    pub(crate) fn offline_state() -> AppState {
-        let key = PrivateKeySigner::random();
-        let deployment = ingrid_client_sdk::Deployment { chain_id: 31337, adjudicator: Address::repeat_byte(0xad) };
-        let hub = Hub {
-            rules: Rules { hub: key.address(), deployment, assets: Vec::new(), channels: Default::default() },
-            info: HubInfo {
-                address: key.address(),
-                chain_id: 31337,
-                adjudicator: deployment.adjudicator,
-                assets: Vec::new(),
-                challenge_duration: [60, 600],
-                confirmations: 1,
-            },
-            challenges: Challenges::new(&[1], key.address(), 31337),
-            requests: Default::default(),
-            key,
-            auth: AuthConfig::default(),
-            operator_token: None,
-        };
-        let pool = sqlx::PgPool::connect_lazy("postgres://localhost:1/unused").expect("lazy pool");
-        AppState { pool, hub: Arc::new(hub) }
-    }
-
-    async fn error_of(response: Response) -> (StatusCode, ErrorBody) {
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16).await.expect("body");
-        (status, serde_json::from_slice(&bytes).expect("an ErrorBody"))
-    }
-
-    #[tokio::test]
-    async fn layer_refusals_carry_an_error_body() {
-        let router = router(offline_state());
-        let huge = Request::post("/v1/channels")
-            .header(header::CONTENT_LENGTH, (2 << 20).to_string())
-            .body(HttpBody::from(vec![b' '; 2 << 20]))
-            .expect("request");
-        let (status, body) = error_of(router.clone().oneshot(huge).await.expect("response")).await;
-        assert_eq!((status, body.error.as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"));
-
-        let malformed = Request::post("/v1/auth/challenge").body(HttpBody::from("{")).expect("request");
-        let (status, body) = error_of(router.clone().oneshot(malformed).await.expect("response")).await;
-        assert_eq!((status, body.error.as_str()), (StatusCode::BAD_REQUEST, "malformed_json"));
-
-        let wrong_method = Request::delete("/v1/hub").body(HttpBody::empty()).expect("request");
-        let (status, body) = error_of(router.oneshot(wrong_method).await.expect("response")).await;
-        assert_eq!((status, body.error.as_str()), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
-    }
-
-    #[tokio::test]
-    async fn a_challenge_is_issued_without_the_database() {
-        let state = offline_state();
-        let hub = state.hub.info.address;
-        let request = Request::post("/v1/auth/challenge")
-            .body(HttpBody::from(format!("{{\"address\":\"{hub}\"}}")))
-            .expect("request");
-        let response = router(state).oneshot(request).await.expect("response");
-        assert_eq!(response.status(), StatusCode::OK);
-    }
-}
-
 // ------------------------------------------------------------------ virtual channels
 
 /// A parent snapshot for the decisions, from its locked row and latest state.
@@ -589,15 +521,27 @@ async fn accept_virtual(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no virtual channel {id} of yours")))?
         .view;
+    if v.params.participants[1] != client {
+        return Err(ApiError::NotFound(format!("no proposal {id} to you")));
+    }
     if v.status != VirtualStatus::Proposed {
         return Err(ApiError::conflict("not_proposed", format!("virtual channel {id} is {:?}", v.status)));
+    }
+    if now_secs() >= v.valid_until {
+        return Err(ApiError::conflict(
+            "proposal_expired",
+            format!("the proposal's validity ended at {}", v.valid_until),
+        ));
     }
     let (x_id, y_id) = (v.parents[0], accept.parent.state.channelId);
     let rows = db::lock_channels(&mut tx, &[x_id, y_id]).await?;
     let (Some(x_row), Some(y_row)) = (&rows[0], &rows[1]) else {
         return Err(ApiError::NotFound("a parent channel does not exist".into()));
     };
-    if y_row.client != client || x_id == y_id {
+    if y_row.client != client {
+        return Err(ApiError::NotFound(format!("no channel {y_id} of yours")));
+    }
+    if x_id == y_id {
         return Err(ApiError::unprocessable("wrong_parent", "the accepting parent must be your own basic channel"));
     }
     let (x_latest, x_dispute) = parent_snapshot(&mut tx, x_row).await?;
@@ -637,9 +581,7 @@ async fn reject_virtual(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no virtual channel {id} of yours")))?
         .view;
-    if v.params.participants[1] != client {
-        return Err(ApiError::NotFound(format!("no proposal {id} to you")));
-    }
+    // The peer declines, or the proposer withdraws its proposal.
     if v.status != VirtualStatus::Proposed {
         return Err(ApiError::conflict("not_proposed", format!("virtual channel {id} is {:?}", v.status)));
     }
@@ -721,4 +663,72 @@ async fn get_virtual(
     let id = parse_id(&id)?;
     let view = db::virtual_views(&app.pool, Some(id), client, now_secs(), 1).await?.pop();
     Ok(Json(view.ok_or_else(|| ApiError::NotFound(format!("no virtual channel {id} of yours")))?))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use axum::body::Body as HttpBody;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    /// A hub whose database pool never connects: enough for what is answered before any query.
+    pub(crate) fn offline_state() -> AppState {
+        let key = PrivateKeySigner::random();
+        let deployment = ingrid_client_sdk::Deployment { chain_id: 31337, adjudicator: Address::repeat_byte(0xad) };
+        let hub = Hub {
+            rules: Rules { hub: key.address(), deployment, assets: Vec::new(), channels: Default::default() },
+            info: HubInfo {
+                address: key.address(),
+                chain_id: 31337,
+                adjudicator: deployment.adjudicator,
+                assets: Vec::new(),
+                challenge_duration: [60, 600],
+                confirmations: 1,
+            },
+            challenges: Challenges::new(&[1], key.address(), 31337),
+            requests: Default::default(),
+            key,
+            auth: AuthConfig::default(),
+            operator_token: None,
+        };
+        let pool = sqlx::PgPool::connect_lazy("postgres://localhost:1/unused").expect("lazy pool");
+        AppState { pool, hub: Arc::new(hub) }
+    }
+
+    async fn error_of(response: Response) -> (StatusCode, ErrorBody) {
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16).await.expect("body");
+        (status, serde_json::from_slice(&bytes).expect("an ErrorBody"))
+    }
+
+    #[tokio::test]
+    async fn layer_refusals_carry_an_error_body() {
+        let router = router(offline_state());
+        let huge = Request::post("/v1/channels")
+            .header(header::CONTENT_LENGTH, (2 << 20).to_string())
+            .body(HttpBody::from(vec![b' '; 2 << 20]))
+            .expect("request");
+        let (status, body) = error_of(router.clone().oneshot(huge).await.expect("response")).await;
+        assert_eq!((status, body.error.as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"));
+
+        let malformed = Request::post("/v1/auth/challenge").body(HttpBody::from("{")).expect("request");
+        let (status, body) = error_of(router.clone().oneshot(malformed).await.expect("response")).await;
+        assert_eq!((status, body.error.as_str()), (StatusCode::BAD_REQUEST, "malformed_json"));
+
+        let wrong_method = Request::delete("/v1/hub").body(HttpBody::empty()).expect("request");
+        let (status, body) = error_of(router.oneshot(wrong_method).await.expect("response")).await;
+        assert_eq!((status, body.error.as_str()), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
+    }
+
+    #[tokio::test]
+    async fn a_challenge_is_issued_without_the_database() {
+        let state = offline_state();
+        let hub = state.hub.info.address;
+        let request = Request::post("/v1/auth/challenge")
+            .body(HttpBody::from(format!("{{\"address\":\"{hub}\"}}")))
+            .expect("request");
+        let response = router(state).oneshot(request).await.expect("response");
+        assert_eq!(response.status(), StatusCode::OK);
+    }
 }

@@ -51,14 +51,19 @@ fn eth(n: u64) -> U256 {
     U256::from(n) * U256::from(10u64).pow(U256::from(18))
 }
 
+/// `n` thousandths of an ether, in wei.
+pub fn milli(n: u64) -> U256 {
+    U256::from(n) * U256::from(10u64).pow(U256::from(15))
+}
+
 /// An amount of wei in ether, without trailing zeros ("5", "0.25").
-fn ether(wei: U256) -> String {
+pub fn ether_text(wei: U256) -> String {
     let s = format_ether(wei);
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 fn show(pair: [U256; 2]) -> String {
-    format!("({}, {})", ether(pair[0]), ether(pair[1]))
+    format!("({}, {})", ether_text(pair[0]), ether_text(pair[1]))
 }
 
 fn ledger_params(a: Address, b: Address, nonce: u64) -> Params {
@@ -194,7 +199,7 @@ pub async fn run(
     };
     let report = SeedReport { ingrid_after: report.x[1] + report.y[0], ..report };
     writeln!(out, "settled on chain: X (Alice, Ingrid) = {}   Y (Ingrid, Bob) = {}", show(report.x), show(report.y))?;
-    writeln!(out, "Ingrid: {} before, {} after", ether(report.ingrid_before), ether(report.ingrid_after))?;
+    writeln!(out, "Ingrid: {} before, {} after", ether_text(report.ingrid_before), ether_text(report.ingrid_after))?;
 
     // Everyone withdraws its payout.
     let withdrawn = [
@@ -210,10 +215,10 @@ pub async fn run(
     writeln!(
         out,
         "withdrawn: Alice {}, Ingrid {} + {}, Bob {}",
-        ether(withdrawn[0]),
-        ether(withdrawn[1]),
-        ether(withdrawn[2]),
-        ether(withdrawn[3])
+        ether_text(withdrawn[0]),
+        ether_text(withdrawn[1]),
+        ether_text(withdrawn[2]),
+        ether_text(withdrawn[3])
     )?;
     Ok(report)
 }

@@ -5,7 +5,8 @@
 //! - [`db`]: Postgres, the source of truth.
 //! - [`chain`]: the event watcher and the outbox of the hub's transactions.
 //! - [`server`]: starting and stopping a hub process; [`config`]: its configuration.
-//! - [`dev`]: the embedded local stack (`ingrid dev`); [`demo`]: the seed's example on chain.
+//! - [`dev`]: the embedded local stack (`ingrid dev`); [`demo`]: the seed's example on chain;
+//!   [`sale`]: the seed's nanoservice sale through a real hub (the README demo).
 
 pub mod api;
 pub mod auth;
@@ -17,4 +18,5 @@ pub mod demo;
 pub mod dev;
 pub mod error;
 pub mod openapi;
+pub mod sale;
 pub mod server;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use ingrid_hub::config::Config;
-use ingrid_hub::{db, demo, dev, server};
+use ingrid_hub::{db, demo, dev, sale, server};
 
 /// Ingrid, a payment hub for Perun virtual payment channels over Ethereum.
 #[derive(Parser)]
@@ -39,8 +39,9 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8547")]
         listen: SocketAddr,
     },
-    /// Start a local anvil chain, deploy the contracts and settle the seed's worked example
-    /// (Alice, Ingrid, Bob and one virtual channel) through them, printing the balances.
+    /// The README demo: the seed's nanoservice sale through a real hub (a private Postgres
+    /// or `$DATABASE_URL`'s server, a local anvil): 10 virtual channels, 100 paid requests,
+    /// balances after each; then the seed's worked example settled through the contracts.
     Demo,
 }
 
@@ -69,8 +70,11 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Dev { data_dir, listen } => dev::run_dev(dev::DevOptions { data_dir, listen }).await?,
         Command::Demo => {
-            let report = demo::run_on_fresh_devnet(&mut std::io::stdout()).await?;
-            report.check()?;
+            let mut out = std::io::stdout();
+            println!("== The seed's nanoservice sale (section 4.1) through the hub");
+            sale::run(&mut out).await?.check()?;
+            println!("\n== The seed's worked example (figures 4-9) settled through the contracts");
+            demo::run_on_fresh_devnet(&mut out).await?.check()?;
         }
     }
     Ok(())

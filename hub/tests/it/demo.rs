@@ -1,4 +1,21 @@
-//! The README demo: the seed's worked example settles on chain at the seed's figures.
+//! The README demo: the nanoservice sale through the hub, and the seed's worked example on
+//! chain, both at the seed's figures.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nanoservice_sale_through_the_hub() -> anyhow::Result<()> {
+    let mut out = Vec::new();
+    let report = ingrid_hub::sale::run(&mut out).await?;
+    report.check()?;
+    let printed = String::from_utf8(out)?;
+    assert_eq!(printed.matches("microtransaction").count(), 10, "{printed}");
+    assert!(printed.contains("Buyer = (0.9, 0.1)   Seller = (1.1, 0.9)"), "{printed}");
+    assert!(
+        printed.contains("after 100 nanoservices: Buyer (Buyer, hub) = (0, 1)   Seller (Seller, hub) = (2, 0)"),
+        "{printed}"
+    );
+    assert!(printed.contains(", 0 while paying"), "{printed}");
+    Ok(())
+}
 
 #[tokio::test]
 async fn seed_worked_example_settles_at_the_seeds_figures() -> anyhow::Result<()> {
