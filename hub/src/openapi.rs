@@ -542,16 +542,16 @@ mod paths {
                 (the body is not a `VirtualAccept`).", body = ErrorBody),
             (status = 401, description = "`unauthorized`: missing, unknown or expired bearer token.", body = ErrorBody),
             (status = 404, description = "`not_found`: no such virtual channel of this client, the client is not \
-                its participant 1, or `parent.state.channelId` is no basic channel.", body = ErrorBody),
+                its participant 1, or `parent.state.channelId` is no basic channel of this client.", body = ErrorBody),
             (status = 409, description = "`not_proposed`: the virtual channel is not `proposed` (accepted, \
-                rejected or closed already); `parent_not_open`: a parent is not `open`; `parent_in_dispute`: a \
+                rejected or closed already); `proposal_expired`: its `validUntil` has passed; `parent_not_open`: a parent is not `open`; `parent_in_dispute`: a \
                 parent is registered on chain and not concluded; `wrong_version`: the parent update is not its \
                 parent's latest version + 1, or the proposer's parent has moved on since the proposal; \
                 `insufficient_hub_balance`: the hub's balance in the peer's parent is below the proposer's \
                 deposit, which the hub locks.", body = ErrorBody),
             (status = 413, description = "`body_too_large`: the body exceeds 1 MiB.", body = ErrorBody),
-            (status = 422, description = "Refused: `wrong_parent` (the parent update is not for a basic channel \
-                of this client, or is for the proposer's parent), `assets_mismatch` (the parent does not hold the \
+            (status = 422, description = "Refused: `wrong_parent` (the parent update is for the proposer's \
+                parent), `assets_mismatch` (the parent does not hold the \
                 virtual channel's assets in their order), `challenge_too_long` (the virtual channel's challenge \
                 duration is longer than the parent's), `insufficient_balance` (the client's balance in the parent \
                 is below its deposit), `parent_update_mismatch` (not exactly the parent's latest state with this \
@@ -564,8 +564,9 @@ mod paths {
 
     /// Reject a virtual channel
     ///
-    /// Declines a `proposed` virtual channel; sent by its participant 1 (the peer). Nothing was
-    /// signed or locked for a proposal, so nothing else changes. No request body (a body is
+    /// Declines a `proposed` virtual channel (its participant 1, the peer) or withdraws it (its
+    /// participant 0, the proposer). Nothing was signed or locked for a proposal, so nothing
+    /// else changes. No request body (a body is
     /// ignored) and no `Idempotency-Key`: repeating it answers 409 `not_proposed`.
     #[utoipa::path(post, path = "/v1/virtual-channels/{id}/reject", tag = "virtual-channels",
         operation_id = "reject_virtual_channel",
@@ -575,8 +576,7 @@ mod paths {
             (status = 200, description = "Rejected: the virtual channel, now `rejected`.", body = VirtualView),
             (status = 400, description = "`malformed_channel_id`: `id` is not 32 bytes of hex.", body = ErrorBody),
             (status = 401, description = "`unauthorized`: missing, unknown or expired bearer token.", body = ErrorBody),
-            (status = 404, description = "`not_found`: no such virtual channel of this client, or the client is not \
-                its participant 1 (a proposer cannot withdraw its proposal).", body = ErrorBody),
+            (status = 404, description = "`not_found`: no such virtual channel of this client.", body = ErrorBody),
             (status = 409, description = "`not_proposed`: the virtual channel is not `proposed` (accepted, rejected \
                 or closed already).", body = ErrorBody),
             (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
