@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use crate::api::{
     ChallengeRequest, ChallengeResponse, ChannelList, ChannelView, ErrorBody, HubInfo, IDEMPOTENCY_KEY,
     OpenChannelRequest, SignatureResponse, StateRequest, TokenRequest, TokenResponse, VirtualAccept, VirtualClose,
-    VirtualCloseResponse, VirtualList, VirtualProposal, VirtualView,
+    VirtualCloseResponse, VirtualList, VirtualProposal, VirtualStatus, VirtualView,
 };
 
 /// Why a request to the hub failed.
@@ -240,6 +240,19 @@ impl HubClient {
     /// `GET /v1/virtual-channels/{id}`.
     pub async fn virtual_channel(&self, id: B256) -> Result<VirtualView, ClientError> {
         self.call::<(), _>(Method::GET, &format!("/v1/virtual-channels/{id}"), None, None).await
+    }
+
+    /// `GET /v1/virtual-channels/{id}?unlessStatus=..&waitMs=..`: answers as soon as the
+    /// status is not `unless` any more, or after `wait` (long polling, at most 30 s).
+    pub async fn wait_virtual_channel(
+        &self,
+        id: B256,
+        unless: VirtualStatus,
+        wait: std::time::Duration,
+    ) -> Result<VirtualView, ClientError> {
+        let status = serde_json::to_value(unless).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let path = format!("/v1/virtual-channels/{id}?unlessStatus={status}&waitMs={}", wait.as_millis().min(30_000));
+        self.call::<(), _>(Method::GET, &path, None, None).await
     }
 
     /// `POST /v1/virtual-channels/{id}/accept`: returns the hub's signature on the

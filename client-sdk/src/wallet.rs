@@ -401,7 +401,9 @@ impl Wallet {
     pub async fn wait_virtual_open(&self, id: B256, timeout: Duration) -> Result<VirtualRecord, WalletError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let view = loop {
-            let view = self.hub.virtual_channel(id).await?;
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let view =
+                self.hub.wait_virtual_channel(id, VirtualStatus::Proposed, left.min(Duration::from_secs(25))).await?;
             match view.status {
                 VirtualStatus::Proposed => {}
                 VirtualStatus::Rejected => return Err(WalletError::Rejected(id)),
@@ -410,7 +412,6 @@ impl Wallet {
             if tokio::time::Instant::now() >= deadline {
                 return Err(WalletError::Timeout("the peer to accept the virtual channel"));
             }
-            tokio::time::sleep(self.poll).await;
         };
         let d = self.deployment();
         d.verify_state(&view.initial, &view.initial_sigs[0], self.key.address())?;

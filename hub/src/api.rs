@@ -61,6 +61,8 @@ pub struct Hub {
     pub challenges: Challenges,
     /// HTTP requests received since start.
     pub requests: std::sync::atomic::AtomicU64,
+    /// Woken after every committed change of a virtual channel's status (long polls wait on it).
+    pub virtual_changed: tokio::sync::Notify,
 }
 
 impl Hub {
@@ -567,6 +569,7 @@ async fn accept_virtual(
     let response = SignatureResponse { channel_id: y_id, version: accept.parent.state.version, signature: y_sig };
     let answer = idem.answer(&mut tx, StatusCode::OK, &response).await?;
     tx.commit().await?;
+    app.hub.virtual_changed.notify_waiters();
     Ok(answer)
 }
 
@@ -591,6 +594,7 @@ async fn reject_virtual(
         .pop()
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("row missing")))?;
     tx.commit().await?;
+    app.hub.virtual_changed.notify_waiters();
     Ok(Json(view))
 }
 
@@ -644,6 +648,7 @@ async fn close_virtual(
     db::close_virtual(&mut tx, id, &last, settled).await?;
     let answer = idem.answer(&mut tx, StatusCode::OK, &VirtualCloseResponse { signatures }).await?;
     tx.commit().await?;
+    app.hub.virtual_changed.notify_waiters();
     Ok(answer)
 }
 
@@ -655,14 +660,42 @@ async fn list_virtual(
     Ok(Json(VirtualList { channels: db::virtual_views(&app.pool, None, client, now_secs(), page.limit()).await? }))
 }
 
+/// Long polling of a virtual channel's status.
+#[derive(serde::Deserialize)]
+struct Wait {
+    /// Answer once the status differs from this one (or at the deadline).
+    #[serde(rename = "unlessStatus")]
+    unless_status: Option<VirtualStatus>,
+    /// Longest wait, milliseconds (at most 30000).
+    #[serde(rename = "waitMs")]
+    wait_ms: Option<u64>,
+}
+
 async fn get_virtual(
     State(app): State<AppState>,
     Client(client): Client,
     Path(id): Path<String>,
+    Query(wait): Query<Wait>,
 ) -> Result<Json<VirtualView>, ApiError> {
     let id = parse_id(&id)?;
-    let view = db::virtual_views(&app.pool, Some(id), client, now_secs(), 1).await?.pop();
-    Ok(Json(view.ok_or_else(|| ApiError::NotFound(format!("no virtual channel {id} of yours")))?))
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(wait.wait_ms.unwrap_or(0).min(30_000));
+    loop {
+        // Register for a change before reading, so a change in between is not missed.
+        let changed = app.hub.virtual_changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        let view = db::virtual_views(&app.pool, Some(id), client, now_secs(), 1)
+            .await?
+            .pop()
+            .ok_or_else(|| ApiError::NotFound(format!("no virtual channel {id} of yours")))?;
+        if wait.unless_status != Some(view.status) || tokio::time::Instant::now() >= deadline {
+            return Ok(Json(view));
+        }
+        // Another replica may change it too: look again at least every 250 ms.
+        let _ =
+            tokio::time::timeout_at(deadline.min(tokio::time::Instant::now() + Duration::from_millis(250)), changed)
+                .await;
+    }
 }
 
 #[cfg(test)]
@@ -688,6 +721,7 @@ pub(crate) mod tests {
             },
             challenges: Challenges::new(&[1], key.address(), 31337),
             requests: Default::default(),
+            virtual_changed: Default::default(),
             key,
             auth: AuthConfig::default(),
             operator_token: None,

@@ -502,14 +502,22 @@ mod paths {
 
     /// Get a virtual channel
     ///
-    /// One of the authenticated client's virtual channels (as proposer or peer).
+    /// One of the authenticated client's virtual channels (as proposer or peer). With
+    /// `unlessStatus` and `waitMs` it is a long poll: the answer comes as soon as the status
+    /// is not `unlessStatus` any more, or after `waitMs` (at most 30000), e.g. a proposer
+    /// waiting for its peer to accept.
     #[utoipa::path(get, path = "/v1/virtual-channels/{id}", tag = "virtual-channels",
         operation_id = "get_virtual_channel",
         security(("client" = [])),
-        params(("id" = HexB256, Path, description = "The virtual channel id.")),
+        params(
+            ("id" = HexB256, Path, description = "The virtual channel id."),
+            ("unlessStatus" = Option<ingrid_client_sdk::api::VirtualStatus>, Query, description = "Wait while the status is this one."),
+            ("waitMs" = Option<u64>, Query, description = "Longest wait, milliseconds (default 0, at most 30000)."),
+        ),
         responses(
             (status = 200, description = "The virtual channel.", body = VirtualView),
-            (status = 400, description = "`malformed_channel_id`: `id` is not 32 bytes of hex.", body = ErrorBody),
+            (status = 400, description = "`malformed_channel_id`: `id` is not 32 bytes of hex; `bad_request`: \
+                `unlessStatus` or `waitMs` is malformed.", body = ErrorBody),
             (status = 401, description = "`unauthorized`: missing, unknown or expired bearer token.", body = ErrorBody),
             (status = 404, description = "`not_found`: no such virtual channel of this client.", body = ErrorBody),
             (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),

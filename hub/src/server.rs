@@ -118,6 +118,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         operator_token: config.operator_token.clone(),
         challenges: Challenges::new(key.to_bytes().as_slice(), key.address(), chain_id),
         requests: Default::default(),
+        virtual_changed: Default::default(),
     };
     let chain = Chain {
         provider,
