@@ -205,6 +205,7 @@ impl Wallet {
         let state = transfer(latest, me, asset, amount)?;
         let signature = self.deployment().sign_state(&self.key, &state)?;
         record.pending = Some(state.clone());
+        record.pending_sig = Some(signature.clone());
         self.store.save_virtual(&record)?;
         Ok(Payment { channel: id, state, signature })
     }
@@ -216,7 +217,10 @@ impl Wallet {
     pub async fn pending_payment(&self, id: B256) -> Result<Option<Payment>, WalletError> {
         let record = self.virtual_record(id)?;
         let Some(state) = record.pending else { return Ok(None) };
-        let signature = self.deployment().sign_state(&self.key, &state)?;
+        let signature = match record.pending_sig {
+            Some(sig) => sig,
+            None => self.deployment().sign_state(&self.key, &state)?,
+        };
         Ok(Some(Payment { channel: id, state, signature }))
     }
 
@@ -229,10 +233,14 @@ impl Wallet {
         let me = record.my_index as usize;
         let peer = record.params.participants[1 - me];
         let d = self.deployment();
+        let pending_sig = record.pending_sig.take();
         match record.pending.take() {
             Some(state) if state.version == receipt.version && !state.isFinal => {
                 d.verify_state(&state, &receipt.signature, peer)?;
-                let mine = d.sign_state(&self.key, &state)?;
+                let mine = match pending_sig {
+                    Some(sig) => sig,
+                    None => d.sign_state(&self.key, &state)?,
+                };
                 record.latest = FullySignedState { state, sigs: ordered(me, mine, receipt.signature.clone()) };
                 self.store.save_virtual(&record)?;
                 Ok(())
@@ -335,6 +343,7 @@ impl Wallet {
         }
         record.latest = latest.clone();
         record.pending = None;
+        record.pending_sig = None;
         self.store.save_virtual(&record)?;
         Ok(record)
     }
@@ -363,6 +372,7 @@ impl Wallet {
         let signature = self.deployment().sign_state(&self.key, &state)?;
         if record.pending.is_none() {
             record.pending = Some(state.clone());
+            record.pending_sig = Some(signature.clone());
             self.store.save_virtual(&record)?;
         }
         Ok(P2pClose { channel: id, state, signature })
@@ -405,6 +415,7 @@ impl Wallet {
                 sigs: ordered(me, mine.clone(), close.signature.clone()),
             };
             vrecord.pending = None;
+            vrecord.pending_sig = None;
             self.store.save_virtual(&vrecord)?;
         }
         Ok(CloseAnswer { signature: mine, parent: StateRequest { state: update, signature: parent_sig } })
@@ -431,6 +442,8 @@ impl Wallet {
             if vrecord.latest.state.version < close.state.version {
                 vrecord.latest = FullySignedState { state: close.state.clone(), sigs: sigs.clone() };
                 vrecord.pending = None;
+                vrecord.pending_sig = None;
+                vrecord.pending_sig = None;
                 self.store.save_virtual(&vrecord)?;
             }
             sigs
@@ -562,6 +575,7 @@ pub(crate) mod tests {
                     my_index: i as u8,
                     latest: opened.clone(),
                     pending: None,
+                    pending_sig: None,
                 })
                 .expect("save virtual");
             let provider = Devnet::provider_at(hub_url.parse().expect("url"), &key);

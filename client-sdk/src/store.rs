@@ -1,6 +1,12 @@
 //! The client's own durable record of its channels: the latest state signed by both, kept
-//! so the client can always settle on chain without the hub. One JSON file per channel,
-//! replaced atomically (write, fsync, rename, fsync the directory).
+//! so the client can always settle on chain without the hub.
+//!
+//! - Basic channels: one JSON file per channel, replaced atomically (write, fsync, rename,
+//!   fsync the directory); they change rarely.
+//! - Virtual channels change with every payment: one append-only log per channel, a JSON
+//!   line per version and one `fdatasync` per update; the latest record is also kept in
+//!   memory. A torn last line (a crash mid-write) is ignored on load; a log is compacted to
+//!   its last record (atomically) once it grows past 1 MiB.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -59,13 +65,18 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub struct ChannelStore {
     dir: PathBuf,
+    /// The latest record of each virtual channel loaded or saved so far.
+    virtual_cache: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<B256, VirtualRecord>>>,
 }
+
+/// Logs larger than this are compacted to their last record.
+const COMPACT_AT: u64 = 1 << 20;
 
 impl ChannelStore {
     /// Opens (creating) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir)?;
-        Ok(Self { dir: dir.to_path_buf() })
+        Ok(Self { dir: dir.to_path_buf(), virtual_cache: Default::default() })
     }
 
     fn path(&self, id: B256) -> PathBuf {
@@ -73,7 +84,7 @@ impl ChannelStore {
     }
 
     fn virtual_path(&self, id: B256) -> PathBuf {
-        self.dir.join("virtual").join(format!("{id}.json"))
+        self.dir.join("virtual").join(format!("{id}.log"))
     }
 
     /// Writes `value` to `path` atomically and durably.
@@ -99,7 +110,8 @@ impl ChannelStore {
         }
     }
 
-    /// Saves a virtual channel's record durably, refusing to replace a newer version.
+    /// Saves a virtual channel's record durably (appended to its log, `fdatasync`ed),
+    /// refusing to replace a newer version.
     pub fn save_virtual(&self, record: &VirtualRecord) -> Result<(), StoreError> {
         if let Some(stored) = self.load_virtual(record.id())? {
             let (stored, new) = (stored.latest.state.version, record.latest.state.version);
@@ -107,12 +119,55 @@ impl ChannelStore {
                 return Err(StoreError::Older { stored, new });
             }
         }
-        self.write(&self.virtual_path(record.id()), record)
+        let path = self.virtual_path(record.id());
+        let dir = path.parent().unwrap_or(&self.dir).to_path_buf();
+        let fresh = !path.exists();
+        if fresh {
+            std::fs::create_dir_all(&dir)?;
+        }
+        let mut line = serde_json::to_vec(record).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+        file.write_all(&line)?;
+        file.sync_data()?;
+        if fresh {
+            std::fs::File::open(&dir)?.sync_all()?;
+        }
+        if file.metadata()?.len() > COMPACT_AT {
+            let tmp = path.with_extension("log.tmp");
+            std::fs::write(&tmp, &line)?;
+            std::fs::File::open(&tmp)?.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            std::fs::File::open(&dir)?.sync_all()?;
+        }
+        if let Ok(mut cache) = self.virtual_cache.lock() {
+            cache.insert(record.id(), record.clone());
+        }
+        Ok(())
     }
 
-    /// Loads the record of virtual channel `id`, if any.
+    /// Loads the record of virtual channel `id`, if any: the last complete line of its log.
     pub fn load_virtual(&self, id: B256) -> Result<Option<VirtualRecord>, StoreError> {
-        Self::read(self.virtual_path(id))
+        if let Some(record) = self.virtual_cache.lock().ok().and_then(|c| c.get(&id).cloned()) {
+            return Ok(Some(record));
+        }
+        let path = self.virtual_path(id);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        // Only newline-terminated lines are complete; a torn last line is ignored.
+        let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(&bytes[..0], |end| &bytes[..end]);
+        let Some(last) = complete.split(|b| *b == b'\n').rfind(|l| !l.is_empty()) else {
+            return Ok(None);
+        };
+        let record: VirtualRecord =
+            serde_json::from_slice(last).map_err(|e| StoreError::Corrupt { path, error: e.to_string() })?;
+        if let Ok(mut cache) = self.virtual_cache.lock() {
+            cache.insert(id, record.clone());
+        }
+        Ok(Some(record))
     }
 
     /// Saves `record` durably, refusing to replace a newer version.
@@ -144,5 +199,75 @@ impl ChannelStore {
             }
         }
         Ok(records)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bindings::Channel::{Allocation, State};
+    use alloy::primitives::{Address, Bytes, U256};
+
+    fn record(version: u64) -> VirtualRecord {
+        let state = State {
+            channelId: B256::repeat_byte(5),
+            version,
+            outcome: Allocation {
+                assets: vec![Address::ZERO],
+                balances: vec![[U256::from(version), U256::ZERO]],
+                locked: vec![],
+            },
+            appData: Bytes::new(),
+            isFinal: false,
+        };
+        VirtualRecord {
+            params: Params {
+                challengeDuration: 60,
+                nonce: U256::ZERO,
+                participants: [Address::repeat_byte(1), Address::repeat_byte(2)],
+                ledger: false,
+                isVirtual: true,
+                app: Address::ZERO,
+            },
+            parents: [B256::ZERO; 2],
+            my_index: 0,
+            latest: FullySignedState { state, sigs: [Bytes::new(), Bytes::new()] },
+            pending: None,
+            pending_sig: None,
+        }
+    }
+
+    #[test]
+    fn the_log_keeps_the_latest_refuses_older_and_survives_a_torn_line() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = ChannelStore::open(dir.path()).expect("store");
+        for v in 0..50 {
+            store.save_virtual(&record(v)).expect("save");
+        }
+        assert!(matches!(store.save_virtual(&record(3)), Err(StoreError::Older { stored: 49, new: 3 })));
+        // A fresh store (a restart) reads the log; a torn last line is ignored.
+        let path = dir.path().join("virtual").join(format!("{}.log", B256::repeat_byte(5)));
+        std::fs::OpenOptions::new().append(true).open(&path).expect("open").write_all(b"{\"params\":").expect("tear");
+        let reopened = ChannelStore::open(dir.path()).expect("store");
+        assert_eq!(reopened.load_virtual(B256::repeat_byte(5)).expect("load").expect("some").latest.state.version, 49);
+        assert_eq!(reopened.load_virtual(B256::repeat_byte(6)).expect("load"), None);
+    }
+
+    #[test]
+    fn a_long_log_is_compacted_to_its_last_record() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = ChannelStore::open(dir.path()).expect("store");
+        let mut v = 0;
+        let path = dir.path().join("virtual").join(format!("{}.log", B256::repeat_byte(5)));
+        while v < 5000 {
+            store.save_virtual(&record(v)).expect("save");
+            v += 1;
+        }
+        assert!(std::fs::metadata(&path).expect("log").len() < COMPACT_AT + 4096);
+        let reopened = ChannelStore::open(dir.path()).expect("store");
+        assert_eq!(
+            reopened.load_virtual(B256::repeat_byte(5)).expect("load").expect("some").latest.state.version,
+            4999
+        );
     }
 }

@@ -129,6 +129,9 @@ pub struct VirtualRecord {
     /// A newer state this client signed and sent (a payment) whose countersignature it has
     /// not received yet.
     pub pending: Option<State>,
+    /// This client's signature on `pending`.
+    #[serde(default)]
+    pub pending_sig: Option<alloy::primitives::Bytes>,
 }
 
 impl VirtualRecord {

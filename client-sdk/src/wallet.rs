@@ -391,6 +391,7 @@ impl Wallet {
             my_index: 1,
             latest: FullySignedState { state: view.initial.clone(), sigs: [view.initial_sigs[0].clone(), mine] },
             pending: None,
+            pending_sig: None,
         };
         self.store.save_virtual(&virtual_record)?;
         Ok(virtual_record)
@@ -426,6 +427,7 @@ impl Wallet {
             my_index: 0,
             latest: FullySignedState { state: view.initial.clone(), sigs: view.initial_sigs.clone() },
             pending: None,
+            pending_sig: None,
         };
         let _guard = self.lock.lock().await;
         self.store.save_virtual(&record)?;
@@ -464,8 +466,12 @@ impl Wallet {
             .find(|s| s.channel_id == record.id())
             .ok_or_else(|| WalletError::Invalid("the hub did not countersign this client's parent".into()))?;
         self.seal(&record, update, mine.signature, hub_sig.signature)?;
-        let vrecord =
-            VirtualRecord { latest: FullySignedState { state: final_state.clone(), sigs }, pending: None, ..vrecord };
+        let vrecord = VirtualRecord {
+            latest: FullySignedState { state: final_state.clone(), sigs },
+            pending: None,
+            pending_sig: None,
+            ..vrecord
+        };
         self.store.save_virtual(&vrecord)?;
         Ok(())
     }
