@@ -5,8 +5,7 @@
 //! channel, version, chain or deployment. Withdrawals are signed as `Withdrawal` in the
 //! domain `("IngridAssetHolder", "1", chain id, asset holder)`.
 
-use alloy::primitives::{Address, B256, Bytes, Signature, U256, keccak256};
-use alloy::signers::SignerSync;
+use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{Eip712Domain, SolStruct, SolValue, eip712_domain};
 use serde::{Deserialize, Serialize};
@@ -131,20 +130,48 @@ pub fn channel_id(params: &Params) -> B256 {
     keccak256(params.abi_encode())
 }
 
-/// Signs a 32-byte digest, returning r||s||v with v in {27, 28} and a low s.
+/// libsecp256k1's context, made once (making one costs milliseconds).
+static SECP: std::sync::LazyLock<secp256k1::Secp256k1<secp256k1::All>> =
+    std::sync::LazyLock::new(secp256k1::Secp256k1::new);
+
+/// Half the order of secp256k1: a signature's s must not exceed it (EIP-2, OpenZeppelin).
+const HALF_ORDER: U256 =
+    U256::from_be_slice(&alloy::hex!("7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0"));
+
+/// Signs a 32-byte digest, returning r||s||v with v in {27, 28} and a low s: the same bytes
+/// as alloy's local signer (both use RFC 6979 nonces), made by libsecp256k1, which is about
+/// three times faster on the hub's hot path.
 pub fn sign_digest(key: &PrivateKeySigner, digest: &B256) -> Result<Bytes, SignatureError> {
-    let sig = key.sign_hash_sync(digest).map_err(|e| SignatureError::Signing(e.to_string()))?;
-    Ok(Bytes::copy_from_slice(&sig.as_bytes()))
+    let secret =
+        secp256k1::SecretKey::from_byte_array(&key.to_bytes().0).map_err(|e| SignatureError::Signing(e.to_string()))?;
+    let (id, rs) = SECP.sign_ecdsa_recoverable(&secp256k1::Message::from_digest(digest.0), &secret).serialize_compact();
+    let mut out = [0u8; 65];
+    out[..64].copy_from_slice(&rs);
+    out[64] = 27 + i32::from(id) as u8;
+    Ok(Bytes::copy_from_slice(&out))
 }
 
-/// Recovers the signer of `digest` from a 65-byte signature, refusing what the contracts
-/// refuse (wrong length, high s).
+/// Recovers the signer of `digest` from a 65-byte signature (libsecp256k1), refusing what the
+/// contracts refuse: another length, v other than 27 or 28, a high s.
 pub fn recover_digest(digest: &B256, sig: &[u8]) -> Result<Address, SignatureError> {
-    let sig = Signature::from_raw(sig).map_err(|_| SignatureError::Malformed)?;
-    if sig.normalize_s().is_some() {
+    let [rs @ .., v] = sig else { return Err(SignatureError::Malformed) };
+    if rs.len() != 64 {
+        return Err(SignatureError::Malformed);
+    }
+    let id = match v {
+        27 | 28 => i32::from(v - 27),
+        _ => return Err(SignatureError::Malformed),
+    };
+    if U256::from_be_slice(&rs[32..]) > HALF_ORDER {
         return Err(SignatureError::HighS);
     }
-    sig.recover_address_from_prehash(digest).map_err(|_| SignatureError::Unrecoverable)
+    let id = secp256k1::ecdsa::RecoveryId::try_from(id).map_err(|_| SignatureError::Malformed)?;
+    let sig = secp256k1::ecdsa::RecoverableSignature::from_compact(rs, id).map_err(|_| SignatureError::Malformed)?;
+    let key = SECP
+        .recover_ecdsa(&secp256k1::Message::from_digest(digest.0), &sig)
+        .map_err(|_| SignatureError::Unrecoverable)?;
+    let hash = keccak256(&key.serialize_uncompressed()[1..]);
+    Ok(Address::from_slice(&hash[12..]))
 }
 
 /// Checks that `sig` is `expected`'s signature on `digest`.
@@ -197,6 +224,22 @@ mod tests {
         assert!(other_adjudicator.verify_state(&state(1), &sig, key.address()).is_err());
     }
 
+    proptest::proptest! {
+        /// libsecp256k1 makes the same signature bytes as alloy's k256 signer, and recovers
+        /// the same address as alloy.
+        #[test]
+        fn libsecp256k1_agrees_with_alloy(key in proptest::array::uniform32(1u8..), digest in proptest::array::uniform32(proptest::num::u8::ANY)) {
+            use alloy::signers::SignerSync;
+            let key = PrivateKeySigner::from_slice(&key).expect("key");
+            let digest = B256::from(digest);
+            let ours = sign_digest(&key, &digest).expect("sign");
+            let alloys = key.sign_hash_sync(&digest).expect("sign");
+            proptest::prop_assert_eq!(ours.to_vec(), alloys.as_bytes().to_vec());
+            proptest::prop_assert_eq!(recover_digest(&digest, &ours), Ok(key.address()));
+            proptest::prop_assert_eq!(alloys.recover_address_from_prehash(&digest).expect("recover"), key.address());
+        }
+    }
+
     #[test]
     fn malformed_and_high_s_signatures_are_refused() {
         let key = PrivateKeySigner::random();
@@ -206,9 +249,9 @@ mod tests {
         assert_eq!(recover_digest(&digest, &sig[..64]), Err(SignatureError::Malformed));
         // The same signature with s' = n - s and the parity flipped recovers the same key,
         // but the contracts (OpenZeppelin ECDSA) refuse it, so must we.
-        let parsed = Signature::from_raw(&sig).expect("parse");
+        let parsed = alloy::primitives::Signature::from_raw(&sig).expect("parse");
         let n = U256::from_be_slice(&alloy::hex!("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141"));
-        let high = Signature::new(parsed.r(), n - parsed.s(), !parsed.v());
+        let high = alloy::primitives::Signature::new(parsed.r(), n - parsed.s(), !parsed.v());
         assert_eq!(recover_digest(&digest, &high.as_bytes()), Err(SignatureError::HighS));
     }
 }

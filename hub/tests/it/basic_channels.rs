@@ -60,9 +60,11 @@ async fn fifty_clients_open_fund_update_and_close_concurrently() -> anyhow::Resu
         assert_eq!(*withdrawn, vec![state.outcome.balances[0][0], state.outcome.balances[1][0]]);
 
         // The hub recorded the on-chain conclusion with the same balances, and withdrew its share.
-        let view = env_view(&env, *id).await?;
-        assert_eq!(view.0, ChannelStatus::Closed);
-        assert_eq!(view.1, Some(state.outcome.balances.clone()));
+        wait_until(Duration::from_secs(30), "the hub to record the conclusion", || async {
+            Ok(env_view(&env, *id).await?.0 == ChannelStatus::Closed)
+        })
+        .await?;
+        assert_eq!(env_view(&env, *id).await?.1, Some(state.outcome.balances.clone()));
         let provider = env.provider(&env.hub_key);
         wait_until(Duration::from_secs(60), "the hub's withdrawal", || async {
             Ok(chain::holdings(&provider, eth, *id, hub_address).await?.is_zero()
@@ -70,10 +72,13 @@ async fn fifty_clients_open_fund_update_and_close_concurrently() -> anyhow::Resu
         })
         .await?;
     }
-    // Every outbox action completed.
-    let pending: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE status <> 'done'").fetch_one(&env.pool).await?;
-    assert_eq!(pending, 0);
+    // Every outbox action completes (the last ones are marked done just after their receipts).
+    wait_until(Duration::from_secs(30), "every outbox action to be done", || async {
+        let pending: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE status <> 'done'").fetch_one(&env.pool).await?;
+        Ok(pending == 0)
+    })
+    .await?;
     let states: i64 = sqlx::query_scalar("SELECT count(*) FROM channel_states").fetch_one(&env.pool).await?;
     assert_eq!(states as usize, CLIENTS * (2 + 2 * UPDATES as usize), "every version of every channel is kept");
     hub.stop().await;
