@@ -15,7 +15,7 @@ use alloy::signers::local::PrivateKeySigner;
 use ingrid_client_sdk::devnet::Devnet;
 use ingrid_client_sdk::store::ChannelStore;
 use ingrid_client_sdk::wallet::{Deposit, Wallet};
-use ingrid_hub::dev::{LocalPostgres, deploy_stack, fresh_database, local_config};
+use ingrid_hub::dev::{deploy_stack, fresh_database, local_config, postgres_server};
 
 mod support;
 
@@ -49,15 +49,7 @@ async fn main() -> anyhow::Result<()> {
     let seconds = support::knob("BENCH_SECONDS", 10);
     let payments = support::knob("BENCH_PAYMENTS", 2000);
     let scratch = tempfile::tempdir()?;
-    let (_cluster, server) = match std::env::var("DATABASE_URL") {
-        Ok(url) => (None, url),
-        Err(_) => {
-            let pg =
-                LocalPostgres::start(&std::env::temp_dir().join(format!("ingrid-bench-pg-{}", std::process::id())))?;
-            let url = pg.url("postgres");
-            (Some(pg), url)
-        }
-    };
+    let (_cluster, server) = postgres_server("bench")?;
     let database_url = fresh_database(&server, "bench").await?;
     let devnet = Devnet::start_with_accounts(2 * pairs + 1)?;
     let hub_key = devnet.key(0);

@@ -132,6 +132,19 @@ fn cluster_dir(data_dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(std::env::temp_dir().join(format!("ingrid-pg-{}", hex::encode(&tag[..6]))))
 }
 
+/// A Postgres server for demos, tests and benchmarks: `$DATABASE_URL`'s, or else a private
+/// cluster in the temp dir (stopped when the returned handle drops). Returns the handle (if
+/// a cluster was started) and a URL of the server.
+pub fn postgres_server(tag: &str) -> anyhow::Result<(Option<LocalPostgres>, String)> {
+    if let Ok(url) = std::env::var("DATABASE_URL") {
+        return Ok((None, url));
+    }
+    let dir = std::env::temp_dir().join(format!("ingrid-{tag}-pg-{}-{}", std::process::id(), rand::random::<u32>()));
+    let cluster = LocalPostgres::start(&dir)?;
+    let url = cluster.url("postgres");
+    Ok((Some(cluster), url))
+}
+
 /// Creates a database named `prefix` plus a random suffix on the server of `server_url`
 /// (any database URL of it) and returns the new database's URL.
 pub async fn fresh_database(server_url: &str, prefix: &str) -> anyhow::Result<String> {

@@ -19,7 +19,7 @@ use ingrid_client_sdk::store::ChannelStore;
 use ingrid_client_sdk::wallet::{Deposit, Wallet};
 
 use crate::demo::{ether_text, milli};
-use crate::dev::{LocalPostgres, deploy_stack, fresh_database, local_config};
+use crate::dev::{deploy_stack, fresh_database, local_config, postgres_server};
 use crate::server;
 
 /// Microtransactions, and nanoservices bought in each.
@@ -78,15 +78,7 @@ fn balances(wallet: &Wallet, id: B256) -> anyhow::Result<[U256; 2]> {
 /// a fresh anvil, printing each step to `out`.
 pub async fn run(out: &mut impl Write) -> anyhow::Result<SaleReport> {
     let scratch = tempfile::tempdir()?;
-    let (_cluster, server_url) = match std::env::var("DATABASE_URL") {
-        Ok(url) => (None, url),
-        Err(_) => {
-            let pg =
-                LocalPostgres::start(&std::env::temp_dir().join(format!("ingrid-demo-pg-{}", std::process::id())))?;
-            let url = pg.url("postgres");
-            (Some(pg), url)
-        }
-    };
+    let (_cluster, server_url) = postgres_server("demo")?;
     let devnet = Devnet::start().context("starting anvil (run scripts/setup.sh first)")?;
     let hub_key = devnet.key(0);
     let stack = deploy_stack(&devnet, &hub_key, scratch.path()).await?;

@@ -13,7 +13,7 @@ use ingrid_client_sdk::devnet::Devnet;
 use ingrid_client_sdk::store::ChannelStore;
 use ingrid_client_sdk::wallet::Wallet;
 use ingrid_hub::config::Config;
-use ingrid_hub::dev::{LocalPostgres, Stack, deploy_stack, fresh_database, local_config};
+use ingrid_hub::dev::{LocalPostgres, Stack, deploy_stack, fresh_database, local_config, postgres_server};
 use ingrid_hub::server::{self, Running};
 use sqlx::PgPool;
 use tempfile::TempDir;
@@ -42,14 +42,7 @@ impl Env {
     /// A fresh database and chain with `accounts` funded dev accounts (0 is the hub's).
     pub async fn new(accounts: usize) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let (server, postgres) = match std::env::var("DATABASE_URL") {
-            Ok(url) => (url, None),
-            Err(_) => {
-                let pg_dir = std::env::temp_dir().join(format!("ingrid-test-pg-{}", rand::random::<u64>()));
-                let pg = LocalPostgres::start(&pg_dir)?;
-                (pg.url("postgres"), Some(pg))
-            }
-        };
+        let (postgres, server) = postgres_server("test")?;
         let database_url = fresh_database(&server, "it").await?;
         let pool = ingrid_hub::db::connect(&database_url, 4).await?;
         ingrid_hub::db::MIGRATOR.run(&pool).await?;
