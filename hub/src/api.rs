@@ -8,7 +8,7 @@ use std::time::Duration;
 use alloy::primitives::{Address, B256, Bytes, keccak256};
 use alloy::signers::local::PrivateKeySigner;
 use axum::body::Bytes as Body;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, MatchedPath, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -63,6 +63,8 @@ pub struct Hub {
     pub requests: std::sync::atomic::AtomicU64,
     /// Woken after every committed change of a virtual channel's status (long polls wait on it).
     pub virtual_changed: tokio::sync::Notify,
+    /// The Prometheus metrics (`GET /metrics`).
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Hub {
@@ -75,6 +77,7 @@ impl Hub {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
         .route(
             "/openapi.json",
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], crate::openapi::json()) }),
@@ -128,14 +131,29 @@ async fn json_errors(response: Response) -> Response {
     Response::from_parts(parts, axum::body::Body::from(body))
 }
 
-/// Counts every request (the demo and the tests read it: payments must not reach the hub).
+/// Counts every request (the demo and the tests read it: payments must not reach the hub),
+/// and records it in the metrics by route template (bounded labels) and status class.
 async fn count_requests(
     State(app): State<AppState>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     app.hub.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    next.run(request).await
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    let route = route.as_deref().unwrap_or("unmatched");
+    app.hub.metrics.http_request(method.as_str(), route, response.status().as_u16(), started.elapsed());
+    response
+}
+
+/// The Prometheus metrics, the database-backed gauges read now. Unauthenticated: aggregates only.
+async fn metrics(State(app): State<AppState>) -> Response {
+    if let Err(e) = app.hub.metrics.refresh(&app.pool).await {
+        tracing::warn!(error = ?e, "metrics: reading the database failed");
+    }
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], app.hub.metrics.render()).into_response()
 }
 
 // ------------------------------------------------------------------ extraction
@@ -569,6 +587,7 @@ async fn accept_virtual(
     let response = SignatureResponse { channel_id: y_id, version: accept.parent.state.version, signature: y_sig };
     let answer = idem.answer(&mut tx, StatusCode::OK, &response).await?;
     tx.commit().await?;
+    app.hub.metrics.virtual_opened();
     app.hub.virtual_changed.notify_waiters();
     Ok(answer)
 }
@@ -648,6 +667,7 @@ async fn close_virtual(
     db::close_virtual(&mut tx, id, &last, settled).await?;
     let answer = idem.answer(&mut tx, StatusCode::OK, &VirtualCloseResponse { signatures }).await?;
     tx.commit().await?;
+    app.hub.metrics.virtual_closed(settled[0] && settled[1]);
     app.hub.virtual_changed.notify_waiters();
     Ok(answer)
 }
@@ -722,6 +742,7 @@ pub(crate) mod tests {
             challenges: Challenges::new(&[1], key.address(), 31337),
             requests: Default::default(),
             virtual_changed: Default::default(),
+            metrics: crate::metrics::Metrics::new(&[]),
             key,
             auth: AuthConfig::default(),
             operator_token: None,

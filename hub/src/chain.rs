@@ -86,6 +86,8 @@ pub struct Chain {
     pub start_block: u64,
     /// Poll interval.
     pub poll: Duration,
+    /// The latest head the watcher saw (read by the metrics).
+    pub head: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 const CURSOR: &str = "events";
@@ -97,6 +99,7 @@ impl Chain {
     /// returns the new cursor, or `None` if there was nothing new.
     pub async fn ingest_once(&self, pool: &PgPool) -> anyhow::Result<Option<u64>> {
         let head = self.provider.get_block_number().await?;
+        self.head.store(head, std::sync::atomic::Ordering::Relaxed);
         let Some(safe) = head.checked_sub(self.confirmations) else { return Ok(None) };
         let from = match db::cursor(pool, CURSOR).await? {
             Some(done) => done + 1,

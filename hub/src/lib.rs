@@ -2,7 +2,7 @@
 //!
 //! - [`core`]: the hub's pure decisions (what to accept, sign and deposit).
 //! - [`api`]: the HTTP API; [`error`]: its error type; [`openapi`]: its OpenAPI document.
-//! - [`db`]: Postgres, the source of truth.
+//! - [`db`]: Postgres, the source of truth; [`metrics`]: the Prometheus metrics on `/metrics`.
 //! - [`chain`]: the event watcher and the outbox of the hub's transactions.
 //! - [`server`]: starting and stopping a hub process; [`config`]: its configuration.
 //! - [`dev`]: the embedded local stack (`ingrid dev`); [`demo`]: the seed's example on chain;
@@ -17,6 +17,7 @@ pub mod db;
 pub mod demo;
 pub mod dev;
 pub mod error;
+pub mod metrics;
 pub mod openapi;
 pub mod sale;
 pub mod server;

@@ -52,6 +52,7 @@ that is not answered within 30 s gets 503 `timeout`, and a request body over 1 M
     paths(
         paths::healthz,
         paths::openapi_json,
+        paths::metrics,
         paths::hub_info,
         paths::challenge,
         paths::token,
@@ -273,6 +274,19 @@ mod paths {
         responses((status = 200, description = "The OpenAPI document.", body = Object,
             content_type = "application/json")))]
     fn openapi_json() {}
+
+    /// Prometheus metrics
+    ///
+    /// The hub's metrics in the Prometheus text format, for an operator dashboard: the hub's coins
+    /// locked in virtual channels and free in basic channels per asset, channels by status, HTTP
+    /// requests, the database pool, the chain watcher and the outbox (see `hub/src/metrics.rs`).
+    /// The gauges of collateral, channels, chain cursor and outbox are read from the database at
+    /// every scrape. Aggregates only: no client, channel or key appears.
+    #[utoipa::path(get, path = "/metrics", tag = "meta", operation_id = "metrics",
+        responses((status = 200, description = "Every metric, with its help text.", body = String,
+            content_type = "text/plain; version=0.0.4",
+            example = json!("# HELP ingrid_hub_locked The hub's own coins locked in virtual channels, per asset ...\n# TYPE ingrid_hub_locked gauge\ningrid_hub_locked{asset=\"ETH\"} 5000000000000000000\n"))))]
+    fn metrics() {}
 
     /// The hub's identity and terms
     ///
@@ -685,6 +699,7 @@ mod tests {
     const ROUTES: &[(&str, &str)] = &[
         ("GET", "/healthz"),
         ("GET", "/openapi.json"),
+        ("GET", "/metrics"),
         ("GET", "/v1/hub"),
         ("POST", "/v1/auth/challenge"),
         ("POST", "/v1/auth/token"),

@@ -19,6 +19,7 @@ use crate::chain::Chain;
 use crate::config::Config;
 use crate::core::Rules;
 use crate::db;
+use crate::metrics::Metrics;
 
 /// A running hub.
 pub struct Running {
@@ -119,6 +120,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         challenges: Challenges::new(key.to_bytes().as_slice(), key.address(), chain_id),
         requests: Default::default(),
         virtual_changed: Default::default(),
+        metrics: Metrics::new(&config.assets),
     };
     let chain = Chain {
         provider,
@@ -128,6 +130,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         confirmations: config.chain.confirmations,
         start_block: config.chain.start_block,
         poll: Duration::from_millis(config.chain.poll_interval_ms),
+        head: hub.metrics.chain_head_seen.clone(),
     };
 
     let (stop, stopped) = watch::channel(false);
