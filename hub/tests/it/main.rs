@@ -5,6 +5,7 @@ mod basic_channels;
 mod demo;
 mod dev_stack;
 mod harness;
+mod metrics;
 mod restart;
 mod virtual_bad_input;
 mod virtual_channels;
