@@ -783,3 +783,21 @@ pub async fn in_dispute(db: &mut PgConnection, channel: B256) -> sqlx::Result<bo
     .fetch_one(db)
     .await
 }
+
+/// How long an idempotency key's answer is kept for retries.
+pub const IDEMPOTENCY_RETENTION_HOURS: i32 = 24;
+
+/// Deletes what has expired: sessions, used login challenges (past their expiry they can no
+/// longer be replayed anyway), and idempotency answers older than the retention. Returns
+/// the number of rows deleted.
+pub async fn prune_expired(db: &PgPool) -> sqlx::Result<u64> {
+    let mut deleted = 0;
+    deleted += sqlx::query("DELETE FROM sessions WHERE expires_at < now()").execute(db).await?.rows_affected();
+    deleted += sqlx::query("DELETE FROM used_challenges WHERE expires_at < now()").execute(db).await?.rows_affected();
+    deleted += sqlx::query("DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => $1)")
+        .bind(IDEMPOTENCY_RETENTION_HOURS)
+        .execute(db)
+        .await?
+        .rows_affected();
+    Ok(deleted)
+}

@@ -148,8 +148,24 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             tracing::error!(error = ?e, "http server failed");
         }
     });
+    let janitor = tokio::spawn(run_janitor(pool.clone(), stopped.clone()));
     let watcher = tokio::spawn(chain.clone().run_watcher(pool.clone(), stopped.clone()));
     let outbox = tokio::spawn(chain.run_outbox(pool, stopped));
     tracing::info!(%addr, hub = %deployment.adjudicator, "ingrid serving");
-    Ok(Running { addr, hub, stop, tasks: vec![http, watcher, outbox] })
+    Ok(Running { addr, hub, stop, tasks: vec![http, janitor, watcher, outbox] })
+}
+
+/// Every ten minutes, deletes expired sessions, used challenges and old idempotency answers.
+async fn run_janitor(pool: sqlx::PgPool, mut stop: watch::Receiver<bool>) {
+    loop {
+        match db::prune_expired(&pool).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "pruned expired sessions, challenges and idempotency answers"),
+            Err(e) => tracing::warn!(error = ?e, "pruning expired rows failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
 }

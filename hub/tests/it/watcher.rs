@@ -62,3 +62,42 @@ async fn deposits_count_at_the_confirmation_depth_and_replays_change_nothing() -
     hub.stop().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn expired_sessions_challenges_and_old_idempotency_answers_are_pruned() -> anyhow::Result<()> {
+    let env = Env::new(2).await?;
+    let hub = env.start_hub().await?;
+    let wallet = env.wallet(&format!("http://{}", hub.addr), 1).await?;
+    let client = wallet.address();
+    // A live session (the wallet's), plus an expired one, an expired used challenge and an old answer.
+    sqlx::query("INSERT INTO sessions (token_hash, client, expires_at) VALUES ($1, $2, now() - interval '1 second')")
+        .bind(vec![1u8; 32])
+        .bind(client.as_slice())
+        .execute(&env.pool)
+        .await?;
+    sqlx::query("INSERT INTO used_challenges (nonce, expires_at) VALUES ($1, now() - interval '1 second')")
+        .bind(vec![2u8; 16])
+        .execute(&env.pool)
+        .await?;
+    sqlx::query(
+        "INSERT INTO idempotency_keys (client, key, request_hash, status, body, created_at)
+         VALUES ($1, 'old', $2, 200, 'null', now() - interval '25 hours'), ($1, 'new', $2, 200, 'null', now())",
+    )
+    .bind(client.as_slice())
+    .bind(vec![3u8; 32])
+    .execute(&env.pool)
+    .await?;
+    let deleted = ingrid_hub::db::prune_expired(&env.pool).await?;
+    assert_eq!(deleted, 3);
+    let left: (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM sessions), (SELECT count(*) FROM used_challenges), (SELECT count(*) FROM idempotency_keys)",
+    )
+    .fetch_one(&env.pool)
+    .await?;
+    assert_eq!(left.0, 1, "the live session stays");
+    assert_eq!(left.1, 1, "the wallet's login nonce, still within its validity, stays");
+    assert_eq!(left.2, 1, "the recent answer stays");
+    assert!(wallet.hub().channels().await.is_ok(), "the live session still works");
+    hub.stop().await;
+    Ok(())
+}
