@@ -298,6 +298,27 @@ async fn token(State(app): State<AppState>, body: Body) -> Result<Json<TokenResp
     Ok(Json(TokenResponse { token, expires_at: now_secs() + app.hub.auth.session_ttl }))
 }
 
+/// Countersigns `update` (signed by the client, digest checked by the caller) and stores it
+/// with both signatures in `tx`, moving the channel to its version and `status`. The
+/// signature is returned to the caller, who hands it out only after committing `tx`.
+async fn countersign(
+    hub: &Hub,
+    tx: &mut PgConnection,
+    channel: B256,
+    hub_index: usize,
+    update: &StateRequest,
+    digest: B256,
+    status: Option<ChannelStatus>,
+) -> Result<Bytes, ApiError> {
+    let hub_sig = hub.sign(&digest)?;
+    let sigs = ordered(hub_index, update.signature.clone(), hub_sig.clone());
+    db::insert_state(tx, &update.state, digest, [&sigs[0], &sigs[1]]).await?;
+    if let Some(status) = status {
+        db::set_latest(tx, channel, update.state.version, status).await?;
+    }
+    Ok(hub_sig)
+}
+
 /// Signatures in participant order, given the hub's index.
 fn ordered(hub_index: usize, client_sig: Bytes, hub_sig: Bytes) -> [Bytes; 2] {
     if hub_index == 0 { [hub_sig, client_sig] } else { [client_sig, hub_sig] }
@@ -321,9 +342,9 @@ async fn open_channel(
     if !db::insert_channel(&mut tx, plan.id, client, plan.hub_index, &req.params, &plan.requirements).await? {
         return Err(ApiError::conflict("channel_exists", format!("channel {} already exists", plan.id)));
     }
-    let hub_sig = app.hub.sign(&plan.digest)?;
-    let sigs = ordered(plan.hub_index, req.signature, hub_sig.clone());
-    db::insert_state(&mut tx, &req.state, plan.digest, [&sigs[0], &sigs[1]]).await?;
+    // Version 0: the row was just inserted at it, so the channel does not move.
+    let opening = StateRequest { state: req.state, signature: req.signature };
+    let hub_sig = countersign(&app.hub, &mut tx, plan.id, plan.hub_index, &opening, plan.digest, None).await?;
     for r in plan.hub_deposits(app.hub.info.address) {
         let action = Action::Deposit { channel: plan.id, asset: r.asset, amount: r.amount };
         db::enqueue(&mut tx, &action.dedup_key(), action.kind(), Some(plan.id), &action).await?;
@@ -369,11 +390,8 @@ async fn advance(
     } else {
         app.hub.rules.check_update(channel.hub_index, client, &current, &req.state, &req.signature)?
     };
-    let hub_sig = app.hub.sign(&digest)?;
-    let sigs = ordered(channel.hub_index, req.signature, hub_sig.clone());
-    db::insert_state(&mut tx, &req.state, digest, [&sigs[0], &sigs[1]]).await?;
     let status = if close { ChannelStatus::Closing } else { channel.status };
-    db::set_latest(&mut tx, id, req.state.version, status).await?;
+    let hub_sig = countersign(&app.hub, &mut tx, id, channel.hub_index, &req, digest, Some(status)).await?;
     if close {
         let conclude = Action::ConcludeFinal { channel: id, version: req.state.version };
         db::enqueue(&mut tx, &conclude.dedup_key(), conclude.kind(), Some(id), &conclude).await?;
@@ -522,6 +540,38 @@ async fn propose_virtual(
     Ok(answer)
 }
 
+/// The start every state-changing request on a virtual channel shares: its idempotency key,
+/// its parsed body, a transaction, and the virtual channel's row locked in it.
+struct VirtualRequest<T>(std::marker::PhantomData<T>);
+
+impl<T: DeserializeOwned> VirtualRequest<T> {
+    /// `Ok(Ok(..))` to go on; `Ok(Err(answer))` when the request is a retry of one answered.
+    #[allow(clippy::type_complexity)]
+    async fn begin(
+        app: &AppState,
+        client: Address,
+        id: &str,
+        action: &str,
+        method: &Method,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Result<(Idempotent, T, sqlx::Transaction<'static, sqlx::Postgres>, VirtualView), Response>, ApiError>
+    {
+        let id = parse_id(id)?;
+        let idem = Idempotent::new(client, headers, method, &format!("/v1/virtual-channels/{id}/{action}"), body)?;
+        let request: T = parse(body)?;
+        let mut tx = app.pool.begin().await?;
+        if let Some(answer) = idem.replay(&mut tx).await? {
+            return Ok(Err(answer));
+        }
+        let v = db::lock_virtual(&mut tx, id, client, now_secs())
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no virtual channel {id} of yours")))?
+            .view;
+        Ok(Ok((idem, request, tx, v)))
+    }
+}
+
 async fn accept_virtual(
     State(app): State<AppState>,
     Client(client): Client,
@@ -530,17 +580,12 @@ async fn accept_virtual(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(&id)?;
-    let idem = Idempotent::new(client, &headers, &method, &format!("/v1/virtual-channels/{id}/accept"), &body)?;
-    let accept: VirtualAccept = parse(&body)?;
-    let mut tx = app.pool.begin().await?;
-    if let Some(answer) = idem.replay(&mut tx).await? {
-        return Ok(answer);
-    }
-    let v = db::lock_virtual(&mut tx, id, client, now_secs())
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no virtual channel {id} of yours")))?
-        .view;
+    let (idem, accept, mut tx, v) =
+        match VirtualRequest::<VirtualAccept>::begin(&app, client, &id, "accept", &method, &headers, &body).await? {
+            Ok(started) => started,
+            Err(replayed) => return Ok(replayed),
+        };
+    let id = v.id;
     if v.params.participants[1] != client {
         return Err(ApiError::NotFound(format!("no proposal {id} to you")));
     }
@@ -575,14 +620,9 @@ async fn accept_virtual(
         parent(x_row, &x_latest, x_dispute),
         parent(y_row, &y_latest, y_dispute),
     )?;
-    let mut y_sig = Bytes::new();
-    for (row, update, digest) in [(x_row, &v.proposed_parent, x_digest), (y_row, &accept.parent, y_digest)] {
-        let hub_sig = app.hub.sign(&digest)?;
-        let sigs = ordered(row.hub_index, update.signature.clone(), hub_sig.clone());
-        db::insert_state(&mut tx, &update.state, digest, [&sigs[0], &sigs[1]]).await?;
-        db::set_latest(&mut tx, row.id, update.state.version, row.status).await?;
-        y_sig = hub_sig;
-    }
+    countersign(&app.hub, &mut tx, x_row.id, x_row.hub_index, &v.proposed_parent, x_digest, Some(x_row.status)).await?;
+    let y_sig =
+        countersign(&app.hub, &mut tx, y_row.id, y_row.hub_index, &accept.parent, y_digest, Some(y_row.status)).await?;
     db::open_virtual(&mut tx, id, y_id, &accept.signature).await?;
     let response = SignatureResponse { channel_id: y_id, version: accept.parent.state.version, signature: y_sig };
     let answer = idem.answer(&mut tx, StatusCode::OK, &response).await?;
@@ -625,17 +665,12 @@ async fn close_virtual(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(&id)?;
-    let idem = Idempotent::new(client, &headers, &method, &format!("/v1/virtual-channels/{id}/close"), &body)?;
-    let close: VirtualClose = parse(&body)?;
-    let mut tx = app.pool.begin().await?;
-    if let Some(answer) = idem.replay(&mut tx).await? {
-        return Ok(answer);
-    }
-    let v = db::lock_virtual(&mut tx, id, client, now_secs())
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no virtual channel {id} of yours")))?
-        .view;
+    let (idem, close, mut tx, v) =
+        match VirtualRequest::<VirtualClose>::begin(&app, client, &id, "close", &method, &headers, &body).await? {
+            Ok(started) => started,
+            Err(replayed) => return Ok(replayed),
+        };
+    let id = v.id;
     if !matches!(v.status, VirtualStatus::Open | VirtualStatus::Closing) {
         return Err(ApiError::conflict("not_open", format!("virtual channel {id} is {:?}", v.status)));
     }
@@ -655,10 +690,7 @@ async fn close_virtual(
     let mut signatures = Vec::with_capacity(accepted.len());
     for ((side, digest), update) in accepted.into_iter().zip(&close.parents) {
         let row = if side == Side::Proposer { x_row } else { y_row };
-        let hub_sig = app.hub.sign(&digest)?;
-        let sigs = ordered(row.hub_index, update.signature.clone(), hub_sig.clone());
-        db::insert_state(&mut tx, &update.state, digest, [&sigs[0], &sigs[1]]).await?;
-        db::set_latest(&mut tx, row.id, update.state.version, row.status).await?;
+        let hub_sig = countersign(&app.hub, &mut tx, row.id, row.hub_index, update, digest, Some(row.status)).await?;
         settled[side.virtual_index()] = true;
         signatures.push(SignatureResponse { channel_id: row.id, version: update.state.version, signature: hub_sig });
     }
