@@ -18,18 +18,25 @@ import {IAssetHolder} from "./IAssetHolder.sol";
 /// pushes the outcome to the asset holders after every involved timeout passed. A final state
 /// without locks can skip all of this through `concludeFinal`.
 ///
-/// Sub-channel records are keyed by the sub-channel's id only, so a virtual channel locked in
-/// two ledger channels (Alice-Ingrid and Ingrid-Bob) has one record that settles both. They
-/// are never marked `Concluded`: each parent concludes from the same record.
+/// Dispute records: a ledger channel's record is keyed by its channel id; a sub-channel's by
+/// `subChannelKey(id, assets, totals)` = `keccak256(abi.encode(id, assets, totals))`, where
+/// `assets` are the sub-channel's assets (its parent's) and `totals[a]` is the sub-channel's
+/// whole value in asset `a` (both balances plus its own locks), which must equal the amount its
+/// parent locked for it. A virtual channel locked with the same amounts in two ledger channels
+/// (Alice-Ingrid and Ingrid-Bob) thus has one record that settles both; a state of it with
+/// another total (say, signed by its two ends and registered through a ledger channel of
+/// their own) lands on another record, which a parent with different amounts never reads.
+/// Sub-channel records are never marked `Concluded`: each parent concludes from the same record.
+///
+/// A sub-channel's challenge duration may not exceed its direct parent's, so every record in a
+/// ledger channel's tree times out at most the ledger channel's challenge duration after it was
+/// created. The nesting depth is not bounded, though: the two ends of a sub-channel can refute
+/// its record with a state that locks a new sub-channel, then refute that one's record the same
+/// way, and so on; each level can push the parent's conclusion back by up to its duration, and
+/// `conclude` recurses once per level (it runs out of stack at about 75 levels).
 ///
 /// Records of concluded ledger channels keep the concluded version and state hash; after
 /// `concludeFinal` the record's `timeout` is the time of the conclusion.
-///
-/// Known limitation of the shared records: the two participants of a virtual channel can sign
-/// a state of it with a different total and register it first through a ledger channel of their
-/// own; a parent whose lock holds another amount then cannot conclude (`LockSumMismatch`), so
-/// its funds stay locked. Nothing is ever paid out wrongly, but the hub's collateral can be
-/// griefed this way (see `test_conclude_revert_sharedRecordWithOtherTotal`).
 ///
 /// Every check reverts with a custom error; nothing malformed is accepted silently.
 contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
@@ -75,8 +82,11 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
     error InvalidIndexMap();
     /// `now + challengeDuration` does not fit in 64 bits.
     error TimeoutOverflow();
+    /// A sub-channel's challenge duration exceeds its direct parent's.
+    error ChallengeDurationTooLong();
 
-    mapping(bytes32 channelId => Dispute) private _disputes;
+    /// Keyed by the channel id of a ledger channel, by `subChannelKey` of a sub-channel.
+    mapping(bytes32 key => Dispute) private _disputes;
 
     // ---------------------------------------------------------------- external
 
@@ -97,7 +107,8 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
         d.stateHash = stateHash;
         emit Registered(id, bytes32(0), timeout, ledger.params, ledger.state);
 
-        if (_registerSubs(id, ledger.state.outcome, subs, 0) != subs.length) {
+        uint64 duration = ledger.params.challengeDuration;
+        if (_registerSubs(id, ledger.state.outcome, subs, 0, duration) != subs.length) {
             revert SubCountMismatch();
         }
     }
@@ -105,9 +116,14 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
     /// @inheritdoc IAdjudicator
     function refute(Channel.SignedState calldata ch, Channel.SignedState[] calldata subs) external {
         (bytes32 id, bytes32 stateHash) = _verifySigned(ch);
-        _requireValidOutcome(ch.state.outcome);
+        Channel.Allocation calldata outcome = ch.state.outcome;
+        _requireValidOutcome(outcome);
 
-        Dispute storage d = _disputes[id];
+        // A sub-channel's record is found by the totals of the given state: one with another
+        // total than the registered state's finds no record.
+        bytes32 key =
+            ch.params.ledger ? id : keccak256(abi.encode(id, outcome.assets, _totals(outcome)));
+        Dispute storage d = _disputes[key];
         if (d.phase != Phase.Dispute) revert NotRefutable();
         // forge-lint: disable-next-line(block-timestamp)
         if (block.timestamp >= d.timeout) revert TimeoutPassed();
@@ -116,7 +132,8 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
         d.stateHash = stateHash;
         emit Refuted(id, bytes32(0), d.timeout, ch.params, ch.state);
 
-        if (_registerSubs(id, ch.state.outcome, subs, 0) != subs.length) {
+        uint64 duration = ch.params.challengeDuration;
+        if (_registerSubs(id, outcome, subs, 0, duration) != subs.length) {
             revert SubCountMismatch();
         }
     }
@@ -180,6 +197,15 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
     }
 
     /// @inheritdoc IAdjudicator
+    function subChannelKey(bytes32 channelId_, address[] calldata assets, uint256[] calldata totals)
+        external
+        pure
+        returns (bytes32)
+    {
+        return _subChannelKey(channelId_, assets, totals);
+    }
+
+    /// @inheritdoc IAdjudicator
     function channelId(Channel.Params calldata params) external pure returns (bytes32) {
         return _channelId(params);
     }
@@ -199,6 +225,15 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
     /// Same as `Channel.id`, without copying the params to memory.
     function _channelId(Channel.Params calldata params) internal pure returns (bytes32) {
         return keccak256(abi.encode(params));
+    }
+
+    /// The record key of a sub-channel (`subChannelKey`).
+    function _subChannelKey(bytes32 id, address[] calldata assets, uint256[] calldata totals)
+        internal
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(id, assets, totals));
     }
 
     /// Same as `_hashTypedDataV4(Channel.structHash(state))`, without copying the state to
@@ -282,12 +317,13 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
     // ---------------------------------------------------------------- register / refute
 
     /// Registers the states of `parent`'s locks, depth-first from `subs[next]`; returns the
-    /// index after the last state used.
+    /// index after the last state used. `parentDuration` is the parent's challenge duration.
     function _registerSubs(
         bytes32 parentId,
         Channel.Allocation calldata parent,
         Channel.SignedState[] calldata subs,
-        uint256 next
+        uint256 next,
+        uint64 parentDuration
     ) internal returns (uint256) {
         uint256 numLocks = parent.locked.length;
         uint256 numAssets = parent.assets.length;
@@ -296,27 +332,33 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
             _requireValidLock(lock, numAssets);
             if (next >= subs.length) revert SubCountMismatch();
             Channel.SignedState calldata sub = subs[next++];
-            _registerSub(parentId, parent.assets, lock, sub);
-            next = _registerSubs(lock.id, sub.state.outcome, subs, next);
+            _registerSub(parentId, parent.assets, lock, sub, parentDuration);
+            next =
+                _registerSubs(lock.id, sub.state.outcome, subs, next, sub.params.challengeDuration);
         }
         return next;
     }
 
-    /// Checks one sub-channel's signed state against its lock, then records it.
+    /// Checks one sub-channel's signed state against its lock, then records it under the key
+    /// of the lock's id, the parent's assets and the locked amounts (which the checks make
+    /// the sub-channel's own assets and totals).
     function _registerSub(
         bytes32 parentId,
         address[] calldata parentAssets,
         Channel.SubAlloc calldata lock,
-        Channel.SignedState calldata sub
+        Channel.SignedState calldata sub,
+        uint64 parentDuration
     ) internal {
         if (sub.params.ledger) revert SubChannelIsLedger();
         (bytes32 subId, bytes32 subHash) = _verifySigned(sub);
         if (subId != lock.id) revert ChannelIdMismatch();
+        if (sub.params.challengeDuration > parentDuration) revert ChallengeDurationTooLong();
         Channel.Allocation calldata outcome = sub.state.outcome;
         _requireValidOutcome(outcome);
         _requireSameAssets(parentAssets, outcome.assets);
         _requireStaticTotals(outcome, lock.balances);
-        _recordSub(subId, subHash, parentId, sub);
+        bytes32 key = _subChannelKey(subId, parentAssets, lock.balances);
+        _recordSub(key, subId, subHash, parentId, sub);
     }
 
     /// For every asset: both balances plus the amounts of the sub-channel's own locks equal
@@ -326,26 +368,49 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
         pure
     {
         uint256 numAssets = locked.length;
-        uint256 numLocks = outcome.locked.length;
         for (uint256 a = 0; a < numAssets; ++a) {
-            uint256 total = outcome.balances[a][0] + outcome.balances[a][1];
-            for (uint256 l = 0; l < numLocks; ++l) {
-                Channel.SubAlloc calldata inner = outcome.locked[l];
-                if (inner.balances.length != numAssets) revert BalancesLengthMismatch();
-                total += inner.balances[a];
-            }
-            if (total != locked[a]) revert LockSumMismatch();
+            if (_total(outcome, a, numAssets) != locked[a]) revert LockSumMismatch();
         }
     }
 
-    /// Creates a sub-channel's record, or updates it if it is refutable and older.
+    /// A channel's whole value per asset (its `totals`); reverts on overflow.
+    function _totals(Channel.Allocation calldata outcome)
+        internal
+        pure
+        returns (uint256[] memory totals)
+    {
+        uint256 numAssets = outcome.assets.length;
+        totals = new uint256[](numAssets);
+        for (uint256 a = 0; a < numAssets; ++a) {
+            totals[a] = _total(outcome, a, numAssets);
+        }
+    }
+
+    /// Both balances of asset `a` plus the amounts of asset `a` in the outcome's locks, each of
+    /// which must have `numAssets` amounts; reverts on overflow.
+    function _total(Channel.Allocation calldata outcome, uint256 a, uint256 numAssets)
+        internal
+        pure
+        returns (uint256 total)
+    {
+        total = outcome.balances[a][0] + outcome.balances[a][1];
+        uint256 numLocks = outcome.locked.length;
+        for (uint256 l = 0; l < numLocks; ++l) {
+            Channel.SubAlloc calldata inner = outcome.locked[l];
+            if (inner.balances.length != numAssets) revert BalancesLengthMismatch();
+            total += inner.balances[a];
+        }
+    }
+
+    /// Creates the sub-channel's record under `key`, or updates it if it is refutable and older.
     function _recordSub(
+        bytes32 key,
         bytes32 subId,
         bytes32 subHash,
         bytes32 parentId,
         Channel.SignedState calldata sub
     ) internal {
-        Dispute storage d = _disputes[subId];
+        Dispute storage d = _disputes[key];
         if (d.phase == Phase.None) {
             uint64 timeout = _timeout(sub);
             d.timeout = timeout;
@@ -382,7 +447,7 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
             _requireValidLock(lock, numAssets);
             if (next >= subStates.length) revert SubCountMismatch();
             Channel.State calldata sub = subStates[next++];
-            _requireConcludedSub(lock.id, sub, parent.assets);
+            _requireConcludedSub(lock, sub, parent.assets);
 
             uint256[2][] memory subBalances = sub.outcome.balances;
             next = _creditSubs(sub.outcome, subBalances, subStates, next);
@@ -391,16 +456,17 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
         return next;
     }
 
-    /// The registered, timed-out state of the sub-channel `id`, with its parent's assets.
+    /// The registered, timed-out state of the lock's sub-channel, with its parent's assets:
+    /// the record of the lock's id, the parent's assets and the locked amounts.
     function _requireConcludedSub(
-        bytes32 id,
+        Channel.SubAlloc calldata lock,
         Channel.State calldata sub,
         address[] calldata parentAssets
     ) internal view {
-        if (sub.channelId != id) revert ChannelIdMismatch();
-        Dispute storage d = _disputes[id];
-        // Defensive: every lock of a registered state got a record when the state was
-        // registered, and sub-channel records are never concluded.
+        if (sub.channelId != lock.id) revert ChannelIdMismatch();
+        Dispute storage d = _disputes[_subChannelKey(lock.id, parentAssets, lock.balances)];
+        // Defensive: every lock of a registered state got a record under this key when the
+        // state was registered, and sub-channel records are never concluded.
         if (d.phase != Phase.Dispute) revert NotRegistered();
         // forge-lint: disable-next-line(block-timestamp)
         if (block.timestamp < d.timeout) revert TimeoutNotPassed();

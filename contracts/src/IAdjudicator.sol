@@ -7,8 +7,14 @@ import {Channel} from "./Channel.sol";
 /// @notice Settles two-party channels on chain from off-chain signed states (DESIGN.md 2).
 ///
 /// Every channel that is registered (a ledger channel, or a sub-channel locked in one) gets a
-/// dispute record keyed by its channel id. A virtual channel is a lock with the same id in
-/// two ledger channels, so both parents share its record: one state settles both.
+/// dispute record. A ledger channel's record is keyed by its channel id. A sub-channel's record
+/// is keyed by `subChannelKey(id, assets, totals)`: its id, its assets (always its parent's) and
+/// its whole value per asset (both balances plus its own locks' amounts), which must equal the
+/// amounts its parent locked for it. A virtual channel is a lock with the same id and amounts
+/// in two ledger channels, so both parents share its record: one state settles both. A state
+/// of the same sub-channel with another total has another record, which neither parent reads.
+///
+/// A sub-channel's `challengeDuration` may not exceed its direct parent's.
 ///
 /// Sub-channel lists (`subs`, `subStates`) are the locks of the channel in depth-first order:
 /// for each lock of the parent, in order, the lock's state followed by its own locks' states.
@@ -36,7 +42,9 @@ interface IAdjudicator {
     }
 
     /// A record was created for `channelId` (`parentId` is zero for the channel named in the
-    /// call, the parent's id for a sub-channel). Carries everything a watcher needs.
+    /// call, the parent's id for a sub-channel). Carries everything a watcher needs. The record
+    /// is under `channelId` for a ledger channel and under `subChannelKey(channelId,
+    /// state.outcome.assets, totals of state.outcome)` for a sub-channel.
     event Registered(
         bytes32 indexed channelId,
         bytes32 indexed parentId,
@@ -45,7 +53,8 @@ interface IAdjudicator {
         Channel.State state
     );
 
-    /// The record of `channelId` was replaced by a newer version (timeout unchanged).
+    /// The record of `channelId` was replaced by a newer version (timeout unchanged). The
+    /// record's key is as for `Registered`.
     event Refuted(
         bytes32 indexed channelId,
         bytes32 indexed parentId,
@@ -62,18 +71,24 @@ interface IAdjudicator {
 
     /// Opens a dispute for a ledger channel (no record yet) with a state signed by both
     /// participants, together with the signed states of all its locks (depth-first).
-    /// Each sub-channel without a record gets one; a sub-channel whose record is still
-    /// refutable is updated when the given version is higher; otherwise its record stays.
-    /// The timeout is `now + challengeDuration`, or `now` for a final state.
+    /// Each sub-channel without a record (under its `subChannelKey` with the locked amounts)
+    /// gets one; a sub-channel whose record is still refutable is updated when the given
+    /// version is higher; otherwise its record stays. A sub-channel's challenge duration may
+    /// not exceed its direct parent's. The timeout is `now + challengeDuration`, or `now` for a
+    /// final state.
     function register(Channel.SignedState calldata ledger, Channel.SignedState[] calldata subs)
         external;
 
     /// Replaces the registered state of a channel (ledger or sub-channel) with a strictly
-    /// higher version before its timeout. `subs` are the signed states of the new state's
-    /// locks (depth-first), treated as in `register`. The timeout does not move.
+    /// higher version before its timeout. For a sub-channel, the record replaced is the one
+    /// under `subChannelKey` of the given state's id, assets and totals: a state with another
+    /// total than the registered one finds no record (`NotRefutable`). `subs` are the signed
+    /// states of the new state's locks (depth-first), treated as in `register`. The timeout
+    /// does not move.
     function refute(Channel.SignedState calldata ch, Channel.SignedState[] calldata subs) external;
 
-    /// Concludes a ledger channel whose record and whose locks' records have timed out, from
+    /// Concludes a ledger channel whose record and whose locks' records (under `subChannelKey`
+    /// of each lock's id, the parent's assets and the locked amounts) have timed out, from
     /// the registered states (checked against the records), and pushes the outcome to every
     /// asset holder: each lock's outcome is credited to the parent's participants through
     /// its index map. The sum of a lock's outcome must equal the locked amount.
@@ -87,11 +102,21 @@ interface IAdjudicator {
     /// unless it already concluded.
     function concludeFinal(Channel.SignedState calldata ledger) external;
 
-    /// The dispute record of `channelId`.
+    /// The dispute record under `channelId`: pass the channel id of a ledger channel, but
+    /// `subChannelKey(...)` of a sub-channel (a sub-channel's plain id has no record).
     function disputes(bytes32 channelId)
         external
         view
         returns (uint64 timeout, uint64 version, Phase phase, bytes32 stateHash);
+
+    /// The record key of a sub-channel: `keccak256(abi.encode(channelId, assets, totals))`,
+    /// where `assets` are the sub-channel's (its parent's) assets and `totals[a]` is its whole
+    /// value in asset `a` (both balances plus its own locks' amounts; equal to its parent's
+    /// locked amounts `lock.balances`).
+    function subChannelKey(bytes32 channelId, address[] calldata assets, uint256[] calldata totals)
+        external
+        pure
+        returns (bytes32);
 
     /// The channel id of `params`.
     function channelId(Channel.Params calldata params) external pure returns (bytes32);

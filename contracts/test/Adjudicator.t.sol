@@ -19,6 +19,8 @@ contract AdjudicatorTest is Base {
     Channel.Params internal pv;
     bytes32 internal l;
     bytes32 internal v;
+    /// The record key of V worth 5 ETH (what L locks on V unless a test says otherwise).
+    bytes32 internal vk;
 
     function setUp() public override {
         super.setUp();
@@ -26,6 +28,7 @@ contract AdjudicatorTest is Base {
         pv = virtualParams(ALICE_PK, BOB_PK, 2);
         l = cid(pl);
         v = cid(pv);
+        vk = ethKey(v, 5);
         depositEth(l, alice, 10);
         depositEth(l, ingrid, 10);
     }
@@ -142,6 +145,46 @@ contract AdjudicatorTest is Base {
         assertEq(h, bytes32(0));
     }
 
+    function test_subChannelKey_isKeccakOfAbiEncoding() public view {
+        uint256[] memory t1 = new uint256[](1);
+        t1[0] = 5;
+        assertEq(adj.subChannelKey(v, ethOnly(), t1), keccak256(abi.encode(v, ethOnly(), t1)));
+        assertEq(adj.subChannelKey(v, ethOnly(), t1), vk);
+        uint256[] memory t2 = new uint256[](2);
+        t2[0] = 5;
+        t2[1] = 7;
+        assertEq(adj.subChannelKey(v, ethAndErc(), t2), keccak256(abi.encode(v, ethAndErc(), t2)));
+        // Every part counts: the id, the total, the assets.
+        assertTrue(adj.subChannelKey(l, ethOnly(), t1) != vk);
+        t1[0] = 6;
+        assertTrue(adj.subChannelKey(v, ethOnly(), t1) != vk);
+        t1[0] = 5;
+        address[] memory other = new address[](1);
+        other[0] = address(erc);
+        assertTrue(adj.subChannelKey(v, other, t1) != vk);
+    }
+
+    function test_disputes_subChannelRecordIsUnderItsKey() public {
+        Channel.SignedState memory sv = vsig(4, 1, 4);
+        adj.register(signed(pl, lsLocked(1, 5, 10, 5)), subs1(sv));
+        uint256[] memory totals = new uint256[](1);
+        totals[0] = 5;
+        bytes32 key = adj.subChannelKey(v, ethOnly(), totals);
+        (uint64 timeout, uint64 version, IAdjudicator.Phase phase, bytes32 h) = adj.disputes(key);
+        assertEq(timeout, block.timestamp + VIRTUAL_CD);
+        assertEq(version, 4);
+        assertEq(uint8(phase), uint8(IAdjudicator.Phase.Dispute));
+        assertEq(h, adj.hashState(sv.state));
+        // The sub-channel's plain id has no record.
+        (timeout, version, phase, h) = adj.disputes(v);
+        assertEq(timeout, 0);
+        assertEq(version, 0);
+        assertEq(uint8(phase), uint8(IAdjudicator.Phase.None));
+        assertEq(h, bytes32(0));
+        // The ledger channel's record stays under its id.
+        assertEq(versionOf(l), 1);
+    }
+
     // ------------------------------------------------------------ register
 
     function test_register_ledgerAlone() public {
@@ -177,7 +220,7 @@ contract AdjudicatorTest is Base {
         vm.expectEmit(address(adj));
         emit IAdjudicator.Registered(v, l, uint64(block.timestamp) + VIRTUAL_CD, pv, sv.state);
         adj.register(s, subs1(sv));
-        (uint64 timeout, uint64 version, IAdjudicator.Phase phase, bytes32 h) = adj.disputes(v);
+        (uint64 timeout, uint64 version, IAdjudicator.Phase phase, bytes32 h) = adj.disputes(vk);
         assertEq(timeout, block.timestamp + VIRTUAL_CD);
         assertEq(version, 4);
         assertEq(uint8(phase), uint8(IAdjudicator.Phase.Dispute));
@@ -187,7 +230,7 @@ contract AdjudicatorTest is Base {
     function test_register_finalSubState_timesOutAtOnce() public {
         Channel.SignedState memory sv = signed(pv, ethState(v, 4, 1, 4, true));
         adj.register(signed(pl, lsLocked(1, 5, 10, 5)), subs1(sv));
-        assertEq(timeoutOf(v), block.timestamp);
+        assertEq(timeoutOf(vk), block.timestamp);
         assertEq(timeoutOf(l), block.timestamp + LEDGER_CD);
     }
 
@@ -196,7 +239,7 @@ contract AdjudicatorTest is Base {
         Channel.Params memory pm = ledgerParams(INGRID_PK, BOB_PK, 9);
         bytes32 m = cid(pm);
         adj.register(signed(pl, lsLocked(1, 5, 10, 5)), subs1(vsig(4, 1, 4)));
-        uint64 vTimeout = timeoutOf(v);
+        uint64 vTimeout = timeoutOf(vk);
         vm.warp(block.timestamp + 7);
 
         Channel.State memory sm =
@@ -205,9 +248,9 @@ contract AdjudicatorTest is Base {
         vm.expectEmit(address(adj));
         emit IAdjudicator.Refuted(v, m, vTimeout, pv, sv.state);
         adj.register(signed(pm, sm), subs1(sv));
-        assertEq(versionOf(v), 5);
-        assertEq(timeoutOf(v), vTimeout, "timeout unchanged");
-        assertEq(stateHashOf(v), adj.hashState(sv.state));
+        assertEq(versionOf(vk), 5);
+        assertEq(timeoutOf(vk), vTimeout, "timeout unchanged");
+        assertEq(stateHashOf(vk), adj.hashState(sv.state));
     }
 
     function test_register_existingSubRecord_keptWhenNotNewer() public {
@@ -215,7 +258,7 @@ contract AdjudicatorTest is Base {
         bytes32 m = cid(pm);
         Channel.SignedState memory sv = vsig(4, 1, 4);
         adj.register(signed(pl, lsLocked(1, 5, 10, 5)), subs1(sv));
-        bytes32 h = stateHashOf(v);
+        bytes32 h = stateHashOf(vk);
 
         // Same version, different content: record kept, only M's Registered event.
         Channel.State memory sm =
@@ -225,33 +268,33 @@ contract AdjudicatorTest is Base {
         vm.recordLogs();
         adj.register(smSigned, subs1(same));
         assertEq(vm.getRecordedLogs().length, 1);
-        assertEq(stateHashOf(v), h);
-        assertEq(versionOf(v), 4);
+        assertEq(stateHashOf(vk), h);
+        assertEq(versionOf(vk), 4);
     }
 
     function test_register_existingSubRecord_olderVersionKept() public {
         Channel.Params memory pm = ledgerParams(INGRID_PK, BOB_PK, 9);
         bytes32 m = cid(pm);
         adj.register(signed(pl, lsLocked(1, 5, 10, 5)), subs1(vsig(4, 1, 4)));
-        bytes32 h = stateHashOf(v);
+        bytes32 h = stateHashOf(vk);
         Channel.State memory sm =
             mkState(m, 1, ethOnly(), bal(0, 0), locks(lock1(v, 5, 0, 1)), false);
         adj.register(signed(pm, sm), subs1(vsig(3, 5, 0)));
-        assertEq(stateHashOf(v), h);
-        assertEq(versionOf(v), 4);
+        assertEq(stateHashOf(vk), h);
+        assertEq(versionOf(vk), 4);
     }
 
     function test_register_existingSubRecord_timedOutKept() public {
         Channel.Params memory pm = ledgerParams(INGRID_PK, BOB_PK, 9);
         bytes32 m = cid(pm);
         adj.register(signed(pl, lsLocked(1, 5, 10, 5)), subs1(vsig(4, 1, 4)));
-        bytes32 h = stateHashOf(v);
-        vm.warp(timeoutOf(v));
+        bytes32 h = stateHashOf(vk);
+        vm.warp(timeoutOf(vk));
         Channel.State memory sm =
             mkState(m, 1, ethOnly(), bal(0, 0), locks(lock1(v, 5, 0, 1)), false);
         adj.register(signed(pm, sm), subs1(vsig(9, 5, 0)));
-        assertEq(stateHashOf(v), h);
-        assertEq(versionOf(v), 4);
+        assertEq(stateHashOf(vk), h);
+        assertEq(versionOf(vk), 4);
         assertEq(uint8(phaseOf(m)), uint8(IAdjudicator.Phase.Dispute));
     }
 
@@ -538,8 +581,14 @@ contract AdjudicatorTest is Base {
         vm.recordLogs();
         adj.register(sl, subs);
         assertEq(vm.getRecordedLogs().length, 3);
-        // T's record names S as its parent.
-        assertEq(uint8(phaseOf(subs[1].state.channelId)), uint8(IAdjudicator.Phase.Dispute));
+        // S's record is under S's key with L's locked 6, T's under T's key with S's locked 2.
+        assertEq(
+            uint8(phaseOf(ethKey(subs[0].state.channelId, 6))), uint8(IAdjudicator.Phase.Dispute)
+        );
+        assertEq(
+            uint8(phaseOf(ethKey(subs[1].state.channelId, 2))), uint8(IAdjudicator.Phase.Dispute)
+        );
+        assertEq(uint8(phaseOf(subs[1].state.channelId)), uint8(IAdjudicator.Phase.None));
         vm.warp(block.timestamp + LEDGER_CD);
         // S = (1, 3 + 2) after T; L = (3 + 5, 11 + 1).
         vm.expectEmit(address(adj));
@@ -585,6 +634,104 @@ contract AdjudicatorTest is Base {
         adj.conclude(pl, sl.state, one);
     }
 
+    // ------------------------------------------------------------ challenge durations
+
+    /// V with challenge duration `cd`, its id and a signed state (1, 4) of it.
+    function vWithDuration(uint64 cd, uint256 nonce)
+        internal
+        view
+        returns (Channel.Params memory p, bytes32 id, Channel.SignedState memory s)
+    {
+        p = virtualParams(ALICE_PK, BOB_PK, nonce);
+        p.challengeDuration = cd;
+        id = cid(p);
+        s = signed(p, ethState(id, 1, 1, 4, false));
+    }
+
+    /// V (challenge duration `vcd`) worth 6, holding (1, 3) and a lock of 2 on W (duration
+    /// `wcd`) worth (2, 0); L locks 6 on V.
+    function nestedWithDurations(uint64 vcd, uint64 wcd)
+        internal
+        view
+        returns (Channel.SignedState memory sl, Channel.SignedState[] memory subs)
+    {
+        (Channel.Params memory p, bytes32 id,) = vWithDuration(vcd, 30);
+        (Channel.Params memory pw, bytes32 w,) = vWithDuration(wcd, 31);
+        sl = signed(pl, mkState(l, 1, ethOnly(), bal(3, 11), locks(lock1(id, 6, 0, 1)), false));
+        subs = new Channel.SignedState[](2);
+        subs[0] = signed(p, mkState(id, 1, ethOnly(), bal(1, 3), locks(lock1(w, 2, 0, 1)), false));
+        subs[1] = signed(pw, ethState(w, 1, 2, 0, false));
+    }
+
+    function test_register_revert_challengeDurationTooLong_depth1() public {
+        (, bytes32 id, Channel.SignedState memory s) = vWithDuration(LEDGER_CD + 1, 30);
+        Channel.SignedState memory sl =
+            signed(pl, mkState(l, 1, ethOnly(), bal(5, 10), locks(lock1(id, 5, 0, 1)), false));
+        vm.expectRevert(Adjudicator.ChallengeDurationTooLong.selector);
+        adj.register(sl, subs1(s));
+    }
+
+    function test_register_revert_challengeDurationTooLong_depth2() public {
+        (Channel.SignedState memory sl, Channel.SignedState[] memory subs) =
+            nestedWithDurations(VIRTUAL_CD, VIRTUAL_CD + 1);
+        vm.expectRevert(Adjudicator.ChallengeDurationTooLong.selector);
+        adj.register(sl, subs);
+        // Even when V's own duration is at most its parent's and W's at most L's.
+        (sl, subs) = nestedWithDurations(1, LEDGER_CD);
+        vm.expectRevert(Adjudicator.ChallengeDurationTooLong.selector);
+        adj.register(sl, subs);
+    }
+
+    function test_register_equalChallengeDurationsAccepted() public {
+        (Channel.SignedState memory sl, Channel.SignedState[] memory subs) =
+            nestedWithDurations(LEDGER_CD, LEDGER_CD);
+        adj.register(sl, subs);
+        bytes32 w = subs[1].state.channelId;
+        assertEq(timeoutOf(ethKey(subs[0].state.channelId, 6)), block.timestamp + LEDGER_CD);
+        assertEq(timeoutOf(ethKey(w, 2)), block.timestamp + LEDGER_CD);
+        vm.warp(block.timestamp + LEDGER_CD);
+        Channel.State[] memory st = new Channel.State[](2);
+        st[0] = subs[0].state;
+        st[1] = subs[1].state;
+        adj.conclude(pl, sl.state, st);
+        // L = (3 + 1 + 2, 11 + 3).
+        assertEq(holding(l, alice), 6);
+        assertEq(holding(l, ingrid), 14);
+    }
+
+    function test_refute_revert_challengeDurationTooLong_depth1() public {
+        adj.register(signed(pl, ls(1, 10, 10)), noSubs());
+        (, bytes32 id, Channel.SignedState memory s) = vWithDuration(LEDGER_CD + 1, 30);
+        Channel.SignedState memory sl =
+            signed(pl, mkState(l, 2, ethOnly(), bal(5, 10), locks(lock1(id, 5, 0, 1)), false));
+        vm.expectRevert(Adjudicator.ChallengeDurationTooLong.selector);
+        adj.refute(sl, subs1(s));
+        // Equal to the parent's: accepted.
+        (, id, s) = vWithDuration(LEDGER_CD, 30);
+        sl = signed(pl, mkState(l, 2, ethOnly(), bal(5, 10), locks(lock1(id, 5, 0, 1)), false));
+        adj.refute(sl, subs1(s));
+        assertEq(timeoutOf(ethKey(id, 5)), block.timestamp + LEDGER_CD);
+    }
+
+    /// The ends of V refute V's record directly with a state that locks part of V on a channel
+    /// W whose record would practically never time out (and so block L's conclusion).
+    function test_refute_revert_challengeDurationTooLong_depth2() public {
+        adj.register(signed(pl, lsLocked(1, 5, 10, 5)), subs1(vsig(1, 1, 4)));
+        (Channel.Params memory pw, bytes32 w,) = vWithDuration(uint64(1) << 63, 31);
+        Channel.SignedState memory sv =
+            signed(pv, mkState(v, 2, ethOnly(), bal(1, 2), locks(lock1(w, 2, 0, 1)), false));
+        Channel.SignedState memory sw = signed(pw, ethState(w, 1, 2, 0, false));
+        vm.expectRevert(Adjudicator.ChallengeDurationTooLong.selector);
+        adj.refute(sv, subs1(sw));
+        // A W as long as V: accepted.
+        (pw, w,) = vWithDuration(VIRTUAL_CD, 31);
+        sv = signed(pv, mkState(v, 2, ethOnly(), bal(1, 2), locks(lock1(w, 2, 0, 1)), false));
+        sw = signed(pw, ethState(w, 1, 2, 0, false));
+        adj.refute(sv, subs1(sw));
+        assertEq(versionOf(vk), 2);
+        assertEq(timeoutOf(ethKey(w, 2)), block.timestamp + VIRTUAL_CD);
+    }
+
     // ------------------------------------------------------------ refute
 
     function test_refute_ledger() public {
@@ -611,19 +758,58 @@ contract AdjudicatorTest is Base {
         vm.expectEmit(address(adj));
         emit IAdjudicator.Registered(v, l, uint64(block.timestamp) + VIRTUAL_CD, pv, sv.state);
         adj.refute(s, subs1(sv));
-        assertEq(uint8(phaseOf(v)), uint8(IAdjudicator.Phase.Dispute));
+        assertEq(uint8(phaseOf(vk)), uint8(IAdjudicator.Phase.Dispute));
     }
 
     function test_refute_subChannelDirectly() public {
         adj.register(signed(pl, lsLocked(1, 5, 10, 5)), subs1(vsig(1, 2, 3)));
         Channel.SignedState memory sv = vsig(2, 4, 1);
         adj.refute(sv, noSubs());
-        assertEq(versionOf(v), 2);
+        assertEq(versionOf(vk), 2);
         assertEq(versionOf(l), 1, "parent untouched");
         vm.warp(block.timestamp + LEDGER_CD);
         adj.conclude(pl, lsLocked(1, 5, 10, 5), subStates1(sv.state));
         assertEq(holding(l, alice), 9);
         assertEq(holding(l, ingrid), 11);
+    }
+
+    /// A state of V with another total than its registered one finds no record.
+    function test_refute_revert_subChannelOtherTotal() public {
+        Channel.SignedState memory s1 = vsig(1, 2, 3);
+        adj.register(signed(pl, lsLocked(1, 5, 10, 5)), subs1(s1));
+        (uint64 timeout, uint64 version, IAdjudicator.Phase phase, bytes32 h) = record(vk);
+        Channel.SignedState memory more = vsig(2, 3, 3);
+        vm.expectRevert(Adjudicator.NotRefutable.selector);
+        adj.refute(more, noSubs());
+        Channel.SignedState memory less = vsig(2, 1, 3);
+        vm.expectRevert(Adjudicator.NotRefutable.selector);
+        adj.refute(less, noSubs());
+        // The record is unchanged; the other totals' keys have no record.
+        (uint64 timeout2, uint64 version2, IAdjudicator.Phase phase2, bytes32 h2) = record(vk);
+        assertEq(timeout2, timeout);
+        assertEq(version2, version);
+        assertEq(uint8(phase2), uint8(phase));
+        assertEq(h2, h);
+        assertEq(h2, adj.hashState(s1.state));
+        assertEq(uint8(phaseOf(ethKey(v, 6))), uint8(IAdjudicator.Phase.None));
+        assertEq(uint8(phaseOf(ethKey(v, 4))), uint8(IAdjudicator.Phase.None));
+    }
+
+    function test_refute_revert_subChannelTotalOverflow() public {
+        adj.register(signed(pl, lsLocked(1, 5, 10, 5)), subs1(vsig(1, 2, 3)));
+        Channel.SignedState memory sv = vsig(2, type(uint256).max, 1);
+        vm.expectRevert(stdError.arithmeticError);
+        adj.refute(sv, noSubs());
+    }
+
+    function test_refute_revert_subChannelLockBalancesLength() public {
+        adj.register(signed(pl, lsLocked(1, 5, 10, 5)), subs1(vsig(1, 2, 3)));
+        Channel.SubAlloc memory lk = lock1(keccak256("W"), 2, 0, 1);
+        lk.balances = new uint256[](2);
+        Channel.SignedState memory sv =
+            signed(pv, mkState(v, 2, ethOnly(), bal(1, 2), locks(lk), false));
+        vm.expectRevert(Adjudicator.BalancesLengthMismatch.selector);
+        adj.refute(sv, noSubs());
     }
 
     function test_refute_revert_noRecord() public {
@@ -728,7 +914,7 @@ contract AdjudicatorTest is Base {
         emit IAdjudicator.Concluded(l, 1, ethOnly(), bal(6, 14));
         adj.conclude(pl, sl, subStates1(sv));
         assertPhase(l, IAdjudicator.Phase.Concluded);
-        assertPhase(v, IAdjudicator.Phase.Dispute);
+        assertPhase(vk, IAdjudicator.Phase.Dispute);
         assertTrue(eth.settled(l));
         assertEq(holding(l, alice), 6);
         assertEq(holding(l, ingrid), 14);
@@ -842,46 +1028,61 @@ contract AdjudicatorTest is Base {
     }
 
     function test_conclude_revert_subTimeoutNotPassed() public {
-        // A sub-channel with a longer challenge duration than its parent.
-        Channel.Params memory pw = virtualParams(ALICE_PK, BOB_PK, 3);
-        pw.challengeDuration = LEDGER_CD * 2;
-        bytes32 w = cid(pw);
-        Channel.State memory sl =
-            mkState(l, 1, ethOnly(), bal(5, 10), locks(lock1(w, 5, 0, 1)), false);
-        Channel.SignedState memory sw = signed(pw, ethState(w, 1, 1, 4, false));
-        adj.register(signed(pl, sl), subs1(sw));
-        vm.warp(block.timestamp + LEDGER_CD);
+        // L is registered without locks and refuted just before its timeout with a state that
+        // locks V: V's record times out VIRTUAL_CD - 1 after L's.
+        adj.register(signed(pl, ls(1, 10, 10)), noSubs());
+        uint64 lTimeout = timeoutOf(l);
+        vm.warp(lTimeout - 1);
+        Channel.State memory sl = lsLocked(2, 5, 10, 5);
+        Channel.SignedState memory sv = vsig(1, 1, 4);
+        adj.refute(signed(pl, sl), subs1(sv));
+        assertEq(timeoutOf(vk), lTimeout - 1 + VIRTUAL_CD);
+        vm.warp(lTimeout);
         vm.expectRevert(Adjudicator.TimeoutNotPassed.selector);
-        adj.conclude(pl, sl, subStates1(sw.state));
-        vm.warp(block.timestamp + LEDGER_CD);
-        adj.conclude(pl, sl, subStates1(sw.state));
+        adj.conclude(pl, sl, subStates1(sv.state));
+        vm.warp(timeoutOf(vk));
+        adj.conclude(pl, sl, subStates1(sv.state));
         assertEq(holding(l, alice), 6);
     }
 
-    /// KNOWN LIMITATION (see the report): a sub-channel's record is keyed by its id only, so the
-    /// two participants of a virtual channel can register a state of it with another total
-    /// through a ledger channel of their own; a parent that locked a different amount can then
-    /// never conclude (it reverts rather than paying out wrong amounts).
-    function test_conclude_revert_sharedRecordWithOtherTotal() public {
+    /// The two ends of V sign a state of V with another total (6 instead of 5) and register it
+    /// first through a ledger channel Z of their own: it lands on another record than the one
+    /// L's lock reads, so L still concludes from V's real state, and Z from the other one.
+    function test_conclude_recordWithOtherTotalIsSeparate() public {
         Channel.State memory sl = lsLocked(1, 5, 10, 5);
-        // Alice and Bob lock 6 on V in their own ledger channel Z and register V's state first.
         Channel.Params memory pz = ledgerParams(ALICE_PK, BOB_PK, 66);
         bytes32 z = cid(pz);
+        depositEth(z, alice, 6);
+        Channel.State memory sz =
+            mkState(z, 1, ethOnly(), bal(0, 0), locks(lock1(v, 6, 0, 1)), false);
         Channel.SignedState memory bogus = vsig(100, 6, 0);
-        adj.register(
-            signed(pz, mkState(z, 1, ethOnly(), bal(0, 0), locks(lock1(v, 6, 0, 1)), false)),
-            subs1(bogus)
-        );
-        // L is registered with its own V state: V's record is newer and stays.
-        adj.register(signed(pl, sl), subs1(vsig(1, 1, 4)));
+        adj.register(signed(pz, sz), subs1(bogus));
+        assertEq(versionOf(ethKey(v, 6)), 100);
+        assertEq(uint8(phaseOf(vk)), uint8(IAdjudicator.Phase.None));
+
+        // L's registration creates V's record under L's amounts (a Registered event, no
+        // Refuted: it is not the record Z wrote).
+        Channel.SignedState memory real = vsig(1, 1, 4);
+        vm.expectEmit(address(adj));
+        emit IAdjudicator.Registered(v, l, uint64(block.timestamp) + VIRTUAL_CD, pv, real.state);
+        adj.register(signed(pl, sl), subs1(real));
+        assertEq(versionOf(vk), 1);
+        assertEq(versionOf(ethKey(v, 6)), 100);
         vm.warp(block.timestamp + LEDGER_CD);
-        vm.expectRevert(Adjudicator.LockSumMismatch.selector);
+
+        // L cannot be concluded with the other state, only with its own.
+        vm.expectRevert(Adjudicator.StateHashMismatch.selector);
         adj.conclude(pl, sl, subStates1(bogus.state));
-        // Nothing was pushed.
-        assertFalse(eth.settled(l));
+        adj.conclude(pl, sl, subStates1(real.state));
+        assertEq(holding(l, alice), 6);
+        assertEq(holding(l, ingrid), 14);
+
+        adj.conclude(pz, sz, subStates1(bogus.state));
+        assertEq(holding(z, alice), 6);
+        assertEq(holding(z, bob), 0);
     }
 
-    function test_conclude_revert_sharedRecordWithOtherAssets() public {
+    function test_conclude_recordWithOtherAssetsIsSeparate() public {
         Channel.State memory sl = lsLocked(1, 5, 10, 5);
         Channel.Params memory pz = ledgerParams(ALICE_PK, BOB_PK, 66);
         bytes32 z = cid(pz);
@@ -893,10 +1094,18 @@ contract AdjudicatorTest is Base {
             signed(pz, mkState(z, 1, other, bal(0, 0), locks(lock1(v, 5, 0, 1)), false)),
             subs1(bogus)
         );
-        adj.register(signed(pl, sl), subs1(vsig(1, 1, 4)));
+        uint256[] memory five = new uint256[](1);
+        five[0] = 5;
+        assertEq(versionOf(subKey(v, other, five)), 100);
+        Channel.SignedState memory real = vsig(1, 1, 4);
+        adj.register(signed(pl, sl), subs1(real));
+        assertEq(versionOf(vk), 1);
         vm.warp(block.timestamp + LEDGER_CD);
-        vm.expectRevert(Adjudicator.AssetMismatch.selector);
+        vm.expectRevert(Adjudicator.StateHashMismatch.selector);
         adj.conclude(pl, sl, subStates1(bogus.state));
+        adj.conclude(pl, sl, subStates1(real.state));
+        assertEq(holding(l, alice), 6);
+        assertEq(holding(l, ingrid), 14);
     }
 
     function test_conclude_revert_creditOverflow() public {

@@ -152,6 +152,20 @@ contract GasTest is Base {
         assertEq(versionOf(l), 2);
     }
 
+    /// A virtual channel's record refuted directly (the sub-channel's state, no locks).
+    function test_gas_refute_subchannel() public {
+        (Channel.SignedState memory sl, Channel.SignedState[] memory subs) = withLocks(1);
+        adj.register(sl, subs);
+        Channel.State memory st = subs[0].state;
+        st.version = 4;
+        st.outcome.balances[0] = [uint256(2), 0];
+        Channel.SignedState memory s = signed(subs[0].params, st);
+        Channel.SignedState[] memory none = noSubs();
+        adj.refute(s, none);
+        report("refute sub-channel", abi.encodeCall(IAdjudicator.refute, (s, none)), 85_000);
+        assertEq(versionOf(ethKey(st.channelId, 2)), 4);
+    }
+
     // ------------------------------------------------------------ conclude
 
     function measureConclude(uint256 n, uint256 budget) internal {
@@ -177,7 +191,7 @@ contract GasTest is Base {
     }
 
     function test_gas_conclude_10_locks() public {
-        measureConclude(10, 290_000);
+        measureConclude(10, 320_000);
     }
 
     function test_gas_concludeFinal() public {

@@ -52,6 +52,8 @@ contract Handler is CommonBase, StdCheats, StdUtils {
     uint256 public concludedCount;
     uint256 public withdrawCount;
     uint256 public lockedConclusions;
+    /// A registered parent could not conclude because V's record had another total.
+    bool public lockSumBlocked;
 
     constructor(Adjudicator adj_, EthAssetHolder eth_) {
         adj = adj_;
@@ -72,6 +74,15 @@ contract Handler is CommonBase, StdCheats, StdUtils {
         pv.participants = [alice, bob];
         pv.isVirtual = true;
         v = Channel.id(pv);
+    }
+
+    /// The record key of V worth `total` ETH (`Adjudicator.subChannelKey`).
+    function vKey(uint256 total) public view returns (bytes32) {
+        address[] memory assets = new address[](1);
+        assets[0] = address(eth);
+        uint256[] memory totals = new uint256[](1);
+        totals[0] = total;
+        return keccak256(abi.encode(v, assets, totals));
     }
 
     // ------------------------------------------------------------ building and signing
@@ -193,7 +204,7 @@ contract Handler is CommonBase, StdCheats, StdUtils {
         Channel.State[] memory subs = new Channel.State[](s.hasLock ? 1 : 0);
         uint256[2] memory expected = [s.b0, s.b1];
         if (s.hasLock) {
-            (,,, bytes32 vHash) = adj.disputes(v);
+            (,,, bytes32 vHash) = adj.disputes(vKey(s.lockAmount));
             Spec memory sv = vSpecByHash[vHash];
             subs[0] = build(v, sv);
             expected[0] += sv.b0;
@@ -203,7 +214,9 @@ contract Handler is CommonBase, StdCheats, StdUtils {
         try adj.conclude(ledgers[c], st, subs) {
             if (s.hasLock) ++lockedConclusions;
             checkOutcome(c, expected, before);
-        } catch {}
+        } catch (bytes memory err) {
+            if (bytes4(err) == Adjudicator.LockSumMismatch.selector) lockSumBlocked = true;
+        }
     }
 
     function concludeFinal(uint256 c, uint64 version, uint256 b0, uint256 b1) external {
@@ -295,10 +308,21 @@ contract InvariantTest is Test {
         assertFalse(handler.exactPayoutViolated());
     }
 
-    /// Sub-channel records are never concluded.
+    /// Sub-channel records are never concluded (V is locked with 1, 2 or 3 ether), and V's
+    /// plain id never has a record.
     function invariant_virtualRecordNeverConcluded() public view {
-        (,, IAdjudicator.Phase phase,) = adj.disputes(handler.v());
-        assertTrue(phase != IAdjudicator.Phase.Concluded);
+        for (uint256 k = 1; k <= 3; ++k) {
+            (,, IAdjudicator.Phase phase,) = adj.disputes(handler.vKey(k * 1e18));
+            assertTrue(phase != IAdjudicator.Phase.Concluded);
+        }
+        (,, IAdjudicator.Phase none,) = adj.disputes(handler.v());
+        assertEq(uint8(none), uint8(IAdjudicator.Phase.None));
+    }
+
+    /// A V state with another total (registered through any ledger channel, Z included) never
+    /// stops a parent from concluding with `LockSumMismatch`.
+    function invariant_otherTotalsNeverBlockAParent() public view {
+        assertFalse(handler.lockSumBlocked());
     }
 
     /// How much each run exercised (visible with -vv).

@@ -17,6 +17,8 @@ contract VirtualChannelTest is Base {
     bytes32 internal x;
     bytes32 internal y;
     bytes32 internal v;
+    /// V's record key: V holds 5 ETH in both parents.
+    bytes32 internal vk;
 
     function setUp() public override {
         super.setUp();
@@ -26,6 +28,7 @@ contract VirtualChannelTest is Base {
         x = cid(px);
         y = cid(py);
         v = cid(pv);
+        vk = ethKey(v, 5);
         // Funding: Alice 3 and Ingrid 3 in X; Ingrid 4 and Bob 5 in Y.
         depositEth(x, alice, 3);
         depositEth(x, ingrid, 3);
@@ -137,7 +140,7 @@ contract VirtualChannelTest is Base {
         assertPushed(x, 5, 1);
         assertPushed(y, 6, 3);
         // V never touched the chain.
-        assertEq(uint8(phaseOf(v)), uint8(IAdjudicator.Phase.None));
+        assertEq(uint8(phaseOf(vk)), uint8(IAdjudicator.Phase.None));
         withdrawAndCheck();
     }
 
@@ -158,7 +161,7 @@ contract VirtualChannelTest is Base {
         vm.recordLogs();
         adj.register(y1(), subs1(sv));
         assertEq(vm.getRecordedLogs().length, 1, "only Y's Registered event");
-        assertEq(timeoutOf(v), t0 + VIRTUAL_CD, "V's timeout unchanged");
+        assertEq(timeoutOf(vk), t0 + VIRTUAL_CD, "V's timeout unchanged");
 
         Channel.State memory sx = x1().state;
         Channel.State memory sy = y1().state;
@@ -176,7 +179,7 @@ contract VirtualChannelTest is Base {
         assertPushed(x, 5, 1);
         assertPushed(y, 6, 3);
         // V's record is shared and stays in Dispute.
-        assertEq(uint8(phaseOf(v)), uint8(IAdjudicator.Phase.Dispute));
+        assertEq(uint8(phaseOf(vk)), uint8(IAdjudicator.Phase.Dispute));
         withdrawAndCheck();
     }
 
@@ -186,12 +189,12 @@ contract VirtualChannelTest is Base {
     /// refutes with X1 and V's latest state; the hub then registers Y, staying neutral.
     function test_hubRegistersStaleLedgerState_aliceRefutes() public {
         adj.register(x0(), noSubs());
-        assertEq(uint8(phaseOf(v)), uint8(IAdjudicator.Phase.None));
+        assertEq(uint8(phaseOf(vk)), uint8(IAdjudicator.Phase.None));
 
         vm.warp(block.timestamp + LEDGER_CD - 1);
         adj.refute(x1(), subs1(vLatest()));
         assertEq(versionOf(x), 1);
-        assertEq(versionOf(v), 1);
+        assertEq(versionOf(vk), 1);
 
         adj.register(y1(), subs1(vLatest()));
         vm.warp(block.timestamp + LEDGER_CD);
@@ -210,15 +213,15 @@ contract VirtualChannelTest is Base {
     /// hub registers X with V's latest state, which refutes V's shared record.
     function test_bobRegistersStaleVirtualState_hubRefutesThroughRegister() public {
         adj.register(y1(), subs1(vOpen()));
-        assertEq(versionOf(v), 0);
+        assertEq(versionOf(vk), 0);
 
         vm.warp(block.timestamp + VIRTUAL_CD - 1);
         Channel.SignedState memory sx = x1();
         Channel.SignedState memory sv = vLatest();
         vm.expectEmit(address(adj));
-        emit IAdjudicator.Refuted(v, x, timeoutOf(v), pv, sv.state);
+        emit IAdjudicator.Refuted(v, x, timeoutOf(vk), pv, sv.state);
         adj.register(sx, subs1(sv));
-        assertEq(versionOf(v), 1);
+        assertEq(versionOf(vk), 1);
 
         vm.warp(block.timestamp + LEDGER_CD);
         // Y cannot be concluded with the stale V state any more.
@@ -237,9 +240,9 @@ contract VirtualChannelTest is Base {
         vm.warp(block.timestamp + 1);
         Channel.SignedState memory sv = vLatest();
         vm.expectEmit(address(adj));
-        emit IAdjudicator.Refuted(v, bytes32(0), timeoutOf(v), pv, sv.state);
+        emit IAdjudicator.Refuted(v, bytes32(0), timeoutOf(vk), pv, sv.state);
         adj.refute(sv, noSubs());
-        assertEq(versionOf(v), 1);
+        assertEq(versionOf(vk), 1);
 
         // Alice's X is registered by Alice with the latest V (record already at version 1).
         adj.register(x1(), subs1(vLatest()));
@@ -256,11 +259,11 @@ contract VirtualChannelTest is Base {
         Channel.SignedState memory stale = vs(1, 5, 0);
         Channel.SignedState memory latest = vs(2, 4, 1);
         adj.register(x1(), subs1(stale));
-        assertEq(versionOf(v), 1);
+        assertEq(versionOf(vk), 1);
 
         vm.warp(block.timestamp + VIRTUAL_CD - 1);
         adj.refute(latest, noSubs());
-        assertEq(versionOf(v), 2);
+        assertEq(versionOf(vk), 2);
 
         // Too late for anybody to refute V again.
         vm.warp(block.timestamp + 1);
@@ -270,7 +273,7 @@ contract VirtualChannelTest is Base {
 
         // The hub registers Y with the stale state it was shown: V's record stays at (4, 1).
         adj.register(y1(), subs1(stale));
-        assertEq(versionOf(v), 2);
+        assertEq(versionOf(vk), 2);
 
         vm.warp(block.timestamp + LEDGER_CD);
         Channel.State memory sx = x1().state;
@@ -309,7 +312,7 @@ contract VirtualChannelTest is Base {
         vm.warp(block.timestamp + VIRTUAL_CD);
         // Too late: register leaves the timed-out record alone, refute reverts.
         adj.register(x1(), subs1(vLatest()));
-        assertEq(versionOf(v), 0);
+        assertEq(versionOf(vk), 0);
         Channel.SignedState memory sv = vLatest();
         vm.expectRevert(Adjudicator.TimeoutPassed.selector);
         adj.refute(sv, noSubs());
@@ -320,5 +323,53 @@ contract VirtualChannelTest is Base {
         assertPushed(x, 3, 3);
         assertPushed(y, 4, 5);
         assertEq(ingridHoldings(), 7, "Ingrid still neutral");
+    }
+
+    // ------------------------------------------------------------ (d) colluding ends of V
+
+    /// Alice and Bob sign a state of V worth 6 (not the 5 X and Y lock) giving Alice all of it,
+    /// and register it first through Z, a ledger channel of their own. It lands on another
+    /// record than the one X's and Y's locks read: both parents are registered with V's real
+    /// latest state and conclude to (5, 1) and (6, 3), Ingrid holds 7, and Z concludes from
+    /// its own record.
+    function test_endsRegisterOtherTotalThroughOwnLedger_parentsStillConclude() public {
+        Channel.Params memory pz = ledgerParams(ALICE_PK, BOB_PK, 4);
+        bytes32 z = cid(pz);
+        depositEth(z, alice, 6);
+        Channel.State memory sz =
+            mkState(z, 1, ethOnly(), bal(0, 0), locks(lock1(v, 6, 0, 1)), false);
+        Channel.SignedState memory bogus = vs(100, 6, 0);
+        adj.register(signed(pz, sz), subs1(bogus));
+        assertEq(versionOf(ethKey(v, 6)), 100);
+        assertEq(uint8(phaseOf(vk)), uint8(IAdjudicator.Phase.None));
+
+        // The hub registers X and Y with V's latest state: X's creates V's record under the
+        // locked 5 (Registered, not Refuted), Y's finds it.
+        Channel.SignedState memory sv = vLatest();
+        uint64 t0 = uint64(block.timestamp);
+        vm.expectEmit(address(adj));
+        emit IAdjudicator.Registered(v, x, t0 + VIRTUAL_CD, pv, sv.state);
+        adj.register(x1(), subs1(sv));
+        adj.register(y1(), subs1(sv));
+        assertEq(versionOf(vk), 1);
+        assertEq(versionOf(ethKey(v, 6)), 100, "the other record is untouched");
+
+        vm.warp(t0 + LEDGER_CD);
+        // The other state cannot settle X or Y.
+        Channel.State memory sx = x1().state;
+        vm.expectRevert(Adjudicator.StateHashMismatch.selector);
+        adj.conclude(px, sx, subStates1(bogus.state));
+        concludeX(x1(), sv);
+        concludeY(y1(), sv);
+        assertPushed(x, 5, 1);
+        assertPushed(y, 6, 3);
+        assertEq(ingridHoldings(), 7, "Ingrid's total across X and Y unchanged");
+
+        // Z settles from its own record: Alice gets what Z holds for her.
+        adj.conclude(pz, sz, subStates1(bogus.state));
+        assertEq(eth.holdings(eth.fundingId(z, alice)), 6);
+        assertEq(eth.holdings(eth.fundingId(z, bob)), 0);
+        assertEq(withdrawAll(eth, z, ALICE_PK, makeAddr("aliceZ")), 6);
+        withdrawAndCheck();
     }
 }

@@ -255,27 +255,46 @@ abstract contract Base is Test {
         h.withdraw(w, withdrawalSig(h, pk, w));
     }
 
-    function record(bytes32 id)
+    /// The record key of the sub-channel `id` whose whole value per asset of `assets` is
+    /// `totals` (what `Adjudicator.subChannelKey` computes).
+    function subKey(bytes32 id, address[] memory assets, uint256[] memory totals)
+        internal
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(id, assets, totals));
+    }
+
+    /// The record key of the ETH-only sub-channel `id` worth `total`.
+    function ethKey(bytes32 id, uint256 total) internal view returns (bytes32) {
+        uint256[] memory totals = new uint256[](1);
+        totals[0] = total;
+        return subKey(id, ethOnly(), totals);
+    }
+
+    // The record under `key`: a ledger channel's id, or `subKey` / `ethKey` of a sub-channel.
+
+    function record(bytes32 key)
         internal
         view
         returns (uint64, uint64, IAdjudicator.Phase, bytes32)
     {
-        return adj.disputes(id);
+        return adj.disputes(key);
     }
 
-    function phaseOf(bytes32 id) internal view returns (IAdjudicator.Phase phase) {
-        (,, phase,) = adj.disputes(id);
+    function phaseOf(bytes32 key) internal view returns (IAdjudicator.Phase phase) {
+        (,, phase,) = adj.disputes(key);
     }
 
-    function versionOf(bytes32 id) internal view returns (uint64 version) {
-        (, version,,) = adj.disputes(id);
+    function versionOf(bytes32 key) internal view returns (uint64 version) {
+        (, version,,) = adj.disputes(key);
     }
 
-    function timeoutOf(bytes32 id) internal view returns (uint64 timeout) {
-        (timeout,,,) = adj.disputes(id);
+    function timeoutOf(bytes32 key) internal view returns (uint64 timeout) {
+        (timeout,,,) = adj.disputes(key);
     }
 
-    function stateHashOf(bytes32 id) internal view returns (bytes32 h) {
-        (,,, h) = adj.disputes(id);
+    function stateHashOf(bytes32 key) internal view returns (bytes32 h) {
+        (,,, h) = adj.disputes(key);
     }
 }
