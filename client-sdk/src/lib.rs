@@ -9,6 +9,8 @@
 //! - [`virtual_channel`]: the arithmetic of virtual channels in their parents, and transfers.
 //! - [`p2p`]: direct payments and closes between the two participants of a virtual channel.
 //! - [`paid_http`]: the nanoservice sale over HTTP: a paywall layer, seller routes, a paying client.
+//! - [`dispute`]: on-chain disputes: force-close, conclude, and a watcher that refutes stale
+//!   registrations.
 //! - [`devnet`]: a local anvil chain for demos and tests.
 //! - [`api`]: wire types of the hub's HTTP API.
 //! - [`bindings`]: the generated contract bindings.
@@ -18,6 +20,7 @@ pub mod bindings;
 pub mod chain;
 pub mod client;
 pub mod devnet;
+pub mod dispute;
 #[cfg(feature = "openapi")]
 pub mod openapi;
 pub mod p2p;

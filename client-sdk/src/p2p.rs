@@ -448,7 +448,11 @@ impl Wallet {
             }
             sigs
         };
-        self.settle_virtual(id, &close.state, sigs, Some(answer.parent)).await
+        if self.settle_virtual(id, &close.state, sigs, Some(answer.parent)).await? {
+            Ok(())
+        } else {
+            Err(WalletError::Invalid(format!("the hub did not settle virtual channel {id} with both updates")))
+        }
     }
 }
 

@@ -200,6 +200,25 @@ impl ChannelStore {
         }
         Ok(records)
     }
+
+    /// Every virtual channel record in the store.
+    pub fn list_virtual(&self) -> Result<Vec<VirtualRecord>, StoreError> {
+        let dir = self.dir.join("virtual");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut records = Vec::new();
+        for entry in entries {
+            let path = entry?.path();
+            let id = path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse::<B256>().ok());
+            if let (Some(id), true) = (id, path.extension().is_some_and(|e| e == "log")) {
+                records.extend(self.load_virtual(id)?);
+            }
+        }
+        Ok(records)
+    }
 }
 
 #[cfg(test)]

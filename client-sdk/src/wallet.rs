@@ -437,13 +437,17 @@ impl Wallet {
     /// Closes virtual channel `id` at the hub from its final state signed by both (`sigs` in
     /// participant order): settles this client's parent, and the peer's too when
     /// `peer_parent` (the peer's signed parent update) is given, in one request.
+    ///
+    /// Returns false when the hub cannot settle this parent yet: without the peer's update,
+    /// the hub first fixes the final state on chain through the peer's parent (it registers
+    /// it). Call again, with the same arguments, once that registration is confirmed.
     pub async fn settle_virtual(
         &self,
         id: B256,
         final_state: &State,
         sigs: [Bytes; 2],
         peer_parent: Option<StateRequest>,
-    ) -> Result<(), WalletError> {
+    ) -> Result<bool, WalletError> {
         let _guard = self.lock.lock().await;
         let vrecord = self.virtual_record(id)?;
         let d = self.deployment();
@@ -460,6 +464,9 @@ impl Wallet {
         parents.extend(peer_parent);
         let close = VirtualClose { state: final_state.clone(), sigs: sigs.clone(), parents };
         let answer = self.hub.close_virtual(id, &close, Some(&format!("close-{id}-{}", update.version))).await?;
+        if answer.signatures.is_empty() {
+            return Ok(false);
+        }
         let hub_sig = answer
             .signatures
             .into_iter()
@@ -473,7 +480,7 @@ impl Wallet {
             ..vrecord
         };
         self.store.save_virtual(&vrecord)?;
-        Ok(())
+        Ok(true)
     }
 }
 

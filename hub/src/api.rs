@@ -248,6 +248,15 @@ impl Idempotent {
         Ok(Some((status, Json(stored.body)).into_response()))
     }
 
+    /// Gives the key back in `tx`: the answer is provisional, so a retry with the same key
+    /// runs again instead of replaying it.
+    async fn release(&self, tx: &mut PgConnection) -> Result<(), ApiError> {
+        if let Some(key) = &self.key {
+            db::release_idempotency_key(tx, self.client, key).await?;
+        }
+        Ok(())
+    }
+
     /// Stores the answer in `tx` and returns it.
     async fn answer<T: Serialize>(
         &self,
@@ -686,6 +695,39 @@ async fn close_virtual(
     ];
     let recorded = v.final_state.as_ref().map(|f| &f.state);
     let accepted = app.hub.rules.check_virtual_close(&v.params, &v.initial, recorded, &close, snapshots)?;
+    let last =
+        v.final_state.clone().unwrap_or(FullySignedState { state: close.state.clone(), sigs: close.sigs.clone() });
+    // Off chain, a virtual channel settles in both parents at once, or after its final state
+    // is fixed on chain: settling one parent alone while the other end could still register
+    // another state of it through the other parent would break the hub's neutrality.
+    let final_digest = app.hub.rules.deployment.state_digest(&close.state);
+    let both = accepted.len() + v.settled.iter().filter(|s| **s).count() == 2;
+    match db::dispute_of(&mut tx, id).await? {
+        Some(r) if !(r.registered_final && r.registered_digest == final_digest) => {
+            return Err(ApiError::conflict(
+                "virtual_in_dispute",
+                format!(
+                    "virtual channel {id} is registered on chain at version {} (not this final state): it settles \
+                     through the chain",
+                    r.registered_version
+                ),
+            ));
+        }
+        None if !both => {
+            // The other end did not sign its parent's update: fix the final state on chain
+            // through the other parent first. The client asks again once it is registered.
+            let other = if v.settled[0] || accepted.iter().any(|(s, _)| *s == Side::Proposer) { 1 } else { 0 };
+            let register = Action::Register { channel: v.parents[other], because: id };
+            db::close_virtual(&mut tx, id, &last, v.settled).await?;
+            db::enqueue(&mut tx, &register.dedup_key(), register.kind(), Some(register.channel()), &register).await?;
+            idem.release(&mut tx).await?;
+            tx.commit().await?;
+            app.hub.virtual_changed.notify_waiters();
+            let pending = VirtualCloseResponse { signatures: Vec::new() };
+            return Ok((StatusCode::ACCEPTED, Json(pending)).into_response());
+        }
+        _ => {}
+    }
     let mut settled = v.settled;
     let mut signatures = Vec::with_capacity(accepted.len());
     for ((side, digest), update) in accepted.into_iter().zip(&close.parents) {
@@ -694,8 +736,6 @@ async fn close_virtual(
         settled[side.virtual_index()] = true;
         signatures.push(SignatureResponse { channel_id: row.id, version: update.state.version, signature: hub_sig });
     }
-    let last =
-        v.final_state.clone().unwrap_or(FullySignedState { state: close.state.clone(), sigs: close.sigs.clone() });
     db::close_virtual(&mut tx, id, &last, settled).await?;
     let answer = idem.answer(&mut tx, StatusCode::OK, &VirtualCloseResponse { signatures }).await?;
     tx.commit().await?;

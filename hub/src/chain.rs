@@ -47,6 +47,33 @@ pub enum Action {
         /// Asset holder.
         asset: Address,
     },
+    /// Register a basic channel on chain with the hub's latest states, because of virtual
+    /// channel `because` (registered elsewhere, or its client stopped answering).
+    Register {
+        /// Channel.
+        channel: B256,
+        /// The virtual channel locked in it that makes this necessary.
+        because: B256,
+    },
+    /// Refute a stale registration (version `registered`) of a basic channel.
+    Refute {
+        /// Channel.
+        channel: B256,
+        /// The stale version.
+        registered: u64,
+    },
+    /// Refute a stale registration (version `registered`) of a virtual channel's record.
+    RefuteVirtual {
+        /// The virtual channel.
+        id: B256,
+        /// The stale version.
+        registered: u64,
+    },
+    /// Conclude a registered basic channel once its timeouts passed.
+    Conclude {
+        /// Channel.
+        channel: B256,
+    },
 }
 
 impl Action {
@@ -56,6 +83,10 @@ impl Action {
             Self::Deposit { .. } => "deposit",
             Self::ConcludeFinal { .. } => "conclude_final",
             Self::Withdraw { .. } => "withdraw",
+            Self::Register { .. } => "register",
+            Self::Refute { .. } => "refute",
+            Self::RefuteVirtual { .. } => "refute_virtual",
+            Self::Conclude { .. } => "conclude",
         }
     }
 
@@ -65,6 +96,23 @@ impl Action {
             Self::Deposit { channel, asset, .. } => format!("deposit:{channel}:{asset}"),
             Self::ConcludeFinal { channel, .. } => format!("conclude:{channel}"),
             Self::Withdraw { channel, asset } => format!("withdraw:{channel}:{asset}"),
+            Self::Register { channel, .. } => format!("register:{channel}"),
+            Self::Refute { channel, registered } => format!("refute:{channel}:{registered}"),
+            Self::RefuteVirtual { id, registered } => format!("refute-virtual:{id}:{registered}"),
+            Self::Conclude { channel } => format!("conclude-dispute:{channel}"),
+        }
+    }
+
+    /// The channel the action is about.
+    pub fn channel(&self) -> B256 {
+        match self {
+            Self::Deposit { channel, .. }
+            | Self::ConcludeFinal { channel, .. }
+            | Self::Withdraw { channel, .. }
+            | Self::Register { channel, .. }
+            | Self::Refute { channel, .. }
+            | Self::Conclude { channel } => *channel,
+            Self::RefuteVirtual { id, .. } => *id,
         }
     }
 }
@@ -88,6 +136,8 @@ pub struct Chain {
     pub poll: Duration,
     /// The latest head the watcher saw (read by the metrics).
     pub head: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// `channels.settle_grace`: how long the clients get before the hub goes to chain.
+    pub settle_grace: u64,
 }
 
 const CURSOR: &str = "events";
@@ -116,7 +166,7 @@ impl Chain {
 
         let mut tx = pool.begin().await?;
         for log in &logs {
-            apply_log(&mut tx, log).await?;
+            self.apply_log(&mut tx, log).await?;
         }
         db::set_cursor(&mut tx, CURSOR, to).await?;
         tx.commit().await?;
@@ -221,6 +271,22 @@ impl Chain {
                 let ledger = SignedState { params: row.params, state: signed.state, sigs: signed.sigs };
                 chain::send_conclude_final(&self.provider, &self.deployment, ledger).await?
             }
+            Action::Register { channel, because } => match self.register(pool, *channel, *because).await? {
+                Some(pending) => pending,
+                None => return Ok(Step::Done),
+            },
+            Action::Refute { channel, .. } => match self.refute(pool, *channel).await? {
+                Some(pending) => pending,
+                None => return Ok(Step::Done),
+            },
+            Action::RefuteVirtual { id, .. } => match self.refute_virtual(pool, *id).await? {
+                Some(pending) => pending,
+                None => return Ok(Step::Done),
+            },
+            Action::Conclude { channel } => match self.conclude(*channel).await? {
+                Ok(pending) => pending,
+                Err(step) => return Ok(step),
+            },
             Action::Withdraw { channel, asset } => {
                 if !chain::settled(&self.provider, *asset, *channel).await? {
                     return Ok(Step::NotYet("channel not settled on chain yet".into()));
@@ -239,7 +305,7 @@ impl Chain {
 }
 
 /// Outcome of one outbox attempt.
-enum Step {
+pub(crate) enum Step {
     /// The chain shows the action done.
     Done,
     /// Not possible yet (waiting for the chain); retried without counting as a failure.
@@ -260,6 +326,8 @@ enum Effect {
     Deposit { channel: B256, participant: Address, total: U256 },
     /// A channel's conclusion with its final balances.
     Conclusion { channel: B256, version: u64, balances: Vec<[U256; 2]> },
+    /// A registration or refutation of a channel's record.
+    Registration(Box<crate::disputes::Registration>),
     /// Recorded only.
     None,
 }
@@ -275,61 +343,77 @@ fn decode<E: SolEvent + Serialize>(
     Ok((name, channel(&e), serde_json::to_value(&e)?, effect(&e)))
 }
 
-/// Stores one log (once) and applies its effect on the books.
-async fn apply_log(tx: &mut sqlx::PgConnection, log: &Log) -> anyhow::Result<()> {
-    use Adjudicator::{Concluded, Refuted, Registered};
-    use EthAssetHolder::{Deposited, OutcomeSet, Withdrawn};
-    let (Some(block_number), Some(log_index), Some(block_hash), Some(tx_hash)) =
-        (log.block_number, log.log_index, log.block_hash, log.transaction_hash)
-    else {
-        anyhow::bail!("log without position: {log:?}");
-    };
-    let Some(topic) = log.topic0() else { return Ok(()) };
-    let (name, channel, payload, effect) = match *topic {
-        Deposited::SIGNATURE_HASH => decode::<Deposited>(
-            log,
-            |e| e.channelId,
-            |e| Effect::Deposit { channel: e.channelId, participant: e.participant, total: e.total },
-        )?,
-        OutcomeSet::SIGNATURE_HASH => decode::<OutcomeSet>(log, |e| e.channelId, |_| Effect::None)?,
-        Withdrawn::SIGNATURE_HASH => decode::<Withdrawn>(log, |e| e.channelId, |_| Effect::None)?,
-        Registered::SIGNATURE_HASH => decode::<Registered>(log, |e| e.channelId, |_| Effect::None)?,
-        Refuted::SIGNATURE_HASH => decode::<Refuted>(log, |e| e.channelId, |_| Effect::None)?,
-        Concluded::SIGNATURE_HASH => decode::<Concluded>(
-            log,
-            |e| e.channelId,
-            |e| Effect::Conclusion { channel: e.channelId, version: e.version, balances: e.balances.clone() },
-        )?,
-        _ => return Ok(()),
-    };
-    let contract = log.address();
-    let record = db::EventRecord {
-        block_number,
-        log_index,
-        block_hash,
-        tx_hash,
-        contract,
-        name,
-        channel_id: Some(channel),
-        payload,
-    };
-    if !db::insert_event(tx, &record).await? {
-        return Ok(()); // a replay: applied before
-    }
-    match effect {
-        Effect::Deposit { channel, participant, total } => {
-            if db::record_deposit(tx, channel, contract, participant, total).await?
-                && db::open_if_funded(tx, channel).await?
-            {
-                tracing::info!(%channel, "basic channel funded");
+impl Chain {
+    /// Stores one log (once) and applies its effect on the books.
+    async fn apply_log(&self, tx: &mut sqlx::PgConnection, log: &Log) -> anyhow::Result<()> {
+        use Adjudicator::{Concluded, Refuted, Registered};
+        use EthAssetHolder::{Deposited, OutcomeSet, Withdrawn};
+        let (Some(block_number), Some(log_index), Some(block_hash), Some(tx_hash)) =
+            (log.block_number, log.log_index, log.block_hash, log.transaction_hash)
+        else {
+            anyhow::bail!("log without position: {log:?}");
+        };
+        let Some(topic) = log.topic0() else { return Ok(()) };
+        let (name, channel, payload, effect) = match *topic {
+            Deposited::SIGNATURE_HASH => decode::<Deposited>(
+                log,
+                |e| e.channelId,
+                |e| Effect::Deposit { channel: e.channelId, participant: e.participant, total: e.total },
+            )?,
+            OutcomeSet::SIGNATURE_HASH => decode::<OutcomeSet>(log, |e| e.channelId, |_| Effect::None)?,
+            Withdrawn::SIGNATURE_HASH => decode::<Withdrawn>(log, |e| e.channelId, |_| Effect::None)?,
+            Registered::SIGNATURE_HASH => decode::<Registered>(
+                log,
+                |e| e.channelId,
+                |e| registration(e.params.clone(), e.state.clone(), e.timeout),
+            )?,
+            Refuted::SIGNATURE_HASH => {
+                decode::<Refuted>(log, |e| e.channelId, |e| registration(e.params.clone(), e.state.clone(), e.timeout))?
             }
+            Concluded::SIGNATURE_HASH => decode::<Concluded>(
+                log,
+                |e| e.channelId,
+                |e| Effect::Conclusion { channel: e.channelId, version: e.version, balances: e.balances.clone() },
+            )?,
+            _ => return Ok(()),
+        };
+        let contract = log.address();
+        let record = db::EventRecord {
+            block_number,
+            log_index,
+            block_hash,
+            tx_hash,
+            contract,
+            name,
+            channel_id: Some(channel),
+            payload,
+        };
+        if !db::insert_event(tx, &record).await? {
+            return Ok(()); // a replay: applied before
         }
-        Effect::Conclusion { channel, version, balances } => {
-            if db::record_conclusion(tx, channel, &balances).await? {
-                tracing::info!(%channel, version, "basic channel concluded");
+        match effect {
+            Effect::Deposit { channel, participant, total } => {
+                if db::record_deposit(tx, channel, contract, participant, total).await?
+                    && db::open_if_funded(tx, channel).await?
+                {
+                    tracing::info!(%channel, "basic channel funded");
+                }
             }
+            Effect::Conclusion { channel, version, balances } => {
+                if db::record_conclusion(tx, channel, &balances).await? {
+                    tracing::info!(%channel, version, "basic channel concluded");
+                }
+                crate::disputes::on_conclusion(tx, channel).await?;
+            }
+            Effect::Registration(reg) => {
+                crate::disputes::on_registration(tx, &self.deployment, self.settle_grace, &reg, block_number).await?;
+            }
+            Effect::None => {}
         }
-        Effect::None => {}
+        Ok(())
     }
-    Ok(())
+}
+
+fn registration(params: ingrid_client_sdk::Params, state: ingrid_client_sdk::State, timeout: u64) -> Effect {
+    Effect::Registration(Box::new(crate::disputes::Registration { params, state, timeout }))
 }

@@ -92,6 +92,10 @@ pub struct ChannelConfig {
     pub max_challenge_duration: u64,
     /// Longest validity of a virtual channel from its proposal, seconds. Default 604800.
     pub max_virtual_validity: u64,
+    /// Seconds the hub waits for the clients before it goes to chain: past a virtual
+    /// channel's validity (no final state yet), or after a final state fixed on chain lets
+    /// the other parent settle off chain. Default 3600.
+    pub settle_grace: u64,
 }
 
 fn default_max_validity() -> u64 {
@@ -104,6 +108,7 @@ impl Default for ChannelConfig {
             min_challenge_duration: 60,
             max_challenge_duration: 7 * 24 * 3600,
             max_virtual_validity: default_max_validity(),
+            settle_grace: 3600,
         }
     }
 }

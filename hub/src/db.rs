@@ -1,6 +1,8 @@
 //! Postgres access: the hub's books (see `migrations/`). Every function takes the executor
 //! it runs on, so callers group writes into one transaction.
 
+use std::collections::HashMap;
+
 use alloy::primitives::{Address, B256, Bytes, U256};
 use ingrid_client_sdk::api::{
     ChannelStatus, ChannelView, FullySignedState, Funding, StateRequest, VirtualProposal, VirtualStatus, VirtualView,
@@ -154,6 +156,16 @@ pub async fn claim_idempotency_key(
         status: row.get::<i16, _>("status") as u16,
         body: row.get("body"),
     }))
+}
+
+/// Deletes a claimed key (its answer is not to be replayed).
+pub async fn release_idempotency_key(db: &mut PgConnection, client: Address, key: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM idempotency_keys WHERE client = $1 AND key = $2")
+        .bind(client.as_slice())
+        .bind(key)
+        .execute(db)
+        .await?;
+    Ok(())
 }
 
 /// Stores the answer for a claimed key.
@@ -800,4 +812,199 @@ pub async fn prune_expired(db: &PgPool) -> sqlx::Result<u64> {
         .await?
         .rows_affected();
     Ok(deleted)
+}
+
+// ------------------------------------------------------------------ disputes
+
+/// A virtual channel's row, whoever asks.
+pub async fn virtual_by_id(db: &mut PgConnection, id: B256, now: u64) -> sqlx::Result<Option<VirtualRow>> {
+    let sql = format!("SELECT {VIRTUAL_COLUMNS} FROM virtual_channels WHERE id = $1");
+    let row = sqlx::query(&sql).bind(id.as_slice()).fetch_optional(db).await?;
+    row.as_ref().map(|r| virtual_row(r, now)).transpose()
+}
+
+/// The newest state signed by both that the hub holds of each virtual channel in `ids`
+/// (the final state if one was recorded, else the opening state), with its params.
+pub async fn best_virtual_states(
+    db: &mut PgConnection,
+    ids: &[B256],
+) -> sqlx::Result<HashMap<B256, (Params, FullySignedState)>> {
+    let keys: Vec<Vec<u8>> = ids.iter().map(|id| id.to_vec()).collect();
+    let rows = sqlx::query(
+        "SELECT id, params, initial, sig_proposer, sig_acceptor, final_state, final_sig0, final_sig1
+         FROM virtual_channels WHERE id = ANY($1) AND sig_acceptor IS NOT NULL",
+    )
+    .bind(&keys)
+    .fetch_all(db)
+    .await?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let bytes = |name: &str| row.get::<Option<Vec<u8>>, _>(name).map(Bytes::from).unwrap_or_default();
+        let best = match row.get::<Option<Json<State>>, _>("final_state") {
+            Some(f) => FullySignedState { state: f.0, sigs: [bytes("final_sig0"), bytes("final_sig1")] },
+            None => FullySignedState {
+                state: row.get::<Json<State>, _>("initial").0,
+                sigs: [bytes("sig_proposer"), bytes("sig_acceptor")],
+            },
+        };
+        out.insert(b256(row.get::<&[u8], _>("id"))?, (row.get::<Json<Params>, _>("params").0, best));
+    }
+    Ok(out)
+}
+
+/// A registration on chain, as the watcher records it.
+#[derive(Debug, Clone)]
+pub struct DisputeRow {
+    /// `basic` or `virtual`.
+    pub kind: String,
+    /// The latest registered version.
+    pub registered_version: u64,
+    /// Its digest.
+    pub registered_digest: B256,
+    /// Whether it is final (fixed at once).
+    pub registered_final: bool,
+    /// Until when it can be refuted.
+    pub timeout: u64,
+    /// `open`, `refuted` or `concluded`.
+    pub result: String,
+}
+
+/// Records a registration (or a refutation) seen on chain.
+#[allow(clippy::too_many_arguments)]
+pub async fn record_dispute(
+    db: &mut PgConnection,
+    channel: B256,
+    kind: &str,
+    version: u64,
+    digest: B256,
+    is_final: bool,
+    timeout: u64,
+    hub_version: u64,
+    block: u64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO disputes (channel_id, kind, registered_version, registered_digest, registered_final, timeout,
+                               hub_version, first_block)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (channel_id) DO UPDATE SET
+            result = CASE WHEN disputes.result = 'open' AND disputes.registered_version < disputes.hub_version
+                               AND EXCLUDED.registered_version >= disputes.hub_version
+                          THEN 'refuted' ELSE disputes.result END,
+            registered_version = EXCLUDED.registered_version, registered_digest = EXCLUDED.registered_digest,
+            registered_final = EXCLUDED.registered_final, updated_at = now()
+         WHERE EXCLUDED.registered_version > disputes.registered_version",
+    )
+    .bind(channel.as_slice())
+    .bind(kind)
+    .bind(version as i64)
+    .bind(digest.as_slice())
+    .bind(is_final)
+    .bind(timeout as i64)
+    .bind(hub_version as i64)
+    .bind(block as i64)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The recorded registration of a channel, if any.
+pub async fn dispute_of(db: &mut PgConnection, channel: B256) -> sqlx::Result<Option<DisputeRow>> {
+    let row = sqlx::query(
+        "SELECT kind, registered_version, registered_digest, registered_final, timeout, result
+         FROM disputes WHERE channel_id = $1",
+    )
+    .bind(channel.as_slice())
+    .fetch_optional(db)
+    .await?;
+    row.map(|r| {
+        Ok(DisputeRow {
+            kind: r.get("kind"),
+            registered_version: r.get::<i64, _>("registered_version") as u64,
+            registered_digest: b256(r.get::<&[u8], _>("registered_digest"))?,
+            registered_final: r.get("registered_final"),
+            timeout: r.get::<i64, _>("timeout") as u64,
+            result: r.get("result"),
+        })
+    })
+    .transpose()
+}
+
+/// A basic channel registered on chain takes no more off-chain updates: `closing`.
+pub async fn mark_registered(db: &mut PgConnection, channel: B256) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE basic_channels SET status = 'closing', updated_at = now() WHERE id = $1 AND status IN ('funding', 'open')",
+    )
+    .bind(channel.as_slice())
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// After basic channel `channel` concluded on chain: its dispute and those of the virtual
+/// channels it settled are concluded, and those virtual channels are settled on its side.
+pub async fn record_dispute_conclusion(db: &mut PgConnection, channel: B256) -> sqlx::Result<()> {
+    let settled: Vec<Vec<u8>> = sqlx::query_scalar(
+        "UPDATE virtual_channels SET
+            settled_proposer = settled_proposer OR parent_proposer = $1,
+            settled_acceptor = settled_acceptor OR parent_acceptor = $1,
+            status = CASE WHEN (settled_proposer OR parent_proposer = $1) AND (settled_acceptor OR parent_acceptor = $1)
+                          THEN 'closed'::virtual_status ELSE 'closing'::virtual_status END,
+            updated_at = now()
+         WHERE (parent_proposer = $1 OR parent_acceptor = $1) AND status IN ('open', 'closing')
+         RETURNING id",
+    )
+    .bind(channel.as_slice())
+    .fetch_all(&mut *db)
+    .await?;
+    sqlx::query("UPDATE disputes SET result = 'concluded', updated_at = now() WHERE channel_id = ANY($1)")
+        .bind([vec![channel.to_vec()], settled].concat())
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Enqueues an action once, due `delay_secs` from now.
+pub async fn enqueue_after<T: Serialize>(
+    db: &mut PgConnection,
+    dedup_key: &str,
+    kind: &str,
+    channel: Option<B256>,
+    action: &T,
+    delay_secs: u64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO outbox (dedup_key, kind, channel_id, payload, not_before)
+         VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5)) ON CONFLICT (dedup_key) DO NOTHING",
+    )
+    .bind(dedup_key)
+    .bind(kind)
+    .bind(channel.as_ref().map(|x| x.as_slice()))
+    .bind(Json(action))
+    .bind(delay_secs as f64)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Open virtual channels past their validity by more than `grace` seconds at `now` that
+/// are not registered on chain, with their parents.
+pub async fn overdue_virtual(db: &PgPool, now: u64, grace: u64, limit: i64) -> sqlx::Result<Vec<(B256, [B256; 2])>> {
+    let rows = sqlx::query(
+        "SELECT v.id, v.parent_proposer, v.parent_acceptor FROM virtual_channels v
+         WHERE v.status = 'open' AND v.valid_until + $2 < $1
+           AND NOT EXISTS (SELECT 1 FROM disputes d WHERE d.channel_id = v.id)
+         ORDER BY v.valid_until LIMIT $3",
+    )
+    .bind(now as i64)
+    .bind(grace as i64)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let parent =
+                |name: &str| r.get::<Option<&[u8]>, _>(name).map(b256).transpose().map(Option::unwrap_or_default);
+            Ok((b256(r.get::<&[u8], _>("id"))?, [parent("parent_proposer")?, parent("parent_acceptor")?]))
+        })
+        .collect()
 }

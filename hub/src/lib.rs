@@ -3,7 +3,8 @@
 //! - [`core`]: the hub's pure decisions (what to accept, sign and deposit).
 //! - [`api`]: the HTTP API; [`error`]: its error type; [`openapi`]: its OpenAPI document.
 //! - [`db`]: Postgres, the source of truth; [`metrics`]: the Prometheus metrics on `/metrics`.
-//! - [`chain`]: the event watcher and the outbox of the hub's transactions.
+//! - [`chain`]: the event watcher and the outbox of the hub's transactions; [`disputes`]: the
+//!   hub's answers to registrations on chain; [`leader`]: one replica runs them.
 //! - [`server`]: starting and stopping a hub process; [`config`]: its configuration.
 //! - [`dev`]: the embedded local stack (`ingrid dev`); [`demo`]: the seed's example on chain;
 //!   [`sale`]: the seed's nanoservice sale through a real hub (the README demo).
@@ -16,7 +17,9 @@ pub mod core;
 pub mod db;
 pub mod demo;
 pub mod dev;
+pub mod disputes;
 pub mod error;
+pub mod leader;
 pub mod metrics;
 pub mod openapi;
 pub mod sale;

@@ -38,6 +38,10 @@ pub struct Metrics {
     symbols: HashMap<Address, String>,
     /// The chain head the watcher saw last (0 until it saw one); the watcher writes it.
     pub chain_head_seen: Arc<AtomicU64>,
+    /// Whether this process leads (set by the leader election).
+    pub leading: Arc<std::sync::atomic::AtomicBool>,
+    leader: IntGauge,
+    disputes: IntGaugeVec,
 
     hub_locked: GaugeVec,
     locked_total: GaugeVec,
@@ -85,6 +89,23 @@ impl Metrics {
         let m = Self {
             symbols: assets.iter().map(|a| (a.holder, a.symbol.clone())).collect(),
             chain_head_seen: Arc::new(AtomicU64::new(0)),
+            leading: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            leader: metric!(
+                r,
+                IntGauge,
+                "ingrid_leader",
+                "1 if this process holds the leader lock and runs the chain watcher, the outbox and the expiry sweep; \
+                 exactly one replica should."
+            ),
+            disputes: metric!(
+                r,
+                IntGaugeVec,
+                "ingrid_disputes",
+                "Registrations on chain of the hub's basic channels and brokered virtual channels, by kind (basic, \
+                 virtual) and result (open: registered, not concluded; refuted: a stale registration the hub answered \
+                 with a newer state; concluded: settled on chain). From the database.",
+                &["kind", "result"]
+            ),
             hub_locked: metric!(
                 r,
                 GaugeVec,
@@ -299,6 +320,19 @@ impl Metrics {
             }
         }
 
+        self.leader.set(i64::from(self.leading.load(Ordering::Relaxed)));
+        let rows = sqlx::query("SELECT kind, result, count(*) AS n FROM disputes GROUP BY kind, result")
+            .fetch_all(pool)
+            .await?;
+        for kind in ["basic", "virtual"] {
+            for result in ["open", "refuted", "concluded"] {
+                let n = rows
+                    .iter()
+                    .find(|r| r.get::<&str, _>("kind") == kind && r.get::<&str, _>("result") == result)
+                    .map_or(0, |r| r.get::<i64, _>("n"));
+                self.disputes.with_label_values(&[kind, result]).set(n);
+            }
+        }
         let row = sqlx::query(
             "SELECT (SELECT block FROM chain_cursor WHERE name = 'events') AS ingested,
                     (SELECT count(*) FROM outbox WHERE status = 'pending') AS pending,

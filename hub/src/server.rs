@@ -26,6 +26,7 @@ pub struct Running {
     /// Where the HTTP API listens.
     pub addr: SocketAddr,
     hub: Arc<Hub>,
+    leading: Arc<std::sync::atomic::AtomicBool>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -34,6 +35,11 @@ impl Running {
     /// HTTP requests the hub received since it started.
     pub fn requests(&self) -> u64 {
         self.hub.requests.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether this process is the leader (runs the watcher, the outbox and the sweep).
+    pub fn is_leader(&self) -> bool {
+        self.leading.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Stops accepting requests, finishes the ones in flight, stops the background tasks.
@@ -131,6 +137,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         start_block: config.chain.start_block,
         poll: Duration::from_millis(config.chain.poll_interval_ms),
         head: hub.metrics.chain_head_seen.clone(),
+        settle_grace: config.channels.settle_grace,
     };
 
     let (stop, stopped) = watch::channel(false);
@@ -149,10 +156,40 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         }
     });
     let janitor = tokio::spawn(run_janitor(pool.clone(), stopped.clone()));
-    let watcher = tokio::spawn(chain.clone().run_watcher(pool.clone(), stopped.clone()));
-    let outbox = tokio::spawn(chain.run_outbox(pool, stopped));
+    let leading = hub.metrics.leading.clone();
+    let leader = tokio::spawn(crate::leader::run(
+        config.database_url.clone(),
+        chain.poll.max(Duration::from_millis(200)),
+        leading.clone(),
+        stopped,
+        move |stop: watch::Receiver<bool>| {
+            let (chain, pool) = (chain.clone(), pool.clone());
+            async move {
+                vec![
+                    tokio::spawn(chain.clone().run_watcher(pool.clone(), stop.clone())),
+                    tokio::spawn(run_sweeper(pool.clone(), chain.settle_grace, chain.poll, stop.clone())),
+                    tokio::spawn(chain.run_outbox(pool, stop)),
+                ]
+            }
+        },
+    ));
     tracing::info!(%addr, hub = %deployment.adjudicator, "ingrid serving");
-    Ok(Running { addr, hub, stop, tasks: vec![http, janitor, watcher, outbox] })
+    Ok(Running { addr, hub, leading, stop, tasks: vec![http, janitor, leader] })
+}
+
+/// Goes to chain for virtual channels left open past their validity (see
+/// [`crate::disputes::sweep_once`]), every ten polls.
+async fn run_sweeper(pool: sqlx::PgPool, grace: u64, poll: Duration, mut stop: watch::Receiver<bool>) {
+    loop {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if let Err(e) = crate::disputes::sweep_once(&pool, now, grace).await {
+            tracing::warn!(error = ?e, "sweeping expired virtual channels failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(poll * 10) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
 }
 
 /// Every ten minutes, deletes expired sessions, used challenges and old idempotency answers.

@@ -142,3 +142,55 @@ pub fn ether(n: u64) -> U256 {
 pub fn ingrid_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ingrid"))
 }
+
+/// Starts `ingrid serve --config <config>` as a child process (killed on drop) and waits
+/// until it answers at `url`.
+pub async fn spawn_hub(config: &std::path::Path, url: &str) -> anyhow::Result<tokio::process::Child> {
+    let child = tokio::process::Command::new(ingrid_binary())
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()?;
+    let http = reqwest::Client::new();
+    wait_until(Duration::from_secs(30), "the hub to answer", || async {
+        Ok(http.get(format!("{url}/healthz")).send().await.is_ok_and(|r| r.status().is_success()))
+    })
+    .await?;
+    Ok(child)
+}
+
+/// Moves the chain's clock `secs` forward and mines a block.
+pub async fn advance_chain(env: &Env, secs: u64) -> anyhow::Result<()> {
+    use alloy::providers::ext::AnvilApi;
+    let provider = env.provider(&env.hub_key);
+    provider.anvil_increase_time(secs).await?;
+    provider.anvil_mine(Some(1), None).await?;
+    Ok(())
+}
+
+/// The balances a channel's conclusion pushed on chain (from the adjudicator's `Concluded`
+/// event), once there is one.
+pub async fn concluded(env: &Env, channel: alloy::primitives::B256) -> anyhow::Result<Option<Vec<[U256; 2]>>> {
+    use alloy::providers::Provider;
+    use alloy::sol_types::SolEvent;
+    use ingrid_client_sdk::bindings::adjudicator::Adjudicator::Concluded;
+    let filter = alloy::rpc::types::Filter::new()
+        .address(env.stack.contracts.deployment.adjudicator)
+        .event_signature(Concluded::SIGNATURE_HASH)
+        .topic1(channel)
+        .from_block(0);
+    let logs = env.provider(&env.hub_key).get_logs(&filter).await?;
+    Ok(logs.last().map(|l| l.log_decode::<Concluded>()).transpose()?.map(|e| e.inner.data.balances))
+}
+
+/// Waits until `channel` concluded on chain; returns the balances pushed.
+pub async fn wait_concluded(env: &Env, channel: alloy::primitives::B256) -> anyhow::Result<Vec<[U256; 2]>> {
+    wait_until(Duration::from_secs(60), "the conclusion on chain", || async {
+        Ok(concluded(env, channel).await?.is_some())
+    })
+    .await?;
+    Ok(concluded(env, channel).await?.unwrap_or_default())
+}

@@ -4,6 +4,7 @@ mod bad_input;
 mod basic_channels;
 mod demo;
 mod dev_stack;
+mod disputes;
 mod harness;
 mod metrics;
 mod restart;

@@ -2,36 +2,17 @@
 //! clients retry with their idempotency keys, every state a client holds a hub signature
 //! for is in the database, and the chain pays out the final states.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use alloy::primitives::U256;
 use futures::future::try_join_all;
 use ingrid_client_sdk::api::ChannelStatus;
 use ingrid_client_sdk::wallet::Deposit;
-use tokio::process::{Child, Command};
 
-use crate::harness::{Env, ether, ingrid_binary, wait_until};
+use crate::harness::{Env, ether, spawn_hub, wait_until};
 
 const CLIENTS: usize = 10;
 const UPDATES: u64 = 20;
-
-async fn spawn_hub(config: &std::path::Path, url: &str) -> anyhow::Result<Child> {
-    let child = Command::new(ingrid_binary())
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()?;
-    let http = reqwest::Client::new();
-    wait_until(Duration::from_secs(30), "the hub to answer", || async {
-        Ok(http.get(format!("{url}/healthz")).send().await.is_ok_and(|r| r.status().is_success()))
-    })
-    .await?;
-    Ok(child)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hub_killed_and_restarted_mid_run_loses_nothing() -> anyhow::Result<()> {

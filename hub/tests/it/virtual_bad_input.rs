@@ -263,14 +263,10 @@ async fn close_with_one_side_offline_and_expiry() -> anyhow::Result<()> {
     assert!(alice.hub().virtual_channel(v).await?.close_requested);
     assert!(bob.hub().virtual_channel(v).await?.close_requested);
 
-    // Both sign the final state; then Bob goes offline: Alice settles her parent alone.
+    // Both sign the final state. Alice cannot settle Bob's parent without Bob's signature on
+    // its update. (Settling one parent alone is a dispute path: see disputes.rs.)
     let last = finalize(&transfer(&opened.latest.state, 1, eth, ether(2))?)?;
     let sigs = [d.sign_state(&ak, &last)?, d.sign_state(&bk, &last)?];
-    alice.settle_virtual(v, &last, sigs.clone(), None).await?;
-    let view = alice.hub().virtual_channel(v).await?;
-    assert_eq!((view.status, view.settled), (VirtualStatus::Closing, [true, false]));
-    assert_eq!(alice.store().load(x)?.expect("X").latest.state.outcome.balances[0], [ether(5), ether(1)]);
-    // Alice cannot settle Bob's parent without Bob's signature on its update.
     let y_state = bob.store().load(y)?.expect("Y").latest.state;
     let y_update = settle_in_parent(&y_state, &last)?;
     let forged = VirtualClose {
@@ -278,18 +274,27 @@ async fn close_with_one_side_offline_and_expiry() -> anyhow::Result<()> {
         sigs: sigs.clone(),
         parents: vec![StateRequest { signature: d.sign_state(&ak, &y_update)?, state: y_update.clone() }],
     };
+    let before = env.snapshot().await?;
     match alice.hub().close_virtual(v, &forged, None).await {
         Err(ClientError::Refused { status: 422, body }) => assert_eq!(body.error, "bad_signature"),
         other => anyhow::bail!("expected 422 bad_signature, got {other:?}"),
     }
-    // Bob comes back and settles his side with the same final state.
-    let mine = VirtualClose {
+    assert_eq!(env.snapshot().await?, before, "the refused close changed nothing");
+    // Both parents' updates in one request settle it.
+    let x_state = alice.store().load(x)?.expect("X").latest.state;
+    let x_update = settle_in_parent(&x_state, &last)?;
+    let both = VirtualClose {
         state: last.clone(),
         sigs,
-        parents: vec![StateRequest { signature: d.sign_state(&bk, &y_update)?, state: y_update }],
+        parents: vec![
+            StateRequest { signature: d.sign_state(&ak, &x_update)?, state: x_update },
+            StateRequest { signature: d.sign_state(&bk, &y_update)?, state: y_update },
+        ],
     };
-    bob.hub().close_virtual(v, &mine, None).await?;
+    alice.hub().close_virtual(v, &both, None).await?;
+    alice.sync_channel(x).await?;
     bob.sync_channel(y).await?;
+    assert_eq!(alice.store().load(x)?.expect("X").latest.state.outcome.balances[0], [ether(5), ether(1)]);
     assert_eq!(bob.store().load(y)?.expect("Y").latest.state.outcome.balances[0], [ether(3), ether(6)]);
     assert_eq!(bob.hub().virtual_channel(v).await?.status, VirtualStatus::Closed);
     let _ = env.provider(&env.hub_key).anvil_mine(Some(1), None).await;

@@ -64,7 +64,7 @@ async fn seed_worked_example_through_the_hub() -> anyhow::Result<()> {
     let y_record = bob.store().load(y)?.expect("Y");
     let y_update = settle_in_parent(&y_record.latest.state, &last)?;
     let bob_parent = StateRequest { signature: d.sign_state(&keys[1], &y_update)?, state: y_update };
-    alice.settle_virtual(v, &last, sigs, Some(bob_parent)).await?;
+    assert!(alice.settle_virtual(v, &last, sigs, Some(bob_parent)).await?, "both parents settle at once");
     bob.sync_channel(y).await?;
     assert_eq!(balances(&alice, x)?, [ether(5), ether(1)], "X = (5, 1)");
     assert_eq!(balances(&bob, y)?, [ether(3), ether(6)], "Y = (6, 3): Bob 3, Ingrid 6");

@@ -1,0 +1,308 @@
+//! Disputes: what the hub does when a channel it is party to is registered on chain, and
+//! when a client stops answering.
+//!
+//! The watcher calls [`on_registration`] for every `Registered`/`Refuted` event it ingests
+//! (in the ingesting transaction) and [`on_conclusion`] for every `Concluded`. They record the
+//! dispute and enqueue the hub's answer in the outbox, planned by the pure [`plan_basic`] and
+//! [`plan_virtual`]:
+//! - a basic channel registered with an older state than the hub's latest: refute with the
+//!   latest (with the states of all its locks); then conclude and withdraw;
+//! - a virtual channel registered (its shared record) through any parent: refute it if the
+//!   hub holds a newer state of it, and register every parent that still locks it, so one
+//!   record settles both sides and the hub stays neutral. A final state is fixed at once, so
+//!   then the hub first gives the clients `settle_grace` to settle off chain.
+//!
+//! [`sweep_once`] (run by the leader) registers the parents of virtual channels whose
+//! validity ended more than `settle_grace` ago without a close. The outbox actions
+//! ([`Chain::register`], [`Chain::refute`], [`Chain::refute_virtual`], [`Chain::conclude`])
+//! each check the chain first, so a retry or a restart in the middle never does one twice.
+
+use std::collections::HashMap;
+
+use alloy::primitives::{Address, B256};
+use anyhow::Context;
+use ingrid_client_sdk::api::{ChannelStatus, FullySignedState};
+use ingrid_client_sdk::chain::{self, phase};
+use ingrid_client_sdk::dispute::{self, Response};
+use ingrid_client_sdk::{Deployment, Params, State};
+use sqlx::{PgConnection, PgPool};
+
+use crate::chain::{Action, Chain, Step};
+use crate::db;
+
+/// A `Registered` or `Refuted` event of the adjudicator.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    /// The channel (ledger or sub-channel).
+    pub params: Params,
+    /// The registered state.
+    pub state: State,
+    /// Until when it can be refuted.
+    pub timeout: u64,
+}
+
+/// An action and how many seconds from now it is due.
+pub type Planned = (Action, u64);
+
+/// The hub's answer to a registration of its basic channel `channel` at `registered`
+/// (version) when its own latest version is `latest`: refute if stale, conclude, and withdraw
+/// every asset. (The virtual channels locked in it get records of their own, whose events
+/// lead to their other parents; see [`plan_virtual`].)
+pub fn plan_basic(channel: B256, registered: u64, latest: u64, assets: &[Address]) -> Vec<Planned> {
+    let mut plan = Vec::new();
+    if registered < latest {
+        plan.push((Action::Refute { channel, registered }, 0));
+    }
+    plan.push((Action::Conclude { channel }, 0));
+    plan.extend(assets.iter().map(|asset| (Action::Withdraw { channel, asset: *asset }, 0)));
+    plan
+}
+
+/// The hub's answer to a registration of virtual channel `id` at `registered` (version,
+/// `is_final`) when the newest state the hub holds has version `best`: refute if stale, and
+/// register `parents` (those that still lock it), after `grace` seconds if the registered
+/// state is final (it cannot change any more, so the clients may still settle off chain).
+pub fn plan_virtual(
+    id: B256,
+    registered: u64,
+    is_final: bool,
+    best: u64,
+    parents: &[B256],
+    grace: u64,
+) -> Vec<Planned> {
+    let mut plan = Vec::new();
+    if registered < best && !is_final {
+        plan.push((Action::RefuteVirtual { id, registered }, 0));
+    }
+    let delay = if is_final { grace } else { 0 };
+    plan.extend(parents.iter().map(|p| (Action::Register { channel: *p, because: id }, delay)));
+    plan
+}
+
+/// Whether the hub's latest state of a basic channel still locks virtual channel `id`.
+async fn still_locks(db: &mut PgConnection, parent: B256, id: B256) -> sqlx::Result<bool> {
+    let Some(row) = db::channel(db, parent).await? else { return Ok(false) };
+    if row.status == ChannelStatus::Closed {
+        return Ok(false);
+    }
+    let latest = db::state(db, parent, row.latest_version).await?.state;
+    Ok(latest.outcome.locked.iter().any(|l| l.id == id))
+}
+
+async fn enqueue_all(db: &mut PgConnection, plan: Vec<Planned>) -> sqlx::Result<()> {
+    for (action, delay) in plan {
+        db::enqueue_after(db, &action.dedup_key(), action.kind(), Some(action.channel()), &action, delay).await?;
+    }
+    Ok(())
+}
+
+/// Records a registration of a channel the hub is party to and enqueues its answer. Other
+/// channels' registrations are ignored.
+pub async fn on_registration(
+    db: &mut PgConnection,
+    deployment: &Deployment,
+    grace: u64,
+    reg: &Registration,
+    block: u64,
+) -> anyhow::Result<()> {
+    let id = reg.state.channelId;
+    let digest = deployment.state_digest(&reg.state);
+    let (version, is_final) = (reg.state.version, reg.state.isFinal);
+    if reg.params.ledger {
+        let Some(row) = db::channel(db, id).await? else { return Ok(()) };
+        let latest = db::state(db, id, row.latest_version).await?.state;
+        db::record_dispute(db, id, "basic", version, digest, is_final, reg.timeout, row.latest_version, block).await?;
+        db::mark_registered(db, id).await?;
+        tracing::warn!(channel = %id, version, hub_version = row.latest_version, "basic channel registered on chain");
+        enqueue_all(db, plan_basic(id, version, row.latest_version, &latest.outcome.assets)).await?;
+    } else {
+        let Some(v) = db::virtual_by_id(db, id, 0).await? else { return Ok(()) };
+        let best = v.view.final_state.as_ref().map_or(v.view.initial.version, |f| f.state.version);
+        db::record_dispute(db, id, "virtual", version, digest, is_final, reg.timeout, best, block).await?;
+        tracing::warn!(virtual_channel = %id, version, hub_version = best, "virtual channel registered on chain");
+        let mut parents = Vec::new();
+        for parent in v.view.parents {
+            if still_locks(db, parent, id).await? {
+                parents.push(parent);
+            }
+        }
+        enqueue_all(db, plan_virtual(id, version, is_final, best, &parents, grace)).await?;
+    }
+    Ok(())
+}
+
+/// Records that basic channel `channel` concluded on chain (with the virtual channels it
+/// settled), if it is one of the hub's.
+pub async fn on_conclusion(db: &mut PgConnection, channel: B256) -> sqlx::Result<()> {
+    db::record_dispute_conclusion(db, channel).await
+}
+
+/// Registers the parents of every open virtual channel whose validity ended more than
+/// `grace` seconds before `now` (the clients did not close it): the hub goes to chain with
+/// the newest states it has, and the clients refute with newer ones. Returns how many
+/// virtual channels it found.
+pub async fn sweep_once(pool: &PgPool, now: u64, grace: u64) -> anyhow::Result<usize> {
+    let overdue = db::overdue_virtual(pool, now, grace, 100).await?;
+    let mut tx = pool.begin().await?;
+    for (vc, parents) in &overdue {
+        tracing::warn!(virtual_channel = %vc, "virtual channel past its validity without a close: going to chain");
+        let mut plan = Vec::new();
+        for parent in parents {
+            if still_locks(&mut tx, *parent, *vc).await? {
+                plan.push((Action::Register { channel: *parent, because: *vc }, 0));
+            }
+        }
+        enqueue_all(&mut tx, plan).await?;
+    }
+    tx.commit().await?;
+    Ok(overdue.len())
+}
+
+impl Chain {
+    /// The registration of basic channel `channel` from the hub's latest states.
+    async fn registration(
+        &self,
+        db: &mut PgConnection,
+        channel: B256,
+    ) -> anyhow::Result<(ingrid_client_sdk::SignedState, Vec<ingrid_client_sdk::SignedState>, FullySignedState)> {
+        let row = db::channel(db, channel).await?.context("channel not found")?;
+        let latest = db::state(db, channel, row.latest_version).await?;
+        let ids: Vec<B256> = latest.state.outcome.locked.iter().map(|l| l.id).collect();
+        let best: HashMap<B256, (Params, FullySignedState)> = db::best_virtual_states(db, &ids).await?;
+        let (ledger, subs) = dispute::registration(&row.params, &latest, |id| best.get(&id).cloned())
+            .map_err(|id| anyhow::anyhow!("no signed state of virtual channel {id} locked in {channel}"))?;
+        Ok((ledger, subs, latest))
+    }
+
+    /// Registers basic channel `channel` with the hub's latest state, unless it is registered
+    /// already or no longer locks virtual channel `because`.
+    pub(crate) async fn register(
+        &self,
+        pool: &PgPool,
+        channel: B256,
+        because: B256,
+    ) -> anyhow::Result<Option<alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>>> {
+        if chain::dispute(&self.provider, &self.deployment, channel).await?.phase != phase::NONE {
+            return Ok(None);
+        }
+        let mut conn = pool.acquire().await?;
+        if !still_locks(&mut conn, channel, because).await? {
+            return Ok(None);
+        }
+        let (ledger, subs, _) = self.registration(&mut conn, channel).await?;
+        tracing::warn!(%channel, virtual_channel = %because, "registering basic channel on chain");
+        Ok(Some(dispute::send_register(&self.provider, &self.deployment, ledger, subs).await?))
+    }
+
+    /// Refutes a stale registration of basic channel `channel` with the hub's latest state.
+    pub(crate) async fn refute(
+        &self,
+        pool: &PgPool,
+        channel: B256,
+    ) -> anyhow::Result<Option<alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>>> {
+        let record = chain::dispute(&self.provider, &self.deployment, channel).await?;
+        let mut conn = pool.acquire().await?;
+        let (ledger, subs, latest) = self.registration(&mut conn, channel).await?;
+        let now = dispute::chain_time(&self.provider).await?;
+        match dispute::respond(&record, latest.state.version, now) {
+            Response::Refute => {
+                tracing::warn!(%channel, stale = record.version, latest = latest.state.version, "refuting");
+                Ok(Some(dispute::send_refute(&self.provider, &self.deployment, ledger, subs).await?))
+            }
+            Response::TooLate => {
+                tracing::error!(%channel, stale = record.version, "a stale registration timed out before the refutation");
+                Ok(None)
+            }
+            Response::Nothing => Ok(None),
+        }
+    }
+
+    /// Refutes a stale registration of virtual channel `id` with the newest state the hub holds.
+    pub(crate) async fn refute_virtual(
+        &self,
+        pool: &PgPool,
+        id: B256,
+    ) -> anyhow::Result<Option<alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>>> {
+        let mut conn = pool.acquire().await?;
+        let (params, best) =
+            db::best_virtual_states(&mut conn, &[id]).await?.remove(&id).context("virtual channel not found")?;
+        let key = dispute::record_key(&params, &best.state)?;
+        let record = chain::dispute(&self.provider, &self.deployment, key).await?;
+        let now = dispute::chain_time(&self.provider).await?;
+        if dispute::respond(&record, best.state.version, now) != Response::Refute {
+            return Ok(None);
+        }
+        tracing::warn!(virtual_channel = %id, stale = record.version, latest = best.state.version, "refuting");
+        let signed = ingrid_client_sdk::SignedState { params, state: best.state, sigs: best.sigs };
+        Ok(Some(dispute::send_refute(&self.provider, &self.deployment, signed, Vec::new()).await?))
+    }
+
+    /// Concludes registered basic channel `channel` once every timeout it depends on passed.
+    pub(crate) async fn conclude(
+        &self,
+        channel: B256,
+    ) -> anyhow::Result<Result<alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>, Step>> {
+        let record = chain::dispute(&self.provider, &self.deployment, channel).await?;
+        if record.phase == phase::CONCLUDED {
+            return Ok(Err(Step::Done));
+        }
+        if record.phase == phase::NONE {
+            return Ok(Err(Step::NotYet("channel not registered yet".into())));
+        }
+        let registered = dispute::registered_tree(&self.provider, &self.deployment, channel, self.start_block).await?;
+        let Some(ready) = dispute::conclusion_time(channel, &registered) else {
+            return Ok(Err(Step::NotYet("registered states not found yet".into())));
+        };
+        let now = dispute::chain_time(&self.provider).await?;
+        if now < ready {
+            return Ok(Err(Step::NotYet(format!("concludable from {ready}, chain time {now}"))));
+        }
+        match dispute::send_conclude(&self.provider, &self.deployment, channel, &registered).await? {
+            Some(pending) => Ok(Ok(pending)),
+            None => Ok(Err(Step::NotYet("registered states not found yet".into()))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(n: u8) -> B256 {
+        B256::repeat_byte(n)
+    }
+
+    #[test]
+    fn a_stale_basic_registration_is_refuted_then_concluded_and_withdrawn() {
+        let assets = [Address::repeat_byte(7)];
+        let plan = plan_basic(b(1), 3, 5, &assets);
+        assert_eq!(
+            plan,
+            vec![
+                (Action::Refute { channel: b(1), registered: 3 }, 0),
+                (Action::Conclude { channel: b(1) }, 0),
+                (Action::Withdraw { channel: b(1), asset: assets[0] }, 0),
+            ]
+        );
+        let current = plan_basic(b(1), 5, 5, &assets);
+        assert!(!current.iter().any(|(a, _)| matches!(a, Action::Refute { .. })), "nothing to refute");
+    }
+
+    #[test]
+    fn a_virtual_registration_registers_the_parents_and_refutes_only_what_can_change() {
+        let plan = plan_virtual(b(9), 0, false, 4, &[b(1), b(2)], 600);
+        assert_eq!(plan[0], (Action::RefuteVirtual { id: b(9), registered: 0 }, 0));
+        assert_eq!(
+            plan[1..],
+            [
+                (Action::Register { channel: b(1), because: b(9) }, 0),
+                (Action::Register { channel: b(2), because: b(9) }, 0)
+            ]
+        );
+        // A final state is fixed: no refutation, and the parents get the grace period.
+        let plan = plan_virtual(b(9), 3, true, 4, &[b(2)], 600);
+        assert_eq!(plan, vec![(Action::Register { channel: b(2), because: b(9) }, 600)]);
+        // Nothing newer held, no parent still locking it: nothing to do.
+        assert!(plan_virtual(b(9), 4, false, 4, &[], 600).is_empty());
+    }
+}

@@ -1,0 +1,411 @@
+//! Disputes on a real chain (anvil, its clock moved forward) with a real hub and Postgres:
+//! whoever cheats or disappears, every honest party ends with at least its latest fully
+//! signed balance, read back from the adjudicator's `Concluded` events, and the hub's total
+//! across its channels is unchanged.
+//!
+//! The world is the seed's: X = (Alice 3, Ingrid 3), Y = (Bob 5, Ingrid 4); V opened with
+//! (Alice 2, Bob 3) locks 5 in both. Ingrid holds 7.
+
+use std::time::Duration;
+
+use alloy::primitives::{B256, U256};
+use ingrid_client_sdk::api::FullySignedState;
+use ingrid_client_sdk::chain::{self, phase};
+use ingrid_client_sdk::dispute::{self, record_key};
+use ingrid_client_sdk::wallet::{Deposit, Wallet};
+use ingrid_client_sdk::{SignedState, State};
+use ingrid_hub::config::Config;
+use ingrid_hub::server::{self, Running};
+
+use crate::harness::{Env, advance_chain, ether, spawn_hub, wait_concluded, wait_until};
+
+/// Every basic channel's challenge duration (seconds); virtual channels get [`V_CHALLENGE`].
+const CHALLENGE: u64 = 3600;
+const V_CHALLENGE: u64 = 600;
+const WAIT: Duration = Duration::from_secs(60);
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs()
+}
+
+async fn open_basic(wallet: &Wallet, asset: alloy::primitives::Address, mine: u64, hub: u64) -> anyhow::Result<B256> {
+    let id = wallet.open_channel(&[Deposit { asset, mine: ether(mine), hub: ether(hub) }], CHALLENGE).await?;
+    wallet.wait_until_open(id, WAIT).await?;
+    Ok(id)
+}
+
+/// The seed's world with V open and `payments` made in it (amount, payer index).
+struct Seed {
+    env: Env,
+    alice: Wallet,
+    bob: Wallet,
+    x: B256,
+    y: B256,
+    v: B256,
+    /// Every fully signed state of V, by version.
+    v_states: Vec<FullySignedState>,
+}
+
+impl Seed {
+    async fn new(env: Env, url: &str, validity: u64, payments: &[(u64, usize)]) -> anyhow::Result<Self> {
+        let eth = env.eth().holder;
+        let (alice, bob) = (env.wallet(url, 1).await?, env.wallet(url, 2).await?);
+        let x = open_basic(&alice, eth, 3, 3).await?;
+        let y = open_basic(&bob, eth, 5, 4).await?;
+        let v = alice.propose_virtual(bob.address(), x, &[[ether(2), ether(3)]], V_CHALLENGE, validity).await?;
+        let proposal = bob.proposals().await?.into_iter().find(|p| p.id == v).expect("proposal");
+        bob.accept_virtual(&proposal, y).await?;
+        let opened = alice.wait_virtual_open(v, WAIT).await?;
+        let mut v_states = vec![opened.latest];
+        for (amount, payer) in payments {
+            let (payer, payee) = if *payer == 0 { (&alice, &bob) } else { (&bob, &alice) };
+            let payment = payer.pay(v, eth, ether(*amount)).await?;
+            let receipt = payee.receive_payment(&payment, eth, ether(*amount)).await?;
+            payer.accept_receipt(&receipt).await?;
+            v_states.push(payer.virtual_record(v)?.latest);
+        }
+        Ok(Self { env, alice, bob, x, y, v, v_states })
+    }
+
+    /// V's record key on chain.
+    fn v_key(&self) -> anyhow::Result<B256> {
+        let record = self.alice.virtual_record(self.v)?;
+        Ok(record_key(&record.params, &record.latest.state)?)
+    }
+
+    async fn v_record(&self) -> anyhow::Result<chain::DisputeRecord> {
+        Ok(chain::dispute(&self.env.provider(&self.env.hub_key), &self.env.stack.contracts.deployment, self.v_key()?)
+            .await?)
+    }
+}
+
+/// A stored state of a basic channel with both signatures, straight from the hub's books.
+async fn stored_state(env: &Env, channel: B256, version: u64) -> anyhow::Result<SignedState> {
+    let mut conn = env.pool.acquire().await?;
+    let row = ingrid_hub::db::channel(&mut conn, channel).await?.expect("channel");
+    let s = ingrid_hub::db::state(&mut conn, channel, version).await?;
+    Ok(SignedState { params: row.params, state: s.state, sigs: s.sigs })
+}
+
+fn signed_v(seed: &Seed, s: &FullySignedState) -> anyhow::Result<SignedState> {
+    let params = seed.alice.virtual_record(seed.v)?.params;
+    Ok(SignedState { params, state: s.state.clone(), sigs: s.sigs.clone() })
+}
+
+fn balances(state: &State) -> [U256; 2] {
+    state.outcome.balances[0]
+}
+
+async fn dispute_version(env: &Env, channel: B256) -> anyhow::Result<chain::DisputeRecord> {
+    Ok(chain::dispute(&env.provider(&env.hub_key), &env.stack.contracts.deployment, channel).await?)
+}
+
+/// The hub's payout withdrawn from a concluded channel (its holding is empty again).
+async fn hub_withdrew(env: &Env, channel: B256) -> anyhow::Result<()> {
+    let eth = env.eth().holder;
+    let provider = env.provider(&env.hub_key);
+    wait_until(WAIT, "the hub's withdrawal", || async {
+        Ok(chain::settled(&provider, eth, channel).await?
+            && chain::holdings(&provider, eth, channel, env.hub_key.address()).await?.is_zero())
+    })
+    .await
+}
+
+/// A provider of an account that is no party to any channel: registrations and refutations
+/// carry their signatures in the states, so anyone can send them (and the parties' own
+/// providers keep their nonces).
+fn outsider(env: &Env) -> alloy::providers::DynProvider {
+    env.provider(&env.devnet.key(OUTSIDER))
+}
+
+/// The dev account of [`outsider`]; tests start [`Env`] with one more account than they use.
+const OUTSIDER: usize = 3;
+
+fn config_with(env: &Env, grace: u64) -> Config {
+    let mut config = env.config();
+    config.channels.settle_grace = grace;
+    config
+}
+
+/// The hub registers an old state of X (better for it) and stops answering; Alice's own
+/// watcher refutes it with her latest, then she concludes and withdraws alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_state_registered_by_the_hub_is_refuted_by_the_client() -> anyhow::Result<()> {
+    let env = Env::new(OUTSIDER + 1).await?;
+    let hub = env.start_hub().await?;
+    let seed = Seed::new(env, &format!("http://{}", hub.addr), now() + 3600, &[(2, 1)]).await?;
+    // Close V cooperatively: X = (5, 1), Y = (Bob 3, Ingrid 6).
+    let request = seed.alice.close_request(seed.v).await?;
+    let answer = seed.bob.answer_close(&request).await?;
+    seed.alice.finish_close(seed.v, &request, answer).await?;
+    let x_latest = seed.alice.store().load(seed.x)?.expect("X").latest;
+    assert_eq!(balances(&x_latest.state), [ether(5), ether(1)]);
+    hub.stop().await;
+
+    // The (now malicious) hub registers X at version 0: (3, 3).
+    let env = &seed.env;
+    let stale = stored_state(env, seed.x, 0).await?;
+    chain::register(&env.provider(&env.hub_key), &env.stack.contracts.deployment, stale, Vec::new()).await?;
+    let report = seed.alice.watch_once().await?;
+    assert_eq!(report.refuted, vec![seed.x], "Alice's watcher refutes the stale registration");
+    assert_eq!(dispute_version(env, seed.x).await?.version, x_latest.state.version);
+    assert_eq!(seed.alice.watch_once().await?, Default::default(), "nothing more to refute");
+
+    advance_chain(env, CHALLENGE + 1).await?;
+    seed.alice.conclude_channel(seed.x, 0, WAIT).await?;
+    assert_eq!(seed.alice.withdraw(seed.x, WAIT).await?, vec![ether(5)]);
+    assert_eq!(wait_concluded(env, seed.x).await?, vec![[ether(5), ether(1)]]);
+    Ok(())
+}
+
+/// Alice pays the hub, then registers her older, richer state of X: once while the hub runs,
+/// once while it is down (it handles the registration after its restart, within the
+/// challenge period). The hub refutes, concludes and withdraws.
+async fn client_registers_a_stale_state(hub_down: bool) -> anyhow::Result<()> {
+    let env = Env::new(OUTSIDER + 1).await?;
+    let hub = env.start_hub().await?;
+    let eth = env.eth().holder;
+    let alice = env.wallet(&format!("http://{}", hub.addr), 1).await?;
+    let x = open_basic(&alice, eth, 3, 3).await?;
+    alice.pay_hub(x, eth, ether(2)).await?;
+    let hub = if hub_down {
+        hub.stop().await;
+        None
+    } else {
+        Some(hub)
+    };
+    let stale = stored_state(&env, x, 0).await?;
+    assert_eq!(balances(&stale.state), [ether(3), ether(3)]);
+    chain::register(&outsider(&env), &env.stack.contracts.deployment, stale, Vec::new()).await?;
+    let _hub: Running = match hub {
+        Some(hub) => hub,
+        None => env.start_hub().await?,
+    };
+    wait_until(WAIT, "the hub's refutation", || async { Ok(dispute_version(&env, x).await?.version == 1) }).await?;
+    let result = || async {
+        let r: Option<String> = sqlx::query_scalar("SELECT result FROM disputes WHERE channel_id = $1")
+            .bind(x.as_slice())
+            .fetch_optional(&env.pool)
+            .await?;
+        anyhow::Ok(r.unwrap_or_default())
+    };
+    wait_until(WAIT, "the dispute recorded as refuted", || async { Ok(result().await? == "refuted") }).await?;
+    advance_chain(&env, CHALLENGE + 1).await?;
+    assert_eq!(wait_concluded(&env, x).await?, vec![[ether(1), ether(5)]], "the latest state settles");
+    hub_withdrew(&env, x).await?;
+    wait_until(WAIT, "the dispute recorded as concluded", || async { Ok(result().await? == "concluded") }).await?;
+    assert_eq!(alice.withdraw(x, WAIT).await?, vec![ether(1)]);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_state_registered_by_a_client_is_refuted_by_the_hub() -> anyhow::Result<()> {
+    client_registers_a_stale_state(false).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_while_the_hub_is_down_is_refuted_after_its_restart() -> anyhow::Result<()> {
+    client_registers_a_stale_state(true).await
+}
+
+/// The hub dies with V open after Bob paid Alice 2 (V = (4, 1)): Alice force-closes X through
+/// the chain with V's latest state. Once back, the hub registers Y so the same record of V
+/// settles it: X = (5, 1), Y = (Bob 3, Ingrid 6), Ingrid 1 + 6 = 7.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hub_dies_with_a_virtual_channel_open_and_alice_settles_through_her_parent() -> anyhow::Result<()> {
+    let env = Env::new(OUTSIDER + 1).await?;
+    let hub = env.start_hub().await?;
+    let seed = Seed::new(env, &format!("http://{}", hub.addr), now() + 3600, &[(2, 1)]).await?;
+    hub.stop().await;
+    let env = &seed.env;
+
+    seed.alice.register_channel(seed.x).await?;
+    assert_eq!(seed.v_record().await?.version, 1, "V's shared record holds its latest state");
+    advance_chain(env, CHALLENGE + 1).await?;
+    seed.alice.conclude_channel(seed.x, 0, WAIT).await?;
+    assert_eq!(seed.alice.withdraw(seed.x, WAIT).await?, vec![ether(5)]);
+
+    let _hub = env.start_hub().await?;
+    wait_until(WAIT, "the hub to register Y", || async {
+        Ok(dispute_version(env, seed.y).await?.phase == phase::DISPUTE)
+    })
+    .await?;
+    advance_chain(env, CHALLENGE + 1).await?;
+    let x = wait_concluded(env, seed.x).await?;
+    let y = wait_concluded(env, seed.y).await?;
+    assert_eq!(x, vec![[ether(5), ether(1)]]);
+    assert_eq!(y, vec![[ether(3), ether(6)]]);
+    assert_eq!(x[0][1] + y[0][1], ether(7), "Ingrid holds 7 before and after");
+    hub_withdrew(env, seed.x).await?;
+    hub_withdrew(env, seed.y).await?;
+    assert_eq!(seed.bob.withdraw(seed.y, WAIT).await?, vec![ether(3)]);
+    Ok(())
+}
+
+/// Bob signs V's final state, then disappears before settling his parent. Alice settles
+/// alone: the hub first fixes the final state on chain through Y (registering it), then
+/// settles X off chain; Y concludes on chain from the same state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bob_disappears_before_close_and_the_hub_settles_both_parents() -> anyhow::Result<()> {
+    let env = Env::new(OUTSIDER + 1).await?;
+    let hub = env.start_hub().await?;
+    let seed = Seed::new(env, &format!("http://{}", hub.addr), now() + 3600, &[(2, 1)]).await?;
+    let env = &seed.env;
+    let request = seed.alice.close_request(seed.v).await?;
+    let answer = seed.bob.answer_close(&request).await?;
+    let sigs = [request.signature.clone(), answer.signature.clone()];
+    // Bob's parent update never reaches the hub.
+    let settled = seed.alice.settle_virtual(seed.v, &request.state, sigs.clone(), None).await?;
+    assert!(!settled, "one parent alone waits for the final state to be fixed on chain");
+    wait_until(WAIT, "V's final state on chain", || async {
+        let r = seed.v_record().await?;
+        Ok(r.phase == phase::DISPUTE && r.version == request.state.version)
+    })
+    .await?;
+    assert_eq!(dispute_version(env, seed.y).await?.phase, phase::DISPUTE, "the hub registered Bob's parent");
+    wait_until(WAIT, "Alice's settlement", || async {
+        Ok(seed.alice.settle_virtual(seed.v, &request.state, sigs.clone(), None).await?)
+    })
+    .await?;
+    let x_latest = seed.alice.store().load(seed.x)?.expect("X").latest.state;
+    assert_eq!(balances(&x_latest), [ether(5), ether(1)]);
+    assert!(x_latest.outcome.locked.is_empty());
+
+    advance_chain(env, CHALLENGE + 1).await?;
+    let y = wait_concluded(env, seed.y).await?;
+    assert_eq!(y, vec![[ether(3), ether(6)]]);
+    seed.alice.close(seed.x).await?;
+    assert_eq!(seed.alice.withdraw(seed.x, WAIT).await?, vec![ether(5)]);
+    let x = wait_concluded(env, seed.x).await?;
+    assert_eq!(x[0][1] + y[0][1], ether(7), "Ingrid holds 7 before and after");
+    hub_withdrew(env, seed.y).await?;
+    assert_eq!(seed.bob.withdraw(seed.y, WAIT).await?, vec![ether(3)]);
+    drop(hub);
+    Ok(())
+}
+
+/// V's validity ends and nobody closes it: the hub goes to chain with V's opening state in
+/// both parents; Alice's watcher refutes V's record with the latest (4, 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_its_validity_the_hub_settles_a_virtual_channel_on_chain() -> anyhow::Result<()> {
+    let env = Env::new(OUTSIDER + 1).await?;
+    let hub = server::start(config_with(&env, 1)).await?;
+    let seed = Seed::new(env, &format!("http://{}", hub.addr), now() + 3, &[(2, 1)]).await?;
+    let env = &seed.env;
+    wait_until(WAIT, "the hub to register both parents", || async {
+        Ok(dispute_version(env, seed.x).await?.phase == phase::DISPUTE
+            && dispute_version(env, seed.y).await?.phase == phase::DISPUTE)
+    })
+    .await?;
+    assert_eq!(seed.v_record().await?.version, 0, "the hub only has V's opening state");
+    assert_eq!(seed.alice.watch_once().await?.refuted, vec![seed.v]);
+    assert_eq!(seed.v_record().await?.version, 1);
+    advance_chain(env, CHALLENGE + 1).await?;
+    let x = wait_concluded(env, seed.x).await?;
+    let y = wait_concluded(env, seed.y).await?;
+    assert_eq!((x[0], y[0]), ([ether(5), ether(1)], [ether(3), ether(6)]));
+    hub_withdrew(env, seed.x).await?;
+    hub_withdrew(env, seed.y).await?;
+    hub.stop().await;
+    Ok(())
+}
+
+/// Alice registers X with V at (4, 1) (version 1), Bob registers Y with V at (2, 3)
+/// (version 0); both also hold version 2 = (3, 2). One shared record: the higher version
+/// stays, Bob's watcher refutes it with version 2, and both parents settle from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alice_and_bob_register_different_states_of_their_virtual_channel() -> anyhow::Result<()> {
+    let env = Env::new(OUTSIDER + 1).await?;
+    let hub = env.start_hub().await?;
+    let seed = Seed::new(env, &format!("http://{}", hub.addr), now() + 3600, &[(2, 1), (1, 0)]).await?;
+    let env = &seed.env;
+    let d = env.stack.contracts.deployment;
+    let x_latest = stored_state(env, seed.x, seed.alice.store().load(seed.x)?.expect("X").latest.state.version).await?;
+    let y_latest = stored_state(env, seed.y, seed.bob.store().load(seed.y)?.expect("Y").latest.state.version).await?;
+    let v1 = signed_v(&seed, &seed.v_states[1])?;
+    let v0 = signed_v(&seed, &seed.v_states[0])?;
+    chain::register(&outsider(env), &d, x_latest, vec![v1]).await?;
+    chain::register(&outsider(env), &d, y_latest, vec![v0]).await?;
+    assert_eq!(seed.v_record().await?.version, 1, "the lower version does not replace the record");
+    assert_eq!(seed.bob.watch_once().await?.refuted, vec![seed.v]);
+    assert_eq!(seed.v_record().await?.version, 2);
+
+    advance_chain(env, CHALLENGE + 1).await?;
+    let x = wait_concluded(env, seed.x).await?;
+    let y = wait_concluded(env, seed.y).await?;
+    assert_eq!(x, vec![[ether(4), ether(2)]], "X: Alice 1 + 3, Ingrid 0 + 2");
+    assert_eq!(y, vec![[ether(4), ether(5)]], "Y: Bob 2 + 2, Ingrid 2 + 3");
+    assert_eq!(x[0][1] + y[0][1], ether(7));
+    hub_withdrew(env, seed.x).await?;
+    hub_withdrew(env, seed.y).await?;
+    hub.stop().await;
+    Ok(())
+}
+
+/// Two hub processes on one database: one leads. Killing it (SIGKILL) hands the watcher and
+/// the outbox to the other, which refutes a stale registration made after the kill.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watcher_leader_dies_and_the_other_hub_process_takes_over() -> anyhow::Result<()> {
+    let env = Env::new(OUTSIDER + 1).await?;
+    let mut urls = Vec::new();
+    let mut hubs = Vec::new();
+    for i in 0..2 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut config = env.config();
+        config.listen = format!("127.0.0.1:{port}").parse()?;
+        let file = env.dir.path().join(format!("ingrid-{i}.toml"));
+        std::fs::write(&file, toml::to_string(&config)?)?;
+        let url = format!("http://127.0.0.1:{port}");
+        hubs.push(spawn_hub(&file, &url).await?);
+        urls.push(url);
+    }
+    let http = reqwest::Client::new();
+    let leaders = || async {
+        let mut out = Vec::new();
+        for url in &urls {
+            let text = match http.get(format!("{url}/metrics")).send().await {
+                Ok(r) => r.text().await?,
+                Err(_) => String::new(),
+            };
+            out.push(text.lines().any(|l| l == "ingrid_leader 1"));
+        }
+        anyhow::Ok(out)
+    };
+    wait_until(WAIT, "one leader", || async { Ok(leaders().await?.iter().filter(|l| **l).count() == 1) }).await?;
+    let leader = leaders().await?.iter().position(|l| *l).expect("a leader");
+    let follower = 1 - leader;
+
+    let eth = env.eth().holder;
+    let alice = env.wallet(&urls[follower], 1).await?;
+    let x = open_basic(&alice, eth, 3, 3).await?;
+    alice.pay_hub(x, eth, ether(2)).await?;
+    hubs[leader].kill().await?;
+    wait_until(WAIT, "the other process to lead", || async { Ok(leaders().await?[follower]) }).await?;
+
+    let stale = stored_state(&env, x, 0).await?;
+    chain::register(&outsider(&env), &env.stack.contracts.deployment, stale, Vec::new()).await?;
+    wait_until(WAIT, "the refutation", || async { Ok(dispute_version(&env, x).await?.version == 1) }).await?;
+    advance_chain(&env, CHALLENGE + 1).await?;
+    assert_eq!(wait_concluded(&env, x).await?, vec![[ether(1), ether(5)]]);
+    hub_withdrew(&env, x).await?;
+    Ok(())
+}
+
+/// The pure parts the watcher relies on agree with the adjudicator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_record_key_of_a_virtual_channel_matches_the_adjudicator() -> anyhow::Result<()> {
+    let env = Env::new(OUTSIDER + 1).await?;
+    let hub = env.start_hub().await?;
+    let seed = Seed::new(env, &format!("http://{}", hub.addr), now() + 3600, &[]).await?;
+    let env = &seed.env;
+    let provider = env.provider(&env.hub_key);
+    let adjudicator =
+        ingrid_client_sdk::bindings::Adjudicator::new(env.stack.contracts.deployment.adjudicator, &provider);
+    let state = &seed.v_states[0].state;
+    let totals = vec![ether(5)];
+    let on_chain = adjudicator.subChannelKey(seed.v, state.outcome.assets.clone(), totals.clone()).call().await?;
+    assert_eq!(on_chain, dispute::sub_channel_key(seed.v, &state.outcome.assets, &totals));
+    assert_eq!(on_chain, seed.v_key()?);
+    hub.stop().await;
+    Ok(())
+}
