@@ -446,8 +446,7 @@ mod tests {
 
     #[test]
     fn conclusion_reads_every_record_and_the_latest_timeout() {
-        let reg =
-            |s: FullySignedState, timeout| Registered { params: params(true), state: s.state, timeout, block: 1 };
+        let reg = |s: FullySignedState, timeout| Registered { params: params(true), state: s.state, timeout, block: 1 };
         let ledger = signed(1, 7, outcome(1, vec![lock(2, 5)]));
         let v = signed(2, 3, outcome(5, vec![]));
         let assets = ledger.state.outcome.assets.clone();

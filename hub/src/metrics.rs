@@ -65,6 +65,9 @@ pub struct Metrics {
     scrape_seconds: Gauge,
 }
 
+const DISPUTE_KINDS: [&str; 2] = ["basic", "virtual"];
+const DISPUTE_RESULTS: [&str; 3] = ["open", "refuted", "concluded"];
+
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
     // Names are fixed and distinct (the unit test renders them all): registering cannot fail.
     if let Err(e) = registry.register(Box::new(metric.clone())) {
@@ -259,6 +262,11 @@ impl Metrics {
         for s in VIRTUAL_STATUSES {
             m.virtual_channels.with_label_values(&[s]).set(0);
         }
+        for kind in DISPUTE_KINDS {
+            for result in DISPUTE_RESULTS {
+                m.disputes.with_label_values(&[kind, result]).set(0);
+            }
+        }
         for o in ["closed", "closing"] {
             m.virtual_closed.with_label_values(&[o]).inc_by(0);
         }
@@ -324,8 +332,8 @@ impl Metrics {
         let rows = sqlx::query("SELECT kind, result, count(*) AS n FROM disputes GROUP BY kind, result")
             .fetch_all(pool)
             .await?;
-        for kind in ["basic", "virtual"] {
-            for result in ["open", "refuted", "concluded"] {
+        for kind in DISPUTE_KINDS {
+            for result in DISPUTE_RESULTS {
                 let n = rows
                     .iter()
                     .find(|r| r.get::<&str, _>("kind") == kind && r.get::<&str, _>("result") == result)
@@ -478,10 +486,12 @@ mod tests {
             "ingrid_outbox_pending",
             "ingrid_outbox_failed",
             "ingrid_metrics_refresh_seconds",
+            "ingrid_leader",
+            "ingrid_disputes",
         ] {
             assert!(names.contains(&expected), "{expected} missing from {names:?}");
         }
-        assert_eq!(families.len(), 20, "a metric without a test: {names:?}");
+        assert_eq!(families.len(), 22, "a metric without a test: {names:?}");
         for f in &families {
             assert!(f.help().len() > 20, "{} has no real help text", f.name());
         }

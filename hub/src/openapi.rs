@@ -627,6 +627,11 @@ mod paths {
         responses(
             (status = 200, description = "Accepted: the hub's signatures on the parent updates, in request order.",
                 body = VirtualCloseResponse),
+            (status = 202, description = "Pending (empty `signatures`): the request settles one parent while the \
+                other is unsettled and the final state is not fixed on chain yet. The hub records the final state \
+                and registers the other parent on chain with it (which fixes it: a final state cannot be \
+                refuted); ask again once that registration is confirmed. Never replayed for its idempotency key.",
+                body = VirtualCloseResponse),
             (status = 400, description = "`malformed_channel_id`, `malformed_idempotency_key`, `malformed_json` \
                 (the body is not a `VirtualClose`).", body = ErrorBody),
             (status = 401, description = "`unauthorized`: missing, unknown or expired bearer token.", body = ErrorBody),
@@ -635,7 +640,9 @@ mod paths {
                 `final_state_differs`: another final state is recorded; `parent_settled_or_unknown`: a parent \
                 update is for a parent settled already or for no parent of this virtual channel; \
                 `parent_not_open`: a parent is not `open`; `parent_in_dispute`: a parent is registered on chain \
-                and not concluded; `wrong_version`: a parent update is not its parent's latest version + 1.",
+                and not concluded; `wrong_version`: a parent update is not its parent's latest version + 1; \
+                `virtual_in_dispute`: the virtual channel is registered on chain with another state than this \
+                final one (it settles through the chain).",
                 body = ErrorBody),
             (status = 413, description = "`body_too_large`: the body exceeds 1 MiB.", body = ErrorBody),
             (status = 422, description = "Refused. Final state: `not_final`; on the first close also \

@@ -206,7 +206,8 @@ async fn bad_virtual_channel_requests_change_nothing() -> anyhow::Result<()> {
             .await?)
     })
     .await?;
-    w.refused(409, "parent_in_dispute", bob.hub().accept_virtual(first.id, &accept(&bk, good_y.clone()), None)).await?;
+    // A registered parent is `closing` for the hub: it takes no new locks.
+    w.refused(409, "parent_not_open", bob.hub().accept_virtual(first.id, &accept(&bk, good_y.clone()), None)).await?;
 
     // Carol's parent is not funded yet (she never deposits): her proposal is refused.
     let z = carol.hub().clone();
