@@ -17,7 +17,7 @@ use ingrid_client_sdk::{SignedState, State};
 use ingrid_hub::config::Config;
 use ingrid_hub::server::{self, Running};
 
-use crate::harness::{Env, advance_chain, ether, spawn_hub, wait_concluded, wait_until};
+use crate::harness::{Env, advance_chain, ether, print_dispute_gas, spawn_hub, wait_concluded, wait_until};
 
 /// Every basic channel's challenge duration (seconds); virtual channels get [`V_CHALLENGE`].
 const CHALLENGE: u64 = 3600;
@@ -155,6 +155,7 @@ async fn a_stale_state_registered_by_the_hub_is_refuted_by_the_client() -> anyho
     seed.alice.conclude_channel(seed.x, 0, WAIT).await?;
     assert_eq!(seed.alice.withdraw(seed.x, WAIT).await?, vec![ether(5)]);
     assert_eq!(wait_concluded(env, seed.x).await?, vec![[ether(5), ether(1)]]);
+    print_dispute_gas(env, "hub registers a stale basic state; client refutes").await?;
     Ok(())
 }
 
@@ -195,6 +196,15 @@ async fn client_registers_a_stale_state(hub_down: bool) -> anyhow::Result<()> {
     hub_withdrew(&env, x).await?;
     wait_until(WAIT, "the dispute recorded as concluded", || async { Ok(result().await? == "concluded") }).await?;
     assert_eq!(alice.withdraw(x, WAIT).await?, vec![ether(1)]);
+    print_dispute_gas(
+        &env,
+        if hub_down {
+            "registration while the hub is down; refuted after restart"
+        } else {
+            "client registers a stale basic state; hub refutes"
+        },
+    )
+    .await?;
     Ok(())
 }
 
@@ -239,6 +249,7 @@ async fn the_hub_dies_with_a_virtual_channel_open_and_alice_settles_through_her_
     hub_withdrew(env, seed.x).await?;
     hub_withdrew(env, seed.y).await?;
     assert_eq!(seed.bob.withdraw(seed.y, WAIT).await?, vec![ether(3)]);
+    print_dispute_gas(env, "hub dies; Alice settles V through X; hub then settles Y").await?;
     Ok(())
 }
 
@@ -281,6 +292,7 @@ async fn bob_disappears_before_close_and_the_hub_settles_both_parents() -> anyho
     hub_withdrew(env, seed.y).await?;
     assert_eq!(seed.bob.withdraw(seed.y, WAIT).await?, vec![ether(3)]);
     drop(hub);
+    print_dispute_gas(env, "Bob gone at close; hub fixes V's final state through Y").await?;
     Ok(())
 }
 
@@ -307,6 +319,7 @@ async fn past_its_validity_the_hub_settles_a_virtual_channel_on_chain() -> anyho
     hub_withdrew(env, seed.x).await?;
     hub_withdrew(env, seed.y).await?;
     hub.stop().await;
+    print_dispute_gas(env, "past validity; hub registers X and Y, Alice refutes V").await?;
     Ok(())
 }
 
@@ -339,6 +352,7 @@ async fn alice_and_bob_register_different_states_of_their_virtual_channel() -> a
     hub_withdrew(env, seed.x).await?;
     hub_withdrew(env, seed.y).await?;
     hub.stop().await;
+    print_dispute_gas(env, "Alice and Bob register different V states").await?;
     Ok(())
 }
 
@@ -388,6 +402,7 @@ async fn the_watcher_leader_dies_and_the_other_hub_process_takes_over() -> anyho
     advance_chain(&env, CHALLENGE + 1).await?;
     assert_eq!(wait_concluded(&env, x).await?, vec![[ether(1), ether(5)]]);
     hub_withdrew(&env, x).await?;
+    print_dispute_gas(&env, "leader killed; follower refutes").await?;
     Ok(())
 }
 

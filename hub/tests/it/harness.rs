@@ -194,3 +194,49 @@ pub async fn wait_concluded(env: &Env, channel: alloy::primitives::B256) -> anyh
     .await?;
     Ok(concluded(env, channel).await?.unwrap_or_default())
 }
+
+/// Every transaction sent to the adjudicator or an asset holder so far: (function, gas used).
+pub async fn contract_gas(env: &Env) -> anyhow::Result<Vec<(&'static str, u64)>> {
+    use alloy::consensus::Transaction as _;
+    use alloy::providers::Provider;
+    use alloy::sol_types::SolCall;
+    use ingrid_client_sdk::bindings::adjudicator::Adjudicator as A;
+    use ingrid_client_sdk::bindings::eth_holder::EthAssetHolder as H;
+    let names: [([u8; 4], &str); 7] = [
+        (A::registerCall::SELECTOR, "register"),
+        (A::refuteCall::SELECTOR, "refute"),
+        (A::concludeCall::SELECTOR, "conclude"),
+        (A::concludeFinalCall::SELECTOR, "concludeFinal"),
+        (H::depositCall::SELECTOR, "deposit"),
+        (H::withdrawCall::SELECTOR, "withdraw"),
+        (ingrid_client_sdk::bindings::TestToken::approveCall::SELECTOR, "approve"),
+    ];
+    let provider = env.provider(&env.hub_key);
+    let mut contracts = vec![env.stack.contracts.deployment.adjudicator];
+    contracts.extend(env.stack.assets.iter().map(|a| a.holder));
+    let mut out = Vec::new();
+    for n in 0..=provider.get_block_number().await? {
+        let Some(block) = provider.get_block_by_number(n.into()).full().await? else { continue };
+        for tx in block.transactions.txns() {
+            if !tx.to().is_some_and(|to| contracts.contains(&to)) {
+                continue;
+            }
+            let selector: [u8; 4] = tx.input().get(..4).and_then(|s| s.try_into().ok()).unwrap_or_default();
+            let Some((_, name)) = names.iter().find(|(s, _)| *s == selector) else { continue };
+            let receipt = provider.get_transaction_receipt(*tx.inner.tx_hash()).await?;
+            out.push((*name, receipt.map_or(0, |r| r.gas_used)));
+        }
+    }
+    Ok(out)
+}
+
+/// Prints the gas of every dispute-path transaction of a scenario (`gas | scenario | function |
+/// gas` lines; run the tests with `--no-capture` to see them).
+pub async fn print_dispute_gas(env: &Env, scenario: &str) -> anyhow::Result<()> {
+    for (name, gas) in contract_gas(env).await? {
+        if matches!(name, "register" | "refute" | "conclude" | "concludeFinal" | "withdraw") {
+            println!("gas | {scenario} | {name} | {gas}");
+        }
+    }
+    Ok(())
+}
