@@ -14,26 +14,35 @@ import {IAssetHolder} from "./IAssetHolder.sol";
 ///
 /// Life cycle of a ledger channel: `register` opens a dispute with a signed state and the
 /// signed states of all its locks; `refute` replaces a registered state (of the ledger channel
-/// or of any sub-channel) with a strictly newer one until the record's timeout; `conclude`
-/// pushes the outcome to the asset holders after every involved timeout passed. A final state
-/// without locks can skip all of this through `concludeFinal`.
+/// or of one of its sub-channels) with a strictly newer one until the record's timeout;
+/// `conclude` pushes the outcome to the asset holders after every involved timeout passed. A
+/// final state without locks can skip all of this through `concludeFinal`.
+///
+/// Only ledger channels hold locks: a sub-channel's state with a non-empty `outcome.locked` is
+/// refused (`NestedLocks`) wherever it is given, in `register` and `refute` alike. Sub-channels
+/// are thus exactly one level deep, which is all the product uses (a virtual channel's payment
+/// states never lock anything). This bounds `conclude`: it reads one registered sub-state per
+/// lock of the ledger state and so costs gas linear in the number of locks. Were nesting
+/// allowed, the two ends of a virtual channel could refute its record with a state locking a
+/// new sub-channel, then that one's record the same way, and so on: every level could push the
+/// parent's conclusion back by up to a challenge duration, and a deep enough chain (about 75
+/// levels) would make `conclude` run out of EVM stack and freeze the parent's collateral (the
+/// hub's) for good. A depth counter would not help, since records are built bottom-up.
 ///
 /// Dispute records: a ledger channel's record is keyed by its channel id; a sub-channel's by
 /// `subChannelKey(id, assets, totals)` = `keccak256(abi.encode(id, assets, totals))`, where
 /// `assets` are the sub-channel's assets (its parent's) and `totals[a]` is the sub-channel's
-/// whole value in asset `a` (both balances plus its own locks), which must equal the amount its
-/// parent locked for it. A virtual channel locked with the same amounts in two ledger channels
-/// (Alice-Ingrid and Ingrid-Bob) thus has one record that settles both; a state of it with
-/// another total (say, signed by its two ends and registered through a ledger channel of
-/// their own) lands on another record, which a parent with different amounts never reads.
+/// whole value in asset `a` (the sum of its two balances, as it holds no locks), which must
+/// equal the amount its parent locked for it. A virtual channel locked with the same amounts
+/// in two ledger channels (Alice-Ingrid and Ingrid-Bob) thus has one record that settles both;
+/// a state of it with another total (say, signed by its two ends and registered through a
+/// ledger channel of their own) lands on another record, which a parent with different amounts
+/// never reads.
 /// Sub-channel records are never marked `Concluded`: each parent concludes from the same record.
 ///
-/// A sub-channel's challenge duration may not exceed its direct parent's, so every record in a
-/// ledger channel's tree times out at most the ledger channel's challenge duration after it was
-/// created. The nesting depth is not bounded, though: the two ends of a sub-channel can refute
-/// its record with a state that locks a new sub-channel, then refute that one's record the same
-/// way, and so on; each level can push the parent's conclusion back by up to its duration, and
-/// `conclude` recurses once per level (it runs out of stack at about 75 levels).
+/// A sub-channel's challenge duration may not exceed its ledger channel's, so every
+/// sub-channel record times out at most the ledger channel's challenge duration after it was
+/// created.
 ///
 /// Records of concluded ledger channels keep the concluded version and state hash; after
 /// `concludeFinal` the record's `timeout` is the time of the conclusion.
@@ -68,7 +77,7 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
     error AssetMismatch();
     /// An outcome's balance list (or a lock's amount list) does not have one entry per asset.
     error BalancesLengthMismatch();
-    /// The number of sub-channel states differs from the number of locks in the tree.
+    /// The number of sub-channel states differs from the number of the ledger state's locks.
     error SubCountMismatch();
     /// `concludeFinal` needs a final state.
     error NotFinal();
@@ -82,8 +91,10 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
     error InvalidIndexMap();
     /// `now + challengeDuration` does not fit in 64 bits.
     error TimeoutOverflow();
-    /// A sub-channel's challenge duration exceeds its direct parent's.
+    /// A sub-channel's challenge duration exceeds its ledger channel's.
     error ChallengeDurationTooLong();
+    /// A sub-channel's state has locks: only ledger channels may lock sub-channels.
+    error NestedLocks();
 
     /// Keyed by the channel id of a ledger channel, by `subChannelKey` of a sub-channel.
     mapping(bytes32 key => Dispute) private _disputes;
@@ -107,10 +118,7 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
         d.stateHash = stateHash;
         emit Registered(id, bytes32(0), timeout, ledger.params, ledger.state);
 
-        uint64 duration = ledger.params.challengeDuration;
-        if (_registerSubs(id, ledger.state.outcome, subs, 0, duration) != subs.length) {
-            revert SubCountMismatch();
-        }
+        _registerSubs(id, ledger.state.outcome, subs, ledger.params.challengeDuration);
     }
 
     /// @inheritdoc IAdjudicator
@@ -120,9 +128,12 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
         _requireValidOutcome(outcome);
 
         // A sub-channel's record is found by the totals of the given state: one with another
-        // total than the registered state's finds no record.
-        bytes32 key =
-            ch.params.ledger ? id : keccak256(abi.encode(id, outcome.assets, _totals(outcome)));
+        // total than the registered state's finds no record. A sub-channel holds no locks.
+        bytes32 key = id;
+        if (!ch.params.ledger) {
+            if (outcome.locked.length != 0) revert NestedLocks();
+            key = keccak256(abi.encode(id, outcome.assets, _totals(outcome)));
+        }
         Dispute storage d = _disputes[key];
         if (d.phase != Phase.Dispute) revert NotRefutable();
         // forge-lint: disable-next-line(block-timestamp)
@@ -132,10 +143,8 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
         d.stateHash = stateHash;
         emit Refuted(id, bytes32(0), d.timeout, ch.params, ch.state);
 
-        uint64 duration = ch.params.challengeDuration;
-        if (_registerSubs(id, outcome, subs, 0, duration) != subs.length) {
-            revert SubCountMismatch();
-        }
+        // A sub-channel has no locks, so it takes no sub-states.
+        _registerSubs(id, outcome, subs, ch.params.challengeDuration);
     }
 
     /// @inheritdoc IAdjudicator
@@ -157,9 +166,7 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
         _requireValidOutcome(state.outcome);
 
         uint256[2][] memory balances = state.outcome.balances;
-        if (_creditSubs(state.outcome, balances, subStates, 0) != subStates.length) {
-            revert SubCountMismatch();
-        }
+        _creditSubs(state.outcome, balances, subStates);
 
         d.phase = Phase.Concluded;
         _pushOutcome(id, params.participants, state.outcome.assets, balances);
@@ -316,32 +323,32 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
 
     // ---------------------------------------------------------------- register / refute
 
-    /// Registers the states of `parent`'s locks, depth-first from `subs[next]`; returns the
-    /// index after the last state used. `parentDuration` is the parent's challenge duration.
+    /// Registers `subs[l]` as the state of `parent`'s lock `l`, for every lock. No state in
+    /// `subs` may hold locks (checked first, for all of them: `NestedLocks`), and `subs` must
+    /// have exactly one state per lock. `parentDuration` is the parent's challenge duration.
     function _registerSubs(
         bytes32 parentId,
         Channel.Allocation calldata parent,
         Channel.SignedState[] calldata subs,
-        uint256 next,
         uint64 parentDuration
-    ) internal returns (uint256) {
+    ) internal {
+        uint256 numSubs = subs.length;
+        for (uint256 i = 0; i < numSubs; ++i) {
+            if (subs[i].state.outcome.locked.length != 0) revert NestedLocks();
+        }
         uint256 numLocks = parent.locked.length;
+        if (numSubs != numLocks) revert SubCountMismatch();
         uint256 numAssets = parent.assets.length;
         for (uint256 l = 0; l < numLocks; ++l) {
             Channel.SubAlloc calldata lock = parent.locked[l];
             _requireValidLock(lock, numAssets);
-            if (next >= subs.length) revert SubCountMismatch();
-            Channel.SignedState calldata sub = subs[next++];
-            _registerSub(parentId, parent.assets, lock, sub, parentDuration);
-            next =
-                _registerSubs(lock.id, sub.state.outcome, subs, next, sub.params.challengeDuration);
+            _registerSub(parentId, parent.assets, lock, subs[l], parentDuration);
         }
-        return next;
     }
 
-    /// Checks one sub-channel's signed state against its lock, then records it under the key
-    /// of the lock's id, the parent's assets and the locked amounts (which the checks make
-    /// the sub-channel's own assets and totals).
+    /// Checks one sub-channel's signed state (holding no locks) against its lock, then
+    /// records it under the key of the lock's id, the parent's assets and the locked amounts
+    /// (which the checks make the sub-channel's own assets and totals).
     function _registerSub(
         bytes32 parentId,
         address[] calldata parentAssets,
@@ -361,19 +368,22 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
         _recordSub(key, subId, subHash, parentId, sub);
     }
 
-    /// For every asset: both balances plus the amounts of the sub-channel's own locks equal
-    /// the amount its parent locked for it.
+    /// For every asset, the sub-channel's two balances add up to the amount its parent locked
+    /// for it (it holds no locks of its own); reverts on overflow.
     function _requireStaticTotals(Channel.Allocation calldata outcome, uint256[] calldata locked)
         internal
         pure
     {
         uint256 numAssets = locked.length;
         for (uint256 a = 0; a < numAssets; ++a) {
-            if (_total(outcome, a, numAssets) != locked[a]) revert LockSumMismatch();
+            if (outcome.balances[a][0] + outcome.balances[a][1] != locked[a]) {
+                revert LockSumMismatch();
+            }
         }
     }
 
-    /// A channel's whole value per asset (its `totals`); reverts on overflow.
+    /// A sub-channel's whole value per asset (its `totals`): the sum of its two balances, as it
+    /// holds no locks; reverts on overflow.
     function _totals(Channel.Allocation calldata outcome)
         internal
         pure
@@ -382,23 +392,7 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
         uint256 numAssets = outcome.assets.length;
         totals = new uint256[](numAssets);
         for (uint256 a = 0; a < numAssets; ++a) {
-            totals[a] = _total(outcome, a, numAssets);
-        }
-    }
-
-    /// Both balances of asset `a` plus the amounts of asset `a` in the outcome's locks, each of
-    /// which must have `numAssets` amounts; reverts on overflow.
-    function _total(Channel.Allocation calldata outcome, uint256 a, uint256 numAssets)
-        internal
-        pure
-        returns (uint256 total)
-    {
-        total = outcome.balances[a][0] + outcome.balances[a][1];
-        uint256 numLocks = outcome.locked.length;
-        for (uint256 l = 0; l < numLocks; ++l) {
-            Channel.SubAlloc calldata inner = outcome.locked[l];
-            if (inner.balances.length != numAssets) revert BalancesLengthMismatch();
-            total += inner.balances[a];
+            totals[a] = outcome.balances[a][0] + outcome.balances[a][1];
         }
     }
 
@@ -431,29 +425,25 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
 
     // ---------------------------------------------------------------- conclude
 
-    /// Credits the outcomes of `parent`'s locks, read depth-first from `subStates[next]`, to
-    /// `balances` (the parent's balances) through the locks' index maps; returns the index
-    /// after the last state used.
+    /// Credits the outcome of `subStates[l]`, the registered state of `parent`'s lock `l`, to
+    /// `balances` (the parent's balances) through the lock's index map, for every lock;
+    /// `subStates` must have exactly one state per lock. A sub-state has no locks of its own
+    /// (its record's state hash only ever matches a state without locks), so this is one level.
     function _creditSubs(
         Channel.Allocation calldata parent,
         uint256[2][] memory balances,
-        Channel.State[] calldata subStates,
-        uint256 next
-    ) internal view returns (uint256) {
+        Channel.State[] calldata subStates
+    ) internal view {
         uint256 numLocks = parent.locked.length;
+        if (subStates.length != numLocks) revert SubCountMismatch();
         uint256 numAssets = parent.assets.length;
         for (uint256 l = 0; l < numLocks; ++l) {
             Channel.SubAlloc calldata lock = parent.locked[l];
             _requireValidLock(lock, numAssets);
-            if (next >= subStates.length) revert SubCountMismatch();
-            Channel.State calldata sub = subStates[next++];
+            Channel.State calldata sub = subStates[l];
             _requireConcludedSub(lock, sub, parent.assets);
-
-            uint256[2][] memory subBalances = sub.outcome.balances;
-            next = _creditSubs(sub.outcome, subBalances, subStates, next);
-            _credit(lock, subBalances, balances);
+            _credit(lock, sub.outcome.balances, balances);
         }
-        return next;
     }
 
     /// The registered, timed-out state of the lock's sub-channel, with its parent's assets:
@@ -475,11 +465,11 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
         _requireSameAssets(parentAssets, sub.outcome.assets);
     }
 
-    /// Adds a sub-channel's final balances (its own locks already credited) to its parent's
-    /// through the lock's index map, after checking they add up to the locked amounts.
+    /// Adds a sub-channel's final balances to its parent's through the lock's index map, after
+    /// checking they add up to the locked amounts.
     function _credit(
         Channel.SubAlloc calldata lock,
-        uint256[2][] memory subBalances,
+        uint256[2][] calldata subBalances,
         uint256[2][] memory balances
     ) internal pure {
         uint256 numAssets = balances.length;

@@ -9,15 +9,23 @@ import {Channel} from "./Channel.sol";
 /// Every channel that is registered (a ledger channel, or a sub-channel locked in one) gets a
 /// dispute record. A ledger channel's record is keyed by its channel id. A sub-channel's record
 /// is keyed by `subChannelKey(id, assets, totals)`: its id, its assets (always its parent's) and
-/// its whole value per asset (both balances plus its own locks' amounts), which must equal the
-/// amounts its parent locked for it. A virtual channel is a lock with the same id and amounts
-/// in two ledger channels, so both parents share its record: one state settles both. A state
-/// of the same sub-channel with another total has another record, which neither parent reads.
+/// its whole value per asset (the sum of its two balances), which must equal the amounts its
+/// parent locked for it. A virtual channel is a lock with the same id and amounts in two ledger
+/// channels, so both parents share its record: one state settles both. A state of the same
+/// sub-channel with another total has another record, which neither parent reads.
 ///
-/// A sub-channel's `challengeDuration` may not exceed its direct parent's.
+/// Only ledger channels hold locks: a sub-channel's state must have an empty `outcome.locked`
+/// (`NestedLocks` otherwise, in `register` and `refute`), so sub-channels are one level deep.
+/// A virtual channel's payment states never lock anything, and the bound keeps `conclude` at
+/// gas linear in the ledger state's locks: with nesting allowed, the two ends of a virtual
+/// channel could lock ever deeper sub-channels through refutes, each level delaying the
+/// parent's conclusion by a challenge duration, until `conclude` ran out of EVM stack and the
+/// parent's collateral was frozen for good.
 ///
-/// Sub-channel lists (`subs`, `subStates`) are the locks of the channel in depth-first order:
-/// for each lock of the parent, in order, the lock's state followed by its own locks' states.
+/// A sub-channel's `challengeDuration` may not exceed its parent's (`ChallengeDurationTooLong`).
+///
+/// Sub-channel lists (`subs`, `subStates`) hold one state per lock of the ledger state, in
+/// the order of its locks (the depth-first order of the lock tree, which is one level deep).
 interface IAdjudicator {
     /// Phase of a dispute record.
     enum Phase {
@@ -70,28 +78,31 @@ interface IAdjudicator {
     );
 
     /// Opens a dispute for a ledger channel (no record yet) with a state signed by both
-    /// participants, together with the signed states of all its locks (depth-first).
+    /// participants, together with the signed states of its locks (one per lock, in order).
     /// Each sub-channel without a record (under its `subChannelKey` with the locked amounts)
     /// gets one; a sub-channel whose record is still refutable is updated when the given
-    /// version is higher; otherwise its record stays. A sub-channel's challenge duration may
-    /// not exceed its direct parent's. The timeout is `now + challengeDuration`, or `now` for a
-    /// final state.
+    /// version is higher; otherwise its record stays. No state in `subs` may have locks
+    /// (`NestedLocks`), and a sub-channel's challenge duration may not exceed the ledger
+    /// channel's. The timeout is `now + challengeDuration`, or `now` for a final state.
     function register(Channel.SignedState calldata ledger, Channel.SignedState[] calldata subs)
         external;
 
     /// Replaces the registered state of a channel (ledger or sub-channel) with a strictly
     /// higher version before its timeout. For a sub-channel, the record replaced is the one
     /// under `subChannelKey` of the given state's id, assets and totals: a state with another
-    /// total than the registered one finds no record (`NotRefutable`). `subs` are the signed
-    /// states of the new state's locks (depth-first), treated as in `register`. The timeout
-    /// does not move.
+    /// total than the registered one finds no record (`NotRefutable`); a sub-channel's state
+    /// with locks is refused (`NestedLocks`), so `subs` must then be empty. For a ledger
+    /// channel, `subs` are the signed states of the new state's locks (one per lock, in
+    /// order), treated as in `register` (`NestedLocks` for any of them with locks). The
+    /// timeout does not move.
     function refute(Channel.SignedState calldata ch, Channel.SignedState[] calldata subs) external;
 
     /// Concludes a ledger channel whose record and whose locks' records (under `subChannelKey`
     /// of each lock's id, the parent's assets and the locked amounts) have timed out, from
-    /// the registered states (checked against the records), and pushes the outcome to every
-    /// asset holder: each lock's outcome is credited to the parent's participants through
-    /// its index map. The sum of a lock's outcome must equal the locked amount.
+    /// the registered states (checked against the records; `subStates` holds one per lock, in
+    /// order, none with locks of its own), and pushes the outcome to every asset holder: each
+    /// lock's outcome is credited to the parent's participants through its index map. The sum
+    /// of a lock's outcome must equal the locked amount.
     function conclude(
         Channel.Params calldata params,
         Channel.State calldata state,
@@ -111,8 +122,8 @@ interface IAdjudicator {
 
     /// The record key of a sub-channel: `keccak256(abi.encode(channelId, assets, totals))`,
     /// where `assets` are the sub-channel's (its parent's) assets and `totals[a]` is its whole
-    /// value in asset `a` (both balances plus its own locks' amounts; equal to its parent's
-    /// locked amounts `lock.balances`).
+    /// value in asset `a` (the sum of its two balances; equal to its parent's locked amounts
+    /// `lock.balances`).
     function subChannelKey(bytes32 channelId, address[] calldata assets, uint256[] calldata totals)
         external
         pure
