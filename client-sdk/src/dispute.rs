@@ -1,7 +1,8 @@
 //! Disputes: settling channels on chain when a party stops cooperating or cheats.
 //!
 //! Pure parts (no I/O): the adjudicator's record key of a sub-channel, and what a ledger
-//! channel's registration carries (its state with the states of all its locks, depth-first).
+//! channel's registration carries (its state with the state of each of its locks, in lock
+//! order; a sub-channel's states hold no locks of their own, the adjudicator refuses them).
 //! Chain parts: the states registered on chain, read back from the adjudicator's events,
 //! and the transactions of the dispute path. The [`Wallet`] parts give an end user
 //! force-close (register, wait, conclude, withdraw) and a watcher that refutes stale
@@ -46,7 +47,8 @@ pub fn record_key(params: &Params, state: &State) -> Result<B256, UpdateError> {
 }
 
 /// A ledger channel's registration: its signed state and its locks' signed states in the
-/// order the adjudicator reads them (depth-first). `best` gives the newest fully signed state
+/// order the adjudicator reads them (lock order; written depth-first, which is the same for
+/// sub-channels without locks). `best` gives the newest fully signed state
 /// known for a sub-channel; one whose state is unknown makes the registration impossible.
 pub fn registration(
     params: &Params,
