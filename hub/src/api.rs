@@ -25,6 +25,7 @@ use serde::de::DeserializeOwned;
 use sqlx::PgPool;
 use sqlx::postgres::PgConnection;
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -65,6 +66,10 @@ pub struct Hub {
     pub virtual_changed: tokio::sync::Notify,
     /// The Prometheus metrics (`GET /metrics`).
     pub metrics: crate::metrics::Metrics,
+    /// New virtual channels refused (the operator's pause; refreshed from the database).
+    pub paused: std::sync::atomic::AtomicBool,
+    /// The chain node, for readiness.
+    pub provider: alloy::providers::DynProvider,
 }
 
 impl Hub {
@@ -77,6 +82,7 @@ impl Hub {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route(
             "/openapi.json",
@@ -96,14 +102,61 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/virtual-channels/{id}/close", post(close_virtual))
         .route("/v1/admin/channels", get(admin_channels))
         .route("/v1/admin/outbox", get(admin_outbox))
+        .route("/v1/admin/clients", get(crate::admin::clients))
+        .route("/v1/admin/virtual-channels", get(crate::admin::virtual_channels))
+        .route("/v1/admin/collateral", get(crate::admin::collateral))
+        .route("/v1/admin/disputes", get(crate::admin::disputes))
+        .route("/v1/admin/status", get(crate::admin::status))
+        .route("/v1/admin/pause", post(crate::admin::pause))
+        .route("/v1/admin/resume", post(crate::admin::resume))
+        .route("/v1/admin/channels/{id}/close", post(crate::admin::close_channel))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(RequestBodyLimitLayer::new(1 << 20))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
         .layer(axum::middleware::map_response(json_errors))
         .layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))
-        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<axum::body::Body>| {
+            let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+            tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// Readiness: the database answers and the chain node answers (each within 2 seconds).
+async fn readyz(State(app): State<AppState>) -> Response {
+    use alloy::providers::Provider;
+    let limit = Duration::from_secs(2);
+    let database = tokio::time::timeout(limit, sqlx::query("SELECT 1").execute(&app.pool)).await;
+    let chain = tokio::time::timeout(limit, app.hub.provider.get_block_number()).await;
+    match (database, chain) {
+        (Ok(Ok(_)), Ok(Ok(block))) => {
+            Json(serde_json::json!({ "database": "ok", "chain": "ok", "block": block })).into_response()
+        }
+        (database, chain) => {
+            let failing: Vec<&str> =
+                [(matches!(database, Ok(Ok(_))), "database"), (matches!(chain, Ok(Ok(_))), "chain")]
+                    .into_iter()
+                    .filter(|(ok, _)| !ok)
+                    .map(|(_, what)| what)
+                    .collect();
+            let body = ErrorBody { error: "not_ready".into(), message: format!("unreachable: {}", failing.join(", ")) };
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        }
+    }
+}
+
+/// Refuses new virtual channels while the operator paused them.
+fn refuse_if_paused(app: &AppState) -> Result<(), ApiError> {
+    if app.hub.paused.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(ApiError::conflict(
+            "virtual_channels_paused",
+            "the operator paused new virtual channels (maintenance); open and closing ones are served; try later",
+        ));
+    }
+    Ok(())
 }
 
 /// Gives every error answer an [`ErrorBody`], also those made by layers and extractors
@@ -162,7 +215,7 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request("malformed_json", format!("request body: {e}")))
 }
 
-fn parse_id(text: &str) -> Result<B256, ApiError> {
+pub(crate) fn parse_id(text: &str) -> Result<B256, ApiError> {
     text.parse()
         .map_err(|_| ApiError::bad_request("malformed_channel_id", format!("{text:?} is not a 32-byte hex channel id")))
 }
@@ -187,7 +240,7 @@ impl FromRequestParts<AppState> for Client {
 }
 
 /// A request authenticated with the operator token.
-pub struct Operator;
+pub(crate) struct Operator;
 
 impl FromRequestParts<AppState> for Operator {
     type Rejection = ApiError;
@@ -278,7 +331,7 @@ async fn hub_info(State(app): State<AppState>) -> Json<HubInfo> {
     Json(app.hub.info.clone())
 }
 
-fn now_secs() -> u64 {
+pub(crate) fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
@@ -441,12 +494,12 @@ async fn close_channel(
 
 /// Paging of lists.
 #[derive(serde::Deserialize)]
-struct Page {
+pub(crate) struct Page {
     limit: Option<i64>,
 }
 
 impl Page {
-    fn limit(&self) -> i64 {
+    pub(crate) fn limit(&self) -> i64 {
         self.limit.unwrap_or(100).clamp(1, 1000)
     }
 }
@@ -520,6 +573,7 @@ async fn propose_virtual(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    refuse_if_paused(&app)?;
     let idem = Idempotent::new(client, &headers, &method, "/v1/virtual-channels", &body)?;
     let proposal: VirtualProposal = parse(&body)?;
     let mut tx = app.pool.begin().await?;
@@ -589,6 +643,7 @@ async fn accept_virtual(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    refuse_if_paused(&app)?;
     let (idem, accept, mut tx, v) =
         match VirtualRequest::<VirtualAccept>::begin(&app, client, &id, "accept", &method, &headers, &body).await? {
             Ok(started) => started,
@@ -717,7 +772,7 @@ async fn close_virtual(
             // The other end did not sign its parent's update: fix the final state on chain
             // through the other parent first. The client asks again once it is registered.
             let other = if v.settled[0] || accepted.iter().any(|(s, _)| *s == Side::Proposer) { 1 } else { 0 };
-            let register = Action::Register { channel: v.parents[other], because: id };
+            let register = Action::Register { channel: v.parents[other], because: Some(id) };
             db::close_virtual(&mut tx, id, &last, v.settled).await?;
             db::enqueue(&mut tx, &register.dedup_key(), register.kind(), Some(register.channel()), &register).await?;
             idem.release(&mut tx).await?;
@@ -818,6 +873,10 @@ pub(crate) mod tests {
             key,
             auth: AuthConfig::default(),
             operator_token: None,
+            paused: Default::default(),
+            provider: alloy::providers::Provider::erased(
+                alloy::providers::ProviderBuilder::new().connect_http("http://127.0.0.1:1".parse().expect("url")),
+            ),
         };
         let pool = sqlx::PgPool::connect_lazy("postgres://localhost:1/unused").expect("lazy pool");
         AppState { pool, hub: Arc::new(hub) }

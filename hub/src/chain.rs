@@ -52,8 +52,9 @@ pub enum Action {
     Register {
         /// Channel.
         channel: B256,
-        /// The virtual channel locked in it that makes this necessary.
-        because: B256,
+        /// The virtual channel locked in it that makes this necessary (skipped once the
+        /// channel no longer locks it); none when the operator closes the channel.
+        because: Option<B256>,
     },
     /// Refute a stale registration (version `registered`) of a basic channel.
     Refute {

@@ -75,7 +75,7 @@ pub fn plan_virtual(
         plan.push((Action::RefuteVirtual { id, registered }, 0));
     }
     let delay = if is_final { grace } else { 0 };
-    plan.extend(parents.iter().map(|p| (Action::Register { channel: *p, because: id }, delay)));
+    plan.extend(parents.iter().map(|p| (Action::Register { channel: *p, because: Some(id) }, delay)));
     plan
 }
 
@@ -149,7 +149,7 @@ pub async fn sweep_once(pool: &PgPool, now: u64, grace: u64) -> anyhow::Result<u
         let mut plan = Vec::new();
         for parent in parents {
             if still_locks(&mut tx, *parent, *vc).await? {
-                plan.push((Action::Register { channel: *parent, because: *vc }, 0));
+                plan.push((Action::Register { channel: *parent, because: Some(*vc) }, 0));
             }
         }
         enqueue_all(&mut tx, plan).await?;
@@ -180,17 +180,19 @@ impl Chain {
         &self,
         pool: &PgPool,
         channel: B256,
-        because: B256,
+        because: Option<B256>,
     ) -> anyhow::Result<Option<alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>>> {
         if chain::dispute(&self.provider, &self.deployment, channel).await?.phase != phase::NONE {
             return Ok(None);
         }
         let mut conn = pool.acquire().await?;
-        if !still_locks(&mut conn, channel, because).await? {
+        if let Some(vc) = because
+            && !still_locks(&mut conn, channel, vc).await?
+        {
             return Ok(None);
         }
         let (ledger, subs, _) = self.registration(&mut conn, channel).await?;
-        tracing::warn!(%channel, virtual_channel = %because, "registering basic channel on chain");
+        tracing::warn!(%channel, virtual_channel = ?because, "registering basic channel on chain");
         Ok(Some(dispute::send_register(&self.provider, &self.deployment, ledger, subs).await?))
     }
 
@@ -295,13 +297,13 @@ mod tests {
         assert_eq!(
             plan[1..],
             [
-                (Action::Register { channel: b(1), because: b(9) }, 0),
-                (Action::Register { channel: b(2), because: b(9) }, 0)
+                (Action::Register { channel: b(1), because: Some(b(9)) }, 0),
+                (Action::Register { channel: b(2), because: Some(b(9)) }, 0)
             ]
         );
         // A final state is fixed: no refutation, and the parents get the grace period.
         let plan = plan_virtual(b(9), 3, true, 4, &[b(2)], 600);
-        assert_eq!(plan, vec![(Action::Register { channel: b(2), because: b(9) }, 600)]);
+        assert_eq!(plan, vec![(Action::Register { channel: b(2), because: Some(b(9)) }, 600)]);
         // Nothing newer held, no parent still locking it: nothing to do.
         assert!(plan_virtual(b(9), 4, false, 4, &[], 600).is_empty());
     }

@@ -1,7 +1,7 @@
 //! Ingrid: a payment hub for Perun virtual payment channels.
 //!
 //! - [`core`]: the hub's pure decisions (what to accept, sign and deposit).
-//! - [`api`]: the HTTP API; [`error`]: its error type; [`openapi`]: its OpenAPI document.
+//! - [`api`]: the HTTP API; [`admin`]: the operator's API and `ingrid admin`; [`error`]: its error type; [`openapi`]: its OpenAPI document.
 //! - [`db`]: Postgres, the source of truth; [`metrics`]: the Prometheus metrics on `/metrics`.
 //! - [`chain`]: the event watcher and the outbox of the hub's transactions; [`disputes`]: the
 //!   hub's answers to registrations on chain; [`leader`]: one replica runs them.
@@ -9,6 +9,7 @@
 //! - [`dev`]: the embedded local stack (`ingrid dev`); [`demo`]: the seed's example on chain;
 //!   [`sale`]: the seed's nanoservice sale through a real hub (the README demo).
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod chain;

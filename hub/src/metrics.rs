@@ -359,63 +359,9 @@ impl Metrics {
         self.refresh_collateral(pool).await
     }
 
-    /// The collateral gauges: the latest states of the open and closing basic channels, summed
-    /// in Rust (amounts are uint256 hex strings in the stored JSON).
+    /// The collateral gauges, from [`collateral`].
     async fn refresh_collateral(&self, pool: &PgPool) -> sqlx::Result<()> {
-        let rows = sqlx::query(
-            "SELECT b.hub_index, b.status = 'open' AS open, s.state->'outcome' AS outcome
-             FROM basic_channels b JOIN channel_states s ON s.channel_id = b.id AND s.version = b.latest_version
-             WHERE b.status IN ('open', 'closing')",
-        )
-        .fetch_all(pool)
-        .await?;
-        let parents: Vec<(usize, bool, Allocation)> = rows
-            .iter()
-            .map(|r| {
-                Ok((
-                    usize::from(r.try_get::<i16, _>("hub_index")? == 1),
-                    r.try_get("open")?,
-                    r.try_get::<Json<Allocation>, _>("outcome")?.0,
-                ))
-            })
-            .collect::<sqlx::Result<_>>()?;
-        let lock_ids: Vec<Vec<u8>> =
-            parents.iter().flat_map(|(_, _, o)| o.locked.iter().map(|l| l.id.to_vec())).collect();
-        let mut initial: HashMap<Vec<u8>, Allocation> = HashMap::new();
-        if !lock_ids.is_empty() {
-            for r in sqlx::query("SELECT id, initial FROM virtual_channels WHERE id = ANY($1)")
-                .bind(&lock_ids)
-                .fetch_all(pool)
-                .await?
-            {
-                initial.insert(r.try_get("id")?, r.try_get::<Json<State>, _>("initial")?.0.outcome);
-            }
-        }
-
-        let (mut hub_locked, mut locked_total, mut hub_free) =
-            (BTreeMap::<Address, U256>::new(), BTreeMap::<Address, U256>::new(), BTreeMap::<Address, U256>::new());
-        for (hub, open, outcome) in &parents {
-            for (k, asset) in outcome.assets.iter().enumerate() {
-                if *open && let Some(b) = outcome.balances.get(k) {
-                    *hub_free.entry(*asset).or_default() += b[*hub];
-                }
-                for lock in &outcome.locked {
-                    let amount = lock.balances.get(k).copied().unwrap_or_default();
-                    *locked_total.entry(*asset).or_default() += amount;
-                    // The hub's share: the opening balances of the virtual channel's
-                    // participants that this lock maps to the hub.
-                    let Some(v) = initial.get(lock.id.as_slice()) else { continue };
-                    let Some(vk) = v.assets.iter().position(|a| a == asset) else { continue };
-                    let Some(vb) = v.balances.get(vk) else { continue };
-                    for (i, parent_index) in lock.indexMap.iter().enumerate() {
-                        if usize::from(*parent_index) == *hub {
-                            *hub_locked.entry(*asset).or_default() += vb[i];
-                        }
-                    }
-                }
-            }
-        }
-
+        let Collateral { hub_locked, locked_total, hub_free } = collateral(pool).await?;
         let mut assets: Vec<Address> = self.symbols.keys().copied().collect();
         assets.extend(hub_locked.keys().chain(locked_total.keys()).chain(hub_free.keys()));
         assets.sort();
@@ -446,6 +392,76 @@ impl Metrics {
     fn families(&self) -> Vec<prometheus::proto::MetricFamily> {
         self.registry.gather()
     }
+}
+
+/// The hub's collateral per asset, in the asset's smallest unit.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Collateral {
+    /// The hub's own coins locked in virtual channels (what it paid into each lock).
+    pub hub_locked: BTreeMap<Address, U256>,
+    /// All coins locked in virtual channels (both sides, counted in both parents).
+    pub locked_total: BTreeMap<Address, U256>,
+    /// The hub's balance in open basic channels.
+    pub hub_free: BTreeMap<Address, U256>,
+}
+
+/// The collateral from the latest states of the open and closing basic channels, summed in
+/// Rust (amounts are uint256 hex strings in the stored JSON).
+pub async fn collateral(pool: &PgPool) -> sqlx::Result<Collateral> {
+    let rows = sqlx::query(
+        "SELECT b.hub_index, b.status = 'open' AS open, s.state->'outcome' AS outcome
+         FROM basic_channels b JOIN channel_states s ON s.channel_id = b.id AND s.version = b.latest_version
+         WHERE b.status IN ('open', 'closing')",
+    )
+    .fetch_all(pool)
+    .await?;
+    let parents: Vec<(usize, bool, Allocation)> = rows
+        .iter()
+        .map(|r| {
+            Ok((
+                usize::from(r.try_get::<i16, _>("hub_index")? == 1),
+                r.try_get("open")?,
+                r.try_get::<Json<Allocation>, _>("outcome")?.0,
+            ))
+        })
+        .collect::<sqlx::Result<_>>()?;
+    let lock_ids: Vec<Vec<u8>> = parents.iter().flat_map(|(_, _, o)| o.locked.iter().map(|l| l.id.to_vec())).collect();
+    let mut initial: HashMap<Vec<u8>, Allocation> = HashMap::new();
+    if !lock_ids.is_empty() {
+        for r in sqlx::query("SELECT id, initial FROM virtual_channels WHERE id = ANY($1)")
+            .bind(&lock_ids)
+            .fetch_all(pool)
+            .await?
+        {
+            initial.insert(r.try_get("id")?, r.try_get::<Json<State>, _>("initial")?.0.outcome);
+        }
+    }
+
+    let (mut hub_locked, mut locked_total, mut hub_free) =
+        (BTreeMap::<Address, U256>::new(), BTreeMap::<Address, U256>::new(), BTreeMap::<Address, U256>::new());
+    for (hub, open, outcome) in &parents {
+        for (k, asset) in outcome.assets.iter().enumerate() {
+            if *open && let Some(b) = outcome.balances.get(k) {
+                *hub_free.entry(*asset).or_default() += b[*hub];
+            }
+            for lock in &outcome.locked {
+                let amount = lock.balances.get(k).copied().unwrap_or_default();
+                *locked_total.entry(*asset).or_default() += amount;
+                // The hub's share: the opening balances of the virtual channel's
+                // participants that this lock maps to the hub.
+                let Some(v) = initial.get(lock.id.as_slice()) else { continue };
+                let Some(vk) = v.assets.iter().position(|a| a == asset) else { continue };
+                let Some(vb) = v.balances.get(vk) else { continue };
+                for (i, parent_index) in lock.indexMap.iter().enumerate() {
+                    if usize::from(*parent_index) == *hub {
+                        *hub_locked.entry(*asset).or_default() += vb[i];
+                    }
+                }
+            }
+        }
+    }
+    Ok(Collateral { hub_locked, locked_total, hub_free })
 }
 
 #[cfg(test)]

@@ -69,6 +69,15 @@ that is not answered within 30 s gets 503 `timeout`, and a request body over 1 M
         paths::close_virtual_channel,
         paths::admin_channels,
         paths::admin_outbox,
+        paths::readyz,
+        paths::admin_clients,
+        paths::admin_virtual_channels,
+        paths::admin_collateral,
+        paths::admin_disputes,
+        paths::admin_status,
+        paths::admin_pause,
+        paths::admin_resume,
+        paths::admin_close_channel,
     ),
     components(schemas(
         ErrorBody,
@@ -242,6 +251,37 @@ mod outbox {
             /// Asset holder.
             #[schema(value_type = HexAddress)]
             asset: Address,
+        },
+        /// Register a basic channel on chain with the hub's latest states.
+        Register {
+            /// Channel.
+            #[schema(value_type = HexB256)]
+            channel: B256,
+            /// The virtual channel that makes it necessary; none when the operator closes it.
+            #[schema(value_type = Option<HexB256>)]
+            because: Option<B256>,
+        },
+        /// Refute a stale registration of a basic channel.
+        Refute {
+            /// Channel.
+            #[schema(value_type = HexB256)]
+            channel: B256,
+            /// The stale version.
+            registered: u64,
+        },
+        /// Refute a stale registration of a virtual channel's record.
+        RefuteVirtual {
+            /// The virtual channel.
+            #[schema(value_type = HexB256)]
+            id: B256,
+            /// The stale version.
+            registered: u64,
+        },
+        /// Conclude a registered basic channel once its timeouts passed.
+        Conclude {
+            /// Channel.
+            #[schema(value_type = HexB256)]
+            channel: B256,
         },
     }
 }
@@ -688,6 +728,135 @@ mod paths {
             (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
         ))]
     fn admin_outbox() {}
+
+    /// Readiness
+    ///
+    /// Ready when the database and the chain node both answer within 2 seconds.
+    #[utoipa::path(get, path = "/readyz", tag = "meta", operation_id = "readyz",
+        responses(
+            (status = 200, description = "Ready: `{\"database\": \"ok\", \"chain\": \"ok\", \"block\": <head>}`.",
+                body = Object),
+            (status = 503, description = "`not_ready`: the message names what is unreachable.", body = ErrorBody),
+        ))]
+    fn readyz() {}
+
+    /// List clients
+    ///
+    /// Every client with its number of basic channels (all, and open), newest first.
+    #[utoipa::path(get, path = "/v1/admin/clients", tag = "admin", operation_id = "admin_clients",
+        security(("operator" = [])),
+        params(("limit" = Option<i64>, Query,
+            description = "Most clients to return; default 100, clamped to 1..=1000.", example = 100)),
+        responses(
+            (status = 200, description = "The clients.", body = crate::admin::ClientList),
+            (status = 400, description = "`bad_request`: `limit` is not an integer.", body = ErrorBody),
+            (status = 401, description = "`unauthorized`: missing or wrong operator token.", body = ErrorBody),
+            (status = 404, description = "`not_found`: the operator API is disabled.", body = ErrorBody),
+            (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
+        ))]
+    fn admin_clients() {}
+
+    /// List all virtual channels
+    ///
+    /// Every virtual channel, newest first.
+    #[utoipa::path(get, path = "/v1/admin/virtual-channels", tag = "admin", operation_id = "admin_virtual_channels",
+        security(("operator" = [])),
+        params(("limit" = Option<i64>, Query,
+            description = "Most channels to return; default 100, clamped to 1..=1000.", example = 100)),
+        responses(
+            (status = 200, description = "The virtual channels.", body = VirtualList),
+            (status = 400, description = "`bad_request`: `limit` is not an integer.", body = ErrorBody),
+            (status = 401, description = "`unauthorized`: missing or wrong operator token.", body = ErrorBody),
+            (status = 404, description = "`not_found`: the operator API is disabled.", body = ErrorBody),
+            (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
+        ))]
+    fn admin_virtual_channels() {}
+
+    /// The hub's collateral
+    ///
+    /// Per asset: the hub's coins locked in virtual channels and free in open basic channels,
+    /// all coins locked, and the utilisation (the same figures as the metrics).
+    #[utoipa::path(get, path = "/v1/admin/collateral", tag = "admin", operation_id = "admin_collateral",
+        security(("operator" = [])),
+        responses(
+            (status = 200, description = "Collateral per asset.", body = crate::admin::CollateralList),
+            (status = 401, description = "`unauthorized`: missing or wrong operator token.", body = ErrorBody),
+            (status = 404, description = "`not_found`: the operator API is disabled.", body = ErrorBody),
+            (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
+        ))]
+    fn admin_collateral() {}
+
+    /// List disputes
+    ///
+    /// Registrations on chain of the hub's basic channels and brokered virtual channels.
+    #[utoipa::path(get, path = "/v1/admin/disputes", tag = "admin", operation_id = "admin_disputes",
+        security(("operator" = [])),
+        params(("limit" = Option<i64>, Query,
+            description = "Most disputes to return; default 100, clamped to 1..=1000.", example = 100)),
+        responses(
+            (status = 200, description = "The disputes, newest first.", body = crate::admin::DisputeList),
+            (status = 400, description = "`bad_request`: `limit` is not an integer.", body = ErrorBody),
+            (status = 401, description = "`unauthorized`: missing or wrong operator token.", body = ErrorBody),
+            (status = 404, description = "`not_found`: the operator API is disabled.", body = ErrorBody),
+            (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
+        ))]
+    fn admin_disputes() {}
+
+    /// Operator status
+    ///
+    /// Whether new virtual channels are paused, and whether the answering process leads.
+    #[utoipa::path(get, path = "/v1/admin/status", tag = "admin", operation_id = "admin_status",
+        security(("operator" = [])),
+        responses(
+            (status = 200, description = "The status.", body = crate::admin::StatusView),
+            (status = 401, description = "`unauthorized`: missing or wrong operator token.", body = ErrorBody),
+            (status = 404, description = "`not_found`: the operator API is disabled.", body = ErrorBody),
+            (status = 500, description = "`internal`: never expected (no I/O).", body = ErrorBody),
+        ))]
+    fn admin_status() {}
+
+    /// Pause new virtual channels
+    ///
+    /// Proposals and accepts are refused with `409 virtual_channels_paused` by every hub process
+    /// (within a second); open and closing virtual channels and basic channels are served.
+    #[utoipa::path(post, path = "/v1/admin/pause", tag = "admin", operation_id = "admin_pause",
+        security(("operator" = [])),
+        responses(
+            (status = 200, description = "Paused.", body = crate::admin::StatusView),
+            (status = 401, description = "`unauthorized`: missing or wrong operator token.", body = ErrorBody),
+            (status = 404, description = "`not_found`: the operator API is disabled.", body = ErrorBody),
+            (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
+        ))]
+    fn admin_pause() {}
+
+    /// Resume new virtual channels
+    #[utoipa::path(post, path = "/v1/admin/resume", tag = "admin", operation_id = "admin_resume",
+        security(("operator" = [])),
+        responses(
+            (status = 200, description = "Resumed.", body = crate::admin::StatusView),
+            (status = 401, description = "`unauthorized`: missing or wrong operator token.", body = ErrorBody),
+            (status = 404, description = "`not_found`: the operator API is disabled.", body = ErrorBody),
+            (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
+        ))]
+    fn admin_resume() {}
+
+    /// Close a client's basic channel on chain
+    ///
+    /// The leader registers the channel with the hub's latest state (and the newest states of
+    /// its virtual channels), then concludes and withdraws after the challenge duration.
+    #[utoipa::path(post, path = "/v1/admin/channels/{id}/close", tag = "admin", operation_id = "admin_close_channel",
+        security(("operator" = [])),
+        params(("id" = HexB256, Path, description = "The basic channel id.")),
+        responses(
+            (status = 202, description = "Enqueued.", body = crate::admin::ForceClose),
+            (status = 400, description = "`malformed_channel_id`.", body = ErrorBody),
+            (status = 401, description = "`unauthorized`: missing or wrong operator token.", body = ErrorBody),
+            (status = 404, description = "`not_found`: no such channel, or the operator API is disabled.",
+                body = ErrorBody),
+            (status = 409, description = "`channel_closed`: the channel is closed already.", body = ErrorBody),
+            (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
+        ))]
+    fn admin_close_channel() {}
 }
 
 #[cfg(test)]
@@ -723,10 +892,20 @@ mod tests {
         ("POST", "/v1/virtual-channels/{id}/close"),
         ("GET", "/v1/admin/channels"),
         ("GET", "/v1/admin/outbox"),
+        ("GET", "/readyz"),
+        ("GET", "/v1/admin/clients"),
+        ("GET", "/v1/admin/virtual-channels"),
+        ("GET", "/v1/admin/collateral"),
+        ("GET", "/v1/admin/disputes"),
+        ("GET", "/v1/admin/status"),
+        ("POST", "/v1/admin/pause"),
+        ("POST", "/v1/admin/resume"),
+        ("POST", "/v1/admin/channels/{id}/close"),
     ];
 
     /// Client POSTs that read no body and take no `Idempotency-Key` (a repeat is refused).
-    const BODYLESS_POSTS: &[&str] = &["/v1/virtual-channels/{id}/reject"];
+    const BODYLESS_POSTS: &[&str] =
+        &["/v1/virtual-channels/{id}/reject", "/v1/admin/pause", "/v1/admin/resume", "/v1/admin/channels/{id}/close"];
 
     const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 

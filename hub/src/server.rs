@@ -127,6 +127,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         requests: Default::default(),
         virtual_changed: Default::default(),
         metrics: Metrics::new(&config.assets),
+        paused: db::virtual_paused(&pool).await?.into(),
+        provider: provider.clone(),
     };
     let chain = Chain {
         provider,
@@ -156,6 +158,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         }
     });
     let janitor = tokio::spawn(run_janitor(pool.clone(), stopped.clone()));
+    let settings = tokio::spawn(refresh_settings(pool.clone(), hub.clone(), stopped.clone()));
     let leading = hub.metrics.leading.clone();
     let leader = tokio::spawn(crate::leader::run(
         config.database_url.clone(),
@@ -174,7 +177,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         },
     ));
     tracing::info!(%addr, hub = %deployment.adjudicator, "ingrid serving");
-    Ok(Running { addr, hub, leading, stop, tasks: vec![http, janitor, leader] })
+    Ok(Running { addr, hub, leading, stop, tasks: vec![http, janitor, settings, leader] })
 }
 
 /// Goes to chain for virtual channels left open past their validity (see
@@ -187,6 +190,20 @@ async fn run_sweeper(pool: sqlx::PgPool, grace: u64, poll: Duration, mut stop: w
         }
         tokio::select! {
             _ = tokio::time::sleep(poll * 10) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Every second, reads the operator's switches (another process may have changed them).
+async fn refresh_settings(pool: sqlx::PgPool, hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
+    loop {
+        match db::virtual_paused(&pool).await {
+            Ok(paused) => hub.paused.store(paused, std::sync::atomic::Ordering::Relaxed),
+            Err(e) => tracing::warn!(error = %e, "reading the operator's settings failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
     }

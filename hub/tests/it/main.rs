@@ -7,6 +7,7 @@ mod dev_stack;
 mod disputes;
 mod harness;
 mod metrics;
+mod operations;
 mod restart;
 mod virtual_bad_input;
 mod virtual_channels;

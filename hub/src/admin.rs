@@ -1,0 +1,278 @@
+//! The operator's API (`/v1/admin/...`, bearer `operator_token`) and the `ingrid admin`
+//! command that calls it: clients, basic and virtual channels with balances, the hub's
+//! collateral per asset, the outbox and the disputes; pause and resume new virtual channels
+//! (drain before maintenance); close a client's basic channel on chain.
+
+use std::sync::atomic::Ordering;
+
+use alloy::primitives::{Address, B256, U256};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use ingrid_client_sdk::api::{ChannelStatus, VirtualList};
+use serde::Serialize;
+use sqlx::Row;
+
+use ingrid_client_sdk::openapi::{HexAddress, HexB256, HexU256};
+
+use crate::api::{AppState, Operator, Page, now_secs, parse_id};
+use crate::chain::Action;
+use crate::db;
+use crate::error::ApiError;
+
+/// A client of the hub.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientView {
+    /// Address.
+    #[schema(value_type = HexAddress)]
+    pub address: Address,
+    /// Basic channels, all statuses.
+    pub channels: i64,
+    /// Basic channels open now.
+    pub open_channels: i64,
+    /// First login, Unix seconds.
+    pub created_at: i64,
+}
+
+/// `GET /v1/admin/clients`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ClientList {
+    /// Clients, newest first.
+    pub clients: Vec<ClientView>,
+}
+
+/// The hub's collateral in one asset, smallest unit.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AssetCollateral {
+    /// The asset holder.
+    #[schema(value_type = HexAddress)]
+    pub asset: Address,
+    /// Its symbol, if configured.
+    pub symbol: Option<String>,
+    /// The hub's own coins locked in virtual channels.
+    #[schema(value_type = HexU256)]
+    pub hub_locked: U256,
+    /// The hub's balance in open basic channels.
+    #[schema(value_type = HexU256)]
+    pub hub_free: U256,
+    /// All coins locked in virtual channels (both sides, in both parents).
+    #[schema(value_type = HexU256)]
+    pub locked_total: U256,
+    /// `hubLocked / (hubLocked + hubFree)`, 0 when both are 0.
+    pub utilisation: f64,
+}
+
+/// `GET /v1/admin/collateral`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CollateralList {
+    /// One entry per asset.
+    pub assets: Vec<AssetCollateral>,
+}
+
+/// A registration on chain of one of the hub's channels.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DisputeView {
+    /// The channel (basic, or virtual).
+    #[schema(value_type = HexB256)]
+    pub channel_id: B256,
+    /// `basic` or `virtual`.
+    pub kind: String,
+    /// The latest version registered on chain.
+    pub registered_version: i64,
+    /// The newest version the hub held when it saw the registration.
+    pub hub_version: i64,
+    /// Until when the record can be refuted (Unix seconds, chain time).
+    pub timeout: i64,
+    /// `open`, `refuted` or `concluded`.
+    pub result: String,
+    /// The block of the first registration.
+    pub first_block: i64,
+}
+
+/// `GET /v1/admin/disputes`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DisputeList {
+    /// Disputes, newest first.
+    pub disputes: Vec<DisputeView>,
+}
+
+/// `GET /v1/admin/status`, and the answer to pause and resume.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusView {
+    /// New virtual channels are refused (`virtual_channels_paused`).
+    pub virtual_channels_paused: bool,
+    /// This process runs the watcher, the outbox and the sweep.
+    pub leader: bool,
+}
+
+/// `POST /v1/admin/channels/{id}/close`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ForceClose {
+    /// The channel.
+    #[schema(value_type = HexB256)]
+    pub channel_id: B256,
+    /// What happens next.
+    pub message: String,
+}
+
+pub(crate) async fn clients(
+    State(app): State<AppState>,
+    _: Operator,
+    Query(page): Query<Page>,
+) -> Result<Json<ClientList>, ApiError> {
+    let rows = sqlx::query(
+        "SELECT c.address, extract(epoch FROM c.created_at)::bigint AS created_at,
+                count(b.id) AS channels, count(b.id) FILTER (WHERE b.status = 'open') AS open_channels
+         FROM clients c LEFT JOIN basic_channels b ON b.client = c.address
+         GROUP BY c.address, c.created_at ORDER BY c.created_at DESC, c.address LIMIT $1",
+    )
+    .bind(page.limit())
+    .fetch_all(&app.pool)
+    .await?;
+    let clients = rows
+        .iter()
+        .map(|r| {
+            Ok(ClientView {
+                address: Address::try_from(r.get::<&[u8], _>("address")).map_err(|e| ApiError::Internal(e.into()))?,
+                channels: r.get("channels"),
+                open_channels: r.get("open_channels"),
+                created_at: r.get("created_at"),
+            })
+        })
+        .collect::<Result<_, ApiError>>()?;
+    Ok(Json(ClientList { clients }))
+}
+
+pub(crate) async fn virtual_channels(
+    State(app): State<AppState>,
+    _: Operator,
+    Query(page): Query<Page>,
+) -> Result<Json<VirtualList>, ApiError> {
+    Ok(Json(VirtualList { channels: db::all_virtual_views(&app.pool, now_secs(), page.limit()).await? }))
+}
+
+pub(crate) async fn collateral(State(app): State<AppState>, _: Operator) -> Result<Json<CollateralList>, ApiError> {
+    let c = crate::metrics::collateral(&app.pool).await?;
+    let mut assets: Vec<Address> = app.hub.rules.assets.iter().map(|a| a.holder).collect();
+    assets.extend(c.hub_locked.keys().chain(c.hub_free.keys()).chain(c.locked_total.keys()));
+    assets.sort();
+    assets.dedup();
+    let list = assets
+        .into_iter()
+        .map(|asset| {
+            let get = |m: &std::collections::BTreeMap<Address, U256>| m.get(&asset).copied().unwrap_or_default();
+            let (locked, free) = (get(&c.hub_locked), get(&c.hub_free));
+            let total = f64::from(locked) + f64::from(free);
+            AssetCollateral {
+                asset,
+                symbol: app.hub.rules.assets.iter().find(|a| a.holder == asset).map(|a| a.symbol.clone()),
+                hub_locked: locked,
+                hub_free: free,
+                locked_total: get(&c.locked_total),
+                utilisation: if total > 0.0 { f64::from(locked) / total } else { 0.0 },
+            }
+        })
+        .collect();
+    Ok(Json(CollateralList { assets: list }))
+}
+
+pub(crate) async fn disputes(
+    State(app): State<AppState>,
+    _: Operator,
+    Query(page): Query<Page>,
+) -> Result<Json<DisputeList>, ApiError> {
+    let rows = sqlx::query(
+        "SELECT channel_id, kind, registered_version, hub_version, timeout, result, first_block
+         FROM disputes ORDER BY first_block DESC, channel_id LIMIT $1",
+    )
+    .bind(page.limit())
+    .fetch_all(&app.pool)
+    .await?;
+    let disputes = rows
+        .iter()
+        .map(|r| {
+            Ok(DisputeView {
+                channel_id: B256::try_from(r.get::<&[u8], _>("channel_id"))
+                    .map_err(|e| ApiError::Internal(e.into()))?,
+                kind: r.get("kind"),
+                registered_version: r.get("registered_version"),
+                hub_version: r.get("hub_version"),
+                timeout: r.get("timeout"),
+                result: r.get("result"),
+                first_block: r.get("first_block"),
+            })
+        })
+        .collect::<Result<_, ApiError>>()?;
+    Ok(Json(DisputeList { disputes }))
+}
+
+fn status_of(app: &AppState) -> StatusView {
+    StatusView {
+        virtual_channels_paused: app.hub.paused.load(Ordering::Relaxed),
+        leader: app.hub.metrics.leading.load(Ordering::Relaxed),
+    }
+}
+
+pub(crate) async fn status(State(app): State<AppState>, _: Operator) -> Json<StatusView> {
+    Json(status_of(&app))
+}
+
+async fn set_paused(app: &AppState, paused: bool) -> Result<Json<StatusView>, ApiError> {
+    db::set_virtual_paused(&app.pool, paused).await?;
+    app.hub.paused.store(paused, Ordering::Relaxed);
+    tracing::warn!(paused, "operator: new virtual channels {}", if paused { "paused" } else { "resumed" });
+    Ok(Json(status_of(app)))
+}
+
+pub(crate) async fn pause(State(app): State<AppState>, _: Operator) -> Result<Json<StatusView>, ApiError> {
+    set_paused(&app, true).await
+}
+
+pub(crate) async fn resume(State(app): State<AppState>, _: Operator) -> Result<Json<StatusView>, ApiError> {
+    set_paused(&app, false).await
+}
+
+/// Closes a client's basic channel on chain: the leader registers it with the hub's latest
+/// state (and its virtual channels' newest states), then concludes and withdraws.
+pub(crate) async fn close_channel(
+    State(app): State<AppState>,
+    _: Operator,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let mut tx = app.pool.begin().await?;
+    let row = db::channel(&mut tx, id).await?.ok_or_else(|| ApiError::NotFound(format!("no channel {id}")))?;
+    if row.status == ChannelStatus::Closed {
+        return Err(ApiError::conflict("channel_closed", format!("channel {id} is closed")));
+    }
+    let action = Action::Register { channel: id, because: None };
+    db::enqueue(&mut tx, &action.dedup_key(), action.kind(), Some(id), &action).await?;
+    tx.commit().await?;
+    tracing::warn!(channel = %id, "operator: closing basic channel on chain");
+    let answer = ForceClose {
+        channel_id: id,
+        message: "registering on chain with the latest state; concluded and withdrawn after the challenge duration"
+            .into(),
+    };
+    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
+}
+
+/// `ingrid admin <command>`: calls the operator API of the hub at `url` and prints its JSON.
+pub async fn run_cli(url: &str, token: &str, method: reqwest::Method, path: &str) -> anyhow::Result<String> {
+    let response = reqwest::Client::new()
+        .request(method, format!("{}{path}", url.trim_end_matches('/')))
+        .bearer_auth(token)
+        .send()
+        .await?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await?;
+    let text = serde_json::to_string_pretty(&body)?;
+    anyhow::ensure!(status.is_success(), "{status}: {text}");
+    Ok(text)
+}
