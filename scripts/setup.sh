@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Ingrid's demo and tests need on a fresh Debian machine, using only the
-# Debian, npm and crates.io registries: Debian packages (PostgreSQL, Node.js), Foundry
+# Debian, npm and crates.io registries: Debian packages (PostgreSQL, Node.js, Prometheus), Foundry
 # (forge, anvil, cast) and solcjs from npm, forge-std, and cargo-nextest. Idempotent.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -13,6 +13,9 @@ command -v npm >/dev/null || missing+=(npm)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql)
 command -v psql >/dev/null || missing+=(postgresql-client)
 command -v runuser >/dev/null || missing+=(util-linux)
+# The metrics test runs a real Prometheus; promtool checks the alert rules and dashboards.
+command -v prometheus >/dev/null || missing+=(prometheus)
+command -v python3 >/dev/null || missing+=(python3)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   as_root apt-get update -qq

@@ -14,6 +14,12 @@ node tools/export-artifacts.js --check
 node_modules/.bin/forge test
 
 cd "$root"
+echo "== monitoring: alert rules (promtool check and unit tests), dashboard queries"
+promtool check config deploy/prometheus/prometheus.yml
+promtool check rules deploy/prometheus/alerts.yml
+promtool test rules deploy/prometheus/alerts_test.yml
+python3 grafana/check_dashboards.py
+
 echo "== rust: format, lints, tests (real Postgres and anvil)"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

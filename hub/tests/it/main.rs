@@ -8,6 +8,7 @@ mod disputes;
 mod harness;
 mod metrics;
 mod operations;
+mod prometheus;
 mod restart;
 mod virtual_bad_input;
 mod virtual_channels;
