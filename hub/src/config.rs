@@ -154,8 +154,12 @@ impl Config {
             figment = figment.merge(Toml::file(path));
         }
         let config: Self =
-            // INGRID_CONFIG names the file (`ingrid serve`); it is not a key of the file.
-            figment.merge(Env::prefixed("INGRID_").ignore(&["config"]).split("__")).extract().context("invalid configuration")?;
+            // INGRID_CONFIG names the file (`ingrid serve`), INGRID_LOG_FORMAT the log format and
+            // INGRID_URL the hub of `ingrid admin`: they are not keys of the file.
+            figment
+                .merge(Env::prefixed("INGRID_").ignore(&["config", "log_format", "url"]).split("__"))
+                .extract()
+                .context("invalid configuration")?;
         config.validate()?;
         Ok(config)
     }
