@@ -100,6 +100,9 @@ pub struct HubInfo {
     pub challenge_duration: [u64; 2],
     /// Blocks on top of a deposit before the hub counts it.
     pub confirmations: u64,
+    /// Whether the hub charges fees for virtual channels (proposals then need a quote).
+    #[serde(default)]
+    pub virtual_fees: bool,
 }
 
 /// Opens a basic channel: params, the opening state (version 0) and the client's signature.
@@ -233,6 +236,82 @@ pub struct VirtualProposal {
     pub parent: StateRequest,
     /// Unix time after which the hub asks both ends to close the virtual channel.
     pub valid_until: u64,
+    /// The hub's quote for exactly these terms, unexpired; required when the hub charges a
+    /// fee. The parent update then also pays the quoted fees to the hub.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote: Option<Quote>,
+}
+
+/// Asks the hub for the price and limits of a virtual channel before proposing it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct QuoteRequest {
+    /// The peer (participant 1 of the virtual channel).
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexAddress))]
+    pub peer: Address,
+    /// The proposer's basic channel that will fund it.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexB256))]
+    pub parent: B256,
+    /// Deposits per asset of the parent (same order): `[proposer's, peer's]`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Vec<crate::openapi::HexU256>>))]
+    pub deposits: Vec<[U256; 2]>,
+    /// The virtual channel's validity, Unix seconds.
+    pub valid_until: u64,
+}
+
+/// The hub's signed price for a virtual channel with exactly these terms, valid until
+/// `expiresAt`. The proposer pays `fees` (per asset) to the hub in its parent's opening update.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Quote {
+    /// The proposer (participant 0).
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexAddress))]
+    pub proposer: Address,
+    /// The peer (participant 1).
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexAddress))]
+    pub peer: Address,
+    /// The proposer's parent.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexB256))]
+    pub parent: B256,
+    /// Deposits per asset, `[proposer's, peer's]`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Vec<crate::openapi::HexU256>>))]
+    pub deposits: Vec<[U256; 2]>,
+    /// The virtual channel's validity, Unix seconds.
+    pub valid_until: u64,
+    /// Fee per asset, smallest unit.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::openapi::HexU256>))]
+    pub fees: Vec<U256>,
+    /// Unix time until which the quote may be used.
+    pub expires_at: u64,
+    /// The hub's signature on [`Quote::digest`].
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexBytes))]
+    pub signature: Bytes,
+}
+
+impl Quote {
+    /// What the hub signs: `keccak256(abi.encode("IngridQuote", chainId, hub, proposer, peer,
+    /// parent, deposits, validUntil, fees, expiresAt))` (domain-separated from channel states).
+    pub fn digest(&self, chain_id: u64, hub: Address) -> B256 {
+        use alloy::sol_types::SolValue;
+        let deposits: Vec<Vec<U256>> = self.deposits.iter().map(|d| d.to_vec()).collect();
+        alloy::primitives::keccak256(
+            (
+                "IngridQuote".to_string(),
+                chain_id,
+                hub,
+                self.proposer,
+                self.peer,
+                self.parent,
+                deposits,
+                self.valid_until,
+                self.fees.clone(),
+                self.expires_at,
+            )
+                .abi_encode_params(),
+        )
+    }
 }
 
 /// Accepts a proposed virtual channel. Sent by its participant 1.
@@ -294,6 +373,10 @@ pub struct VirtualView {
     /// Whether each parent (proposer's, acceptor's) has been settled after the close.
     #[cfg_attr(feature = "openapi", schema(min_items = 2, max_items = 2))]
     pub settled: [bool; 2],
+    /// The fee per asset the proposer pays the hub in its parent's opening update.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::openapi::HexU256>))]
+    pub fees: Vec<U256>,
 }
 
 /// A list of virtual channels.

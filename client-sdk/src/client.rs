@@ -9,8 +9,8 @@ use serde::de::DeserializeOwned;
 
 use crate::api::{
     ChallengeRequest, ChallengeResponse, ChannelList, ChannelView, ErrorBody, HubInfo, IDEMPOTENCY_KEY,
-    OpenChannelRequest, SignatureResponse, StateRequest, TokenRequest, TokenResponse, VirtualAccept, VirtualClose,
-    VirtualCloseResponse, VirtualList, VirtualProposal, VirtualStatus, VirtualView,
+    OpenChannelRequest, Quote, QuoteRequest, SignatureResponse, StateRequest, TokenRequest, TokenResponse,
+    VirtualAccept, VirtualClose, VirtualCloseResponse, VirtualList, VirtualProposal, VirtualStatus, VirtualView,
 };
 
 /// Why a request to the hub failed.
@@ -229,6 +229,12 @@ impl HubClient {
         idempotency_key: Option<&str>,
     ) -> Result<VirtualView, ClientError> {
         self.call(Method::POST, "/v1/virtual-channels", Some(proposal), idempotency_key).await
+    }
+
+    /// `POST /v1/virtual-channels/quote`: the hub's signed price for a virtual channel
+    /// (a read: nothing is stored, so it is retried like one).
+    pub async fn quote(&self, request: &QuoteRequest) -> Result<Quote, ClientError> {
+        self.call(Method::POST, "/v1/virtual-channels/quote", Some(request), Some("quote")).await
     }
 
     /// `GET /v1/virtual-channels`: the virtual channels this client is a participant of,

@@ -552,6 +552,7 @@ pub(crate) mod tests {
             ],
             challenge_duration: [60, 86_400],
             confirmations: 1,
+            virtual_fees: false,
         };
         let d = Deployment { chain_id: info.chain_id, adjudicator: info.adjudicator };
         let vparams = params([alice_key.address(), bob_key.address()], false);

@@ -787,6 +787,7 @@ mod tests {
             initial,
             final_state: None,
             settled: [false, false],
+            fees: Vec::new(),
         }
     }
 
@@ -887,6 +888,7 @@ mod tests {
             initial,
             final_state: None,
             settled: [false, false],
+            fees: Vec::new(),
         };
         assert_eq!(check_proposal(&view, seller, &config), Ok(()));
         assert_eq!(check_proposal(&view, Address::repeat_byte(3), &config).map_err(|e| e.0), Err("not_a_proposal"));

@@ -65,6 +65,22 @@ pub fn lock_in_parent(parent: &State, hub_index: usize, side: Side, opening: &St
     Ok(next)
 }
 
+/// `update` (a parent update of the proposer that locks a virtual channel) with the hub's
+/// `fees` per asset paid in it: the client's balance down, the hub's (`hub_index`) up.
+pub fn pay_fees(update: &State, hub_index: usize, fees: &[U256]) -> Result<State, UpdateError> {
+    if fees.len() != update.outcome.balances.len() {
+        return Err(UpdateError::BalanceShape { assets: update.outcome.balances.len(), actual: fees.len() });
+    }
+    let mut next = update.clone();
+    for (balances, fee) in next.outcome.balances.iter_mut().zip(fees) {
+        let client = &mut balances[1 - hub_index];
+        *client = client.checked_sub(*fee).ok_or(UpdateError::Overflow)?;
+        let hub = &mut balances[hub_index];
+        *hub = hub.checked_add(*fee).ok_or(UpdateError::Overflow)?;
+    }
+    Ok(next)
+}
+
 /// The next version of `parent` that settles the virtual channel from its final state:
 /// its lock removed and its final balances credited through the lock's index map.
 pub fn settle_in_parent(parent: &State, final_state: &State) -> Result<State, UpdateError> {

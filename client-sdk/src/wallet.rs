@@ -10,8 +10,8 @@ use alloy::providers::DynProvider;
 use alloy::signers::local::PrivateKeySigner;
 
 use crate::api::{
-    ChannelStatus, FullySignedState, HubInfo, OpenChannelRequest, StateRequest, VirtualAccept, VirtualClose,
-    VirtualProposal, VirtualStatus, VirtualView,
+    ChannelStatus, FullySignedState, HubInfo, OpenChannelRequest, Quote, QuoteRequest, StateRequest, VirtualAccept,
+    VirtualClose, VirtualProposal, VirtualStatus, VirtualView,
 };
 use crate::bindings::Channel::{Allocation, Params, State};
 use crate::chain::{self, Asset, ChainError};
@@ -19,7 +19,7 @@ use crate::client::{ClientError, HubClient};
 use crate::state::{Deployment, SignatureError, channel_id};
 use crate::store::{ChannelRecord, ChannelStore, StoreError};
 use crate::validate::UpdateError;
-use crate::virtual_channel::{Side, VirtualRecord, lock_in_parent, settle_in_parent};
+use crate::virtual_channel::{Side, VirtualRecord, lock_in_parent, pay_fees, settle_in_parent};
 
 /// Why a wallet operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -338,17 +338,55 @@ impl Wallet {
             appData: Bytes::new(),
             isFinal: false,
         };
-        let update = lock_in_parent(&record.latest.state, record.hub_index as usize, Side::Proposer, &opening)?;
+        let hub_index = record.hub_index as usize;
+        let locked = lock_in_parent(&record.latest.state, hub_index, Side::Proposer, &opening)?;
         let d = self.deployment();
-        let proposal = VirtualProposal {
-            signature: d.sign_state(&self.key, &opening)?,
-            parent: StateRequest { signature: d.sign_state(&self.key, &update)?, state: update },
-            params,
-            state: opening,
-            valid_until,
-        };
-        self.hub.propose_virtual(&proposal, Some(&format!("propose-{id}"))).await?;
-        Ok(id)
+        let signature = d.sign_state(&self.key, &opening)?;
+        let mut quote = None;
+        loop {
+            let update = match &quote {
+                Some(q) => pay_fees(&locked, hub_index, &self.checked_quote(q, parent, peer, deposits, valid_until)?)?,
+                None => locked.clone(),
+            };
+            let proposal = VirtualProposal {
+                signature: signature.clone(),
+                parent: StateRequest { signature: d.sign_state(&self.key, &update)?, state: update },
+                params: params.clone(),
+                state: opening.clone(),
+                valid_until,
+                quote: quote.clone(),
+            };
+            let key = format!("propose-{id}-{}", quote.is_some());
+            match self.hub.propose_virtual(&proposal, Some(&key)).await {
+                Ok(_) => return Ok(id),
+                // The hub charges fees (maybe since a reload): ask for a quote and propose again.
+                Err(ClientError::Refused { status: 409, body })
+                    if body.error == "quote_required" && quote.is_none() =>
+                {
+                    let request = QuoteRequest { peer, parent, deposits: deposits.to_vec(), valid_until };
+                    quote = Some(self.hub.quote(&request).await?);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// The fees of a quote the hub signed for exactly these terms.
+    fn checked_quote(
+        &self,
+        quote: &Quote,
+        parent: B256,
+        peer: Address,
+        deposits: &[[U256; 2]],
+        valid_until: u64,
+    ) -> Result<Vec<U256>, WalletError> {
+        let digest = quote.digest(self.info.chain_id, self.info.address);
+        crate::state::verify_digest(&digest, &quote.signature, self.info.address)?;
+        let terms = (quote.proposer, quote.peer, quote.parent, quote.deposits.as_slice(), quote.valid_until);
+        if terms != (self.key.address(), peer, parent, deposits, valid_until) {
+            return Err(WalletError::Invalid("the hub's quote is for other terms".into()));
+        }
+        Ok(quote.fees.clone())
     }
 
     /// Proposals of virtual channels to this client, waiting for its answer.

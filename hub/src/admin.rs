@@ -159,7 +159,7 @@ pub(crate) async fn virtual_channels(
 
 pub(crate) async fn collateral(State(app): State<AppState>, _: Operator) -> Result<Json<CollateralList>, ApiError> {
     let c = crate::metrics::collateral(&app.pool).await?;
-    let mut assets: Vec<Address> = app.hub.rules.assets.iter().map(|a| a.holder).collect();
+    let mut assets: Vec<Address> = app.hub.rules().assets.iter().map(|a| a.holder).collect();
     assets.extend(c.hub_locked.keys().chain(c.hub_free.keys()).chain(c.locked_total.keys()));
     assets.sort();
     assets.dedup();
@@ -171,7 +171,7 @@ pub(crate) async fn collateral(State(app): State<AppState>, _: Operator) -> Resu
             let total = f64::from(locked) + f64::from(free);
             AssetCollateral {
                 asset,
-                symbol: app.hub.rules.assets.iter().find(|a| a.holder == asset).map(|a| a.symbol.clone()),
+                symbol: app.hub.rules().assets.iter().find(|a| a.holder == asset).map(|a| a.symbol.clone()),
                 hub_locked: locked,
                 hub_free: free,
                 locked_total: get(&c.locked_total),
@@ -236,6 +236,16 @@ pub(crate) async fn pause(State(app): State<AppState>, _: Operator) -> Result<Js
 
 pub(crate) async fn resume(State(app): State<AppState>, _: Operator) -> Result<Json<StatusView>, ApiError> {
     set_paused(&app, false).await
+}
+
+/// Reads the configuration again and takes its policy (limits, fees, collateral) for every
+/// new decision; see [`crate::api::Hub::reload`]. Other processes reload on their own
+/// (`SIGHUP`, or this endpoint on each).
+pub(crate) async fn reload(State(app): State<AppState>, _: Operator) -> Result<Json<serde_json::Value>, ApiError> {
+    app.hub.reload().map_err(|e| ApiError::unprocessable("invalid_configuration", format!("{e:#}")))?;
+    Ok(Json(
+        serde_json::json!({ "reloaded": true, "virtualFees": app.hub.rules().assets.iter().any(|a| a.charges_fees()) }),
+    ))
 }
 
 /// Closes a client's basic channel on chain: the leader registers it with the hub's latest

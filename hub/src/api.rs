@@ -50,8 +50,8 @@ pub struct AppState {
 pub struct Hub {
     /// The hub's channel key.
     pub key: PrivateKeySigner,
-    /// Decision rules.
-    pub rules: Rules,
+    /// Decision rules (replaced by a reload; a request keeps the ones it started with).
+    pub rules: std::sync::RwLock<Arc<Rules>>,
     /// What `GET /v1/hub` answers.
     pub info: HubInfo,
     /// Authentication settings.
@@ -70,10 +70,43 @@ pub struct Hub {
     pub paused: std::sync::atomic::AtomicBool,
     /// The chain node, for readiness.
     pub provider: alloy::providers::DynProvider,
+    /// The configuration file, read again by a reload.
+    pub config_source: Option<std::path::PathBuf>,
 }
 
 impl Hub {
-    fn sign(&self, digest: &B256) -> Result<Bytes, ApiError> {
+    /// The rules in force now.
+    pub fn rules(&self) -> Arc<Rules> {
+        self.rules.read().map(|r| r.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    /// Takes the policy of `config` (assets' collateral, limits and fees; channel rules) for
+    /// every decision from now on. Decisions already taken (proposals with their fees, quotes
+    /// until they expire) keep theirs. The set of assets cannot change without a restart.
+    pub fn reload_from(&self, config: &crate::config::Config) -> anyhow::Result<()> {
+        let current = self.rules();
+        let holders = |assets: &[crate::config::AssetConfig]| assets.iter().map(|a| a.holder).collect::<Vec<_>>();
+        anyhow::ensure!(
+            holders(&config.assets) == holders(&current.assets),
+            "assets: the list of asset holders cannot change without a restart"
+        );
+        let next = Rules { assets: config.assets.clone(), channels: config.channels.clone(), ..(*current).clone() };
+        match self.rules.write() {
+            Ok(mut rules) => *rules = Arc::new(next),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(next),
+        }
+        tracing::info!("policy reloaded");
+        Ok(())
+    }
+
+    /// Reads the configuration file (and `INGRID_*`) again and takes its policy; see
+    /// [`Hub::reload_from`].
+    pub fn reload(&self) -> anyhow::Result<()> {
+        let config = crate::config::Config::load(self.config_source.as_deref())?;
+        self.reload_from(&config)
+    }
+
+    pub(crate) fn sign(&self, digest: &B256) -> Result<Bytes, ApiError> {
         sign_digest(&self.key, digest).map_err(|e| ApiError::Internal(e.into()))
     }
 }
@@ -96,6 +129,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/channels/{id}/updates", post(update_channel))
         .route("/v1/channels/{id}/close", post(close_channel))
         .route("/v1/virtual-channels", get(list_virtual).post(propose_virtual))
+        .route("/v1/virtual-channels/quote", post(quote_virtual))
         .route("/v1/virtual-channels/{id}", get(get_virtual))
         .route("/v1/virtual-channels/{id}/accept", post(accept_virtual))
         .route("/v1/virtual-channels/{id}/reject", post(reject_virtual))
@@ -109,6 +143,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/admin/status", get(crate::admin::status))
         .route("/v1/admin/pause", post(crate::admin::pause))
         .route("/v1/admin/resume", post(crate::admin::resume))
+        .route("/v1/admin/reload", post(crate::admin::reload))
         .route("/v1/admin/channels/{id}/close", post(crate::admin::close_channel))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -328,7 +363,8 @@ impl Idempotent {
 // ------------------------------------------------------------------ handlers
 
 async fn hub_info(State(app): State<AppState>) -> Json<HubInfo> {
-    Json(app.hub.info.clone())
+    let virtual_fees = app.hub.rules().assets.iter().any(|a| a.charges_fees());
+    Json(HubInfo { virtual_fees, ..app.hub.info.clone() })
 }
 
 pub(crate) fn now_secs() -> u64 {
@@ -399,7 +435,7 @@ async fn open_channel(
     if let Some(answer) = idem.replay(&mut tx).await? {
         return Ok(answer);
     }
-    let plan = app.hub.rules.check_open(client, &req.params, &req.state, &req.signature)?;
+    let plan = app.hub.rules().check_open(client, &req.params, &req.state, &req.signature)?;
     db::ensure_client(&mut tx, client).await?;
     if !db::insert_channel(&mut tx, plan.id, client, plan.hub_index, &req.params, &plan.requirements).await? {
         return Err(ApiError::conflict("channel_exists", format!("channel {} already exists", plan.id)));
@@ -448,9 +484,9 @@ async fn advance(
     }
     let current = db::state(&mut tx, id, channel.latest_version).await?.state;
     let digest = if close {
-        app.hub.rules.check_close(client, &current, &req.state, &req.signature)?
+        app.hub.rules().check_close(client, &current, &req.state, &req.signature)?
     } else {
-        app.hub.rules.check_update(channel.hub_index, client, &current, &req.state, &req.signature)?
+        app.hub.rules().check_update(channel.hub_index, client, &current, &req.state, &req.signature)?
     };
     let status = if close { ChannelStatus::Closing } else { channel.status };
     let hub_sig = countersign(&app.hub, &mut tx, id, channel.hub_index, &req, digest, Some(status)).await?;
@@ -546,6 +582,106 @@ async fn admin_outbox(
 
 // ------------------------------------------------------------------ virtual channels
 
+/// The per-client count limit, for each of `who` (their virtual channels in `statuses`).
+async fn check_counts(
+    rules: &Rules,
+    tx: &mut PgConnection,
+    who: [(Address, &str); 2],
+    statuses: &[&str],
+) -> Result<(), ApiError> {
+    let Some(max) = rules.channels.max_virtual_per_client else { return Ok(()) };
+    for (client, role) in who {
+        let open = db::virtual_count(tx, client, statuses).await?;
+        crate::policy::check_open_count(role, client, open, Some(max))?;
+    }
+    Ok(())
+}
+
+/// The books the policy reads, per asset of `assets`: the hub's locked and free coins in
+/// total and the coins it locked for each of `clients` ([proposer, acceptor]). Read only when
+/// a limit needs them (they scan the open channels).
+async fn policy_books(
+    rules: &Rules,
+    tx: &mut PgConnection,
+    assets: &[Address],
+    clients: [Address; 2],
+) -> Result<Vec<crate::policy::AssetBooks>, ApiError> {
+    if !rules.limits_locked_coins() {
+        return Ok(vec![Default::default(); assets.len()]);
+    }
+    let total = crate::metrics::collateral_of(tx, None).await?;
+    let proposer = crate::metrics::collateral_of(tx, Some(clients[0])).await?;
+    let acceptor = crate::metrics::collateral_of(tx, Some(clients[1])).await?;
+    let get = |m: &std::collections::BTreeMap<Address, alloy::primitives::U256>, a: &Address| {
+        m.get(a).copied().unwrap_or_default()
+    };
+    Ok(assets
+        .iter()
+        .map(|a| crate::policy::AssetBooks {
+            hub_locked: get(&total.hub_locked, a),
+            hub_free: get(&total.hub_free, a),
+            locked_proposer: get(&proposer.hub_locked, a),
+            locked_acceptor: get(&acceptor.hub_locked, a),
+        })
+        .collect())
+}
+
+/// `POST /v1/virtual-channels/quote`: the price and limits of a virtual channel, signed,
+/// valid `channels.quote_ttl` seconds. Stores nothing.
+async fn quote_virtual(
+    State(app): State<AppState>,
+    Client(client): Client,
+    body: Body,
+) -> Result<Json<ingrid_client_sdk::api::Quote>, ApiError> {
+    let request: ingrid_client_sdk::api::QuoteRequest = parse(&body)?;
+    let rules = app.hub.rules();
+    let now = now_secs();
+    let mut tx = app.pool.begin().await?;
+    let row = db::channel(&mut tx, request.parent)
+        .await?
+        .filter(|r| r.client == client)
+        .ok_or_else(|| ApiError::NotFound(format!("no channel {} of yours", request.parent)))?;
+    let latest = db::state(&mut tx, row.id, row.latest_version).await?.state;
+    if request.deposits.len() != latest.outcome.assets.len() {
+        return Err(ApiError::unprocessable("balance_shape", "one deposit pair per asset of the parent"));
+    }
+    if request.valid_until <= now || request.valid_until > now.saturating_add(rules.channels.max_virtual_validity) {
+        return Err(ApiError::unprocessable(
+            "invalid_validity",
+            format!(
+                "valid_until must be after now ({now}) and at most {} s ahead",
+                rules.channels.max_virtual_validity
+            ),
+        ));
+    }
+    let opening = ingrid_client_sdk::State {
+        channelId: B256::ZERO,
+        version: 0,
+        outcome: ingrid_client_sdk::Allocation {
+            assets: latest.outcome.assets.clone(),
+            balances: request.deposits.clone(),
+            locked: Vec::new(),
+        },
+        appData: Bytes::new(),
+        isFinal: false,
+    };
+    let books = policy_books(&rules, &mut tx, &latest.outcome.assets, [client, request.peer]).await?;
+    let fees = rules.check_virtual_policy(&opening, request.valid_until - now, &books)?;
+    tx.rollback().await?;
+    let mut quote = ingrid_client_sdk::api::Quote {
+        proposer: client,
+        peer: request.peer,
+        parent: request.parent,
+        deposits: request.deposits,
+        valid_until: request.valid_until,
+        fees,
+        expires_at: now + rules.channels.quote_ttl,
+        signature: Bytes::new(),
+    };
+    quote.signature = app.hub.sign(&quote.digest(rules.deployment.chain_id, rules.hub))?;
+    Ok(Json(quote))
+}
+
 /// A parent snapshot for the decisions, from its locked row and latest state.
 async fn parent_snapshot(
     tx: &mut PgConnection,
@@ -585,13 +721,17 @@ async fn propose_virtual(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no channel {parent_id} of yours")))?;
     let (latest, in_dispute) = parent_snapshot(&mut tx, &row).await?;
-    app.hub.rules.check_virtual_proposal(client, &proposal, parent(&row, &latest, in_dispute), now_secs())?;
     let peer = proposal.params.participants[1];
+    let rules = app.hub.rules();
+    let now = now_secs();
+    check_counts(&rules, &mut tx, [(client, "proposer"), (peer, "peer")], &["proposed", "open", "closing"]).await?;
+    let books = policy_books(&rules, &mut tx, &latest.outcome.assets, [client, peer]).await?;
+    let fees = rules.check_virtual_proposal(client, &proposal, parent(&row, &latest, in_dispute), now, &books)?;
     if !db::is_client(&mut tx, peer).await? {
         return Err(ApiError::unprocessable("unknown_peer", format!("{peer} is not a client of this hub")));
     }
     let id = proposal.state.channelId;
-    if !db::insert_virtual(&mut tx, &proposal, id, parent_id).await? {
+    if !db::insert_virtual(&mut tx, &proposal, id, parent_id, &fees).await? {
         return Err(ApiError::conflict("virtual_exists", format!("virtual channel {id} already exists")));
     }
     let view = db::virtual_views(&mut *tx, Some(id), client, now_secs(), 1)
@@ -675,7 +815,16 @@ async fn accept_virtual(
     }
     let (x_latest, x_dispute) = parent_snapshot(&mut tx, x_row).await?;
     let (y_latest, y_dispute) = parent_snapshot(&mut tx, y_row).await?;
-    let (x_digest, y_digest) = app.hub.rules.check_virtual_accept(
+    // The hub's coins get locked now: the limits hold against the books of this moment.
+    let rules = app.hub.rules();
+    let participants = [v.params.participants[0], client];
+    if rules.limits_locked_coins() || rules.channels.max_virtual_per_client.is_some() {
+        db::lock_policy(&mut tx).await?;
+    }
+    check_counts(&rules, &mut tx, [(participants[0], "proposer"), (client, "acceptor")], &["open", "closing"]).await?;
+    let books = policy_books(&rules, &mut tx, &v.initial.outcome.assets, participants).await?;
+    rules.check_virtual_policy(&v.initial, v.valid_until.saturating_sub(now_secs()), &books)?;
+    let (x_digest, y_digest) = rules.check_virtual_accept(
         client,
         &v.params,
         &v.initial,
@@ -683,6 +832,7 @@ async fn accept_virtual(
         &accept,
         parent(x_row, &x_latest, x_dispute),
         parent(y_row, &y_latest, y_dispute),
+        &v.fees,
     )?;
     countersign(&app.hub, &mut tx, x_row.id, x_row.hub_index, &v.proposed_parent, x_digest, Some(x_row.status)).await?;
     let y_sig =
@@ -749,13 +899,13 @@ async fn close_virtual(
         (!v.settled[1]).then(|| parent(y_row, &y_latest, y_dispute)),
     ];
     let recorded = v.final_state.as_ref().map(|f| &f.state);
-    let accepted = app.hub.rules.check_virtual_close(&v.params, &v.initial, recorded, &close, snapshots)?;
+    let accepted = app.hub.rules().check_virtual_close(&v.params, &v.initial, recorded, &close, snapshots)?;
     let last =
         v.final_state.clone().unwrap_or(FullySignedState { state: close.state.clone(), sigs: close.sigs.clone() });
     // Off chain, a virtual channel settles in both parents at once, or after its final state
     // is fixed on chain: settling one parent alone while the other end could still register
     // another state of it through the other parent would break the hub's neutrality.
-    let final_digest = app.hub.rules.deployment.state_digest(&close.state);
+    let final_digest = app.hub.rules().deployment.state_digest(&close.state);
     let both = accepted.len() + v.settled.iter().filter(|s| **s).count() == 2;
     match db::dispute_of(&mut tx, id).await? {
         Some(r) if !(r.registered_final && r.registered_digest == final_digest) => {
@@ -857,7 +1007,12 @@ pub(crate) mod tests {
         let key = PrivateKeySigner::random();
         let deployment = ingrid_client_sdk::Deployment { chain_id: 31337, adjudicator: Address::repeat_byte(0xad) };
         let hub = Hub {
-            rules: Rules { hub: key.address(), deployment, assets: Vec::new(), channels: Default::default() },
+            rules: std::sync::RwLock::new(Arc::new(Rules {
+                hub: key.address(),
+                deployment,
+                assets: Vec::new(),
+                channels: Default::default(),
+            })),
             info: HubInfo {
                 address: key.address(),
                 chain_id: 31337,
@@ -865,6 +1020,7 @@ pub(crate) mod tests {
                 assets: Vec::new(),
                 challenge_duration: [60, 600],
                 confirmations: 1,
+                virtual_fees: false,
             },
             challenges: Challenges::new(&[1], key.address(), 31337),
             requests: Default::default(),
@@ -874,6 +1030,7 @@ pub(crate) mod tests {
             auth: AuthConfig::default(),
             operator_token: None,
             paused: Default::default(),
+            config_source: None,
             provider: alloy::providers::Provider::erased(
                 alloy::providers::ProviderBuilder::new().connect_http("http://127.0.0.1:1".parse().expect("url")),
             ),

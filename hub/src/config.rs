@@ -39,6 +39,9 @@ pub struct Config {
     /// Client authentication.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// The file this configuration was loaded from (a reload reads it again).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 /// The chain and the contracts.
@@ -80,6 +83,21 @@ pub struct AssetConfig {
     /// 10000 (match the client's deposit one to one).
     #[serde(default = "default_ratio_bps")]
     pub collateral_ratio_bps: u32,
+    /// Least the hub deposits into a basic channel when it deposits at all (a smaller
+    /// non-zero request is refused). Default 0.
+    #[serde(default)]
+    pub min_hub_deposit: U256,
+    /// Limits and fees of virtual channels in this asset (`[assets.virtual]`).
+    #[serde(default, rename = "virtual")]
+    pub virtual_policy: crate::policy::VirtualPolicy,
+}
+
+impl AssetConfig {
+    /// Whether virtual channels in this asset cost a fee.
+    pub fn charges_fees(&self) -> bool {
+        let p = &self.virtual_policy;
+        !p.fee_flat.is_zero() || p.fee_bps > 0 || p.fee_ppm_per_hour > 0
+    }
 }
 
 /// Basic channel rules.
@@ -96,6 +114,10 @@ pub struct ChannelConfig {
     /// channel's validity (no final state yet), or after a final state fixed on chain lets
     /// the other parent settle off chain. Default 3600.
     pub settle_grace: u64,
+    /// Most virtual channels one client may hold open or proposed at once. Default: no limit.
+    pub max_virtual_per_client: Option<u64>,
+    /// Seconds a quote of the hub stays valid. Default 60.
+    pub quote_ttl: u64,
 }
 
 fn default_max_validity() -> u64 {
@@ -109,6 +131,8 @@ impl Default for ChannelConfig {
             max_challenge_duration: 7 * 24 * 3600,
             max_virtual_validity: default_max_validity(),
             settle_grace: 3600,
+            max_virtual_per_client: None,
+            quote_ttl: 60,
         }
     }
 }
@@ -161,7 +185,7 @@ impl Config {
                 .extract()
                 .context("invalid configuration")?;
         config.validate()?;
-        Ok(config)
+        Ok(Self { source: path.map(Path::to_path_buf), ..config })
     }
 
     /// Checks what the types cannot: non-empty, consistent, readable.

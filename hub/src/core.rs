@@ -5,7 +5,7 @@ use alloy::primitives::{Address, B256, U256};
 use ingrid_client_sdk::api::{StateRequest, VirtualAccept, VirtualClose, VirtualProposal};
 use ingrid_client_sdk::state::verify_digest;
 use ingrid_client_sdk::validate::{UpdateKind, asset_totals, validate_initial, validate_params, validate_update};
-use ingrid_client_sdk::virtual_channel::{Side, lock_in_parent, settle_in_parent};
+use ingrid_client_sdk::virtual_channel::{Side, lock_in_parent, pay_fees, settle_in_parent};
 use ingrid_client_sdk::{Deployment, Params, State, UpdateError};
 
 use crate::config::{AssetConfig, ChannelConfig};
@@ -107,6 +107,15 @@ impl Rules {
                     format!(
                         "hub deposit {hub_amount} of {} exceeds the maximum {}",
                         asset.symbol, asset.max_hub_deposit
+                    ),
+                ));
+            }
+            if !hub_amount.is_zero() && hub_amount < asset.min_hub_deposit {
+                return Err(ApiError::unprocessable(
+                    "hub_deposit_below_minimum",
+                    format!(
+                        "hub deposit {hub_amount} of {} is below the minimum {} (ask for 0 or at least that)",
+                        asset.symbol, asset.min_hub_deposit
                     ),
                 ));
             }
@@ -219,6 +228,8 @@ mod tests {
                 token: None,
                 max_hub_deposit: U256::from(1000),
                 collateral_ratio_bps: 10_000,
+                min_hub_deposit: U256::ZERO,
+                virtual_policy: Default::default(),
             }],
             channels: ChannelConfig::default(),
         }
@@ -332,11 +343,92 @@ pub struct Parent<'a> {
     pub latest: &'a State,
 }
 
+/// The operator's policy on virtual channels (see [`crate::policy`]).
+impl Rules {
+    /// The fees per asset of a virtual channel opening with `opening` for `seconds` of
+    /// validity, if it keeps within every limit given the books before it (`books[a]` for the
+    /// opening's asset `a`).
+    pub fn check_virtual_policy(
+        &self,
+        opening: &State,
+        seconds: u64,
+        books: &[crate::policy::AssetBooks],
+    ) -> Result<Vec<U256>, ApiError> {
+        let mut fees = Vec::with_capacity(opening.outcome.assets.len());
+        for (a, (holder, deposits)) in opening.outcome.assets.iter().zip(&opening.outcome.balances).enumerate() {
+            let asset = self.asset(holder).ok_or_else(|| {
+                ApiError::unprocessable("unknown_asset", format!("asset holder {holder} is not accepted by this hub"))
+            })?;
+            let books = books.get(a).copied().unwrap_or_default();
+            fees.push(crate::policy::check_asset(&asset.symbol, &asset.virtual_policy, &books, *deposits, seconds)?);
+        }
+        Ok(fees)
+    }
+
+    /// Whether any asset's policy limits the hub's locked coins (per client, in total or as a
+    /// fraction): those need the books read under the policy lock.
+    pub fn limits_locked_coins(&self) -> bool {
+        self.assets.iter().any(|a| {
+            let p = &a.virtual_policy;
+            p.max_locked_per_client.is_some() || p.max_locked_total.is_some() || p.max_locked_fraction_bps.is_some()
+        })
+    }
+
+    /// The fees of `proposal` by `client` at `now`: those of its quote, which must be the
+    /// hub's, unexpired and for exactly these terms; without a quote, `fees_now` (the fees
+    /// the policy asks now) must all be zero.
+    pub fn quoted_fees(
+        &self,
+        client: Address,
+        proposal: &VirtualProposal,
+        fees_now: Vec<U256>,
+        now: u64,
+    ) -> Result<Vec<U256>, ApiError> {
+        let Some(quote) = &proposal.quote else {
+            if fees_now.iter().any(|f| !f.is_zero()) {
+                return Err(ApiError::conflict(
+                    "quote_required",
+                    "this hub charges a fee for virtual channels: ask POST /v1/virtual-channels/quote first",
+                ));
+            }
+            return Ok(fees_now);
+        };
+        let digest = quote.digest(self.deployment.chain_id, self.hub);
+        verify_digest(&digest, &quote.signature, self.hub)
+            .map_err(|_| ApiError::unprocessable("quote_altered", "the quote is not signed by this hub as it is"))?;
+        if quote.expires_at <= now {
+            return Err(ApiError::conflict(
+                "quote_expired",
+                format!("the quote expired at {} (now {now}); ask for a new one", quote.expires_at),
+            ));
+        }
+        let terms = (quote.proposer, quote.peer, quote.parent, &quote.deposits, quote.valid_until);
+        let asked = (
+            client,
+            proposal.params.participants[1],
+            proposal.parent.state.channelId,
+            &proposal.state.outcome.balances,
+            proposal.valid_until,
+        );
+        if terms != asked {
+            return Err(ApiError::unprocessable(
+                "quote_mismatch",
+                "the quote is for other terms (proposer, peer, parent, deposits or validity)",
+            ));
+        }
+        if quote.fees.len() != proposal.state.outcome.assets.len() {
+            return Err(ApiError::unprocessable("quote_mismatch", "the quote has one fee per asset"));
+        }
+        Ok(quote.fees.clone())
+    }
+}
+
 /// Decisions on virtual channels (DESIGN.md section 3).
 impl Rules {
     /// Checks a parent update that locks (`settle = None`) or settles (`settle = Some(final)`)
     /// virtual channel `v` in `parent`, signed by the parent's client, against the exact
     /// update the hub computes itself. Returns the digest to countersign.
+    #[allow(clippy::too_many_arguments)]
     fn check_parent_update(
         &self,
         parent: Parent<'_>,
@@ -345,6 +437,7 @@ impl Rules {
         v_params: &Params,
         opening: &State,
         settle: Option<&State>,
+        fees: &[U256],
     ) -> Result<B256, ApiError> {
         if !parent.open {
             return Err(ApiError::conflict(
@@ -400,6 +493,16 @@ impl Rules {
             })?,
             Some(final_state) => settle_in_parent(parent.latest, final_state)?,
         };
+        let expected = if fees.iter().any(|f| !f.is_zero()) {
+            pay_fees(&expected, parent.hub_index, fees).map_err(|_| {
+                ApiError::unprocessable(
+                    "insufficient_balance",
+                    "the client's balance in the parent is below its deposit and the fee",
+                )
+            })?
+        } else {
+            expected
+        };
         if update.state != expected {
             return Err(ApiError::unprocessable(
                 "parent_update_mismatch",
@@ -442,14 +545,16 @@ impl Rules {
     }
 
     /// Decides on a proposal by `client` (participant 0) with its parent snapshot `parent`,
-    /// at unix time `now`. Returns nothing to sign: the hub signs only once both have.
+    /// at unix time `now`, the hub's books being `books` (per asset). Returns the fees the
+    /// proposer pays; nothing to sign: the hub signs only once both have.
     pub fn check_virtual_proposal(
         &self,
         client: Address,
         proposal: &VirtualProposal,
         parent: Parent<'_>,
         now: u64,
-    ) -> Result<(), ApiError> {
+        books: &[crate::policy::AssetBooks],
+    ) -> Result<Vec<U256>, ApiError> {
         let p = &proposal.params;
         if p.participants[0] != client {
             return Err(ApiError::unprocessable(
@@ -469,8 +574,10 @@ impl Rules {
             ));
         }
         self.verified_digest(&proposal.state, &proposal.signature, client)?;
-        self.check_parent_update(parent, Side::Proposer, &proposal.parent, p, &proposal.state, None)?;
-        Ok(())
+        let fees_now = self.check_virtual_policy(&proposal.state, proposal.valid_until - now, books)?;
+        let fees = self.quoted_fees(client, proposal, fees_now, now)?;
+        self.check_parent_update(parent, Side::Proposer, &proposal.parent, p, &proposal.state, None, &fees)?;
+        Ok(fees)
     }
 
     /// Decides on the acceptance of a proposed virtual channel by `client` (participant 1):
@@ -487,6 +594,7 @@ impl Rules {
         accept: &VirtualAccept,
         x: Parent<'_>,
         y: Parent<'_>,
+        fees: &[U256],
     ) -> Result<(B256, B256), ApiError> {
         if params.participants[1] != client {
             return Err(ApiError::NotFound("no proposal to you with this id".into()));
@@ -498,8 +606,8 @@ impl Rules {
             ));
         }
         self.verified_digest(opening, &accept.signature, client)?;
-        let x_digest = self.check_parent_update(x, Side::Proposer, proposed_parent, params, opening, None)?;
-        let y_digest = self.check_parent_update(y, Side::Acceptor, &accept.parent, params, opening, None)?;
+        let x_digest = self.check_parent_update(x, Side::Proposer, proposed_parent, params, opening, None, fees)?;
+        let y_digest = self.check_parent_update(y, Side::Acceptor, &accept.parent, params, opening, None, &[])?;
         Ok((x_digest, y_digest))
     }
 
@@ -568,7 +676,7 @@ impl Rules {
             }
             let parent = parents[side.virtual_index()]
                 .ok_or_else(|| ApiError::conflict("parent_settled_or_unknown", "parent settled"))?;
-            out.push((side, self.check_parent_update(parent, side, update, params, opening, Some(last))?));
+            out.push((side, self.check_parent_update(parent, side, update, params, opening, Some(last), &[])?));
         }
         Ok(out)
     }

@@ -632,7 +632,7 @@ fn parse_virtual_status(name: &str) -> sqlx::Result<VirtualStatus> {
 
 const VIRTUAL_COLUMNS: &str =
     "id, params, parent_proposer, parent_acceptor, initial, sig_proposer, sig_acceptor, proposed_parent,
-    valid_until, status::text AS status, final_state, final_sig0, final_sig1, settled_proposer, settled_acceptor";
+    valid_until, status::text AS status, final_state, final_sig0, final_sig1, settled_proposer, settled_acceptor, fees";
 
 fn virtual_row(row: &sqlx::postgres::PgRow, now: u64) -> sqlx::Result<VirtualRow> {
     let status = parse_virtual_status(row.get::<&str, _>("status"))?;
@@ -657,6 +657,7 @@ fn virtual_row(row: &sqlx::postgres::PgRow, now: u64) -> sqlx::Result<VirtualRow
             proposed_parent: row.get::<Json<StateRequest>, _>("proposed_parent").0,
             final_state,
             settled: [row.get("settled_proposer"), row.get("settled_acceptor")],
+            fees: row.get::<Json<Vec<U256>>, _>("fees").0,
         },
     })
 }
@@ -667,10 +668,11 @@ pub async fn insert_virtual(
     proposal: &VirtualProposal,
     id: B256,
     parent: B256,
+    fees: &[U256],
 ) -> sqlx::Result<bool> {
     let n = sqlx::query(
-        "INSERT INTO virtual_channels (id, params, proposer, acceptor, parent_proposer, initial, sig_proposer, proposed_parent, valid_until)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+        "INSERT INTO virtual_channels (id, params, proposer, acceptor, parent_proposer, initial, sig_proposer, proposed_parent, valid_until, fees)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
     )
     .bind(id.as_slice())
     .bind(Json(&proposal.params))
@@ -681,6 +683,7 @@ pub async fn insert_virtual(
     .bind(proposal.signature.as_ref())
     .bind(Json(&proposal.parent))
     .bind(proposal.valid_until as i64)
+    .bind(Json(fees))
     .execute(db)
     .await?
     .rows_affected();
@@ -1027,4 +1030,46 @@ pub async fn virtual_paused(db: &PgPool) -> sqlx::Result<bool> {
 pub async fn set_virtual_paused(db: &PgPool, paused: bool) -> sqlx::Result<()> {
     sqlx::query("UPDATE hub_settings SET virtual_paused = $1, updated_at = now()").bind(paused).execute(db).await?;
     Ok(())
+}
+
+// ------------------------------------------------------------------ policy
+
+/// Virtual channels of `client` in one of `statuses`.
+pub async fn virtual_count(db: &mut PgConnection, client: Address, statuses: &[&str]) -> sqlx::Result<u64> {
+    let statuses: Vec<String> = statuses.iter().map(|s| s.to_string()).collect();
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM virtual_channels WHERE (proposer = $1 OR acceptor = $1) AND status::text = ANY($2)",
+    )
+    .bind(client.as_slice())
+    .bind(&statuses)
+    .fetch_one(db)
+    .await?;
+    Ok(n as u64)
+}
+
+/// Serializes, across hub processes, the decisions that read the hub's total locked coins
+/// (held until the end of the transaction).
+pub async fn lock_policy(db: &mut PgConnection) -> sqlx::Result<()> {
+    // "INGRIDPL" as an integer.
+    sqlx::query("SELECT pg_advisory_xact_lock(5281984733937389644)").execute(db).await?;
+    Ok(())
+}
+
+/// Fees earned per asset: those of every accepted virtual channel.
+pub async fn fees_earned(db: &PgPool) -> sqlx::Result<std::collections::BTreeMap<Address, U256>> {
+    let rows = sqlx::query(
+        "SELECT initial->'outcome'->'assets' AS assets, fees FROM virtual_channels
+         WHERE status IN ('open', 'closing', 'closed') AND fees <> '[]'",
+    )
+    .fetch_all(db)
+    .await?;
+    let mut out = std::collections::BTreeMap::new();
+    for row in rows {
+        let assets = row.get::<Json<Vec<Address>>, _>("assets").0;
+        let fees = row.get::<Json<Vec<U256>>, _>("fees").0;
+        for (asset, fee) in assets.into_iter().zip(fees) {
+            *out.entry(asset).or_insert(U256::ZERO) += fee;
+        }
+    }
+    Ok(out)
 }

@@ -224,6 +224,7 @@ pub fn local_config(
         assets: stack.assets.clone(),
         channels: ChannelConfig::default(),
         auth: AuthConfig::default(),
+        source: None,
     }
 }
 
@@ -262,6 +263,8 @@ pub async fn deploy_stack(devnet: &Devnet, hub_key: &PrivateKeySigner, dir: &Pat
             token: None,
             max_hub_deposit: U256::from(100u64) * ether,
             collateral_ratio_bps: 10_000,
+            min_hub_deposit: U256::ZERO,
+            virtual_policy: Default::default(),
         },
         AssetConfig {
             symbol: "tUSD".into(),
@@ -269,6 +272,8 @@ pub async fn deploy_stack(devnet: &Devnet, hub_key: &PrivateKeySigner, dir: &Pat
             token: Some(token_address),
             max_hub_deposit: million,
             collateral_ratio_bps: 10_000,
+            min_hub_deposit: U256::ZERO,
+            virtual_policy: Default::default(),
         },
     ];
     Ok(Stack { contracts, assets, key_file })

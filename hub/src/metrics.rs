@@ -42,6 +42,7 @@ pub struct Metrics {
     pub leading: Arc<std::sync::atomic::AtomicBool>,
     leader: IntGauge,
     disputes: IntGaugeVec,
+    fees_earned: GaugeVec,
 
     hub_locked: GaugeVec,
     locked_total: GaugeVec,
@@ -99,6 +100,14 @@ impl Metrics {
                 "ingrid_leader",
                 "1 if this process holds the leader lock and runs the chain watcher, the outbox and the expiry sweep; \
                  exactly one replica should."
+            ),
+            fees_earned: metric!(
+                r,
+                GaugeVec,
+                "ingrid_fees_earned",
+                "Fees earned per asset, in the asset's smallest unit: the fees of every accepted virtual channel, paid \
+                 to the hub inside the proposer's parent's opening update. From the database.",
+                &["asset"]
             ),
             disputes: metric!(
                 r,
@@ -252,7 +261,7 @@ impl Metrics {
             registry: r,
         };
         for symbol in m.symbols.values() {
-            for g in [&m.hub_locked, &m.locked_total, &m.hub_free, &m.utilisation] {
+            for g in [&m.hub_locked, &m.locked_total, &m.hub_free, &m.utilisation, &m.fees_earned] {
                 g.with_label_values(&[symbol.as_str()]).set(0.0);
             }
         }
@@ -329,6 +338,9 @@ impl Metrics {
         }
 
         self.leader.set(i64::from(self.leading.load(Ordering::Relaxed)));
+        for (asset, fees) in crate::db::fees_earned(pool).await? {
+            self.fees_earned.with_label_values(&[self.symbol(asset).as_str()]).set(f64::from(fees));
+        }
         let rows = sqlx::query("SELECT kind, result, count(*) AS n FROM disputes GROUP BY kind, result")
             .fetch_all(pool)
             .await?;
@@ -409,12 +421,20 @@ pub struct Collateral {
 /// The collateral from the latest states of the open and closing basic channels, summed in
 /// Rust (amounts are uint256 hex strings in the stored JSON).
 pub async fn collateral(pool: &PgPool) -> sqlx::Result<Collateral> {
+    let mut conn = pool.acquire().await?;
+    collateral_of(&mut conn, None).await
+}
+
+/// [`collateral`] in `db`'s transaction, of one client's basic channels only if `client` is
+/// given (the hub's coins locked for that client).
+pub async fn collateral_of(db: &mut sqlx::PgConnection, client: Option<Address>) -> sqlx::Result<Collateral> {
     let rows = sqlx::query(
         "SELECT b.hub_index, b.status = 'open' AS open, s.state->'outcome' AS outcome
          FROM basic_channels b JOIN channel_states s ON s.channel_id = b.id AND s.version = b.latest_version
-         WHERE b.status IN ('open', 'closing')",
+         WHERE b.status IN ('open', 'closing') AND ($1::bytea IS NULL OR b.client = $1)",
     )
-    .fetch_all(pool)
+    .bind(client.as_ref().map(|c| c.as_slice()))
+    .fetch_all(&mut *db)
     .await?;
     let parents: Vec<(usize, bool, Allocation)> = rows
         .iter()
@@ -431,7 +451,7 @@ pub async fn collateral(pool: &PgPool) -> sqlx::Result<Collateral> {
     if !lock_ids.is_empty() {
         for r in sqlx::query("SELECT id, initial FROM virtual_channels WHERE id = ANY($1)")
             .bind(&lock_ids)
-            .fetch_all(pool)
+            .fetch_all(&mut *db)
             .await?
         {
             initial.insert(r.try_get("id")?, r.try_get::<Json<State>, _>("initial")?.0.outcome);
@@ -504,10 +524,11 @@ mod tests {
             "ingrid_metrics_refresh_seconds",
             "ingrid_leader",
             "ingrid_disputes",
+            "ingrid_fees_earned",
         ] {
             assert!(names.contains(&expected), "{expected} missing from {names:?}");
         }
-        assert_eq!(families.len(), 22, "a metric without a test: {names:?}");
+        assert_eq!(families.len(), 23, "a metric without a test: {names:?}");
         for f in &families {
             assert!(f.help().len() > 20, "{} has no real help text", f.name());
         }

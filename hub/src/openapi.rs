@@ -11,9 +11,9 @@ use std::sync::LazyLock;
 
 use ingrid_client_sdk::api::{
     AssetInfo, ChallengeRequest, ChallengeResponse, ChannelList, ChannelStatus, ChannelView, ErrorBody,
-    FullySignedState, Funding, HubInfo, OpenChannelRequest, SignatureResponse, StateRequest, TokenRequest,
-    TokenResponse, VirtualAccept, VirtualClose, VirtualCloseResponse, VirtualList, VirtualProposal, VirtualStatus,
-    VirtualView,
+    FullySignedState, Funding, HubInfo, OpenChannelRequest, Quote, QuoteRequest, SignatureResponse, StateRequest,
+    TokenRequest, TokenResponse, VirtualAccept, VirtualClose, VirtualCloseResponse, VirtualList, VirtualProposal,
+    VirtualStatus, VirtualView,
 };
 use ingrid_client_sdk::openapi::{BalancePair, HexAddress, HexB256, HexBytes, HexU256};
 use ingrid_client_sdk::{Allocation, Params, State, SubAlloc};
@@ -78,6 +78,8 @@ that is not answered within 30 s gets 503 `timeout`, and a request body over 1 M
         paths::admin_pause,
         paths::admin_resume,
         paths::admin_close_channel,
+        paths::quote_virtual_channel,
+        paths::admin_reload,
     ),
     components(schemas(
         ErrorBody,
@@ -96,6 +98,8 @@ that is not answered within 30 s gets 503 `timeout`, and a request body over 1 M
         ChannelView,
         ChannelList,
         VirtualProposal,
+        Quote,
+        QuoteRequest,
         VirtualAccept,
         VirtualStatus,
         VirtualView,
@@ -291,8 +295,8 @@ mod paths {
     #![allow(dead_code)]
 
     use ingrid_client_sdk::api::{
-        ChallengeRequest, ChallengeResponse, ChannelList, ChannelView, ErrorBody, HubInfo, OpenChannelRequest,
-        SignatureResponse, StateRequest, TokenRequest, TokenResponse, VirtualAccept, VirtualClose,
+        ChallengeRequest, ChallengeResponse, ChannelList, ChannelView, ErrorBody, HubInfo, OpenChannelRequest, Quote,
+        QuoteRequest, SignatureResponse, StateRequest, TokenRequest, TokenResponse, VirtualAccept, VirtualClose,
         VirtualCloseResponse, VirtualList, VirtualProposal, VirtualView,
     };
     use ingrid_client_sdk::openapi::HexB256;
@@ -535,7 +539,12 @@ mod paths {
             (status = 409, description = "`parent_not_open`: the parent is not `open`; `parent_in_dispute`: the \
                 parent is registered on chain and not concluded; `wrong_version`: the parent update is not the \
                 parent's latest version + 1; `insufficient_hub_balance`: the hub's balance in the parent is below \
-                the peer's deposit, which the hub locks; `virtual_exists`: a virtual channel with this id exists.",
+                the peer's deposit, which the hub locks; `virtual_exists`: a virtual channel with this id exists. \
+                Policy: `quote_required` (the hub charges a fee: propose with a quote), `quote_expired`, \
+                `client_limit_exceeded`, `total_limit_exceeded`, `fraction_limit_exceeded` (the hub's locked coins \
+                per client, in total, as a share of its coins), `too_many_virtual_channels`, \
+                `virtual_channels_paused` (the operator paused new virtual channels); each message names the \
+                numbers.",
                 body = ErrorBody),
             (status = 413, description = "`body_too_large`: the body exceeds 1 MiB.", body = ErrorBody),
             (status = 422, description = "Refused. Params: `client_not_participant` (the client is not \
@@ -544,7 +553,9 @@ mod paths {
                 the parent's). Opening state: `channel_id_mismatch`, `wrong_version` (not version 0), \
                 `app_data_not_empty`, `locks_changed` (an opening state holds no locks), `duplicate_asset`, \
                 `balance_shape`, `overflow`, `final_state`, `assets_mismatch` (not the parent's assets in their \
-                order), `empty_virtual_channel` (nothing deposited). `invalid_validity`: `validUntil` is not after \
+                order), `empty_virtual_channel` (nothing deposited), `virtual_amount_below_minimum`, \
+                `virtual_amount_above_maximum`. Quote: `quote_altered` (not signed by this hub as it is), \
+                `quote_mismatch` (other terms). `invalid_validity`: `validUntil` is not after \
                 now or is further ahead than the hub allows. Parent update: `insufficient_balance` (the client's \
                 balance in the parent is below the proposer's deposit), `parent_update_mismatch` (not exactly the \
                 parent's latest state with this lock applied). `bad_signature`: not the client's signature on the \
@@ -553,6 +564,51 @@ mod paths {
             (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
         ))]
     fn propose_virtual_channel() {}
+
+    /// Quote a virtual channel
+    ///
+    /// The fee per asset and the limits that apply to a virtual channel with these terms,
+    /// signed by the hub and valid `channels.quote_ttl` seconds (60 by default). Propose with
+    /// it: the parent update then also pays the fees to the hub (the client's balance down,
+    /// the hub's up by exactly the fee). Stores nothing; limits are checked again when the
+    /// virtual channel opens.
+    #[utoipa::path(post, path = "/v1/virtual-channels/quote", tag = "virtual channels",
+        operation_id = "quote_virtual_channel",
+        security(("client" = [])),
+        request_body = QuoteRequest,
+        responses(
+            (status = 200, description = "The signed quote.", body = Quote),
+            (status = 400, description = "`malformed_json`: the body is not a `QuoteRequest`.", body = ErrorBody),
+            (status = 401, description = "`unauthorized`: missing, unknown or expired bearer token.", body = ErrorBody),
+            (status = 404, description = "`not_found`: `parent` is not a basic channel of this client.",
+                body = ErrorBody),
+            (status = 409, description = "A limit would be exceeded: `client_limit_exceeded`, \
+                `total_limit_exceeded`, `fraction_limit_exceeded`; the message names the numbers.", body = ErrorBody),
+            (status = 413, description = "`body_too_large`: the body exceeds 1 MiB.", body = ErrorBody),
+            (status = 422, description = "`balance_shape` (not one deposit pair per asset of the parent), \
+                `invalid_validity`, `virtual_amount_below_minimum`, `virtual_amount_above_maximum`, `overflow`.",
+                body = ErrorBody),
+            (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
+        ))]
+    fn quote_virtual_channel() {}
+
+    /// Reload the policy
+    ///
+    /// Reads the configuration file and `INGRID_*` again and takes its policy (collateral on
+    /// open, limits, fees, channel rules) for every new decision, without a restart; proposals
+    /// keep their fees and quotes stay valid until they expire. `SIGHUP` does the same. Each
+    /// process reloads on its own.
+    #[utoipa::path(post, path = "/v1/admin/reload", tag = "admin", operation_id = "admin_reload",
+        security(("operator" = [])),
+        responses(
+            (status = 200, description = "Reloaded: `{\"reloaded\": true, \"virtualFees\": bool}`.", body = Object),
+            (status = 401, description = "`unauthorized`: missing or wrong operator token.", body = ErrorBody),
+            (status = 404, description = "`not_found`: the operator API is disabled.", body = ErrorBody),
+            (status = 422, description = "`invalid_configuration`: the file does not load or validate, or changes \
+                the assets; nothing changed.", body = ErrorBody),
+            (status = 500, description = "`internal`: never expected.", body = ErrorBody),
+        ))]
+    fn admin_reload() {}
 
     /// Get a virtual channel
     ///
@@ -901,11 +957,18 @@ mod tests {
         ("POST", "/v1/admin/pause"),
         ("POST", "/v1/admin/resume"),
         ("POST", "/v1/admin/channels/{id}/close"),
+        ("POST", "/v1/virtual-channels/quote"),
+        ("POST", "/v1/admin/reload"),
     ];
 
     /// Client POSTs that read no body and take no `Idempotency-Key` (a repeat is refused).
-    const BODYLESS_POSTS: &[&str] =
-        &["/v1/virtual-channels/{id}/reject", "/v1/admin/pause", "/v1/admin/resume", "/v1/admin/channels/{id}/close"];
+    const BODYLESS_POSTS: &[&str] = &[
+        "/v1/virtual-channels/{id}/reject",
+        "/v1/admin/pause",
+        "/v1/admin/resume",
+        "/v1/admin/channels/{id}/close",
+        "/v1/admin/reload",
+    ];
 
     const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 
@@ -1121,7 +1184,9 @@ mod tests {
                 );
             }
             let bodyless = BODYLESS_POSTS.contains(path);
-            let idempotent = *method == "POST" && security == Some("client") && !bodyless;
+            // A quote is a read with a body: nothing is stored, so a retry is safe without a key.
+            let read = *path == "/v1/virtual-channels/quote";
+            let idempotent = *method == "POST" && security == Some("client") && !bodyless && !read;
             assert_eq!(named("Idempotency-Key", "header"), idempotent, "{method} {path} Idempotency-Key");
             if bodyless {
                 assert!(op.get("requestBody").is_none(), "{method} {path} reads no body");
@@ -1252,6 +1317,7 @@ mod tests {
                 ],
                 challenge_duration: [60, 86_400],
                 confirmations: 2,
+                virtual_fees: true,
             },
         );
         conforms(
@@ -1289,6 +1355,7 @@ mod tests {
             initial_sigs: [signature(), if accepted { signature() } else { Bytes::new() }],
             proposed_parent: StateRequest { state: sample_state(), signature: signature() },
             settled: [final_state.is_some(), status == VirtualStatus::Closed],
+            fees: vec![U256::from(7)],
             final_state,
         }
     }
@@ -1305,6 +1372,27 @@ mod tests {
                 signature: signature(),
                 parent: parent.clone(),
                 valid_until: 1_700_000_000,
+                quote: None,
+            },
+        );
+        let quote = Quote {
+            proposer: Address::repeat_byte(0x11),
+            peer: Address::repeat_byte(0x22),
+            parent: B256::repeat_byte(0x33),
+            deposits: vec![[U256::from(2), U256::from(3)]],
+            valid_until: 1_700_000_000,
+            fees: vec![U256::from(9)],
+            expires_at: 1_699_999_000,
+            signature: signature(),
+        };
+        conforms("Quote", &quote);
+        conforms(
+            "QuoteRequest",
+            &QuoteRequest {
+                peer: quote.peer,
+                parent: quote.parent,
+                deposits: quote.deposits.clone(),
+                valid_until: quote.valid_until,
             },
         );
         conforms("VirtualAccept", &VirtualAccept { signature: signature(), parent: parent.clone() });

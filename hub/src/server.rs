@@ -111,15 +111,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             .collect(),
         challenge_duration: [config.channels.min_challenge_duration, config.channels.max_challenge_duration],
         confirmations: config.chain.confirmations,
+        virtual_fees: config.assets.iter().any(|a| a.charges_fees()),
     };
     let hub = Hub {
         key: key.clone(),
-        rules: Rules {
+        rules: std::sync::RwLock::new(Arc::new(Rules {
             hub: key.address(),
             deployment,
             assets: config.assets.clone(),
             channels: config.channels.clone(),
-        },
+        })),
         info,
         auth: config.auth.clone(),
         operator_token: config.operator_token.clone(),
@@ -129,6 +130,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         metrics: Metrics::new(&config.assets),
         paused: db::virtual_paused(&pool).await?.into(),
         provider: provider.clone(),
+        config_source: config.source.clone(),
     };
     let chain = Chain {
         provider,
@@ -159,6 +161,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     });
     let janitor = tokio::spawn(run_janitor(pool.clone(), stopped.clone()));
     let settings = tokio::spawn(refresh_settings(pool.clone(), hub.clone(), stopped.clone()));
+    let reloads = tokio::spawn(reload_on_hangup(hub.clone(), stopped.clone()));
     let leading = hub.metrics.leading.clone();
     let leader = tokio::spawn(crate::leader::run(
         config.database_url.clone(),
@@ -177,7 +180,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         },
     ));
     tracing::info!(%addr, hub = %deployment.adjudicator, "ingrid serving");
-    Ok(Running { addr, hub, leading, stop, tasks: vec![http, janitor, settings, leader] })
+    Ok(Running { addr, hub, leading, stop, tasks: vec![http, janitor, settings, reloads, leader] })
 }
 
 /// Goes to chain for virtual channels left open past their validity (see
@@ -193,6 +196,26 @@ async fn run_sweeper(pool: sqlx::PgPool, grace: u64, poll: Duration, mut stop: w
             _ = stop.wait_for(|s| *s) => return,
         }
     }
+}
+
+/// Reloads the policy on `SIGHUP` (a bad file is logged and changes nothing).
+async fn reload_on_hangup(hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+        loop {
+            tokio::select! {
+                _ = hangups.recv() => {
+                    if let Err(e) = hub.reload() {
+                        tracing::error!(error = %format!("{e:#}"), "reload refused; the policy is unchanged");
+                    }
+                }
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (hub, stop.wait_for(|s| *s).await);
 }
 
 /// Every second, reads the operator's switches (another process may have changed them).

@@ -81,6 +81,7 @@ impl World {
             params,
             state: opening,
             valid_until: now() + 3600,
+            quote: None,
         }
     }
 }
