@@ -342,7 +342,9 @@ impl Wallet {
         let locked = lock_in_parent(&record.latest.state, hub_index, Side::Proposer, &opening)?;
         let d = self.deployment();
         let signature = d.sign_state(&self.key, &opening)?;
-        let mut quote = None;
+        // A hub that charges fees wants a quote; ask for one first (or when it says so).
+        let request = QuoteRequest { peer, parent, deposits: deposits.to_vec(), valid_until };
+        let mut quote = if self.info.virtual_fees { Some(self.hub.quote(&request).await?) } else { None };
         loop {
             let update = match &quote {
                 Some(q) => pay_fees(&locked, hub_index, &self.checked_quote(q, parent, peer, deposits, valid_until)?)?,
@@ -363,7 +365,6 @@ impl Wallet {
                 Err(ClientError::Refused { status: 409, body })
                     if body.error == "quote_required" && quote.is_none() =>
                 {
-                    let request = QuoteRequest { peer, parent, deposits: deposits.to_vec(), valid_until };
                     quote = Some(self.hub.quote(&request).await?);
                 }
                 Err(e) => return Err(e.into()),

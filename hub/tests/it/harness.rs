@@ -106,6 +106,8 @@ impl Env {
             "idempotency_keys",
             "sessions",
             "used_challenges",
+            "virtual_channels",
+            "disputes",
         ] {
             let digest: Option<String> =
                 sqlx::query_scalar(&format!("SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM {table} t"))

@@ -8,6 +8,7 @@ mod disputes;
 mod harness;
 mod metrics;
 mod operations;
+mod policy;
 mod prometheus;
 mod restart;
 mod virtual_bad_input;

@@ -1,0 +1,323 @@
+//! The operator's policy end to end on a real hub, Postgres and anvil: every limit refuses
+//! with its rule and numbers and changes nothing, fees are paid in the proposer's parent
+//! exactly to the unit, quotes that expired or were altered are refused, and a reload
+//! changes the policy for new decisions only.
+
+use std::time::Duration;
+
+use alloy::primitives::{Address, B256, Bytes, U256};
+use ingrid_client_sdk::api::{Quote, QuoteRequest, StateRequest, VirtualProposal};
+use ingrid_client_sdk::client::ClientError;
+use ingrid_client_sdk::state::channel_id;
+use ingrid_client_sdk::virtual_channel::{Side, lock_in_parent, pay_fees};
+use ingrid_client_sdk::wallet::{Deposit, Wallet, WalletError};
+use ingrid_client_sdk::{Allocation, Params, State};
+use ingrid_hub::config::Config;
+use ingrid_hub::policy::{VirtualPolicy, fee};
+use ingrid_hub::server::{self, Running};
+
+use crate::harness::{Env, OPERATOR_TOKEN, ether};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs()
+}
+
+async fn open_basic(wallet: &Wallet, asset: Address, mine: u64, hub: u64) -> anyhow::Result<B256> {
+    let id = wallet.open_channel(&[Deposit { asset, mine: ether(mine), hub: ether(hub) }], 3600).await?;
+    wallet.wait_until_open(id, WAIT).await?;
+    Ok(id)
+}
+
+/// A hub started from a configuration file (so it can reload it) with `policy` for ETH.
+struct PolicyHub {
+    hub: Running,
+    url: String,
+    file: std::path::PathBuf,
+    config: Config,
+}
+
+impl PolicyHub {
+    async fn start(env: &Env, policy: VirtualPolicy, max_per_client: Option<u64>) -> anyhow::Result<Self> {
+        let mut config = env.config();
+        config.assets[0].max_hub_deposit = ether(100);
+        config.assets[0].virtual_policy = policy;
+        config.channels.max_virtual_per_client = max_per_client;
+        let file = env.dir.path().join("policy.toml");
+        std::fs::write(&file, toml::to_string(&config)?)?;
+        let config = Config::load(Some(&file))?;
+        let hub = server::start(config.clone()).await?;
+        let url = format!("http://{}", hub.addr);
+        Ok(Self { hub, url, file, config })
+    }
+
+    /// Writes the new policy to the file and reloads it through the operator API.
+    async fn reload(&mut self, policy: VirtualPolicy, max_per_client: Option<u64>) -> anyhow::Result<()> {
+        self.config.assets[0].virtual_policy = policy;
+        self.config.channels.max_virtual_per_client = max_per_client;
+        std::fs::write(&self.file, toml::to_string(&self.config)?)?;
+        let answer = reqwest::Client::new()
+            .post(format!("{}/v1/admin/reload", self.url))
+            .bearer_auth(OPERATOR_TOKEN)
+            .send()
+            .await?;
+        anyhow::ensure!(answer.status() == 200, "reload: {}", answer.text().await?);
+        Ok(())
+    }
+}
+
+/// Expects a refusal with `status` and `code` whose message contains `numbers`, and that
+/// the database did not change.
+async fn refused<T: std::fmt::Debug>(
+    env: &Env,
+    status: u16,
+    code: &str,
+    numbers: &str,
+    request: impl std::future::Future<Output = Result<T, WalletError>>,
+) -> anyhow::Result<()> {
+    let before = env.snapshot().await?;
+    match request.await {
+        Err(WalletError::Hub(ClientError::Refused { status: s, body }))
+            if s == status && body.error == code && body.message.contains(numbers) => {}
+        other => anyhow::bail!("expected {status} {code} naming {numbers:?}, got {other:?}"),
+    }
+    anyhow::ensure!(env.snapshot().await? == before, "a refused request ({code}) changed the database");
+    Ok(())
+}
+
+fn e(n: u64) -> String {
+    ether(n).to_string()
+}
+
+/// Every limit, one at a time (changed by reloads): size, per client, in total, as a share of
+/// the hub's coins, count per client; at accept too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_limit_refuses_with_its_rule_and_numbers_and_changes_nothing() -> anyhow::Result<()> {
+    let env = Env::new(4).await?;
+    let size =
+        VirtualPolicy { min_virtual_amount: Some(ether(1)), max_virtual_amount: Some(ether(8)), ..Default::default() };
+    let mut hub = PolicyHub::start(&env, size.clone(), None).await?;
+    let eth = env.eth().holder;
+    let (alice, bob, carol) =
+        (env.wallet(&hub.url, 1).await?, env.wallet(&hub.url, 2).await?, env.wallet(&hub.url, 3).await?);
+    let x = open_basic(&alice, eth, 10, 10).await?;
+    let y = open_basic(&bob, eth, 10, 10).await?;
+    let z = open_basic(&carol, eth, 10, 10).await?;
+    let until = now() + 3600;
+    let small = [[ether(1) / U256::from(2), ether(1) / U256::from(4)]];
+    refused(
+        &env,
+        422,
+        "virtual_amount_below_minimum",
+        &format!("minimum is {}", e(1)),
+        alice.propose_virtual(bob.address(), x, &small, 600, until),
+    )
+    .await?;
+    let big = [[ether(5), ether(4)]];
+    refused(
+        &env,
+        422,
+        "virtual_amount_above_maximum",
+        &format!("maximum is {}", e(8)),
+        alice.propose_virtual(bob.address(), x, &big, 600, until),
+    )
+    .await?;
+
+    // V1: Alice 1, Bob 2: the hub locks 2 in X (for Alice), 1 in Y (for Bob).
+    let v1 = alice.propose_virtual(bob.address(), x, &[[ether(1), ether(2)]], 600, until).await?;
+    let p = bob.proposals().await?.into_iter().find(|p| p.id == v1).expect("proposal");
+    bob.accept_virtual(&p, y).await?;
+
+    hub.reload(VirtualPolicy { max_locked_per_client: Some(ether(4)), ..size.clone() }, None).await?;
+    refused(
+        &env,
+        409,
+        "client_limit_exceeded",
+        &format!("lock {} for the proposer", e(5)),
+        alice.propose_virtual(bob.address(), x, &[[ether(1), ether(3)]], 600, until),
+    )
+    .await?;
+
+    hub.reload(VirtualPolicy { max_locked_total: Some(ether(6)), ..size.clone() }, None).await?;
+    refused(
+        &env,
+        409,
+        "total_limit_exceeded",
+        &format!("lock {} in total", e(7)),
+        carol.propose_virtual(bob.address(), z, &[[ether(2), ether(2)]], 600, until),
+    )
+    .await?;
+
+    // 15 % of the hub's 30 ETH in channels: 4.5.
+    hub.reload(VirtualPolicy { max_locked_fraction_bps: Some(1500), ..size.clone() }, None).await?;
+    refused(
+        &env,
+        409,
+        "fraction_limit_exceeded",
+        &format!("lock {} of its {}", e(5), e(30)),
+        carol.propose_virtual(bob.address(), z, &[[ether(1), ether(1)]], 600, until),
+    )
+    .await?;
+
+    hub.reload(size.clone(), Some(1)).await?;
+    refused(
+        &env,
+        409,
+        "too_many_virtual_channels",
+        "the limit is 1",
+        carol.propose_virtual(alice.address(), z, &[[ether(1), ether(1)]], 600, until),
+    )
+    .await?;
+
+    // At accept, against the books of that moment: two proposals that fit alone, not together.
+    hub.reload(VirtualPolicy { max_locked_total: Some(ether(6)), ..size.clone() }, None).await?;
+    let v2 = carol.propose_virtual(bob.address(), z, &[[ether(1), ether(1)]], 600, until).await?;
+    let v3 = carol.propose_virtual(alice.address(), z, &[[ether(1), ether(1)]], 600, until).await?;
+    let p2 = bob.proposals().await?.into_iter().find(|p| p.id == v2).expect("proposal");
+    bob.accept_virtual(&p2, y).await?;
+    let p3 = alice.proposals().await?.into_iter().find(|p| p.id == v3).expect("proposal");
+    refused(&env, 409, "total_limit_exceeded", &format!("lock {} in total", e(7)), alice.accept_virtual(&p3, x))
+        .await?;
+    hub.hub.stop().await;
+    Ok(())
+}
+
+/// Fees: the proposer's parent pays exactly the quoted fee to the hub at open; the quote's
+/// fee is the policy's formula; a reload changes the fee of new proposals, not of old ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fees_are_paid_in_the_proposers_parent_exactly() -> anyhow::Result<()> {
+    let env = Env::new(3).await?;
+    let policy =
+        VirtualPolicy { fee_flat: U256::from(1_000u64), fee_bps: 10, fee_ppm_per_hour: 100, ..Default::default() };
+    let mut hub = PolicyHub::start(&env, policy.clone(), None).await?;
+    let eth = env.eth().holder;
+    let (alice, bob) = (env.wallet(&hub.url, 1).await?, env.wallet(&hub.url, 2).await?);
+    assert!(alice.hub_info().virtual_fees, "the hub says it charges fees");
+    let x = open_basic(&alice, eth, 5, 5).await?;
+    let y = open_basic(&bob, eth, 5, 5).await?;
+
+    let until = now() + 7200;
+    let before = now();
+    let v = alice.propose_virtual(bob.address(), x, &[[ether(2), ether(3)]], 600, until).await?;
+    let after = now();
+    let view = alice.hub().virtual_channel(v).await?;
+    let paid = view.fees[0];
+    // The hub locks 3 (Bob's side) in X and 2 (Alice's) in Y: 5 ETH, for the validity left.
+    let expected: Vec<U256> = (before..=after).map(|t| fee(&policy, ether(5), until - t).expect("fee")).collect();
+    assert!(expected.contains(&paid), "fee {paid} is the formula's ({expected:?})");
+    assert!(paid > U256::from(1_000u64), "flat + proportional + time parts");
+    let p = bob.proposals().await?.into_iter().find(|p| p.id == v).expect("proposal");
+    bob.accept_virtual(&p, y).await?;
+    alice.wait_virtual_open(v, WAIT).await?;
+    let xs = alice.store().load(x)?.expect("X").latest.state;
+    assert_eq!(xs.outcome.balances[0], [ether(5) - ether(2) - paid, ether(5) - ether(3) + paid], "X to the unit");
+    let ys = bob.store().load(y)?.expect("Y").latest.state;
+    assert_eq!(ys.outcome.balances[0], [ether(5) - ether(3), ether(5) - ether(2)], "Y: no fee for the acceptor");
+    let metrics = reqwest::get(format!("{}/metrics", hub.url)).await?.text().await?;
+    let earned = format!("ingrid_fees_earned{{asset=\"ETH\"}} {}", f64::from(paid));
+    assert!(metrics.lines().any(|l| l == earned), "fee revenue is exported: {earned}");
+
+    // A proposal under this fee, then a reload doubling the flat fee: the proposal keeps its
+    // fee at accept; a new proposal pays the new one.
+    let v2 = alice.propose_virtual(bob.address(), x, &[[ether(1), ether(1)]], 600, until).await?;
+    let old_fee = alice.hub().virtual_channel(v2).await?.fees[0];
+    hub.reload(VirtualPolicy { fee_flat: U256::from(2_000u64), ..policy.clone() }, None).await?;
+    let p2 = bob.proposals().await?.into_iter().find(|p| p.id == v2).expect("proposal");
+    bob.accept_virtual(&p2, y).await?;
+    alice.wait_virtual_open(v2, WAIT).await?;
+    let x2 = alice.store().load(x)?.expect("X").latest.state;
+    assert_eq!(x2.outcome.balances[0][0], xs.outcome.balances[0][0] - ether(1) - old_fee, "not retroactive");
+    let v3 = alice.propose_virtual(bob.address(), x, &[[ether(1), ether(1)]], 600, until).await?;
+    let new_fee = alice.hub().virtual_channel(v3).await?.fees[0];
+    assert!(new_fee >= old_fee + U256::from(999u64), "the new flat fee applies: {old_fee} → {new_fee}");
+    hub.hub.stop().await;
+    Ok(())
+}
+
+/// Quotes: without one (when fees are charged), altered, for other terms, or expired, a
+/// proposal is refused and nothing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_altered_and_missing_quotes_are_refused() -> anyhow::Result<()> {
+    let env = Env::new(3).await?;
+    let policy = VirtualPolicy { fee_flat: U256::from(5_000u64), ..Default::default() };
+    let mut hub = PolicyHub::start(&env, policy, None).await?;
+    hub.config.channels.quote_ttl = 1;
+    std::fs::write(&hub.file, toml::to_string(&hub.config)?)?;
+    hub.reload(hub.config.assets[0].virtual_policy.clone(), None).await?;
+    let eth = env.eth().holder;
+    let (alice, bob) = (env.wallet(&hub.url, 1).await?, env.wallet(&hub.url, 2).await?);
+    let x = open_basic(&alice, eth, 5, 5).await?;
+    open_basic(&bob, eth, 5, 5).await?;
+    let d = env.stack.contracts.deployment;
+    let key = env.devnet.key(1);
+    let parent = alice.store().load(x)?.expect("X").latest.state;
+    let until = now() + 3600;
+    let deposits = vec![[ether(2), ether(3)]];
+    let proposal = |quote: Option<Quote>, fees: Vec<U256>| -> anyhow::Result<VirtualProposal> {
+        let params = Params {
+            challengeDuration: 600,
+            nonce: U256::from(rand::random::<u64>()),
+            participants: [alice.address(), bob.address()],
+            ledger: false,
+            isVirtual: true,
+            app: Address::ZERO,
+        };
+        let opening = State {
+            channelId: channel_id(&params),
+            version: 0,
+            outcome: Allocation { assets: vec![eth], balances: deposits.clone(), locked: vec![] },
+            appData: Bytes::new(),
+            isFinal: false,
+        };
+        let update = pay_fees(&lock_in_parent(&parent, 1, Side::Proposer, &opening)?, 1, &fees)?;
+        Ok(VirtualProposal {
+            signature: d.sign_state(&key, &opening)?,
+            parent: StateRequest { signature: d.sign_state(&key, &update)?, state: update },
+            params,
+            state: opening,
+            valid_until: until,
+            quote,
+        })
+    };
+    let request = QuoteRequest { peer: bob.address(), parent: x, deposits: deposits.clone(), valid_until: until };
+    let hub_api = alice.hub();
+    let wallet_err = |r: Result<ingrid_client_sdk::api::VirtualView, ClientError>| r.map_err(WalletError::from);
+
+    let without = proposal(None, vec![U256::ZERO])?;
+    refused(&env, 409, "quote_required", "quote", async { wallet_err(hub_api.propose_virtual(&without, None).await) })
+        .await?;
+
+    let quote = hub_api.quote(&request).await?;
+    assert_eq!(quote.fees, vec![U256::from(5_000u64)]);
+    let mut cheaper = quote.clone();
+    cheaper.fees = vec![U256::from(1u64)];
+    let altered = proposal(Some(cheaper.clone()), cheaper.fees.clone())?;
+    refused(&env, 422, "quote_altered", "signed", async { wallet_err(hub_api.propose_virtual(&altered, None).await) })
+        .await?;
+    let mut other = proposal(Some(quote.clone()), quote.fees.clone())?;
+    other.valid_until += 1;
+    refused(&env, 422, "quote_mismatch", "other terms", async {
+        wallet_err(hub_api.propose_virtual(&other, None).await)
+    })
+    .await?;
+    // The quote's fee not paid in the parent update.
+    let unpaid = proposal(Some(quote.clone()), vec![U256::ZERO])?;
+    refused(&env, 422, "parent_update_mismatch", "lock", async {
+        wallet_err(hub_api.propose_virtual(&unpaid, None).await)
+    })
+    .await?;
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let late = proposal(Some(quote.clone()), quote.fees.clone())?;
+    refused(&env, 409, "quote_expired", &format!("expired at {}", quote.expires_at), async {
+        wallet_err(hub_api.propose_virtual(&late, None).await)
+    })
+    .await?;
+
+    // A fresh quote, used as quoted, is accepted.
+    let fresh = hub_api.quote(&request).await?;
+    hub_api.propose_virtual(&proposal(Some(fresh.clone()), fresh.fees.clone())?, None).await?;
+    hub.hub.stop().await;
+    Ok(())
+}
