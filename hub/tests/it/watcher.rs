@@ -87,8 +87,10 @@ async fn expired_sessions_challenges_and_old_idempotency_answers_are_pruned() ->
     .bind(vec![3u8; 32])
     .execute(&env.pool)
     .await?;
+    // The hub's own janitor prunes at start too and may have taken some of the three first.
     let deleted = ingrid_hub::db::prune_expired(&env.pool).await?;
-    assert_eq!(deleted, 3);
+    assert!(deleted <= 3, "only the three expired or old rows go ({deleted})");
+    assert_eq!(ingrid_hub::db::prune_expired(&env.pool).await?, 0, "nothing left to prune");
     let left: (i64, i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM sessions), (SELECT count(*) FROM used_challenges), (SELECT count(*) FROM idempotency_keys)",
     )
