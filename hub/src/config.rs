@@ -237,6 +237,10 @@ mod tests {
         assert_eq!(config.assets[0].max_hub_deposit, U256::from(10u64).pow(U256::from(19)));
         assert_eq!(config.chain.confirmations, 2);
         assert_eq!(config.channels.max_challenge_duration, 604_800);
+        assert_eq!(config.channels.max_virtual_per_client, Some(100));
+        let eth = &config.assets[0].virtual_policy;
+        assert_eq!((eth.fee_bps, eth.fee_ppm_per_hour, eth.max_locked_fraction_bps), (10, 5, Some(9000)));
+        assert!(config.assets[0].charges_fees() && !config.assets[1].charges_fees());
     }
 
     #[test]

@@ -46,6 +46,8 @@ enum AdminCommand {
     Pause,
     /// Accept new virtual channels again.
     Resume,
+    /// Read the configuration again and take its policy (limits, fees) for new decisions.
+    Reload,
     /// Close a client's basic channel on chain (register, conclude, withdraw).
     Close {
         /// The channel id (0x…).
@@ -141,6 +143,7 @@ async fn main() -> anyhow::Result<()> {
                 AdminCommand::Status => (Method::GET, "/v1/admin/status".into()),
                 AdminCommand::Pause => (Method::POST, "/v1/admin/pause".into()),
                 AdminCommand::Resume => (Method::POST, "/v1/admin/resume".into()),
+                AdminCommand::Reload => (Method::POST, "/v1/admin/reload".into()),
                 AdminCommand::Close { channel } => (Method::POST, format!("/v1/admin/channels/{channel}/close")),
             };
             println!("{}", ingrid_hub::admin::run_cli(&url, &token, method, &path).await?);
