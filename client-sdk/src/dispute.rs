@@ -214,38 +214,31 @@ pub async fn send_conclude<P: Provider>(
     Ok(Some(Adjudicator::new(deployment.adjudicator, provider).conclude(params, state, subs).send().await?))
 }
 
-/// The arguments of `conclude` for `channel`, and the latest timeout among the records it
-/// reads (`None` if one of them is not in `registered`).
+/// The arguments of `conclude` for `channel` from the registered states (`None` if one of
+/// the records it reads is not in `registered`).
 pub fn conclusion(channel: B256, registered: &HashMap<B256, Registered>) -> Option<(Params, State, Vec<State>)> {
-    fn walk(outcome: &Allocation, registered: &HashMap<B256, Registered>, out: &mut Vec<State>) -> Option<()> {
-        for lock in &outcome.locked {
-            let sub = registered.get(&lock_key(lock, &outcome.assets))?;
-            out.push(sub.state.clone());
-            walk(&sub.state.outcome, registered, out)?;
-        }
-        Some(())
-    }
-    let ledger = registered.get(&channel)?;
-    let mut subs = Vec::new();
-    walk(&ledger.state.outcome, registered, &mut subs)?;
-    Some((ledger.params.clone(), ledger.state.clone(), subs))
+    conclusion_tree(channel, registered).map(|(params, state, subs, _)| (params, state, subs))
 }
 
 /// The latest timeout of the records `conclude` of `channel` reads: concluding is possible
 /// from that chain time on.
 pub fn conclusion_time(channel: B256, registered: &HashMap<B256, Registered>) -> Option<u64> {
-    fn walk(outcome: &Allocation, registered: &HashMap<B256, Registered>, latest: &mut u64) -> Option<()> {
-        for lock in &outcome.locked {
-            let sub = registered.get(&lock_key(lock, &outcome.assets))?;
-            *latest = (*latest).max(sub.timeout);
-            walk(&sub.state.outcome, registered, latest)?;
-        }
-        Some(())
-    }
+    conclusion_tree(channel, registered).map(|(_, _, _, latest)| latest)
+}
+
+/// The ledger channel's registered params and state, its locks' registered states in lock
+/// order, and the latest timeout among all of them.
+fn conclusion_tree(channel: B256, registered: &HashMap<B256, Registered>) -> Option<(Params, State, Vec<State>, u64)> {
     let ledger = registered.get(&channel)?;
     let mut latest = ledger.timeout;
-    walk(&ledger.state.outcome, registered, &mut latest)?;
-    Some(latest)
+    let mut subs = Vec::with_capacity(ledger.state.outcome.locked.len());
+    // Sub-channels hold no locks (the adjudicator refuses them): one level.
+    for lock in &ledger.state.outcome.locked {
+        let sub = registered.get(&lock_key(lock, &ledger.state.outcome.assets))?;
+        latest = latest.max(sub.timeout);
+        subs.push(sub.state.clone());
+    }
+    Some((ledger.params.clone(), ledger.state.clone(), subs, latest))
 }
 
 /// What a wallet's watcher did in one pass.

@@ -17,7 +17,7 @@ use ingrid_client_sdk::{SignedState, State};
 use ingrid_hub::config::Config;
 use ingrid_hub::server::{self, Running};
 
-use crate::harness::{Env, advance_chain, ether, print_dispute_gas, spawn_hub, wait_concluded, wait_until};
+use crate::harness::{Env, advance_chain, ether, print_dispute_gas, spawn_replicas, wait_concluded, wait_until};
 
 /// Every basic channel's challenge duration (seconds); virtual channels get [`V_CHALLENGE`].
 const CHALLENGE: u64 = 3600;
@@ -361,18 +361,7 @@ async fn alice_and_bob_register_different_states_of_their_virtual_channel() -> a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_watcher_leader_dies_and_the_other_hub_process_takes_over() -> anyhow::Result<()> {
     let env = Env::new(OUTSIDER + 1).await?;
-    let mut urls = Vec::new();
-    let mut hubs = Vec::new();
-    for i in 0..2 {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut config = env.config();
-        config.listen = format!("127.0.0.1:{port}").parse()?;
-        let file = env.dir.path().join(format!("ingrid-{i}.toml"));
-        std::fs::write(&file, toml::to_string(&config)?)?;
-        let url = format!("http://127.0.0.1:{port}");
-        hubs.push(spawn_hub(&file, &url).await?);
-        urls.push(url);
-    }
+    let (mut hubs, urls) = spawn_replicas(&env, 2).await?;
     let http = reqwest::Client::new();
     let leaders = || async {
         let mut out = Vec::new();

@@ -242,3 +242,20 @@ pub async fn print_dispute_gas(env: &Env, scenario: &str) -> anyhow::Result<()> 
     }
     Ok(())
 }
+
+/// `n` `ingrid serve` processes on this world's database, each on a free port; their
+/// children (killed on drop) and URLs.
+pub async fn spawn_replicas(env: &Env, n: usize) -> anyhow::Result<(Vec<tokio::process::Child>, Vec<String>)> {
+    let (mut hubs, mut urls) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut config = env.config();
+        config.listen = format!("127.0.0.1:{port}").parse()?;
+        let file = env.dir.path().join(format!("replica-{i}.toml"));
+        std::fs::write(&file, toml::to_string(&config)?)?;
+        let url = format!("http://127.0.0.1:{port}");
+        hubs.push(spawn_hub(&file, &url).await?);
+        urls.push(url);
+    }
+    Ok((hubs, urls))
+}

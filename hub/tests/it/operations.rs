@@ -10,7 +10,9 @@ use ingrid_client_sdk::api::ChannelStatus;
 use ingrid_client_sdk::client::ClientError;
 use ingrid_client_sdk::wallet::{Deposit, Wallet};
 
-use crate::harness::{Env, OPERATOR_TOKEN, advance_chain, ether, ingrid_binary, spawn_hub, wait_concluded, wait_until};
+use crate::harness::{
+    Env, OPERATOR_TOKEN, advance_chain, ether, ingrid_binary, spawn_replicas, wait_concluded, wait_until,
+};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -122,18 +124,7 @@ async fn three_hub_processes_serve_concurrent_opens_and_closes() -> anyhow::Resu
     const PAIRS: usize = 3;
     const ROUNDS: u64 = 3;
     let env = Env::new(1 + 2 * PAIRS).await?;
-    let mut urls = Vec::new();
-    let mut hubs = Vec::new();
-    for i in 0..3 {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut config = env.config();
-        config.listen = format!("127.0.0.1:{port}").parse()?;
-        let file = env.dir.path().join(format!("replica-{i}.toml"));
-        std::fs::write(&file, toml::to_string(&config)?)?;
-        let url = format!("http://127.0.0.1:{port}");
-        hubs.push(spawn_hub(&file, &url).await?);
-        urls.push(url);
-    }
+    let (_hubs, urls) = spawn_replicas(&env, 3).await?;
     let eth = env.eth().holder;
     let pairs = (0..PAIRS).map(|p| {
         let (env, urls) = (&env, &urls);
