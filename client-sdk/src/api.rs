@@ -207,6 +207,23 @@ pub struct ChannelView {
     /// Final balances pushed on chain, per asset, when concluded.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<crate::openapi::BalancePair>>))]
     pub settled: Option<Vec<[U256; 2]>>,
+    /// A collateral top-up the hub deposited (confirmed on chain) and offers to add to its
+    /// balance: sign the latest state with the hub's balance of `asset` raised by `amount`
+    /// (see `virtual_channel::top_up`) and send it to `POST /v1/channels/{id}/top-up`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_up: Option<TopUp>,
+}
+
+/// A collateral top-up of the hub in a basic channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TopUp {
+    /// The asset holder.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexAddress))]
+    pub asset: Address,
+    /// What the hub deposited and adds to its balance, smallest unit.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexU256))]
+    pub amount: U256,
 }
 
 /// A list of channels.

@@ -231,6 +231,16 @@ impl HubClient {
         self.call(Method::POST, "/v1/virtual-channels", Some(proposal), idempotency_key).await
     }
 
+    /// `POST /v1/channels/{id}/top-up`: the client's signature on the hub's collateral top-up.
+    pub async fn top_up(
+        &self,
+        id: B256,
+        request: &StateRequest,
+        idempotency_key: Option<&str>,
+    ) -> Result<SignatureResponse, ClientError> {
+        self.call(Method::POST, &format!("/v1/channels/{id}/top-up"), Some(request), idempotency_key).await
+    }
+
     /// `POST /v1/virtual-channels/quote`: the hub's signed price for a virtual channel
     /// (a read: nothing is stored, so it is retried like one).
     pub async fn quote(&self, request: &QuoteRequest) -> Result<Quote, ClientError> {

@@ -81,6 +81,26 @@ pub fn pay_fees(update: &State, hub_index: usize, fees: &[U256]) -> Result<State
     Ok(next)
 }
 
+/// The next version of basic channel state `latest` after a collateral top-up: the hub's
+/// (`hub_index`) balance of `asset` raised by `amount` (its new deposit). The channel's total
+/// grows: sign it only once the deposit is on chain (see [`top_up_covered`]).
+pub fn top_up(latest: &State, hub_index: usize, asset: Address, amount: U256) -> Result<State, UpdateError> {
+    let a = latest.outcome.assets.iter().position(|x| *x == asset).ok_or(UpdateError::AssetsChanged)?;
+    let mut next = latest.clone();
+    next.version = latest.version.checked_add(1).ok_or(UpdateError::Overflow)?;
+    let hub = &mut next.outcome.balances[a][hub_index];
+    *hub = hub.checked_add(amount).ok_or(UpdateError::Overflow)?;
+    Ok(next)
+}
+
+/// Whether the holdings on chain of a channel's participants in `asset` (`held`, both summed)
+/// cover the channel's total of that asset in `state` (balances plus locks).
+pub fn top_up_covered(state: &State, asset: Address, held: U256) -> Result<bool, UpdateError> {
+    let a = state.outcome.assets.iter().position(|x| *x == asset).ok_or(UpdateError::AssetsChanged)?;
+    let totals = crate::validate::asset_totals(&state.outcome)?;
+    Ok(totals[a] <= held)
+}
+
 /// The next version of `parent` that settles the virtual channel from its final state:
 /// its lock removed and its final balances credited through the lock's index map.
 pub fn settle_in_parent(parent: &State, final_state: &State) -> Result<State, UpdateError> {
@@ -172,6 +192,17 @@ mod tests {
     use super::*;
     use crate::bindings::Channel::Allocation;
     use alloy::primitives::Bytes;
+
+    #[test]
+    fn a_top_up_raises_the_hubs_balance_and_needs_the_deposit_on_chain() {
+        let latest = state(1, 4, [5, 0], vec![]);
+        let asset = latest.outcome.assets[0];
+        let next = top_up(&latest, 1, asset, U256::from(3)).expect("top up");
+        assert_eq!((next.version, next.outcome.balances[0]), (5, [U256::from(5), U256::from(3)]));
+        assert!(!top_up_covered(&next, asset, U256::from(7)).expect("shape"), "not yet on chain");
+        assert!(top_up_covered(&next, asset, U256::from(8)).expect("shape"));
+        assert!(top_up(&latest, 1, Address::repeat_byte(0x99), U256::from(3)).is_err(), "unknown asset");
+    }
 
     fn state(id: u8, version: u64, balances: [u64; 2], locked: Vec<SubAlloc>) -> State {
         State {

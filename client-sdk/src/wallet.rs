@@ -19,7 +19,7 @@ use crate::client::{ClientError, HubClient};
 use crate::state::{Deployment, SignatureError, channel_id};
 use crate::store::{ChannelRecord, ChannelStore, StoreError};
 use crate::validate::UpdateError;
-use crate::virtual_channel::{Side, VirtualRecord, lock_in_parent, pay_fees, settle_in_parent};
+use crate::virtual_channel::{Side, VirtualRecord, lock_in_parent, pay_fees, settle_in_parent, top_up, top_up_covered};
 
 /// Why a wallet operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -281,6 +281,37 @@ impl Wallet {
 }
 
 impl Wallet {
+    /// Takes the hub's collateral top-up of basic channel `id`, if it offers one: checks on
+    /// chain that the participants' holdings cover the channel's new total (the hub's deposit
+    /// is there), then signs the state with the hub's balance raised, and stores it with the
+    /// hub's countersignature. Returns whether a top-up was applied.
+    pub async fn accept_top_up(&self, id: B256) -> Result<bool, WalletError> {
+        let _guard = self.lock.lock().await;
+        let record = self.record(id)?;
+        let view = self.hub.channel(id).await?;
+        let Some(offer) = view.top_up else { return Ok(false) };
+        if view.latest.state.version != record.latest.state.version {
+            return Err(WalletError::Invalid(format!("channel {id} is not in sync with the hub; sync it first")));
+        }
+        let hub_index = record.hub_index as usize;
+        let next = top_up(&record.latest.state, hub_index, offer.asset, offer.amount)?;
+        let mut held = U256::ZERO;
+        for p in record.params.participants {
+            held += chain::holdings(&self.provider, offer.asset, id, p).await?;
+        }
+        if !top_up_covered(&next, offer.asset, held)? {
+            return Err(WalletError::Invalid(format!(
+                "the hub's top-up of {} is not on chain yet (holdings {held})",
+                offer.amount
+            )));
+        }
+        let mine = self.deployment().sign_state(&self.key, &next)?;
+        let request = StateRequest { state: next.clone(), signature: mine.clone() };
+        let answer = self.hub.top_up(id, &request, Some(&format!("top-up-{id}-{}", next.version))).await?;
+        self.seal(&record, next, mine, answer.signature)?;
+        Ok(true)
+    }
+
     /// Fetches a basic channel's latest state signed by both from the hub (after the hub
     /// countersigned an update this client signed, e.g. a virtual channel's lock or
     /// settlement), checks both signatures, and stores it. Returns the stored record.

@@ -128,6 +128,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/channels/{id}", get(get_channel))
         .route("/v1/channels/{id}/updates", post(update_channel))
         .route("/v1/channels/{id}/close", post(close_channel))
+        .route("/v1/channels/{id}/top-up", post(top_up_channel))
         .route("/v1/virtual-channels", get(list_virtual).post(propose_virtual))
         .route("/v1/virtual-channels/quote", post(quote_virtual))
         .route("/v1/virtual-channels/{id}", get(get_virtual))
@@ -500,6 +501,42 @@ async fn advance(
             }
         }
     }
+    let response = SignatureResponse { channel_id: id, version: req.state.version, signature: hub_sig };
+    let answer = idem.answer(&mut tx, StatusCode::OK, &response).await?;
+    tx.commit().await?;
+    Ok(answer)
+}
+
+/// `POST /v1/channels/{id}/top-up`: the client countersigns the hub's confirmed top-up.
+async fn top_up_channel(
+    State(app): State<AppState>,
+    Client(client): Client,
+    Path(id): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let idem = Idempotent::new(client, &headers, &method, &format!("/v1/channels/{id}/top-up"), &body)?;
+    let req: StateRequest = parse(&body)?;
+    let mut tx = app.pool.begin().await?;
+    if let Some(answer) = idem.replay(&mut tx).await? {
+        return Ok(answer);
+    }
+    let channel = db::lock_channel(&mut tx, id, client)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no channel {id} of yours")))?;
+    if channel.status != ChannelStatus::Open {
+        return Err(ApiError::conflict("channel_not_open", format!("channel {id} is {:?}", channel.status)));
+    }
+    let offer = db::confirmed_top_up(&mut tx, id)
+        .await?
+        .ok_or_else(|| ApiError::conflict("no_top_up", format!("channel {id} has no confirmed top-up to apply")))?;
+    let current = db::state(&mut tx, id, channel.latest_version).await?.state;
+    let digest =
+        app.hub.rules().check_top_up(channel.hub_index, client, &current, &req.state, &req.signature, offer)?;
+    let hub_sig = countersign(&app.hub, &mut tx, id, channel.hub_index, &req, digest, Some(channel.status)).await?;
+    db::apply_top_up(&mut tx, id, offer.0).await?;
     let response = SignatureResponse { channel_id: id, version: req.state.version, signature: hub_sig };
     let answer = idem.answer(&mut tx, StatusCode::OK, &response).await?;
     tx.commit().await?;

@@ -75,6 +75,15 @@ pub enum Action {
         /// Channel.
         channel: B256,
     },
+    /// Top up the hub's deposit in an open basic channel to `amount` (its new holding).
+    TopUp {
+        /// Channel.
+        channel: B256,
+        /// Asset holder.
+        asset: Address,
+        /// The hub's holding after the top-up.
+        amount: U256,
+    },
 }
 
 impl Action {
@@ -88,6 +97,7 @@ impl Action {
             Self::Refute { .. } => "refute",
             Self::RefuteVirtual { .. } => "refute_virtual",
             Self::Conclude { .. } => "conclude",
+            Self::TopUp { .. } => "top_up",
         }
     }
 
@@ -101,6 +111,7 @@ impl Action {
             Self::Refute { channel, registered } => format!("refute:{channel}:{registered}"),
             Self::RefuteVirtual { id, registered } => format!("refute-virtual:{id}:{registered}"),
             Self::Conclude { channel } => format!("conclude-dispute:{channel}"),
+            Self::TopUp { channel, asset, amount } => format!("top-up:{channel}:{asset}:{amount}"),
         }
     }
 
@@ -112,7 +123,8 @@ impl Action {
             | Self::Withdraw { channel, .. }
             | Self::Register { channel, .. }
             | Self::Refute { channel, .. }
-            | Self::Conclude { channel } => *channel,
+            | Self::Conclude { channel }
+            | Self::TopUp { channel, .. } => *channel,
             Self::RefuteVirtual { id, .. } => *id,
         }
     }
@@ -255,7 +267,7 @@ impl Chain {
         }
         let hub = self.key.address();
         let pending = match action {
-            Action::Deposit { channel, asset, amount } => {
+            Action::Deposit { channel, asset, amount } | Action::TopUp { channel, asset, amount } => {
                 let held = chain::holdings(&self.provider, *asset, *channel, hub).await?;
                 if held >= *amount {
                     return Ok(Step::Done);
@@ -398,6 +410,9 @@ impl Chain {
                     && db::open_if_funded(tx, channel).await?
                 {
                     tracing::info!(%channel, "basic channel funded");
+                }
+                if db::confirm_top_up(tx, channel, contract, participant, total).await? {
+                    tracing::info!(%channel, asset = %contract, "collateral top-up confirmed on chain");
                 }
             }
             Effect::Conclusion { channel, version, balances } => {

@@ -87,6 +87,15 @@ pub struct AssetConfig {
     /// non-zero request is refused). Default 0.
     #[serde(default)]
     pub min_hub_deposit: U256,
+    /// When the hub's free balance in an open basic channel falls below this, the hub tops it
+    /// up by `top_up_amount` (a deposit on chain, then an off-chain update the client
+    /// countersigns), as long as its deposits into the channel stay within `max_hub_deposit`.
+    /// Default: no top-ups.
+    #[serde(default)]
+    pub top_up_below: Option<U256>,
+    /// How much one top-up deposits. Default 0 (no top-ups).
+    #[serde(default)]
+    pub top_up_amount: U256,
     /// Limits and fees of virtual channels in this asset (`[assets.virtual]`).
     #[serde(default, rename = "virtual")]
     pub virtual_policy: crate::policy::VirtualPolicy,

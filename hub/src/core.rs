@@ -182,6 +182,36 @@ impl Rules {
         self.verified_digest(proposed, client_sig, client)
     }
 
+    /// Decides on a client's signature on the hub's collateral top-up of `asset` by `amount`
+    /// (deposited and confirmed): exactly the current state with the hub's balance raised.
+    /// Returns the digest of the accepted state.
+    pub fn check_top_up(
+        &self,
+        hub_index: usize,
+        client: Address,
+        current: &State,
+        proposed: &State,
+        client_sig: &[u8],
+        (asset, amount): (Address, U256),
+    ) -> Result<B256, ApiError> {
+        let expected = ingrid_client_sdk::virtual_channel::top_up(current, hub_index, asset, amount)?;
+        if proposed.version != expected.version {
+            return Err(ApiError::conflict(
+                "wrong_version",
+                format!("the top-up state has version {}, the channel is at {}", proposed.version, current.version),
+            ));
+        }
+        if *proposed != expected {
+            return Err(ApiError::unprocessable(
+                "top_up_mismatch",
+                format!(
+                    "the top-up state is not the latest state with the hub's balance of {asset} raised by {amount}"
+                ),
+            ));
+        }
+        self.verified_digest(proposed, client_sig, client)
+    }
+
     /// Decides on a client's final state closing a basic channel: the latest balances
     /// unchanged, no locks held, final. Returns the digest of the accepted state.
     pub fn check_close(
@@ -229,6 +259,8 @@ mod tests {
                 max_hub_deposit: U256::from(1000),
                 collateral_ratio_bps: 10_000,
                 min_hub_deposit: U256::ZERO,
+                top_up_below: None,
+                top_up_amount: U256::ZERO,
                 virtual_policy: Default::default(),
             }],
             channels: ChannelConfig::default(),

@@ -322,7 +322,9 @@ pub async fn channel_views(
     let rows = sqlx::query(
         "SELECT c.id, c.params, c.status::text AS status, c.hub_index, c.settled, s.state, s.sig0, s.sig1,
                 COALESCE((SELECT json_agg(json_build_object('asset', f.asset, 'participant', f.participant, 'amount', f.deposited::text))
-                          FROM channel_funding f WHERE f.channel_id = c.id), '[]') AS funding
+                          FROM channel_funding f WHERE f.channel_id = c.id), '[]') AS funding,
+                (SELECT json_agg(json_build_object('asset', t.asset, 'participant', t.participant, 'amount', t.amount::text))
+                 FROM top_ups t WHERE t.channel_id = c.id AND t.status = 'confirmed') AS top_up
          FROM basic_channels c
          JOIN channel_states s ON s.channel_id = c.id AND s.version = c.latest_version
          WHERE ($1::bytea IS NULL OR c.id = $1) AND ($2::bytea IS NULL OR c.client = $2)
@@ -337,6 +339,7 @@ pub async fn channel_views(
     rows.iter()
         .map(|row| {
             let funding: serde_json::Value = row.get("funding");
+            let top_up: Option<serde_json::Value> = row.get("top_up");
             let settled: Option<Json<Vec<[String; 2]>>> = row.get("settled");
             Ok(ChannelView {
                 id: b256(row.get::<&[u8], _>("id"))?,
@@ -351,6 +354,13 @@ pub async fn channel_views(
                 settled: settled
                     .map(|s| s.0.iter().map(|[a, b]| Ok([u256(a)?, u256(b)?])).collect::<sqlx::Result<Vec<_>>>())
                     .transpose()?,
+                top_up: match top_up {
+                    Some(t) => parse_funding(&t)?
+                        .into_iter()
+                        .next()
+                        .map(|f| ingrid_client_sdk::api::TopUp { asset: f.asset, amount: f.amount }),
+                    None => None,
+                },
             })
         })
         .collect()
@@ -1072,4 +1082,135 @@ pub async fn fees_earned(db: &PgPool) -> sqlx::Result<std::collections::BTreeMap
         }
     }
     Ok(out)
+}
+
+// ------------------------------------------------------------------ top-ups
+
+/// An open basic channel as the top-up sweep sees it.
+#[derive(Debug, Clone)]
+pub struct TopUpCandidate {
+    /// Channel.
+    pub id: B256,
+    /// The hub's index.
+    pub hub_index: usize,
+    /// The hub's address.
+    pub hub: Address,
+    /// The latest outcome.
+    pub outcome: ingrid_client_sdk::Allocation,
+    /// The hub's required holding per asset (as funded, with earlier top-ups).
+    pub required: HashMap<Address, U256>,
+}
+
+/// Open basic channels without a top-up under way (at most `limit`), for the sweep.
+pub async fn top_up_candidates(db: &PgPool, limit: i64) -> sqlx::Result<Vec<TopUpCandidate>> {
+    let rows = sqlx::query(
+        "SELECT b.id, b.hub_index, b.params, s.state->'outcome' AS outcome,
+                COALESCE((SELECT json_agg(json_build_object('asset', f.asset, 'participant', f.participant, 'amount', f.required::text))
+                          FROM channel_funding f WHERE f.channel_id = b.id), '[]') AS funding
+         FROM basic_channels b JOIN channel_states s ON s.channel_id = b.id AND s.version = b.latest_version
+         WHERE b.status = 'open'
+           AND NOT EXISTS (SELECT 1 FROM top_ups t WHERE t.channel_id = b.id AND t.status <> 'applied')
+         ORDER BY b.updated_at DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let hub_index = row.get::<i16, _>("hub_index") as usize;
+            let params = row.get::<Json<Params>, _>("params").0;
+            let hub = params.participants[hub_index];
+            let funding = parse_funding(&row.get::<serde_json::Value, _>("funding"))?;
+            Ok(TopUpCandidate {
+                id: b256(row.get::<&[u8], _>("id"))?,
+                hub_index,
+                hub,
+                outcome: row.get::<Json<ingrid_client_sdk::Allocation>, _>("outcome").0,
+                required: funding.into_iter().filter(|f| f.participant == hub).map(|f| (f.asset, f.amount)).collect(),
+            })
+        })
+        .collect()
+}
+
+/// Starts a top-up of `amount` in `channel`: records it and raises the hub's required
+/// holding to `target`.
+pub async fn start_top_up(
+    db: &mut PgConnection,
+    channel: B256,
+    asset: Address,
+    hub: Address,
+    amount: U256,
+    target: U256,
+) -> sqlx::Result<bool> {
+    let n = sqlx::query(
+        "INSERT INTO top_ups (channel_id, asset, participant, amount, target) VALUES ($1, $2, $3, $4::numeric, $5::numeric)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(channel.as_slice())
+    .bind(asset.as_slice())
+    .bind(hub.as_slice())
+    .bind(amount.to_string())
+    .bind(target.to_string())
+    .execute(&mut *db)
+    .await?
+    .rows_affected();
+    if n == 0 {
+        return Ok(false);
+    }
+    sqlx::query(
+        "INSERT INTO channel_funding (channel_id, asset, participant, required) VALUES ($1, $2, $3, $4::numeric)
+         ON CONFLICT (channel_id, asset, participant) DO UPDATE SET required = EXCLUDED.required",
+    )
+    .bind(channel.as_slice())
+    .bind(asset.as_slice())
+    .bind(hub.as_slice())
+    .bind(target.to_string())
+    .execute(db)
+    .await?;
+    Ok(true)
+}
+
+/// A deposit of `participant` reached `total`: a top-up waiting for it is confirmed.
+pub async fn confirm_top_up(
+    db: &mut PgConnection,
+    channel: B256,
+    asset: Address,
+    participant: Address,
+    total: U256,
+) -> sqlx::Result<bool> {
+    let n = sqlx::query(
+        "UPDATE top_ups SET status = 'confirmed', updated_at = now()
+         WHERE channel_id = $1 AND asset = $2 AND participant = $3 AND status = 'depositing' AND target <= $4::numeric",
+    )
+    .bind(channel.as_slice())
+    .bind(asset.as_slice())
+    .bind(participant.as_slice())
+    .bind(total.to_string())
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(n > 0)
+}
+
+/// The confirmed top-up of `channel` waiting for the client's signature, if any.
+pub async fn confirmed_top_up(db: &mut PgConnection, channel: B256) -> sqlx::Result<Option<(Address, U256)>> {
+    let row = sqlx::query(
+        "SELECT asset, amount::text AS amount FROM top_ups WHERE channel_id = $1 AND status = 'confirmed' LIMIT 1",
+    )
+    .bind(channel.as_slice())
+    .fetch_optional(db)
+    .await?;
+    row.map(|r| Ok((address(r.get::<&[u8], _>("asset"))?, u256(r.get::<&str, _>("amount"))?))).transpose()
+}
+
+/// Marks the confirmed top-up of `channel` in `asset` applied.
+pub async fn apply_top_up(db: &mut PgConnection, channel: B256, asset: Address) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE top_ups SET status = 'applied', updated_at = now() WHERE channel_id = $1 AND asset = $2 AND status = 'confirmed'",
+    )
+    .bind(channel.as_slice())
+    .bind(asset.as_slice())
+    .execute(db)
+    .await?;
+    Ok(())
 }

@@ -264,6 +264,8 @@ pub async fn deploy_stack(devnet: &Devnet, hub_key: &PrivateKeySigner, dir: &Pat
             max_hub_deposit: U256::from(100u64) * ether,
             collateral_ratio_bps: 10_000,
             min_hub_deposit: U256::ZERO,
+            top_up_below: None,
+            top_up_amount: U256::ZERO,
             virtual_policy: Default::default(),
         },
         AssetConfig {
@@ -273,6 +275,8 @@ pub async fn deploy_stack(devnet: &Devnet, hub_key: &PrivateKeySigner, dir: &Pat
             max_hub_deposit: million,
             collateral_ratio_bps: 10_000,
             min_hub_deposit: U256::ZERO,
+            top_up_below: None,
+            top_up_amount: U256::ZERO,
             virtual_policy: Default::default(),
         },
     ];

@@ -1,7 +1,7 @@
 //! Ingrid: a payment hub for Perun virtual payment channels.
 //!
 //! - [`core`]: the hub's pure decisions (what to accept, sign and deposit); [`policy`]: the
-//!   operator's limits and fees for virtual channels.
+//!   operator's limits and fees for virtual channels; [`topup`]: collateral top-ups.
 //! - [`api`]: the HTTP API; [`admin`]: the operator's API and `ingrid admin`; [`error`]: its error type; [`openapi`]: its OpenAPI document.
 //! - [`db`]: Postgres, the source of truth; [`metrics`]: the Prometheus metrics on `/metrics`.
 //! - [`chain`]: the event watcher and the outbox of the hub's transactions; [`disputes`]: the
@@ -27,3 +27,4 @@ pub mod openapi;
 pub mod policy;
 pub mod sale;
 pub mod server;
+pub mod topup;

@@ -12,8 +12,8 @@ use std::sync::LazyLock;
 use ingrid_client_sdk::api::{
     AssetInfo, ChallengeRequest, ChallengeResponse, ChannelList, ChannelStatus, ChannelView, ErrorBody,
     FullySignedState, Funding, HubInfo, OpenChannelRequest, Quote, QuoteRequest, SignatureResponse, StateRequest,
-    TokenRequest, TokenResponse, VirtualAccept, VirtualClose, VirtualCloseResponse, VirtualList, VirtualProposal,
-    VirtualStatus, VirtualView,
+    TokenRequest, TokenResponse, TopUp, VirtualAccept, VirtualClose, VirtualCloseResponse, VirtualList,
+    VirtualProposal, VirtualStatus, VirtualView,
 };
 use ingrid_client_sdk::openapi::{BalancePair, HexAddress, HexB256, HexBytes, HexU256};
 use ingrid_client_sdk::{Allocation, Params, State, SubAlloc};
@@ -80,6 +80,7 @@ that is not answered within 30 s gets 503 `timeout`, and a request body over 1 M
         paths::admin_close_channel,
         paths::quote_virtual_channel,
         paths::admin_reload,
+        paths::top_up_channel,
     ),
     components(schemas(
         ErrorBody,
@@ -100,6 +101,7 @@ that is not answered within 30 s gets 503 `timeout`, and a request body over 1 M
         VirtualProposal,
         Quote,
         QuoteRequest,
+        TopUp,
         VirtualAccept,
         VirtualStatus,
         VirtualView,
@@ -494,6 +496,36 @@ mod paths {
                 body = ErrorBody),
         ))]
     fn close_channel() {}
+
+    /// Take the hub's collateral top-up
+    ///
+    /// When the channel's view offers a `topUp` (the hub deposited more and the deposit is
+    /// confirmed on chain), the client signs the latest state with the hub's balance of that
+    /// asset raised by the amount (version + 1) after checking the deposit on chain; the hub
+    /// countersigns it.
+    #[utoipa::path(post, path = "/v1/channels/{id}/top-up", tag = "channels", operation_id = "top_up_channel",
+        security(("client" = [])),
+        params(
+            ("id" = HexB256, Path, description = "The channel id."),
+            ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255,
+                description = "Makes retries safe: a retry with the same key and request replays the first answer."),
+        ),
+        request_body = StateRequest,
+        responses(
+            (status = 200, description = "Applied: the hub's signature on the topped-up state.", body = SignatureResponse),
+            (status = 400, description = "`malformed_channel_id`, `malformed_idempotency_key`, `malformed_json`.",
+                body = ErrorBody),
+            (status = 401, description = "`unauthorized`: missing, unknown or expired bearer token.", body = ErrorBody),
+            (status = 404, description = "`not_found`: no such channel of this client.", body = ErrorBody),
+            (status = 409, description = "`channel_not_open`; `no_top_up`: no confirmed top-up to apply; \
+                `wrong_version`: not the latest version + 1.", body = ErrorBody),
+            (status = 413, description = "`body_too_large`: the body exceeds 1 MiB.", body = ErrorBody),
+            (status = 422, description = "`top_up_mismatch`: not exactly the latest state with the hub's balance \
+                raised by the top-up; `bad_signature`; `idempotency_key_reused`.", body = ErrorBody),
+            (status = 500, description = "`internal`: the database or signing failed; the cause is logged.",
+                body = ErrorBody),
+        ))]
+    fn top_up_channel() {}
 
     /// List my virtual channels
     ///
@@ -959,6 +991,7 @@ mod tests {
         ("POST", "/v1/admin/channels/{id}/close"),
         ("POST", "/v1/virtual-channels/quote"),
         ("POST", "/v1/admin/reload"),
+        ("POST", "/v1/channels/{id}/top-up"),
     ];
 
     /// Client POSTs that read no body and take no `Idempotency-Key` (a repeat is refused).
@@ -1275,6 +1308,9 @@ mod tests {
                 participant: Address::repeat_byte(0x22),
                 amount: U256::from(400u64),
             }],
+            top_up: settled
+                .is_none()
+                .then(|| ingrid_client_sdk::api::TopUp { asset: Address::repeat_byte(0xee), amount: U256::from(3u64) }),
             settled,
         }
     }

@@ -165,6 +165,17 @@ pub fn check_open_count(who: &str, client: Address, open: u64, max: Option<u64>)
     }
 }
 
+/// Whether the hub tops up a channel whose free balance in an asset is `free` and whose
+/// deposits the hub must hold are `required`: when `free` is below `below`, by `amount`, if the
+/// hub's deposits stay within `max`. Returns the hub's required holding after the top-up.
+pub fn top_up_due(free: U256, required: U256, below: Option<U256>, amount: U256, max: U256) -> Option<U256> {
+    let below = below?;
+    if amount.is_zero() || free >= below {
+        return None;
+    }
+    required.checked_add(amount).filter(|target| *target <= max)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +217,15 @@ mod tests {
         let p = VirtualPolicy { max_locked_fraction_bps: Some(5500), ..Default::default() };
         assert!(code(p, [3, 3]).starts_with("fraction_limit_exceeded"));
         assert!(check_asset("ETH", &VirtualPolicy::default(), &books, [u(3), u(3)], 60).is_ok());
+    }
+
+    #[test]
+    fn a_top_up_is_due_below_the_threshold_within_the_maximum() {
+        assert_eq!(top_up_due(u(1), u(5), Some(u(2)), u(3), u(100)), Some(u(8)));
+        assert_eq!(top_up_due(u(2), u(5), Some(u(2)), u(3), u(100)), None, "not below");
+        assert_eq!(top_up_due(u(1), u(5), None, u(3), u(100)), None, "no threshold");
+        assert_eq!(top_up_due(u(1), u(5), Some(u(2)), u(0), u(100)), None, "no amount");
+        assert_eq!(top_up_due(u(1), u(98), Some(u(2)), u(3), u(100)), None, "above the maximum deposit");
     }
 
     /// A hub's books under a policy: opens are applied when accepted.

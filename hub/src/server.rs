@@ -163,17 +163,18 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let settings = tokio::spawn(refresh_settings(pool.clone(), hub.clone(), stopped.clone()));
     let reloads = tokio::spawn(reload_on_hangup(hub.clone(), stopped.clone()));
     let leading = hub.metrics.leading.clone();
+    let hub_for_leader = hub.clone();
     let leader = tokio::spawn(crate::leader::run(
         config.database_url.clone(),
         chain.poll.max(Duration::from_millis(200)),
         leading.clone(),
         stopped,
         move |stop: watch::Receiver<bool>| {
-            let (chain, pool) = (chain.clone(), pool.clone());
+            let (chain, pool, hub) = (chain.clone(), pool.clone(), hub_for_leader.clone());
             async move {
                 vec![
                     tokio::spawn(chain.clone().run_watcher(pool.clone(), stop.clone())),
-                    tokio::spawn(run_sweeper(pool.clone(), chain.settle_grace, chain.poll, stop.clone())),
+                    tokio::spawn(run_sweeper(pool.clone(), hub, chain.settle_grace, chain.poll, stop.clone())),
                     tokio::spawn(chain.run_outbox(pool, stop)),
                 ]
             }
@@ -184,12 +185,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 }
 
 /// Goes to chain for virtual channels left open past their validity (see
-/// [`crate::disputes::sweep_once`]), every ten polls.
-async fn run_sweeper(pool: sqlx::PgPool, grace: u64, poll: Duration, mut stop: watch::Receiver<bool>) {
+/// [`crate::disputes::sweep_once`]) and starts collateral top-ups ([`crate::topup`]), every
+/// ten polls.
+async fn run_sweeper(pool: sqlx::PgPool, hub: Arc<Hub>, grace: u64, poll: Duration, mut stop: watch::Receiver<bool>) {
     loop {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         if let Err(e) = crate::disputes::sweep_once(&pool, now, grace).await {
             tracing::warn!(error = ?e, "sweeping expired virtual channels failed");
+        }
+        if let Err(e) = crate::topup::sweep_once(&pool, &hub.rules(), 1000).await {
+            tracing::warn!(error = ?e, "sweeping collateral top-ups failed");
         }
         tokio::select! {
             _ = tokio::time::sleep(poll * 10) => {}

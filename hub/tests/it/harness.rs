@@ -108,6 +108,7 @@ impl Env {
             "used_challenges",
             "virtual_channels",
             "disputes",
+            "top_ups",
         ] {
             let digest: Option<String> =
                 sqlx::query_scalar(&format!("SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM {table} t"))

@@ -321,3 +321,66 @@ async fn expired_altered_and_missing_quotes_are_refused() -> anyhow::Result<()> 
     hub.hub.stop().await;
     Ok(())
 }
+
+/// A collateral top-up: the hub's free balance in Bob's channel drops below the threshold when
+/// a virtual channel locks it; the hub deposits more on chain, and once it is confirmed Bob's
+/// wallet checks the holdings on chain and countersigns the raised balance. The bigger total
+/// then settles on chain fully funded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_channel_is_topped_up_once_the_deposit_is_on_chain() -> anyhow::Result<()> {
+    let env = Env::new(3).await?;
+    let mut config = env.config();
+    config.assets[0].max_hub_deposit = ether(100);
+    config.assets[0].top_up_below = Some(ether(2));
+    config.assets[0].top_up_amount = ether(3);
+    let hub = server::start(config).await?;
+    let url = format!("http://{}", hub.addr);
+    let eth = env.eth().holder;
+    let (alice, bob) = (env.wallet(&url, 1).await?, env.wallet(&url, 2).await?);
+    let x = open_basic(&alice, eth, 5, 5).await?;
+    let y = open_basic(&bob, eth, 5, 3).await?;
+    assert!(!bob.accept_top_up(y).await?, "nothing to take while the hub's balance is high");
+
+    // V: Alice 3, Bob 1: the hub locks 3 in Y (free 0 < 2) and 1 in X (free 4).
+    let v = alice.propose_virtual(bob.address(), x, &[[ether(3), ether(1)]], 600, now() + 3600).await?;
+    let p = bob.proposals().await?.into_iter().find(|p| p.id == v).expect("proposal");
+    bob.accept_virtual(&p, y).await?;
+    alice.wait_virtual_open(v, WAIT).await?;
+    crate::harness::wait_until(WAIT, "the top-up offer", || async { Ok(bob.hub().channel(y).await?.top_up.is_some()) })
+        .await?;
+    let provider = env.provider(&env.hub_key);
+    let hub_addr = env.hub_key.address();
+    assert_eq!(ingrid_client_sdk::chain::holdings(&provider, eth, y, hub_addr).await?, ether(6), "deposited first");
+    assert!(alice.hub().channel(x).await?.top_up.is_none(), "X is not busy");
+
+    // A top-up state with another amount is refused and changes nothing.
+    let record = bob.store().load(y)?.expect("Y");
+    let wrong = ingrid_client_sdk::virtual_channel::top_up(&record.latest.state, 1, eth, ether(2))?;
+    let signature = env.stack.contracts.deployment.sign_state(&env.devnet.key(2), &wrong)?;
+    let bob_api = bob.hub();
+    refused(&env, 422, "top_up_mismatch", "raised by", async {
+        bob_api
+            .top_up(y, &StateRequest { state: wrong.clone(), signature: signature.clone() }, None)
+            .await
+            .map_err(WalletError::from)
+    })
+    .await?;
+
+    assert!(bob.accept_top_up(y).await?);
+    let ys = bob.store().load(y)?.expect("Y").latest.state;
+    assert_eq!(ys.outcome.balances[0], [ether(4), ether(3)], "Bob 4, the hub 0 + 3");
+    assert_eq!(ys.version, record.latest.state.version + 1);
+    assert!(bob.hub().channel(y).await?.top_up.is_none());
+    assert!(!bob.accept_top_up(y).await?, "applied once");
+
+    // Close V and Y: Y's total of 11 is paid out in full.
+    let request = alice.close_request(v).await?;
+    let answer = bob.answer_close(&request).await?;
+    alice.finish_close(v, &request, answer).await?;
+    bob.sync_channel(y).await?;
+    bob.close(y).await?;
+    assert_eq!(crate::harness::wait_concluded(&env, y).await?, vec![[ether(5), ether(6)]]);
+    assert_eq!(bob.withdraw(y, WAIT).await?, vec![ether(5)]);
+    hub.stop().await;
+    Ok(())
+}
