@@ -454,7 +454,26 @@ async fn open_channel(
     Ok(answer)
 }
 
-/// Shared path of updates and closes: lock, check, store, sign.
+/// What a client asks of its basic channel: an update, the close, or its signature on the
+/// hub's confirmed collateral top-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Advance {
+    Update,
+    Close,
+    TopUp,
+}
+
+impl Advance {
+    fn path(self) -> &'static str {
+        match self {
+            Self::Update => "updates",
+            Self::Close => "close",
+            Self::TopUp => "top-up",
+        }
+    }
+}
+
+/// Shared path of updates, closes and top-ups: lock, check, store, sign.
 async fn advance(
     app: &AppState,
     client: Address,
@@ -462,10 +481,10 @@ async fn advance(
     method: &Method,
     headers: &HeaderMap,
     body: &[u8],
-    close: bool,
+    kind: Advance,
 ) -> Result<Response, ApiError> {
     let id = parse_id(id)?;
-    let path = format!("/v1/channels/{id}/{}", if close { "close" } else { "updates" });
+    let path = format!("/v1/channels/{id}/{}", kind.path());
     let idem = Idempotent::new(client, headers, method, &path, body)?;
     let req: StateRequest = parse(body)?;
     let mut tx = app.pool.begin().await?;
@@ -475,23 +494,29 @@ async fn advance(
     let channel = db::lock_channel(&mut tx, id, client)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no channel {id} of yours")))?;
-    let allowed = if close {
-        matches!(channel.status, ChannelStatus::Open | ChannelStatus::Funding)
-    } else {
-        channel.status == ChannelStatus::Open
+    let allowed = match kind {
+        Advance::Close => matches!(channel.status, ChannelStatus::Open | ChannelStatus::Funding),
+        Advance::Update | Advance::TopUp => channel.status == ChannelStatus::Open,
     };
     if !allowed {
         return Err(ApiError::conflict("channel_not_open", format!("channel {id} is {:?}", channel.status)));
     }
     let current = db::state(&mut tx, id, channel.latest_version).await?.state;
-    let digest = if close {
-        app.hub.rules().check_close(client, &current, &req.state, &req.signature)?
-    } else {
-        app.hub.rules().check_update(channel.hub_index, client, &current, &req.state, &req.signature)?
+    let rules = app.hub.rules();
+    let (digest, top_up) = match kind {
+        Advance::Update => (rules.check_update(channel.hub_index, client, &current, &req.state, &req.signature)?, None),
+        Advance::Close => (rules.check_close(client, &current, &req.state, &req.signature)?, None),
+        Advance::TopUp => {
+            let offer = db::confirmed_top_up(&mut tx, id).await?.ok_or_else(|| {
+                ApiError::conflict("no_top_up", format!("channel {id} has no confirmed top-up to apply"))
+            })?;
+            let hub = channel.hub_index;
+            (rules.check_top_up(hub, client, &current, &req.state, &req.signature, offer)?, Some(offer.0))
+        }
     };
-    let status = if close { ChannelStatus::Closing } else { channel.status };
+    let status = if kind == Advance::Close { ChannelStatus::Closing } else { channel.status };
     let hub_sig = countersign(&app.hub, &mut tx, id, channel.hub_index, &req, digest, Some(status)).await?;
-    if close {
+    if kind == Advance::Close {
         let conclude = Action::ConcludeFinal { channel: id, version: req.state.version };
         db::enqueue(&mut tx, &conclude.dedup_key(), conclude.kind(), Some(id), &conclude).await?;
         for (asset, balances) in req.state.outcome.assets.iter().zip(&req.state.outcome.balances) {
@@ -500,6 +525,9 @@ async fn advance(
                 db::enqueue(&mut tx, &withdraw.dedup_key(), withdraw.kind(), Some(id), &withdraw).await?;
             }
         }
+    }
+    if let Some(asset) = top_up {
+        db::apply_top_up(&mut tx, id, asset).await?;
     }
     let response = SignatureResponse { channel_id: id, version: req.state.version, signature: hub_sig };
     let answer = idem.answer(&mut tx, StatusCode::OK, &response).await?;
@@ -516,31 +544,7 @@ async fn top_up_channel(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(&id)?;
-    let idem = Idempotent::new(client, &headers, &method, &format!("/v1/channels/{id}/top-up"), &body)?;
-    let req: StateRequest = parse(&body)?;
-    let mut tx = app.pool.begin().await?;
-    if let Some(answer) = idem.replay(&mut tx).await? {
-        return Ok(answer);
-    }
-    let channel = db::lock_channel(&mut tx, id, client)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no channel {id} of yours")))?;
-    if channel.status != ChannelStatus::Open {
-        return Err(ApiError::conflict("channel_not_open", format!("channel {id} is {:?}", channel.status)));
-    }
-    let offer = db::confirmed_top_up(&mut tx, id)
-        .await?
-        .ok_or_else(|| ApiError::conflict("no_top_up", format!("channel {id} has no confirmed top-up to apply")))?;
-    let current = db::state(&mut tx, id, channel.latest_version).await?.state;
-    let digest =
-        app.hub.rules().check_top_up(channel.hub_index, client, &current, &req.state, &req.signature, offer)?;
-    let hub_sig = countersign(&app.hub, &mut tx, id, channel.hub_index, &req, digest, Some(channel.status)).await?;
-    db::apply_top_up(&mut tx, id, offer.0).await?;
-    let response = SignatureResponse { channel_id: id, version: req.state.version, signature: hub_sig };
-    let answer = idem.answer(&mut tx, StatusCode::OK, &response).await?;
-    tx.commit().await?;
-    Ok(answer)
+    advance(&app, client, &id, &method, &headers, &body, Advance::TopUp).await
 }
 
 async fn update_channel(
@@ -551,7 +555,7 @@ async fn update_channel(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    advance(&app, client, &id, &method, &headers, &body, false).await
+    advance(&app, client, &id, &method, &headers, &body, Advance::Update).await
 }
 
 async fn close_channel(
@@ -562,7 +566,7 @@ async fn close_channel(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    advance(&app, client, &id, &method, &headers, &body, true).await
+    advance(&app, client, &id, &method, &headers, &body, Advance::Close).await
 }
 
 /// Paging of lists.
