@@ -81,12 +81,18 @@ pub struct DisputeView {
     pub channel_id: B256,
     /// `basic` or `virtual`.
     pub kind: String,
-    /// The latest version registered on chain.
-    pub registered_version: i64,
+    /// The adjudicator's record (a virtual channel's `subChannelKey`, a basic channel's id).
+    #[schema(value_type = HexB256)]
+    pub record_key: B256,
+    /// Whether it is the record the hub's channels read (false: a virtual channel's state
+    /// with other totals, registered elsewhere).
+    pub ours: bool,
+    /// The latest version registered on chain (uint64).
+    pub registered_version: u64,
     /// The newest version the hub held when it saw the registration.
-    pub hub_version: i64,
+    pub hub_version: u64,
     /// Until when the record can be refuted (Unix seconds, chain time).
-    pub timeout: i64,
+    pub timeout: u64,
     /// `open`, `refuted` or `concluded`.
     pub result: String,
     /// The block of the first registration.
@@ -188,8 +194,9 @@ pub(crate) async fn disputes(
     Query(page): Query<Page>,
 ) -> Result<Json<DisputeList>, ApiError> {
     let rows = sqlx::query(
-        "SELECT channel_id, kind, registered_version, hub_version, timeout, result, first_block
-         FROM disputes ORDER BY first_block DESC, channel_id LIMIT $1",
+        "SELECT channel_id, record_key, ours, kind, registered_version::text AS registered_version,
+                hub_version::text AS hub_version, timeout::text AS timeout, result, first_block
+         FROM disputes ORDER BY first_block DESC, record_key LIMIT $1",
     )
     .bind(page.limit())
     .fetch_all(&app.pool)
@@ -200,10 +207,13 @@ pub(crate) async fn disputes(
             Ok(DisputeView {
                 channel_id: B256::try_from(r.get::<&[u8], _>("channel_id"))
                     .map_err(|e| ApiError::Internal(e.into()))?,
+                record_key: B256::try_from(r.get::<Option<&[u8]>, _>("record_key").unwrap_or_default())
+                    .unwrap_or_default(),
+                ours: r.get("ours"),
                 kind: r.get("kind"),
-                registered_version: r.get("registered_version"),
-                hub_version: r.get("hub_version"),
-                timeout: r.get("timeout"),
+                registered_version: crate::db::u64_column(r, "registered_version")?,
+                hub_version: crate::db::u64_column(r, "hub_version")?,
+                timeout: crate::db::u64_column(r, "timeout")?,
                 result: r.get("result"),
                 first_block: r.get("first_block"),
             })

@@ -34,6 +34,7 @@ use crate::chain::Action;
 use crate::config::AuthConfig;
 use crate::core::{Parent, Rules};
 use crate::db;
+use crate::disputes::OnChain;
 use crate::error::ApiError;
 use ingrid_client_sdk::virtual_channel::Side;
 
@@ -436,17 +437,30 @@ async fn open_channel(
     if let Some(answer) = idem.replay(&mut tx).await? {
         return Ok(answer);
     }
-    let plan = app.hub.rules().check_open(client, &req.params, &req.state, &req.signature)?;
+    let rules = app.hub.rules();
+    let plan = rules.check_open(client, &req.params, &req.state, &req.signature)?;
     db::ensure_client(&mut tx, client).await?;
+    let unfunded = db::lock_unfunded_count(&mut tx, client).await?;
+    let cap = rules.channels.max_unfunded_per_client;
+    if unfunded >= cap {
+        return Err(ApiError::conflict(
+            "too_many_unfunded",
+            format!("{unfunded} of your basic channels wait for their funding (at most {cap}): fund or close them first"),
+        ));
+    }
     if !db::insert_channel(&mut tx, plan.id, client, plan.hub_index, &req.params, &plan.requirements).await? {
         return Err(ApiError::conflict("channel_exists", format!("channel {} already exists", plan.id)));
     }
     // Version 0: the row was just inserted at it, so the channel does not move.
     let opening = StateRequest { state: req.state, signature: req.signature };
     let hub_sig = countersign(&app.hub, &mut tx, plan.id, plan.hub_index, &opening, plan.digest, None).await?;
-    for r in plan.hub_deposits(app.hub.info.address) {
-        let action = Action::Deposit { channel: plan.id, asset: r.asset, amount: r.amount };
-        db::enqueue(&mut tx, &action.dedup_key(), action.kind(), Some(plan.id), &action).await?;
+    // The hub's own deposits wait until the client's are confirmed (the watcher enqueues them),
+    // so a client cannot lock the hub's coins in channels it never funds.
+    if plan.requirements.iter().all(|r| r.participant == app.hub.info.address) {
+        for r in plan.hub_deposits(app.hub.info.address) {
+            let action = Action::Deposit { channel: plan.id, asset: r.asset, amount: r.amount };
+            db::enqueue(&mut tx, &action.dedup_key(), action.kind(), Some(plan.id), &action).await?;
+        }
     }
     let response = SignatureResponse { channel_id: plan.id, version: 0, signature: hub_sig };
     let answer = idem.answer(&mut tx, StatusCode::CREATED, &response).await?;
@@ -943,36 +957,50 @@ async fn close_virtual(
     let accepted = app.hub.rules().check_virtual_close(&v.params, &v.initial, recorded, &close, snapshots)?;
     let last =
         v.final_state.clone().unwrap_or(FullySignedState { state: close.state.clone(), sigs: close.sigs.clone() });
-    // Off chain, a virtual channel settles in both parents at once, or after its final state
-    // is fixed on chain: settling one parent alone while the other end could still register
-    // another state of it through the other parent would break the hub's neutrality.
-    let final_digest = app.hub.rules().deployment.state_digest(&close.state);
+    // Off chain, a virtual channel settles in both parents at once, or one parent alone after
+    // its final state is fixed on chain: settling one parent alone while the other end could
+    // still register another state of it through the other parent would break the hub's
+    // neutrality. What is fixed is read from the chain (the record by its subChannelKey), not
+    // from the hub's books; the books only tell whether a record may exist.
+    let deployment = app.hub.rules().deployment.clone();
+    let final_digest = deployment.state_digest(&close.state);
     let both = accepted.len() + v.settled.iter().filter(|s| **s).count() == 2;
-    match db::dispute_of(&mut tx, id).await? {
-        Some(r) if !(r.registered_final && r.registered_digest == final_digest) => {
-            return Err(ApiError::conflict(
-                "virtual_in_dispute",
-                format!(
-                    "virtual channel {id} is registered on chain at version {} (not this final state): it settles \
-                     through the chain",
-                    r.registered_version
-                ),
-            ));
+    let record_key = crate::disputes::virtual_record_key(&v.initial)?;
+    let registered = db::dispute_of(&mut tx, record_key).await?.is_some();
+    if registered || !both {
+        let record = ingrid_client_sdk::chain::dispute(&app.hub.provider, &deployment, record_key)
+            .await
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("reading the record of {id}: {e}")))?;
+        let chain_now = ingrid_client_sdk::dispute::chain_time(&app.hub.provider)
+            .await
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("reading the chain's time: {e}")))?;
+        match crate::disputes::fixed_on_chain(&record, chain_now, final_digest) {
+            OnChain::Fixed => {}
+            OnChain::Open { version, timeout } => {
+                return Err(ApiError::conflict(
+                    "virtual_in_dispute",
+                    format!(
+                        "virtual channel {id} is registered on chain at version {version} (fixed from {timeout}), \
+                         not with this final state: it settles through the chain"
+                    ),
+                ));
+            }
+            OnChain::Unregistered if both => {}
+            OnChain::Unregistered => {
+                // The other end did not sign its parent's update: fix the final state on chain
+                // through the other parent first. The client asks again once it is fixed.
+                let other = if v.settled[0] || accepted.iter().any(|(s, _)| *s == Side::Proposer) { 1 } else { 0 };
+                let register = Action::Register { channel: v.parents[other], because: Some(id) };
+                db::close_virtual(&mut tx, id, &last, v.settled).await?;
+                db::enqueue(&mut tx, &register.dedup_key(), register.kind(), Some(register.channel()), &register)
+                    .await?;
+                idem.release(&mut tx).await?;
+                tx.commit().await?;
+                app.hub.virtual_changed.notify_waiters();
+                let pending = VirtualCloseResponse { signatures: Vec::new() };
+                return Ok((StatusCode::ACCEPTED, Json(pending)).into_response());
+            }
         }
-        None if !both => {
-            // The other end did not sign its parent's update: fix the final state on chain
-            // through the other parent first. The client asks again once it is registered.
-            let other = if v.settled[0] || accepted.iter().any(|(s, _)| *s == Side::Proposer) { 1 } else { 0 };
-            let register = Action::Register { channel: v.parents[other], because: Some(id) };
-            db::close_virtual(&mut tx, id, &last, v.settled).await?;
-            db::enqueue(&mut tx, &register.dedup_key(), register.kind(), Some(register.channel()), &register).await?;
-            idem.release(&mut tx).await?;
-            tx.commit().await?;
-            app.hub.virtual_changed.notify_waiters();
-            let pending = VirtualCloseResponse { signatures: Vec::new() };
-            return Ok((StatusCode::ACCEPTED, Json(pending)).into_response());
-        }
-        _ => {}
     }
     let mut settled = v.settled;
     let mut signatures = Vec::with_capacity(accepted.len());

@@ -15,7 +15,7 @@ use ingrid_client_sdk::bindings::eth_holder::EthAssetHolder;
 use ingrid_client_sdk::chain::{self, Asset, phase};
 use ingrid_client_sdk::{Deployment, SignedState};
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
+use sqlx::{Connection, PgPool};
 use tokio::sync::watch;
 
 use crate::db;
@@ -176,14 +176,41 @@ impl Chain {
         addresses.extend(self.assets.iter().map(|a| a.holder));
         let filter = Filter::new().address(addresses).from_block(from).to_block(to);
         let logs = self.provider.get_logs(&filter).await?;
+        self.ingest_logs(pool, &logs, to).await?;
+        Ok(Some(to))
+    }
 
+    /// Applies `logs` (of the blocks up to `to`) in one transaction and moves the cursor to
+    /// `to`. An event that cannot be applied (malformed, unexpected, out of range) is stored
+    /// with the reason in `chain_events.skipped`, logged and skipped (the metric
+    /// `ingrid_chain_events_skipped` counts them): no single event stops ingestion. Only a
+    /// failure of the database itself (connection, deadlock, serialisation) fails the batch,
+    /// which is then retried whole.
+    pub async fn ingest_logs(&self, pool: &PgPool, logs: &[Log], to: u64) -> anyhow::Result<()> {
         let mut tx = pool.begin().await?;
-        for log in &logs {
-            self.apply_log(&mut tx, log).await?;
+        for (i, log) in logs.iter().enumerate() {
+            let mut savepoint = tx.begin().await?;
+            match self.apply_log(&mut savepoint, log).await {
+                Ok(()) => savepoint.commit().await?,
+                Err(e) if is_transient(&e) => return Err(e),
+                Err(e) => {
+                    savepoint.rollback().await?;
+                    let record = skipped_record(log, i, to, &e);
+                    tracing::error!(
+                        block = record.block_number,
+                        log_index = record.log_index,
+                        event = record.name,
+                        channel = ?record.channel_id,
+                        error = ?e,
+                        "chain event skipped: it cannot be applied"
+                    );
+                    db::insert_event(&mut tx, &record).await?;
+                }
+            }
         }
         db::set_cursor(&mut tx, CURSOR, to).await?;
         tx.commit().await?;
-        Ok(Some(to))
+        Ok(())
     }
 
     /// Runs [`Self::ingest_once`] until `stop` turns true.
@@ -400,6 +427,7 @@ impl Chain {
             name,
             channel_id: Some(channel),
             payload,
+            skipped: None,
         };
         if !db::insert_event(tx, &record).await? {
             return Ok(()); // a replay: applied before
@@ -410,6 +438,12 @@ impl Chain {
                     && db::open_if_funded(tx, channel).await?
                 {
                     tracing::info!(%channel, "basic channel funded");
+                }
+                // The client's deposits are all confirmed: now the hub deposits its share.
+                for (asset, amount) in db::hub_deposits_due(tx, channel, self.key.address()).await? {
+                    let action = Action::Deposit { channel, asset, amount };
+                    db::enqueue(tx, &action.dedup_key(), action.kind(), Some(channel), &action).await?;
+                    tracing::info!(%channel, %asset, %amount, "client deposits confirmed: depositing the hub's share");
                 }
                 if db::confirm_top_up(tx, channel, contract, participant, total).await? {
                     tracing::info!(%channel, asset = %contract, "collateral top-up confirmed on chain");
@@ -427,6 +461,56 @@ impl Chain {
             Effect::None => {}
         }
         Ok(())
+    }
+}
+
+/// Whether an ingestion error is the database's own trouble (worth retrying the batch) rather
+/// than something wrong with the event (which is skipped).
+fn is_transient(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| match cause.downcast_ref::<sqlx::Error>() {
+        // Connection exceptions, transaction rollbacks (serialisation, deadlock), resources,
+        // operator intervention, system errors.
+        Some(sqlx::Error::Database(db)) => {
+            db.code().is_some_and(|c| ["08", "40", "53", "57", "58", "XX"].iter().any(|class| c.starts_with(class)))
+        }
+        Some(
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed,
+        ) => true,
+        _ => false,
+    })
+}
+
+/// The record of a log that could not be applied: its position (made up, past every real
+/// index of block `to`, if the node gave none), the event's name as far as it is known, the
+/// channel from its first indexed topic, the raw log and the reason.
+fn skipped_record<'a>(log: &Log, i: usize, to: u64, e: &anyhow::Error) -> db::EventRecord<'a> {
+    use Adjudicator::{Concluded, Refuted, Registered};
+    use EthAssetHolder::{Deposited, OutcomeSet, Withdrawn};
+    let name = match log.topic0().copied() {
+        Some(Deposited::SIGNATURE_HASH) => "Deposited",
+        Some(OutcomeSet::SIGNATURE_HASH) => "OutcomeSet",
+        Some(Withdrawn::SIGNATURE_HASH) => "Withdrawn",
+        Some(Registered::SIGNATURE_HASH) => "Registered",
+        Some(Refuted::SIGNATURE_HASH) => "Refuted",
+        Some(Concluded::SIGNATURE_HASH) => "Concluded",
+        _ => "unknown",
+    };
+    let positioned = log.block_number.is_some() && log.log_index.is_some();
+    db::EventRecord {
+        block_number: log.block_number.unwrap_or(to),
+        log_index: if positioned { log.log_index.unwrap_or_default() } else { (1 << 40) + i as u64 },
+        block_hash: log.block_hash.unwrap_or_default(),
+        tx_hash: log.transaction_hash.unwrap_or_default(),
+        contract: log.address(),
+        name,
+        channel_id: log.topics().get(1).copied(),
+        payload: serde_json::to_value(log).unwrap_or_default(),
+        skipped: Some(format!("{e:#}")),
     }
 }
 

@@ -113,7 +113,9 @@ impl AssetConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ChannelConfig {
-    /// Shortest challenge duration accepted, seconds. Default 60.
+    /// Shortest challenge duration accepted, seconds. Default 86400 (a day): the hub learns
+    /// of a registration `chain.confirmations` blocks late and then needs its refutation
+    /// mined on a possibly congested chain. Local chains (`ingrid dev`, tests) set it lower.
     pub min_challenge_duration: u64,
     /// Longest challenge duration accepted, seconds. Default 604800 (a week).
     pub max_challenge_duration: u64,
@@ -125,9 +127,16 @@ pub struct ChannelConfig {
     pub settle_grace: u64,
     /// Most virtual channels one client may hold open or proposed at once. Default: no limit.
     pub max_virtual_per_client: Option<u64>,
+    /// Most basic channels one client may hold unfunded (status `funding`) at once. Default 2.
+    /// The hub deposits its share only once the client's deposits are confirmed, so an
+    /// unfunded channel costs the hub no coins, but rows and a watch.
+    pub max_unfunded_per_client: u64,
     /// Seconds a quote of the hub stays valid. Default 60.
     pub quote_ttl: u64,
 }
+
+/// The production floor of a basic channel's challenge duration: a day.
+pub const DEFAULT_MIN_CHALLENGE_DURATION: u64 = 24 * 3600;
 
 fn default_max_validity() -> u64 {
     7 * 24 * 3600
@@ -136,11 +145,12 @@ fn default_max_validity() -> u64 {
 impl Default for ChannelConfig {
     fn default() -> Self {
         Self {
-            min_challenge_duration: 60,
+            min_challenge_duration: DEFAULT_MIN_CHALLENGE_DURATION,
             max_challenge_duration: 7 * 24 * 3600,
             max_virtual_validity: default_max_validity(),
             settle_grace: 3600,
             max_virtual_per_client: None,
+            max_unfunded_per_client: 2,
             quote_ttl: 60,
         }
     }
@@ -246,10 +256,17 @@ mod tests {
         assert_eq!(config.assets[0].max_hub_deposit, U256::from(10u64).pow(U256::from(19)));
         assert_eq!(config.chain.confirmations, 2);
         assert_eq!(config.channels.max_challenge_duration, 604_800);
+        assert_eq!(config.channels.min_challenge_duration, 86_400);
         assert_eq!(config.channels.max_virtual_per_client, Some(100));
         let eth = &config.assets[0].virtual_policy;
         assert_eq!((eth.fee_bps, eth.fee_ppm_per_hour, eth.max_locked_fraction_bps), (10, 5, Some(9000)));
         assert!(config.assets[0].charges_fees() && !config.assets[1].charges_fees());
+    }
+
+    #[test]
+    fn the_default_challenge_floor_leaves_the_watcher_a_day() {
+        // A registration must not time out while a congested chain delays the refutation.
+        assert_eq!(ChannelConfig::default().min_challenge_duration, 86_400);
     }
 
     #[test]

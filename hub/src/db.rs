@@ -78,6 +78,40 @@ pub async fn ensure_client(db: &mut PgConnection, client: Address) -> sqlx::Resu
     Ok(())
 }
 
+/// How many basic channels of `client` wait for their funding, with the client's row locked
+/// for the rest of the transaction (so two concurrent opens cannot both pass a cap).
+pub async fn lock_unfunded_count(db: &mut PgConnection, client: Address) -> sqlx::Result<u64> {
+    sqlx::query("SELECT 1 FROM clients WHERE address = $1 FOR UPDATE").bind(client.as_slice()).execute(&mut *db).await?;
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM basic_channels WHERE client = $1 AND status = 'funding'")
+        .bind(client.as_slice())
+        .fetch_one(db)
+        .await?;
+    Ok(n as u64)
+}
+
+/// The hub's own deposits into basic channel `channel` (asset, amount), once every deposit of
+/// the client is confirmed and the channel still waits for its funding; empty before.
+pub async fn hub_deposits_due(db: &mut PgConnection, channel: B256, hub: Address) -> sqlx::Result<Vec<(Address, U256)>> {
+    let rows = sqlx::query(
+        "SELECT f.asset, f.required::text AS required FROM channel_funding f
+         JOIN basic_channels c ON c.id = f.channel_id AND c.status = 'funding'
+         WHERE f.channel_id = $1 AND f.participant = $2 AND f.required > 0
+           AND NOT EXISTS (SELECT 1 FROM channel_funding o
+                           WHERE o.channel_id = $1 AND o.participant <> $2 AND o.deposited < o.required)",
+    )
+    .bind(channel.as_slice())
+    .bind(hub.as_slice())
+    .fetch_all(db)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let required: String = r.get("required");
+            let amount = required.parse::<U256>().map_err(|e| sqlx::Error::Decode(e.into()))?;
+            Ok((Address::from_slice(r.get::<&[u8], _>("asset")), amount))
+        })
+        .collect()
+}
+
 /// Whether `address` is a client of the hub.
 pub async fn is_client(db: &mut PgConnection, address: Address) -> sqlx::Result<bool> {
     sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM clients WHERE address = $1)")
@@ -468,24 +502,28 @@ pub struct EventRecord<'a> {
     pub name: &'a str,
     /// Channel the event is about.
     pub channel_id: Option<B256>,
-    /// Decoded fields.
+    /// Decoded fields (the raw log if it could not be decoded).
     pub payload: serde_json::Value,
+    /// Why it was not applied; `None` when it was.
+    pub skipped: Option<String>,
 }
 
 /// Stores an event; returns false if it was already stored (a replay).
 pub async fn insert_event(db: &mut PgConnection, e: &EventRecord<'_>) -> sqlx::Result<bool> {
     let n = sqlx::query(
-        "INSERT INTO chain_events (block_number, log_index, block_hash, tx_hash, contract, name, channel_id, payload)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        "INSERT INTO chain_events (block_number, log_index, block_hash, tx_hash, contract, name, channel_id, payload,
+                                   skipped)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
     )
-    .bind(e.block_number as i64)
-    .bind(e.log_index as i64)
+    .bind(i64::try_from(e.block_number).unwrap_or(i64::MAX))
+    .bind(i64::try_from(e.log_index).unwrap_or(i64::MAX))
     .bind(e.block_hash.as_slice())
     .bind(e.tx_hash.as_slice())
     .bind(e.contract.as_slice())
     .bind(e.name)
     .bind(e.channel_id.as_ref().map(|x| x.as_slice()))
     .bind(&e.payload)
+    .bind(e.skipped.as_deref())
     .execute(db)
     .await?
     .rows_affected();
@@ -882,64 +920,117 @@ pub struct DisputeRow {
     pub result: String,
 }
 
-/// Records a registration (or a refutation) seen on chain.
-#[allow(clippy::too_many_arguments)]
-pub async fn record_dispute(
-    db: &mut PgConnection,
-    channel: B256,
-    kind: &str,
-    version: u64,
-    digest: B256,
-    is_final: bool,
-    timeout: u64,
-    hub_version: u64,
-    block: u64,
-) -> sqlx::Result<()> {
+/// A registration or refutation seen on chain, as [`record_dispute`] stores it.
+#[derive(Debug, Clone)]
+pub struct SeenRegistration {
+    /// The adjudicator's record: a basic channel's id, a virtual channel's
+    /// `subChannelKey(id, assets, totals)`.
+    pub record_key: B256,
+    /// The channel.
+    pub channel: B256,
+    /// `basic` or `virtual`.
+    pub kind: &'static str,
+    /// Whether it is the record the hub's channels read (false: a virtual channel's state with
+    /// other totals than its parents lock, kept for the operator only).
+    pub ours: bool,
+    /// The registered version.
+    pub version: u64,
+    /// Its digest (`hashState`).
+    pub digest: B256,
+    /// Whether the registered state is final.
+    pub is_final: bool,
+    /// Until when the record can be refuted.
+    pub timeout: u64,
+    /// The newest version the hub held.
+    pub hub_version: u64,
+    /// The block of the event.
+    pub block: u64,
+}
+
+/// Records a registration (or a refutation) seen on chain, keyed by its record. Versions and
+/// timeouts are uint64 on chain and stored as such (NUMERIC), whatever their value.
+pub async fn record_dispute(db: &mut PgConnection, r: &SeenRegistration) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO disputes (channel_id, kind, registered_version, registered_digest, registered_final, timeout,
-                               hub_version, first_block)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         ON CONFLICT (channel_id) DO UPDATE SET
+        "INSERT INTO disputes (record_key, channel_id, kind, ours, registered_version, registered_digest,
+                               registered_final, timeout, hub_version, first_block)
+         VALUES ($1, $2, $3, $4, $5::numeric, $6, $7, $8::numeric, $9::numeric, $10)
+         ON CONFLICT (record_key) DO UPDATE SET
             result = CASE WHEN disputes.result = 'open' AND disputes.registered_version < disputes.hub_version
                                AND EXCLUDED.registered_version >= disputes.hub_version
                           THEN 'refuted' ELSE disputes.result END,
             registered_version = EXCLUDED.registered_version, registered_digest = EXCLUDED.registered_digest,
-            registered_final = EXCLUDED.registered_final, updated_at = now()
+            registered_final = EXCLUDED.registered_final, timeout = EXCLUDED.timeout, updated_at = now()
          WHERE EXCLUDED.registered_version > disputes.registered_version",
     )
-    .bind(channel.as_slice())
-    .bind(kind)
-    .bind(version as i64)
-    .bind(digest.as_slice())
-    .bind(is_final)
-    .bind(timeout as i64)
-    .bind(hub_version as i64)
-    .bind(block as i64)
+    .bind(r.record_key.as_slice())
+    .bind(r.channel.as_slice())
+    .bind(r.kind)
+    .bind(r.ours)
+    .bind(r.version.to_string())
+    .bind(r.digest.as_slice())
+    .bind(r.is_final)
+    .bind(r.timeout.to_string())
+    .bind(r.hub_version.to_string())
+    .bind(i64::try_from(r.block).unwrap_or(i64::MAX))
     .execute(db)
     .await?;
     Ok(())
 }
 
-/// The recorded registration of a channel, if any.
-pub async fn dispute_of(db: &mut PgConnection, channel: B256) -> sqlx::Result<Option<DisputeRow>> {
+/// Parses a NUMERIC(20, 0) column read as text into the uint64 it holds.
+pub(crate) fn u64_column(row: &sqlx::postgres::PgRow, name: &str) -> sqlx::Result<u64> {
+    let text: String = row.try_get(name)?;
+    text.parse().map_err(|e: std::num::ParseIntError| sqlx::Error::ColumnDecode { index: name.into(), source: e.into() })
+}
+
+/// The recorded registration of the record `record_key`, if any.
+pub async fn dispute_of(db: &mut PgConnection, record_key: B256) -> sqlx::Result<Option<DisputeRow>> {
     let row = sqlx::query(
-        "SELECT kind, registered_version, registered_digest, registered_final, timeout, result
-         FROM disputes WHERE channel_id = $1",
+        "SELECT kind, registered_version::text AS registered_version, registered_digest, registered_final,
+                timeout::text AS timeout, result
+         FROM disputes WHERE record_key = $1",
     )
-    .bind(channel.as_slice())
+    .bind(record_key.as_slice())
     .fetch_optional(db)
     .await?;
     row.map(|r| {
         Ok(DisputeRow {
             kind: r.get("kind"),
-            registered_version: r.get::<i64, _>("registered_version") as u64,
+            registered_version: u64_column(&r, "registered_version")?,
             registered_digest: b256(r.get::<&[u8], _>("registered_digest"))?,
             registered_final: r.get("registered_final"),
-            timeout: r.get::<i64, _>("timeout") as u64,
+            timeout: u64_column(&r, "timeout")?,
             result: r.get("result"),
         })
     })
     .transpose()
+}
+
+/// Virtual channels whose dispute rows were written before disputes were keyed by record
+/// (their record key is still unknown), with their params and opening state.
+pub async fn disputes_without_key(db: &PgPool) -> sqlx::Result<Vec<(B256, Params, State)>> {
+    let rows = sqlx::query(
+        "SELECT v.id, v.params, v.initial FROM disputes d JOIN virtual_channels v ON v.id = d.channel_id
+         WHERE d.record_key IS NULL",
+    )
+    .fetch_all(db)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((b256(r.get::<&[u8], _>("id"))?, r.get::<Json<Params>, _>("params").0, r.get::<Json<State>, _>("initial").0))
+        })
+        .collect()
+}
+
+/// Sets the record key of a virtual channel's dispute row written before disputes were keyed
+/// by record.
+pub async fn set_dispute_key(db: &PgPool, channel: B256, record_key: B256) -> sqlx::Result<()> {
+    sqlx::query("UPDATE disputes SET record_key = $2 WHERE channel_id = $1 AND record_key IS NULL")
+        .bind(channel.as_slice())
+        .bind(record_key.as_slice())
+        .execute(db)
+        .await?;
+    Ok(())
 }
 
 /// A basic channel registered on chain takes no more off-chain updates: `closing`.
@@ -1005,7 +1096,7 @@ pub async fn overdue_virtual(db: &PgPool, now: u64, grace: u64, limit: i64) -> s
     let rows = sqlx::query(
         "SELECT v.id, v.parent_proposer, v.parent_acceptor FROM virtual_channels v
          WHERE v.status = 'open' AND v.valid_until + $2 < $1
-           AND NOT EXISTS (SELECT 1 FROM disputes d WHERE d.channel_id = v.id)
+           AND NOT EXISTS (SELECT 1 FROM disputes d WHERE d.channel_id = v.id AND d.ours)
          ORDER BY v.valid_until LIMIT $3",
     )
     .bind(now as i64)

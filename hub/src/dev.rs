@@ -222,7 +222,8 @@ pub fn local_config(
             poll_interval_ms: poll_ms,
         },
         assets: stack.assets.clone(),
-        channels: ChannelConfig::default(),
+        // A local chain: disputes of a minute are enough (production: a day at least).
+        channels: ChannelConfig { min_challenge_duration: 60, ..ChannelConfig::default() },
         auth: AuthConfig::default(),
         source: None,
     }

@@ -79,6 +79,37 @@ pub fn plan_virtual(
     plan
 }
 
+/// What the chain has fixed of a virtual channel's record, for settling one parent alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnChain {
+    /// No record: nothing registered.
+    Unregistered,
+    /// The record holds the state with the given digest and can no longer change (its timeout
+    /// passed at chain time `now`: no refutation and no parent's registration replaces it).
+    Fixed,
+    /// Registered, but with another state, or it can still change (until `timeout`).
+    Open {
+        /// The registered version.
+        version: u64,
+        /// From when it is fixed.
+        timeout: u64,
+    },
+}
+
+/// Decides from a virtual channel's record read on chain (by its `subChannelKey`) whether the
+/// state with digest `digest` is fixed there at chain time `now`. A parent may be settled off
+/// chain alone only on [`OnChain::Fixed`]: then its other parent settles on chain with the same
+/// state, whoever registers what.
+pub fn fixed_on_chain(record: &chain::DisputeRecord, now: u64, digest: B256) -> OnChain {
+    if record.phase == phase::NONE {
+        return OnChain::Unregistered;
+    }
+    if record.state_hash == digest && now >= record.timeout {
+        return OnChain::Fixed;
+    }
+    OnChain::Open { version: record.version, timeout: record.timeout }
+}
+
 /// Whether the hub's latest state of a basic channel still locks virtual channel `id`.
 async fn still_locks(db: &mut PgConnection, parent: B256, id: B256) -> sqlx::Result<bool> {
     let Some(row) = db::channel(db, parent).await? else { return Ok(false) };
@@ -96,8 +127,18 @@ async fn enqueue_all(db: &mut PgConnection, plan: Vec<Planned>) -> sqlx::Result<
     Ok(())
 }
 
+/// The adjudicator's record of virtual channel `params` as its parents lock it: keyed by the
+/// assets and totals of its opening state (every later state keeps them).
+pub fn virtual_record_key(initial: &State) -> anyhow::Result<B256> {
+    let totals = ingrid_client_sdk::validate::asset_totals(&initial.outcome)
+        .map_err(|e| anyhow::anyhow!("virtual channel {} has no valid totals: {e}", initial.channelId))?;
+    Ok(dispute::sub_channel_key(initial.channelId, &initial.outcome.assets, &totals))
+}
+
 /// Records a registration of a channel the hub is party to and enqueues its answer. Other
-/// channels' registrations are ignored.
+/// channels' registrations are ignored. A virtual channel's registration is recorded under
+/// its record key; one with other totals than its parents lock (a record they never read) is
+/// recorded for the operator and changes nothing else.
 pub async fn on_registration(
     db: &mut PgConnection,
     deployment: &Deployment,
@@ -106,19 +147,37 @@ pub async fn on_registration(
     block: u64,
 ) -> anyhow::Result<()> {
     let id = reg.state.channelId;
+    let key = dispute::record_key(&reg.params, &reg.state)?;
     let digest = deployment.state_digest(&reg.state);
     let (version, is_final) = (reg.state.version, reg.state.isFinal);
+    let seen = |kind, ours, hub_version| db::SeenRegistration {
+        record_key: key,
+        channel: id,
+        kind,
+        ours,
+        version,
+        digest,
+        is_final,
+        timeout: reg.timeout,
+        hub_version,
+        block,
+    };
     if reg.params.ledger {
         let Some(row) = db::channel(db, id).await? else { return Ok(()) };
         let latest = db::state(db, id, row.latest_version).await?.state;
-        db::record_dispute(db, id, "basic", version, digest, is_final, reg.timeout, row.latest_version, block).await?;
+        db::record_dispute(db, &seen("basic", true, row.latest_version)).await?;
         db::mark_registered(db, id).await?;
         tracing::warn!(channel = %id, version, hub_version = row.latest_version, "basic channel registered on chain");
         enqueue_all(db, plan_basic(id, version, row.latest_version, &latest.outcome.assets)).await?;
     } else {
         let Some(v) = db::virtual_by_id(db, id, 0).await? else { return Ok(()) };
         let best = v.view.final_state.as_ref().map_or(v.view.initial.version, |f| f.state.version);
-        db::record_dispute(db, id, "virtual", version, digest, is_final, reg.timeout, best, block).await?;
+        let ours = virtual_record_key(&v.view.initial)? == key;
+        db::record_dispute(db, &seen("virtual", ours, best)).await?;
+        if !ours {
+            tracing::warn!(virtual_channel = %id, version, "a state of a virtual channel with other totals registered: not the record its parents read");
+            return Ok(());
+        }
         tracing::warn!(virtual_channel = %id, version, hub_version = best, "virtual channel registered on chain");
         let mut parents = Vec::new();
         for parent in v.view.parents {
@@ -127,6 +186,15 @@ pub async fn on_registration(
             }
         }
         enqueue_all(db, plan_virtual(id, version, is_final, best, &parents, grace)).await?;
+    }
+    Ok(())
+}
+
+/// Fills in the record keys of virtual channels' dispute rows written before disputes were
+/// keyed by record (run once at start; a no-op afterwards).
+pub async fn backfill_record_keys(pool: &PgPool) -> anyhow::Result<()> {
+    for (id, _, initial) in db::disputes_without_key(pool).await? {
+        db::set_dispute_key(pool, id, virtual_record_key(&initial)?).await?;
     }
     Ok(())
 }
@@ -272,6 +340,28 @@ mod tests {
 
     fn b(n: u8) -> B256 {
         B256::repeat_byte(n)
+    }
+
+    fn record(phase: u8, version: u64, timeout: u64, state_hash: B256) -> chain::DisputeRecord {
+        chain::DisputeRecord { timeout, version, phase, state_hash }
+    }
+
+    #[test]
+    fn only_a_record_holding_this_state_past_its_timeout_is_fixed() {
+        let digest = b(5);
+        assert_eq!(fixed_on_chain(&record(phase::NONE, 0, 0, B256::ZERO), 100, digest), OnChain::Unregistered);
+        assert_eq!(fixed_on_chain(&record(phase::DISPUTE, 7, 100, digest), 100, digest), OnChain::Fixed);
+        assert_eq!(fixed_on_chain(&record(phase::DISPUTE, 7, 100, digest), 150, digest), OnChain::Fixed);
+        // The final state is registered but the record can still be replaced until its timeout.
+        assert_eq!(
+            fixed_on_chain(&record(phase::DISPUTE, 7, 101, digest), 100, digest),
+            OnChain::Open { version: 7, timeout: 101 }
+        );
+        // Another state is fixed: this one never settles anything.
+        assert_eq!(
+            fixed_on_chain(&record(phase::DISPUTE, 9, 50, b(6)), 100, digest),
+            OnChain::Open { version: 9, timeout: 50 }
+        );
     }
 
     #[test]

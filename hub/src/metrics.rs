@@ -63,6 +63,7 @@ pub struct Metrics {
     chain_lag: IntGauge,
     outbox_pending: IntGauge,
     outbox_failed: IntGauge,
+    events_skipped: IntGauge,
     scrape_seconds: Gauge,
 }
 
@@ -252,6 +253,13 @@ impl Metrics {
                 "The hub's chain transactions given up after their retries (status failed); each needs an operator. \
                  From the database."
             ),
+            events_skipped: metric!(
+                r,
+                IntGauge,
+                "ingrid_chain_events_skipped",
+                "Chain events the watcher recorded but could not apply (malformed, unexpected, out of range) and \
+                 skipped so that ingestion goes on; each needs an operator. From the database."
+            ),
             scrape_seconds: metric!(
                 r,
                 Gauge,
@@ -356,7 +364,8 @@ impl Metrics {
         let row = sqlx::query(
             "SELECT (SELECT block FROM chain_cursor WHERE name = 'events') AS ingested,
                     (SELECT count(*) FROM outbox WHERE status = 'pending') AS pending,
-                    (SELECT count(*) FROM outbox WHERE status = 'failed') AS failed",
+                    (SELECT count(*) FROM outbox WHERE status = 'failed') AS failed,
+                    (SELECT count(*) FROM chain_events WHERE skipped IS NOT NULL) AS skipped",
         )
         .fetch_one(pool)
         .await?;
@@ -364,6 +373,7 @@ impl Metrics {
         self.chain_ingested.set(ingested);
         self.outbox_pending.set(row.get("pending"));
         self.outbox_failed.set(row.get("failed"));
+        self.events_skipped.set(row.get("skipped"));
         let head = i64::try_from(self.chain_head_seen.load(Ordering::Relaxed)).unwrap_or(i64::MAX);
         self.chain_head.set(head);
         self.chain_lag.set(if head > 0 { (head - ingested).max(0) } else { 0 });
@@ -521,6 +531,7 @@ mod tests {
             "ingrid_chain_lag_blocks",
             "ingrid_outbox_pending",
             "ingrid_outbox_failed",
+            "ingrid_chain_events_skipped",
             "ingrid_metrics_refresh_seconds",
             "ingrid_leader",
             "ingrid_disputes",
@@ -528,7 +539,7 @@ mod tests {
         ] {
             assert!(names.contains(&expected), "{expected} missing from {names:?}");
         }
-        assert_eq!(families.len(), 23, "a metric without a test: {names:?}");
+        assert_eq!(families.len(), 24, "a metric without a test: {names:?}");
         for f in &families {
             assert!(f.help().len() > 20, "{} has no real help text", f.name());
         }

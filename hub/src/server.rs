@@ -83,6 +83,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let pool =
         db::connect(&config.database_url, config.db_max_connections).await.context("connecting to the database")?;
     db::MIGRATOR.run(&pool).await.context("running database migrations")?;
+    crate::disputes::backfill_record_keys(&pool).await.context("keying old dispute rows by record")?;
 
     let url = config
         .chain

@@ -23,6 +23,11 @@ pub async fn sweep_once(pool: &PgPool, rules: &Rules, limit: i64) -> anyhow::Res
             let Some(config) = rules.assets.iter().find(|a| a.holder == *asset) else { continue };
             let Some(balances) = c.outcome.balances.get(k) else { continue };
             let required = c.required.get(asset).copied().unwrap_or_default();
+            // Only a channel the hub lends in: one it did not fund at open gets no collateral
+            // later either (a client could otherwise draw the hub's coins into any channel).
+            if required.is_zero() {
+                continue;
+            }
             let free = balances[c.hub_index];
             let Some(target) =
                 top_up_due(free, required, config.top_up_below, config.top_up_amount, config.max_hub_deposit)

@@ -90,3 +90,91 @@ async fn env_view(env: &Env, id: alloy::primitives::B256) -> anyhow::Result<(Cha
     let view = ingrid_hub::db::channel_views(&mut conn, Some(id), None, 1).await?.pop().expect("channel");
     Ok((view.status, view.settled))
 }
+
+/// Flaw 4 of "the hub cannot be robbed": a client with no money opens channels asking for the
+/// hub's collateral and never deposits. The hub deposits its share only once the client's
+/// deposits are confirmed, so nothing of the hub's is locked; and a client may hold only
+/// `channels.max_unfunded_per_client` (2) unfunded channels, a third is refused and changes
+/// nothing. Once the client funds one, the hub deposits and the channel opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hub_deposits_after_the_client_and_caps_unfunded_channels() -> anyhow::Result<()> {
+    use ingrid_client_sdk::api::OpenChannelRequest;
+    use ingrid_client_sdk::client::ClientError;
+    let env = Env::new(2).await?;
+    let hub = env.start_hub().await?;
+    let url = format!("http://{}", hub.addr);
+    let wallet = env.wallet(&url, 1).await?;
+    let key = env.devnet.key(1);
+    let eth = env.eth();
+    let hub_address = env.hub_key.address();
+    let d = env.stack.contracts.deployment;
+    let request = |nonce: u64| -> anyhow::Result<OpenChannelRequest> {
+        let params = ingrid_client_sdk::Params {
+            challengeDuration: 3600,
+            nonce: U256::from(nonce),
+            participants: [key.address(), hub_address],
+            ledger: true,
+            isVirtual: false,
+            app: alloy::primitives::Address::ZERO,
+        };
+        let state = ingrid_client_sdk::State {
+            channelId: ingrid_client_sdk::state::channel_id(&params),
+            version: 0,
+            outcome: ingrid_client_sdk::Allocation {
+                assets: vec![eth.holder],
+                balances: vec![[ether(1), ether(1)]],
+                locked: vec![],
+            },
+            appData: Default::default(),
+            isFinal: false,
+        };
+        let signature = d.sign_state(&key, &state)?;
+        Ok(OpenChannelRequest { params, state, signature })
+    };
+    let a = wallet.hub().open_channel(&request(1)?, None).await?.channel_id;
+    wallet.hub().open_channel(&request(2)?, None).await?;
+
+    let rows = || async {
+        let channels: i64 = sqlx::query_scalar("SELECT count(*) FROM basic_channels").fetch_one(&env.pool).await?;
+        let outbox: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(&env.pool).await?;
+        anyhow::Ok((channels, outbox))
+    };
+    let before = rows().await?;
+    assert_eq!(before, (2, 0), "two channels and no deposit of the hub queued");
+    match wallet.hub().open_channel(&request(3)?, None).await {
+        Err(ClientError::Refused { status: 409, body }) => {
+            assert_eq!(body.error, "too_many_unfunded", "{}", body.message);
+            assert!(body.message.contains("at most 2"), "{}", body.message);
+        }
+        other => panic!("a third unfunded channel must be refused, got {other:?}"),
+    }
+    assert_eq!(rows().await?, before, "the refusal changed nothing");
+
+    // Blocks go by and the watcher ingests them: the hub deposits nothing into a or b.
+    let provider = env.provider(&env.hub_key);
+    {
+        use alloy::providers::Provider;
+        use alloy::providers::ext::AnvilApi;
+        provider.anvil_mine(Some(5), None).await?;
+        let head = provider.get_block_number().await?;
+        wait_until(Duration::from_secs(30), "the watcher past the opening", || async {
+            let cursor: Option<i64> = sqlx::query_scalar("SELECT block FROM chain_cursor WHERE name = 'events'")
+                .fetch_optional(&env.pool)
+                .await?;
+            provider.anvil_mine(Some(1), None).await?;
+            Ok(cursor.is_some_and(|c| c as u64 >= head))
+        })
+        .await?;
+    }
+    assert_eq!(rows().await?.1, 0, "no deposit of the hub queued for channels nobody funded");
+    assert!(chain::holdings(&provider, eth.holder, a, hub_address).await?.is_zero());
+
+    // The client funds a: the hub deposits its share after it, and a opens.
+    chain::deposit(&env.provider(&key), &eth, a, key.address(), ether(1)).await?;
+    wallet.wait_until_open(a, Duration::from_secs(60)).await?;
+    assert_eq!(chain::holdings(&provider, eth.holder, a, hub_address).await?, ether(1));
+    // One channel waits for its funding now: a new one is accepted.
+    wallet.hub().open_channel(&request(3)?, None).await?;
+    hub.stop().await;
+    Ok(())
+}

@@ -413,3 +413,148 @@ async fn the_record_key_of_a_virtual_channel_matches_the_adjudicator() -> anyhow
     hub.stop().await;
     Ok(())
 }
+
+/// Alice and Bob's own ledger channel Z (no funding needed to register it), locking V with
+/// the same amount as X and Y: a way to create V's record without touching the hub's
+/// channels.
+fn coalition_ledger(seed: &Seed, lock: U256) -> anyhow::Result<SignedState> {
+    let d = seed.env.stack.contracts.deployment;
+    let params = ingrid_client_sdk::Params {
+        challengeDuration: CHALLENGE,
+        nonce: U256::from(now()),
+        participants: [seed.alice.address(), seed.bob.address()],
+        ledger: true,
+        isVirtual: false,
+        app: alloy::primitives::Address::ZERO,
+    };
+    let eth = seed.env.eth().holder;
+    let state = State {
+        channelId: ingrid_client_sdk::state::channel_id(&params),
+        version: 0,
+        outcome: ingrid_client_sdk::Allocation {
+            assets: vec![eth],
+            balances: vec![[U256::ZERO, U256::ZERO]],
+            locked: vec![ingrid_client_sdk::SubAlloc { id: seed.v, balances: vec![lock], indexMap: [0, 1] }],
+        },
+        appData: Default::default(),
+        isFinal: false,
+    };
+    Ok(chain::sign_both(&d, &params, &state, [&seed.env.devnet.key(1), &seed.env.devnet.key(2)])?)
+}
+
+/// A state of V that Alice and Bob co-sign (they collude): any version, final or not, any
+/// split of V's 5.
+fn cosigned_v(seed: &Seed, version: u64, is_final: bool, alice: u64) -> anyhow::Result<SignedState> {
+    let params = seed.alice.virtual_record(seed.v)?.params;
+    let mut state = seed.v_states[0].state.clone();
+    state.version = version;
+    state.isFinal = is_final;
+    state.outcome.balances[0] = [ether(alice), ether(5 - alice)];
+    Ok(chain::sign_both(&seed.env.stack.contracts.deployment, &params, &state, [
+        &seed.env.devnet.key(1),
+        &seed.env.devnet.key(2),
+    ])?)
+}
+
+/// Flaw 1 of "the hub cannot be robbed": Alice and Bob co-sign F1 (final, all to Alice) and
+/// F2 (final, a higher version, all to Bob). They create V's record with its opening state
+/// (through a ledger channel of their own), refute it with F1, and Alice settles X off chain
+/// with F1; then they try to replace the record with F2 so that Y concludes with F2 and the
+/// hub pays V's 5 twice. A final state recorded on chain ends the record's dispute at once,
+/// and the hub settles one parent alone only on what the chain has fixed: the hub keeps 7.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_final_states_of_a_virtual_channel_cannot_make_the_hub_pay_twice() -> anyhow::Result<()> {
+    let env = Env::new(OUTSIDER + 1).await?;
+    let hub = env.start_hub().await?;
+    let seed = Seed::new(env, &format!("http://{}", hub.addr), now() + 3600, &[]).await?;
+    let env = &seed.env;
+    let d = env.stack.contracts.deployment;
+    let s1 = signed_v(&seed, &seed.v_states[0])?;
+    chain::register(&outsider(env), &d, coalition_ledger(&seed, ether(5))?, vec![s1]).await?;
+    let f1 = cosigned_v(&seed, 10, true, 5)?;
+    let f2 = cosigned_v(&seed, 11, true, 0)?;
+    chain::refute(&outsider(env), &d, f1.clone(), Vec::new()).await?;
+    // Alice settles X alone with F1, as soon as the hub accepts it.
+    wait_until(WAIT, "Alice's settlement of X with F1", || async {
+        match seed.alice.settle_virtual(seed.v, &f1.state, f1.sigs.clone(), None).await {
+            Ok(settled) => Ok(settled),
+            Err(ingrid_client_sdk::wallet::WalletError::Hub(ingrid_client_sdk::client::ClientError::Refused {
+                status: 409,
+                body,
+            })) if body.error == "virtual_in_dispute" => {
+                advance_chain(env, 1).await?;
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await?;
+    // The coalition tries to replace F1 with F2; the record keeps F1.
+    let replaced = chain::refute(&outsider(env), &d, f2.clone(), Vec::new()).await;
+    let record = seed.v_record().await?;
+    assert_eq!(
+        record.state_hash,
+        d.state_digest(&f1.state),
+        "a final state on chain is never replaced (refute with F2: {replaced:?})"
+    );
+    assert!(replaced.is_err(), "refuting a final state reverts");
+    // Bob registers Y with his latest state and F2 (the record keeps F1); Y concludes.
+    let y_latest = stored_state(env, seed.y, seed.bob.store().load(seed.y)?.expect("Y").latest.state.version).await?;
+    chain::register(&outsider(env), &d, y_latest, vec![f2]).await?;
+    advance_chain(env, CHALLENGE + 1).await?;
+    let y = wait_concluded(env, seed.y).await?;
+    assert_eq!(y, vec![[ether(2), ether(7)]], "Y settles with F1: Bob 2 + 0, Ingrid 2 + 5");
+    seed.alice.close(seed.x).await?;
+    let x = wait_concluded(env, seed.x).await?;
+    assert_eq!(x, vec![[ether(6), U256::ZERO]], "X settled with F1: Alice 1 + 5, Ingrid 0");
+    assert_eq!(x[0][1] + y[0][1], ether(7), "Ingrid holds 7 before and after");
+    hub.stop().await;
+    Ok(())
+}
+
+/// Flaw 2 of "the hub cannot be robbed": versions are uint64 on chain. Alice and Bob register
+/// V with a state at version 2^63 + 1 (only they sign V's states); the hub records it
+/// faithfully, keeps ingesting (its cursor reaches the head) and still answers later
+/// registrations: a stale registration of X is refuted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_beyond_i64_does_not_stop_the_watcher() -> anyhow::Result<()> {
+    let env = Env::new(OUTSIDER + 1).await?;
+    let hub = env.start_hub().await?;
+    let seed = Seed::new(env, &format!("http://{}", hub.addr), now() + 3600, &[]).await?;
+    let env = &seed.env;
+    let d = env.stack.contracts.deployment;
+    let huge = (1u64 << 63) + 1;
+    let x_latest = seed.alice.store().load(seed.x)?.expect("X").latest.state.version;
+    let x_state = stored_state(env, seed.x, x_latest).await?;
+    chain::register(&outsider(env), &d, x_state, vec![cosigned_v(&seed, huge, false, 4)?]).await?;
+    let key = seed.v_key()?;
+    wait_until(WAIT, "the registration at 2^63 + 1 recorded", || async {
+        let mut conn = env.pool.acquire().await?;
+        Ok(ingrid_hub::db::dispute_of(&mut conn, key).await?.is_some_and(|r| r.registered_version == huge))
+    })
+    .await?;
+    let provider = env.provider(&env.hub_key);
+    let head = alloy::providers::Provider::get_block_number(&provider).await?;
+    wait_until(WAIT, "the watcher at the head", || async {
+        let cursor: Option<i64> = sqlx::query_scalar("SELECT block FROM chain_cursor WHERE name = 'events'")
+            .fetch_optional(&env.pool)
+            .await?;
+        advance_chain(env, 1).await?;
+        Ok(cursor.is_some_and(|c| c as u64 >= head))
+    })
+    .await?;
+    let skipped: i64 = sqlx::query_scalar("SELECT count(*) FROM chain_events WHERE skipped IS NOT NULL")
+        .fetch_one(&env.pool)
+        .await?;
+    assert_eq!(skipped, 0, "a version of 2^63 + 1 is stored, not skipped");
+    // The hub still acts: it registers Y (V is registered) and concludes both parents with
+    // the state Alice and Bob fixed; its total stays 7.
+    wait_until(WAIT, "the hub to register Y", || async { Ok(dispute_version(env, seed.y).await?.phase == phase::DISPUTE) })
+        .await?;
+    advance_chain(env, CHALLENGE + 1).await?;
+    let x = wait_concluded(env, seed.x).await?;
+    let y = wait_concluded(env, seed.y).await?;
+    assert_eq!(x[0][1] + y[0][1], ether(7), "Ingrid holds 7 before and after");
+    hub.stop().await;
+    Ok(())
+}

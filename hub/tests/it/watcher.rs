@@ -20,15 +20,18 @@ async fn deposits_count_at_the_confirmation_depth_and_replays_change_nothing() -
     let eth = env.eth().holder;
     let id = wallet.open_channel(&[Deposit { asset: eth, mine: ether(2), hub: ether(1) }], 3600).await?;
 
-    // Both deposits are mined (anvil mines one block per transaction) but not yet buried.
+    // The client's deposit is mined (anvil mines one block per transaction) but not yet
+    // buried: it does not count, and the hub deposits nothing against it.
     let provider = env.provider(&env.hub_key);
-    wait_until(Duration::from_secs(30), "the hub's deposit", || async {
-        Ok(ingrid_client_sdk::chain::holdings(&provider, eth, id, env.hub_key.address()).await? == ether(1))
-    })
-    .await?;
+    let hub_holds = || ingrid_client_sdk::chain::holdings(&provider, eth, id, env.hub_key.address());
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(wallet.hub().channel(id).await?.status, ChannelStatus::Funding, "unconfirmed deposits do not count");
+    assert!(hub_holds().await?.is_zero(), "the hub deposits only once the client's deposit is confirmed");
 
+    provider.anvil_mine(Some(3), None).await?;
+    wait_until(Duration::from_secs(30), "the hub's deposit", || async { Ok(hub_holds().await? == ether(1)) }).await?;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(wallet.hub().channel(id).await?.status, ChannelStatus::Funding, "the hub's deposit is not buried yet");
     provider.anvil_mine(Some(3), None).await?;
     wallet.wait_until_open(id, Duration::from_secs(30)).await?;
     let funding = wallet.hub().channel(id).await?.funding;
@@ -101,5 +104,156 @@ async fn expired_sessions_challenges_and_old_idempotency_answers_are_pruned() ->
     assert_eq!(left.2, 1, "the recent answer stays");
     assert!(wallet.hub().channels().await.is_ok(), "the live session still works");
     hub.stop().await;
+    Ok(())
+}
+
+/// Flaw 2 of "the hub cannot be robbed", as a property: no event stops ingestion. Arbitrary
+/// events of the hub's contracts (registrations of the hub's own channel or of any channel
+/// with any params, versions and timeouts up to `u64::MAX`, deposits and conclusions with any
+/// amounts, and malformed payloads under the real event signatures) are each applied or
+/// recorded as skipped, and the cursor always moves on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_event_payload_stops_ingestion() -> anyhow::Result<()> {
+    use alloy::primitives::{Address, B256, Bytes, LogData, U256};
+    use alloy::sol_types::SolEvent;
+    use ingrid_client_sdk::bindings::adjudicator::Adjudicator::{Concluded, Refuted, Registered};
+    use ingrid_client_sdk::bindings::eth_holder::EthAssetHolder::{Deposited, OutcomeSet};
+    use ingrid_client_sdk::{Allocation, Params, State, SubAlloc};
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::{Config as PropConfig, TestRunner};
+
+    let env = Env::new(2).await?;
+    let hub = env.start_hub().await?;
+    let wallet = env.wallet(&format!("http://{}", hub.addr), 1).await?;
+    let eth = env.eth().holder;
+    let real = wallet.open_channel(&[Deposit { asset: eth, mine: ether(1), hub: ether(1) }], 3600).await?;
+    wallet.wait_until_open(real, Duration::from_secs(60)).await?;
+    hub.stop().await;
+    let config = env.config();
+    let chain = ingrid_hub::chain::Chain {
+        provider: env.provider(&env.hub_key),
+        deployment: env.stack.contracts.deployment,
+        assets: env.stack.assets.iter().map(|a| ingrid_client_sdk::chain::Asset { holder: a.holder, token: a.token }).collect(),
+        key: env.hub_key.clone(),
+        confirmations: 0,
+        start_block: 0,
+        poll: Duration::from_millis(100),
+        head: Default::default(),
+        settle_grace: config.channels.settle_grace,
+    };
+    let adjudicator = env.stack.contracts.deployment.adjudicator;
+
+    let u256 = || any::<[u8; 32]>().prop_map(U256::from_be_bytes);
+    let word = || any::<[u8; 32]>().prop_map(B256::from);
+    let version = || prop_oneof![any::<u64>(), Just(u64::MAX), Just(1u64 << 63), 0u64..4];
+    let channel = move || prop_oneof![word(), Just(real)];
+    let outcome = move || {
+        (
+            proptest::collection::vec(any::<[u8; 20]>().prop_map(Address::from), 0..3),
+            proptest::collection::vec([u256(), u256()], 0..3),
+            proptest::collection::vec((word(), proptest::collection::vec(u256(), 0..3), [0u16..3, 0u16..3]), 0..2),
+        )
+            .prop_map(|(assets, balances, locked)| Allocation {
+                assets,
+                balances,
+                locked: locked.into_iter().map(|(id, balances, indexMap)| SubAlloc { id, balances, indexMap }).collect(),
+            })
+    };
+    let params = || {
+        (any::<u64>(), u256(), any::<[[u8; 20]; 2]>(), any::<bool>(), any::<bool>()).prop_map(|(d, nonce, p, ledger, v)| {
+            Params {
+                challengeDuration: d,
+                nonce,
+                participants: p.map(Address::from),
+                ledger,
+                isVirtual: v,
+                app: Address::ZERO,
+            }
+        })
+    };
+    let state = move || {
+        (channel(), version(), outcome(), proptest::collection::vec(any::<u8>(), 0..40), any::<bool>()).prop_map(
+            |(channelId, version, outcome, app, isFinal)| State {
+                channelId,
+                version,
+                outcome,
+                appData: Bytes::from(app),
+                isFinal,
+            },
+        )
+    };
+    // (address, data) of one event: a well-formed one with arbitrary fields, or garbage under
+    // a real signature.
+    let event = prop_oneof![
+        (channel(), word(), any::<u64>(), params(), state()).prop_map(move |(channelId, parentId, timeout, params, state)| {
+            (adjudicator, Registered { channelId, parentId, timeout, params, state }.encode_log_data())
+        }),
+        (channel(), word(), any::<u64>(), params(), state()).prop_map(move |(channelId, parentId, timeout, params, state)| {
+            (adjudicator, Refuted { channelId, parentId, timeout, params, state }.encode_log_data())
+        }),
+        (channel(), version(), proptest::collection::vec([u256(), u256()], 0..3)).prop_map(
+            move |(channelId, version, balances)| {
+                let assets = vec![eth; balances.len()];
+                (adjudicator, Concluded { channelId, version, assets, balances }.encode_log_data())
+            }
+        ),
+        (channel(), any::<[u8; 20]>(), u256(), u256()).prop_map(move |(channelId, p, amount, total)| {
+            (eth, Deposited { channelId, participant: Address::from(p), amount, total }.encode_log_data())
+        }),
+        (channel(), [u256(), u256()], any::<bool>()).prop_map(move |(channelId, balances, refunded)| {
+            (eth, OutcomeSet { channelId, balances, refunded }.encode_log_data())
+        }),
+        (
+            prop_oneof![
+                Just(Registered::SIGNATURE_HASH),
+                Just(Refuted::SIGNATURE_HASH),
+                Just(Concluded::SIGNATURE_HASH),
+                Just(Deposited::SIGNATURE_HASH)
+            ],
+            proptest::collection::vec(word(), 0..3),
+            proptest::collection::vec(any::<u8>(), 0..300)
+        )
+            .prop_map(move |(topic0, mut topics, data)| {
+                topics.insert(0, topic0);
+                (adjudicator, LogData::new_unchecked(topics, Bytes::from(data)))
+            }),
+    ];
+    let batch = proptest::collection::vec(event, 1..6);
+
+    let mut runner = TestRunner::new(PropConfig { cases: 64, ..PropConfig::default() });
+    let cursor = || async {
+        let b: Option<i64> = sqlx::query_scalar("SELECT block FROM chain_cursor WHERE name = 'events'")
+            .fetch_optional(&env.pool)
+            .await?;
+        anyhow::Ok(b.unwrap_or(0) as u64)
+    };
+    let mut block = cursor().await? + 1_000_000;
+    for case in 0..64 {
+        let events = batch.new_tree(&mut runner).map_err(|e| anyhow::anyhow!("{e}"))?.current();
+        let logs: Vec<alloy::rpc::types::Log> = events
+            .iter()
+            .enumerate()
+            .map(|(i, (address, data))| alloy::rpc::types::Log {
+                inner: alloy::primitives::Log { address: *address, data: data.clone() },
+                block_hash: Some(B256::with_last_byte(1)),
+                block_number: Some(block),
+                transaction_hash: Some(B256::with_last_byte(2)),
+                log_index: Some(i as u64),
+                ..Default::default()
+            })
+            .collect();
+        let stored_before: i64 = sqlx::query_scalar("SELECT count(*) FROM chain_events").fetch_one(&env.pool).await?;
+        if let Err(e) = chain.ingest_logs(&env.pool, &logs, block).await {
+            panic!("case {case}: ingestion stopped on {events:?}: {e:#}");
+        }
+        assert_eq!(cursor().await?, block, "case {case}: the cursor moved on");
+        let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM chain_events").fetch_one(&env.pool).await?;
+        assert_eq!(stored - stored_before, logs.len() as i64, "case {case}: every event is applied or recorded as skipped");
+        block += 1;
+    }
+    let skipped: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM chain_events WHERE skipped IS NOT NULL").fetch_one(&env.pool).await?;
+    assert!(skipped > 0, "malformed payloads were generated and skipped");
     Ok(())
 }
