@@ -18,6 +18,14 @@ import {IAssetHolder} from "./IAssetHolder.sol";
 /// `conclude` pushes the outcome to the asset holders after every involved timeout passed. A
 /// final state without locks can skip all of this through `concludeFinal`.
 ///
+/// A final state ends the dispute of the record it is written to at once, however it gets
+/// there (`register`, `refute`, or a parent's `register` / `refute` that updates a shared
+/// sub-channel record): the record's timeout becomes the current time, so nothing can replace
+/// it, not even another final state with a higher version. Both parents of a virtual channel
+/// thus settle with the first final state of it that reached its record. This never lets a
+/// ledger channel conclude before its locks: `conclude` still waits for every lock's record
+/// to time out, and a final ledger state with locks only ends the ledger record's dispute.
+///
 /// Only ledger channels hold locks: a sub-channel's state with a non-empty `outcome.locked` is
 /// refused (`NestedLocks`) wherever it is given, in `register` and `refute` alike. Sub-channels
 /// are thus exactly one level deep, which is all the product uses (a virtual channel's payment
@@ -141,7 +149,13 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
         if (ch.state.version <= d.version) revert VersionNotHigher();
         d.version = ch.state.version;
         d.stateHash = stateHash;
-        emit Refuted(id, bytes32(0), d.timeout, ch.params, ch.state);
+        // A final state ends the record's dispute at once: nothing may replace it.
+        uint64 timeout = d.timeout;
+        if (ch.state.isFinal) {
+            timeout = uint64(block.timestamp);
+            d.timeout = timeout;
+        }
+        emit Refuted(id, bytes32(0), timeout, ch.params, ch.state);
 
         // A sub-channel has no locks, so it takes no sub-states.
         _registerSubs(id, outcome, subs, ch.params.challengeDuration);
@@ -418,9 +432,16 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
         ) {
             d.version = sub.state.version;
             d.stateHash = subHash;
-            emit Refuted(subId, parentId, d.timeout, sub.params, sub.state);
+            // A final state ends the record's dispute at once: nothing may replace it.
+            uint64 timeout = d.timeout;
+            if (sub.state.isFinal) {
+                timeout = uint64(block.timestamp);
+                d.timeout = timeout;
+            }
+            emit Refuted(subId, parentId, timeout, sub.params, sub.state);
         }
-        // Otherwise the record stays: it is final, or at least as new as this state.
+        // Otherwise the record stays: it timed out (a final state times out when it is
+        // recorded), or it is at least as new as this state.
     }
 
     // ---------------------------------------------------------------- conclude

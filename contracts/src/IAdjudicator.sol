@@ -61,8 +61,9 @@ interface IAdjudicator {
         Channel.State state
     );
 
-    /// The record of `channelId` was replaced by a newer version (timeout unchanged). The
-    /// record's key is as for `Registered`.
+    /// The record of `channelId` was replaced by a newer version. `timeout` is the record's
+    /// timeout after the change: unchanged, or the current time when the new state is final
+    /// (a final state ends the dispute at once). The record's key is as for `Registered`.
     event Refuted(
         bytes32 indexed channelId,
         bytes32 indexed parentId,
@@ -83,7 +84,9 @@ interface IAdjudicator {
     /// gets one; a sub-channel whose record is still refutable is updated when the given
     /// version is higher; otherwise its record stays. No state in `subs` may have locks
     /// (`NestedLocks`), and a sub-channel's challenge duration may not exceed the ledger
-    /// channel's. The timeout is `now + challengeDuration`, or `now` for a final state.
+    /// channel's. The timeout is `now + challengeDuration`, or `now` for a final state; a
+    /// final sub-state that updates an existing record also sets that record's timeout to
+    /// `now`.
     function register(Channel.SignedState calldata ledger, Channel.SignedState[] calldata subs)
         external;
 
@@ -94,7 +97,9 @@ interface IAdjudicator {
     /// with locks is refused (`NestedLocks`), so `subs` must then be empty. For a ledger
     /// channel, `subs` are the signed states of the new state's locks (one per lock, in
     /// order), treated as in `register` (`NestedLocks` for any of them with locks). The
-    /// timeout does not move.
+    /// timeout does not move, unless the new state is final: then it becomes `now`, which ends
+    /// the dispute (no later refute can replace a final state). A ledger channel's final
+    /// state with locks still concludes only once every lock's record timed out.
     function refute(Channel.SignedState calldata ch, Channel.SignedState[] calldata subs) external;
 
     /// Concludes a ledger channel whose record and whose locks' records (under `subChannelKey`

@@ -253,6 +253,24 @@ contract AdjudicatorTest is Base {
         assertEq(stateHashOf(vk), adj.hashState(sv.state));
     }
 
+    /// A final state that updates an existing sub-channel record ends its dispute at once.
+    function test_register_existingSubRecord_finalEndsDispute() public {
+        Channel.Params memory pm = ledgerParams(INGRID_PK, BOB_PK, 9);
+        bytes32 m = cid(pm);
+        adj.register(signed(pl, lsLocked(1, 5, 10, 5)), subs1(vsig(4, 1, 4)));
+        vm.warp(block.timestamp + 7);
+        Channel.State memory sm =
+            mkState(m, 1, ethOnly(), bal(0, 0), locks(lock1(v, 5, 0, 1)), false);
+        Channel.SignedState memory sv = signed(pv, ethState(v, 5, 2, 3, true));
+        vm.expectEmit(address(adj));
+        emit IAdjudicator.Refuted(v, m, uint64(block.timestamp), pv, sv.state);
+        adj.register(signed(pm, sm), subs1(sv));
+        assertEq(timeoutOf(vk), block.timestamp, "timeout is now");
+        Channel.SignedState memory later = vsig(6, 5, 0);
+        vm.expectRevert(Adjudicator.TimeoutPassed.selector);
+        adj.refute(later, noSubs());
+    }
+
     function test_register_existingSubRecord_keptWhenNotNewer() public {
         Channel.Params memory pm = ledgerParams(INGRID_PK, BOB_PK, 9);
         bytes32 m = cid(pm);
@@ -828,6 +846,57 @@ contract AdjudicatorTest is Base {
         adj.conclude(pl, s.state, noSubStates());
         assertEq(holding(l, alice), 15);
         assertEq(holding(l, ingrid), 5);
+    }
+
+    /// A final state that replaces a ledger channel's record ends its dispute at once: the
+    /// timeout becomes now, nothing can replace it, and it can be concluded right away.
+    function test_refute_ledger_finalEndsDispute() public {
+        adj.register(signed(pl, ls(1, 10, 10)), noSubs());
+        vm.warp(block.timestamp + 10);
+        Channel.SignedState memory f = signed(pl, ethState(l, 2, 15, 5, true));
+        vm.expectEmit(address(adj));
+        emit IAdjudicator.Refuted(l, bytes32(0), uint64(block.timestamp), pl, f.state);
+        adj.refute(f, noSubs());
+        assertEq(timeoutOf(l), block.timestamp);
+        Channel.SignedState memory later = signed(pl, ethState(l, 3, 0, 20, true));
+        vm.expectRevert(Adjudicator.TimeoutPassed.selector);
+        adj.refute(later, noSubs());
+        adj.conclude(pl, f.state, noSubStates());
+        assertEq(holding(l, alice), 15);
+        assertEq(holding(l, ingrid), 5);
+    }
+
+    /// A final ledger state with locks ends the ledger record's dispute, but `conclude` still
+    /// waits for every lock's record to time out.
+    function test_refute_ledger_finalWithLocks_concludeWaitsForSubs() public {
+        adj.register(signed(pl, ls(1, 10, 10)), noSubs());
+        Channel.State memory st = lsLocked(2, 5, 10, 5);
+        st.isFinal = true;
+        Channel.SignedState memory sv = vsig(0, 2, 3);
+        adj.refute(signed(pl, st), subs1(sv));
+        assertEq(timeoutOf(l), block.timestamp);
+        assertEq(timeoutOf(vk), block.timestamp + VIRTUAL_CD);
+        vm.expectRevert(Adjudicator.TimeoutNotPassed.selector);
+        adj.conclude(pl, st, subStates1(sv.state));
+        // V's record can still be refuted until its own timeout.
+        Channel.SignedState memory sv2 = vsig(1, 4, 1);
+        adj.refute(sv2, noSubs());
+        vm.warp(block.timestamp + VIRTUAL_CD);
+        adj.conclude(pl, st, subStates1(sv2.state));
+        assertEq(holding(l, alice), 9);
+        assertEq(holding(l, ingrid), 11);
+    }
+
+    /// A final state of a sub-channel refuted directly ends that record's dispute at once.
+    function test_refute_subChannel_finalEndsDispute() public {
+        adj.register(signed(pl, lsLocked(1, 5, 10, 5)), subs1(vsig(1, 2, 3)));
+        Channel.SignedState memory f = signed(pv, ethState(v, 2, 5, 0, true));
+        adj.refute(f, noSubs());
+        assertEq(timeoutOf(vk), block.timestamp);
+        Channel.SignedState memory f2 = signed(pv, ethState(v, 3, 0, 5, true));
+        vm.expectRevert(Adjudicator.TimeoutPassed.selector);
+        adj.refute(f2, noSubs());
+        assertEq(stateHashOf(vk), adj.hashState(f.state));
     }
 
     function test_refute_withNewLocks_registersSubs() public {

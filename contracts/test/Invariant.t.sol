@@ -54,6 +54,11 @@ contract Handler is CommonBase, StdCheats, StdUtils {
     uint256 public lockedConclusions;
     /// A registered parent could not conclude because V's record had another total.
     bool public lockSumBlocked;
+    /// `hashState` of every final state the handler built (ledger channels and V).
+    mapping(bytes32 => bool) internal isFinalHash;
+    /// A record holding a final state was replaced by another state.
+    bool public finalReplaced;
+    bytes32[6] internal finalsBefore;
 
     constructor(Adjudicator adj_, EthAssetHolder eth_) {
         adj = adj_;
@@ -112,9 +117,9 @@ contract Handler is CommonBase, StdCheats, StdUtils {
 
     function sign(Channel.Params memory p, Channel.State memory st)
         internal
-        view
         returns (Channel.SignedState memory ss)
     {
+        if (st.isFinal) isFinalHash[adj.hashState(st)] = true;
         ss.params = p;
         ss.state = st;
         bytes32 digest = adj.hashState(st);
@@ -133,6 +138,34 @@ contract Handler is CommonBase, StdCheats, StdUtils {
         Channel.State memory st = build(v, s);
         vSpecByHash[adj.hashState(st)] = s;
         return sign(pv, st);
+    }
+
+    /// Every record the handler can write to: the three ledger channels and V worth 1, 2 or 3
+    /// ether.
+    function recordKeys() internal view returns (bytes32[6] memory keys) {
+        for (uint256 c = 0; c < 3; ++c) {
+            keys[c] = ids[c];
+            keys[3 + c] = vKey((c + 1) * 1e18);
+        }
+    }
+
+    /// Remembers the state hashes of the records that hold a final state in phase `Dispute`.
+    function snapshotFinals() internal {
+        bytes32[6] memory keys = recordKeys();
+        for (uint256 k = 0; k < 6; ++k) {
+            (,, IAdjudicator.Phase phase, bytes32 h) = adj.disputes(keys[k]);
+            finalsBefore[k] = phase == IAdjudicator.Phase.Dispute && isFinalHash[h] ? h : bytes32(0);
+        }
+    }
+
+    /// Flags any record that held a final state at the snapshot and holds another state now.
+    function checkFinalsKept() internal {
+        bytes32[6] memory keys = recordKeys();
+        for (uint256 k = 0; k < 6; ++k) {
+            if (finalsBefore[k] == bytes32(0)) continue;
+            (,,, bytes32 h) = adj.disputes(keys[k]);
+            if (h != finalsBefore[k]) finalReplaced = true;
+        }
     }
 
     // ------------------------------------------------------------ actions
@@ -174,6 +207,7 @@ contract Handler is CommonBase, StdCheats, StdUtils {
                 uint64(bound(vVersion, 0, 30)), bound(va, 0, s.lockAmount), s.lockAmount, false
             );
         }
+        snapshotFinals();
         (,, IAdjudicator.Phase phase,) = adj.disputes(ids[c]);
         if (phase == IAdjudicator.Phase.None) {
             try adj.register(ss, subs) {
@@ -184,13 +218,16 @@ contract Handler is CommonBase, StdCheats, StdUtils {
                 registeredSpec[c] = s;
             } catch {}
         }
+        checkFinalsKept();
     }
 
     function refuteVirtual(uint64 version, uint256 a, uint256 total, bool isFinal) external {
         total = (bound(total, 0, 2) + 1) * 1e18;
         Channel.SignedState memory sv =
             vState(uint64(bound(version, 0, 30)), bound(a, 0, total), total, isFinal);
+        snapshotFinals();
         try adj.refute(sv, new Channel.SignedState[](0)) {} catch {}
+        checkFinalsKept();
     }
 
     function warp(uint256 dt) external {
@@ -323,6 +360,12 @@ contract InvariantTest is Test {
     /// stops a parent from concluding with `LockSumMismatch`.
     function invariant_otherTotalsNeverBlockAParent() public view {
         assertFalse(handler.lockSumBlocked());
+    }
+
+    /// A record that holds a final state (of a ledger channel or of V) is never replaced by
+    /// `register` or `refute`, not even with a higher final state.
+    function invariant_finalStateNeverReplaced() public view {
+        assertFalse(handler.finalReplaced());
     }
 
     /// How much each run exercised (visible with -vv).

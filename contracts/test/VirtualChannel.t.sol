@@ -372,4 +372,91 @@ contract VirtualChannelTest is Base {
         assertEq(withdrawAll(eth, z, ALICE_PK, makeAddr("aliceZ")), 6);
         withdrawAndCheck();
     }
+
+    // ------------------------------------------------------------ (e) final states of V
+
+    /// V's history for the final-state attacks: S1 (4, 1) at version 1, then two final
+    /// states that Alice and Bob, colluding, both sign: F1 (5, 0) at version 2 and F2 (0, 5) at
+    /// version 3. The first final state to reach V's record must settle both parents.
+    function vS1() internal view returns (Channel.SignedState memory) {
+        return vs(1, 4, 1);
+    }
+
+    function vF1() internal view returns (Channel.SignedState memory) {
+        return signed(pv, ethState(v, 2, 5, 0, true));
+    }
+
+    function vF2() internal view returns (Channel.SignedState memory) {
+        return signed(pv, ethState(v, 3, 0, 5, true));
+    }
+
+    /// Both parents concluded with F1: X = (1 + 5, 0 + 0), Y = (2 + 5, 2 + 0); Ingrid holds
+    /// 0 + 7 = 7, as before V.
+    function assertBothSettledWithF1() internal {
+        vm.warp(block.timestamp + LEDGER_CD);
+        Channel.State memory sx = x1().state;
+        Channel.State memory f2 = vF2().state;
+        vm.expectRevert(Adjudicator.StateHashMismatch.selector);
+        adj.conclude(px, sx, subStates1(f2));
+        concludeX(x1(), vF1());
+        concludeY(y1(), vF1());
+        assertPushed(x, 6, 0);
+        assertPushed(y, 7, 2);
+        assertEq(ingridHoldings(), 7, "Ingrid's total unchanged");
+    }
+
+    /// Flaw 1 of issue 11: a final state that reached V's record through `refute` kept the
+    /// record's earlier timeout, so a higher final state could replace it until then (after the
+    /// hub settled one parent off chain on the first). Now the first final state ends the
+    /// dispute of the record at once.
+    function test_finalVirtualStateByRefute_cannotBeReplaced() public {
+        adj.register(x1(), subs1(vS1()));
+        Channel.SignedState memory f1 = vF1();
+        vm.expectEmit(address(adj));
+        emit IAdjudicator.Refuted(v, bytes32(0), uint64(block.timestamp), pv, f1.state);
+        adj.refute(f1, noSubs());
+        assertEq(timeoutOf(vk), block.timestamp, "a final state ends V's dispute");
+
+        Channel.SignedState memory f2 = vF2();
+        vm.expectRevert(Adjudicator.TimeoutPassed.selector);
+        adj.refute(f2, noSubs());
+        // Nor through a parent's registration, in the same block or later.
+        adj.register(y1(), subs1(f2));
+        vm.warp(block.timestamp + 1);
+        vm.expectRevert(Adjudicator.TimeoutPassed.selector);
+        adj.refute(f2, noSubs());
+        assertEq(versionOf(vk), 2);
+        assertEq(stateHashOf(vk), adj.hashState(f1.state));
+        assertBothSettledWithF1();
+    }
+
+    /// The same through a parent's registration: Y is registered with F1 while V's record
+    /// holds S1 (the update branch of the shared record).
+    function test_finalVirtualStateByParentRegister_cannotBeReplaced() public {
+        adj.register(x1(), subs1(vS1()));
+        vm.warp(block.timestamp + 5);
+        Channel.SignedState memory f1 = vF1();
+        vm.expectEmit(address(adj));
+        emit IAdjudicator.Refuted(v, y, uint64(block.timestamp), pv, f1.state);
+        adj.register(y1(), subs1(f1));
+        assertEq(timeoutOf(vk), block.timestamp, "a final state ends V's dispute");
+
+        Channel.SignedState memory f2 = vF2();
+        vm.expectRevert(Adjudicator.TimeoutPassed.selector);
+        adj.refute(f2, noSubs());
+        assertEq(stateHashOf(vk), adj.hashState(f1.state));
+        assertBothSettledWithF1();
+    }
+
+    /// The same through a parent's refute: X is refuted with a newer X state carrying F1.
+    function test_finalVirtualStateByParentRefute_cannotBeReplaced() public {
+        adj.register(x0(), noSubs());
+        adj.register(y1(), subs1(vS1()));
+        adj.refute(x1(), subs1(vF1()));
+        assertEq(timeoutOf(vk), block.timestamp, "a final state ends V's dispute");
+        Channel.SignedState memory f2 = vF2();
+        vm.expectRevert(Adjudicator.TimeoutPassed.selector);
+        adj.refute(f2, noSubs());
+        assertBothSettledWithF1();
+    }
 }
