@@ -12,12 +12,30 @@ import {IAssetHolder} from "./IAssetHolder.sol";
 /// a funding id `keccak256(abi.encode(channelId, participant))`; the adjudicator sets each
 /// channel's outcome once; participants then pull their holdings with a signed authorisation.
 ///
-/// Settlement rule (`setOutcome`), per asset:
-/// - funded (the two deposits together cover `b0 + b1`): the holdings become exactly
-///   `(b0, b1)`. Any excess deposited above `b0 + b1` stays in this contract, credited to
-///   nobody: do not over-fund a channel.
-/// - underfunded: the holdings stay as deposited and each participant withdraws its own
-///   deposits (`refunded = true`).
+/// Settlement rule (`setOutcome`), per asset. Before settlement nothing can be withdrawn, so a
+/// participant's holding is exactly what was deposited for it, `d_i`; let `H = d0 + d1` (all
+/// that is held for the two participants) and `B = b0 + b1` (the outcome):
+/// - funded (`H >= B`): nothing is destroyed. The excess `E = H - B` goes to whoever deposited
+///   more than its final balance: participant `i` is credited
+///   `b_i + min(E, max(0, d_i - b_i))`. The two credits add up to exactly `H` (if both
+///   `d_i >= b_i`, the shares are `d_i - b_i`, which add up to `E`; if one `d_j < b_j`, the
+///   other's `d_i - b_i` exceeds `E` and it gets all of `E`). Each gets at least its final
+///   balance, and every participant gets at least its own deposits unless the other ended
+///   with more than it deposited.
+/// - underfunded (`H < B`): the holdings stay as deposited and each participant withdraws its
+///   own deposits (`refunded = true`).
+///
+/// When the rule attributes an excess exactly: from deposits and balances alone the depositor
+/// of an excess cannot always be told apart, because payments move balance across. Say the
+/// channel's states account for deposits `f_i` (so `B = f0 + f1`), `x_i = d_i - f_i` is what
+/// `i` deposited in excess, and `i` paid `q` net to the other (`b_i = f_i - q`). The rule
+/// credits `i` with `min(E, x_i + q)` and the other with `max(0, x_j - q)`: exact when nobody
+/// paid anybody net (`q = 0`), or when the whole excess came from the net payer (`x_j = 0`),
+/// which is the case of a hub top-up that the client never countersigned after the hub paid
+/// it; otherwise up to `min(q, x_j)` of the net receiver's excess is credited to the payer,
+/// who still never ends with more than its balance plus the excess, nor the receiver with less
+/// than its balance.
+///
 /// Deposits remain possible after settlement; they add to the participant's holding and can
 /// be withdrawn like the rest.
 ///
@@ -90,12 +108,23 @@ abstract contract AssetHolder is IAssetHolder, EIP712("IngridAssetHolder", "1"),
 
         bytes32 f0 = fundingId(channelId, participants[0]);
         bytes32 f1 = fundingId(channelId, participants[1]);
-        bool refunded = holdings[f0] + holdings[f1] < balances[0] + balances[1];
-        if (!refunded) {
-            holdings[f0] = balances[0];
-            holdings[f1] = balances[1];
+        uint256 d0 = holdings[f0];
+        uint256 held = d0 + holdings[f1];
+        uint256 owed = balances[0] + balances[1];
+        bool refunded = held < owed;
+        uint256[2] memory credited;
+        if (refunded) {
+            credited = [d0, held - d0];
+        } else {
+            // See the contract's doc: b0 + min(E, max(0, d0 - b0)); the rest is participant 1's.
+            uint256 excess = held - owed;
+            uint256 above0 = d0 > balances[0] ? d0 - balances[0] : 0;
+            credited[0] = balances[0] + (above0 < excess ? above0 : excess);
+            credited[1] = held - credited[0];
+            holdings[f0] = credited[0];
+            holdings[f1] = credited[1];
         }
-        emit OutcomeSet(channelId, balances, refunded);
+        emit OutcomeSet(channelId, balances, credited, refunded);
     }
 
     /// @inheritdoc IAssetHolder

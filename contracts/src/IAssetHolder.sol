@@ -5,7 +5,9 @@ pragma solidity ^0.8.28;
 /// @notice Holds one asset (ETH or one ERC20 token) for ledger channels. Deposits are credited
 /// to a funding id `keccak256(abi.encode(channelId, participant))`. When the adjudicator sets
 /// a channel's outcome, each participant can withdraw its share with a signed authorisation;
-/// if the channel was underfunded, every participant gets its own deposits back instead.
+/// if the channel was underfunded, every participant gets its own deposits back instead. No
+/// deposit is ever destroyed: an excess above the outcome is credited by the rule documented
+/// in `AssetHolder`.
 interface IAssetHolder {
     /// A participant's signed permission to pay out its whole holding in a settled channel.
     /// EIP-712 type `Withdrawal(bytes32 channelId,address participant,address receiver,uint256 amount)`
@@ -23,9 +25,13 @@ interface IAssetHolder {
         bytes32 indexed channelId, address indexed participant, uint256 amount, uint256 total
     );
 
-    /// The adjudicator set the outcome of `channelId`. `refunded` is true when the channel was
-    /// underfunded and the deposits stay with their depositors' participants.
-    event OutcomeSet(bytes32 indexed channelId, uint256[2] balances, bool refunded);
+    /// The adjudicator set the outcome of `channelId` to `balances`. `credited` are the two
+    /// participants' holdings after it: the balances plus each one's share of any excess
+    /// deposit (funded), or the deposits themselves (`refunded`: the channel was underfunded
+    /// and the deposits stay with their depositors' participants). See `AssetHolder`.
+    event OutcomeSet(
+        bytes32 indexed channelId, uint256[2] balances, uint256[2] credited, bool refunded
+    );
 
     /// `amount` of `participant`'s holding in `channelId` was paid to `receiver`.
     event Withdrawn(
@@ -37,7 +43,8 @@ interface IAssetHolder {
     /// it actually received.
     function deposit(bytes32 channelId, address participant, uint256 amount) external payable;
 
-    /// Adjudicator only: records the final balances of a concluded channel, once.
+    /// Adjudicator only: records the final balances of a concluded channel, once, and credits
+    /// everything held for its two participants (see `OutcomeSet`).
     function setOutcome(
         bytes32 channelId,
         address[2] calldata participants,

@@ -1047,7 +1047,7 @@ contract AdjudicatorTest is Base {
     function test_conclude_creditsThroughIndexMap() public {
         (Channel.State memory sl, Channel.State memory sv) = registered();
         vm.expectEmit(address(eth));
-        emit IAssetHolder.OutcomeSet(l, [uint256(6), uint256(14)], false);
+        emit IAssetHolder.OutcomeSet(l, [uint256(6), uint256(14)], [uint256(6), uint256(14)], false);
         vm.expectEmit(address(adj));
         emit IAdjudicator.Concluded(l, 1, ethOnly(), bal(6, 14));
         adj.conclude(pl, sl, subStates1(sv));

@@ -254,27 +254,95 @@ contract AssetHolderTest is Base {
         depositEth(C, alice, 6);
         depositEth(C, bob, 4);
         vm.expectEmit(address(eth));
-        emit IAssetHolder.OutcomeSet(C, [uint256(9), uint256(1)], false);
+        emit IAssetHolder.OutcomeSet(C, [uint256(9), uint256(1)], [uint256(9), uint256(1)], false);
         setOutcome(eth, C, 9, 1);
         assertTrue(eth.settled(C));
         assertEq(holdingOf(eth, C, alice), 9);
         assertEq(holdingOf(eth, C, bob), 1);
     }
 
-    function test_setOutcome_overfunded_excessStays() public {
+    /// Issue 11, flaw 3: the hub tops up a channel in which it paid the client (5, 5) -> (9, 1)
+    /// by depositing 3 more, and the client never signs the raised state but concludes with
+    /// (9, 1). The hub's 3 are credited back to the hub, not destroyed.
+    function test_setOutcome_overfunded_topUpCreditedToDepositor() public {
+        depositEth(C, alice, 5);
+        depositEth(C, bob, 5);
+        depositEth(C, bob, 3);
+        vm.expectEmit(address(eth));
+        emit IAssetHolder.OutcomeSet(C, [uint256(9), uint256(1)], [uint256(9), uint256(4)], false);
+        setOutcome(eth, C, 9, 1);
+        assertEq(holdingOf(eth, C, alice), 9);
+        assertEq(holdingOf(eth, C, bob), 4);
+        assertEq(withdrawAll(eth, C, ALICE_PK, alice), 9);
+        assertEq(withdrawAll(eth, C, BOB_PK, bob), 4);
+        assertEq(address(eth).balance, 0, "nothing stays in the holder");
+    }
+
+    /// Without payments, each gets back exactly what it deposited above its balance.
+    function test_setOutcome_overfunded_bothOverDeposited_noPayments() public {
+        depositErc(C, alice, 7);
+        depositErc(C, bob, 6);
+        setOutcome(erc, C, 5, 5);
+        assertEq(holdingOf(erc, C, alice), 7);
+        assertEq(holdingOf(erc, C, bob), 6);
+    }
+
+    /// From the deposits and balances alone the depositor of an excess is not always known:
+    /// Alice 6 and Bob 6 with outcome (9, 1) could be Alice over-funding by 2 and Bob paying 3,
+    /// or Bob over-funding by 2 and paying 5. The rule credits the excess to whoever
+    /// deposited more than its final balance (Bob, by 5, capped at the excess 2).
+    function test_setOutcome_overfunded_excessToWhoeverDepositedAboveBalance() public {
         depositEth(C, alice, 6);
         depositEth(C, bob, 6);
         setOutcome(eth, C, 9, 1);
         assertEq(withdrawAll(eth, C, ALICE_PK, alice), 9);
-        assertEq(withdrawAll(eth, C, BOB_PK, bob), 1);
-        assertEq(address(eth).balance, 2, "excess stays in the holder");
+        assertEq(withdrawAll(eth, C, BOB_PK, bob), 3);
+        assertEq(address(eth).balance, 0, "nothing stays in the holder");
+    }
+
+    /// Only one participant deposited: the whole excess is its own.
+    function test_setOutcome_overfunded_singleDepositor() public {
+        depositEth(C, alice, 10);
+        setOutcome(eth, C, 2, 5);
+        assertEq(holdingOf(eth, C, alice), 5);
+        assertEq(holdingOf(eth, C, bob), 5);
+    }
+
+    /// Funded case: the two holdings add up to everything held for the channel, each at least
+    /// its final balance, following the documented rule; the holder is drained by withdrawals.
+    function testFuzz_setOutcome_keepsEverythingHeld(uint256 d0, uint256 d1, uint256 b0, uint256 b1)
+        public
+    {
+        d0 = bound(d0, 0, 1e30);
+        d1 = bound(d1, 0, 1e30);
+        b0 = bound(b0, 0, 1e30);
+        b1 = bound(b1, 0, 1e30);
+        if (d0 > 0) depositEth(C, alice, d0);
+        if (d1 > 0) depositEth(C, bob, d1);
+        setOutcome(eth, C, b0, b1);
+        uint256 h0 = holdingOf(eth, C, alice);
+        uint256 h1 = holdingOf(eth, C, bob);
+        assertEq(h0 + h1, d0 + d1, "sum of holdings == sum of deposits");
+        if (d0 + d1 >= b0 + b1) {
+            assertGe(h0, b0);
+            assertGe(h1, b1);
+            uint256 excess = d0 + d1 - b0 - b1;
+            uint256 above0 = d0 > b0 ? d0 - b0 : 0;
+            assertEq(h0, b0 + (above0 < excess ? above0 : excess), "rule for participant 0");
+        } else {
+            assertEq(h0, d0);
+            assertEq(h1, d1);
+        }
+        if (h0 > 0) withdrawAll(eth, C, ALICE_PK, alice);
+        if (h1 > 0) withdrawAll(eth, C, BOB_PK, bob);
+        assertEq(address(eth).balance, 0, "nothing is stuck");
     }
 
     function test_setOutcome_underfunded_refunds() public {
         depositEth(C, alice, 6);
         depositEth(C, bob, 3);
         vm.expectEmit(address(eth));
-        emit IAssetHolder.OutcomeSet(C, [uint256(9), uint256(1)], true);
+        emit IAssetHolder.OutcomeSet(C, [uint256(9), uint256(1)], [uint256(6), uint256(3)], true);
         setOutcome(eth, C, 9, 1);
         assertTrue(eth.settled(C));
         assertEq(holdingOf(eth, C, alice), 6);
