@@ -30,3 +30,13 @@ CREATE INDEX disputes_channel ON disputes (channel_id);
 -- the reason and skipped: no single event may stop ingestion. NULL: applied.
 ALTER TABLE chain_events ADD COLUMN skipped TEXT;
 CREATE INDEX chain_events_skipped ON chain_events (block_number) WHERE skipped IS NOT NULL;
+
+-- The outbox serves answers to disputes first (Action::priority: lower first), and knows how
+-- long the transaction of an entry has waited unmined, to replace it with a higher fee.
+ALTER TABLE outbox ADD COLUMN priority SMALLINT NOT NULL DEFAULT 4;
+UPDATE outbox SET priority = CASE kind WHEN 'refute' THEN 0 WHEN 'refute_virtual' THEN 0 WHEN 'register' THEN 1
+                                       WHEN 'conclude' THEN 2 WHEN 'conclude_final' THEN 2 WHEN 'withdraw' THEN 3
+                                       ELSE 4 END;
+ALTER TABLE outbox ADD COLUMN tx_sent_at TIMESTAMPTZ;
+DROP INDEX outbox_pending;
+CREATE INDEX outbox_pending ON outbox (priority, id) WHERE status = 'pending';

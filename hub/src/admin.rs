@@ -272,7 +272,7 @@ pub(crate) async fn close_channel(
         return Err(ApiError::conflict("channel_closed", format!("channel {id} is closed")));
     }
     let action = Action::Register { channel: id, because: None };
-    db::enqueue(&mut tx, &action.dedup_key(), action.kind(), Some(id), &action).await?;
+    action.enqueue(&mut tx, 0).await?;
     tx.commit().await?;
     tracing::warn!(channel = %id, "operator: closing basic channel on chain");
     let answer = ForceClose {

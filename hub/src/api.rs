@@ -445,7 +445,9 @@ async fn open_channel(
     if unfunded >= cap {
         return Err(ApiError::conflict(
             "too_many_unfunded",
-            format!("{unfunded} of your basic channels wait for their funding (at most {cap}): fund or close them first"),
+            format!(
+                "{unfunded} of your basic channels wait for their funding (at most {cap}): fund or close them first"
+            ),
         ));
     }
     if !db::insert_channel(&mut tx, plan.id, client, plan.hub_index, &req.params, &plan.requirements).await? {
@@ -459,7 +461,7 @@ async fn open_channel(
     if plan.requirements.iter().all(|r| r.participant == app.hub.info.address) {
         for r in plan.hub_deposits(app.hub.info.address) {
             let action = Action::Deposit { channel: plan.id, asset: r.asset, amount: r.amount };
-            db::enqueue(&mut tx, &action.dedup_key(), action.kind(), Some(plan.id), &action).await?;
+            action.enqueue(&mut tx, 0).await?;
         }
     }
     let response = SignatureResponse { channel_id: plan.id, version: 0, signature: hub_sig };
@@ -532,11 +534,11 @@ async fn advance(
     let hub_sig = countersign(&app.hub, &mut tx, id, channel.hub_index, &req, digest, Some(status)).await?;
     if kind == Advance::Close {
         let conclude = Action::ConcludeFinal { channel: id, version: req.state.version };
-        db::enqueue(&mut tx, &conclude.dedup_key(), conclude.kind(), Some(id), &conclude).await?;
+        conclude.enqueue(&mut tx, 0).await?;
         for (asset, balances) in req.state.outcome.assets.iter().zip(&req.state.outcome.balances) {
             if !balances[channel.hub_index].is_zero() {
                 let withdraw = Action::Withdraw { channel: id, asset: *asset };
-                db::enqueue(&mut tx, &withdraw.dedup_key(), withdraw.kind(), Some(id), &withdraw).await?;
+                withdraw.enqueue(&mut tx, 0).await?;
             }
         }
     }
@@ -992,8 +994,7 @@ async fn close_virtual(
                 let other = if v.settled[0] || accepted.iter().any(|(s, _)| *s == Side::Proposer) { 1 } else { 0 };
                 let register = Action::Register { channel: v.parents[other], because: Some(id) };
                 db::close_virtual(&mut tx, id, &last, v.settled).await?;
-                db::enqueue(&mut tx, &register.dedup_key(), register.kind(), Some(register.channel()), &register)
-                    .await?;
+                register.enqueue(&mut tx, 0).await?;
                 idem.release(&mut tx).await?;
                 tx.commit().await?;
                 app.hub.virtual_changed.notify_waiters();

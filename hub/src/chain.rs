@@ -87,6 +87,26 @@ pub enum Action {
 }
 
 impl Action {
+    /// Its place in the outbox (lower first): answers to disputes first, since a refutation
+    /// is due before a timeout, then registrations and conclusions, then withdrawals, then
+    /// deposits.
+    pub fn priority(&self) -> i16 {
+        match self {
+            Self::Refute { .. } | Self::RefuteVirtual { .. } => 0,
+            Self::Register { .. } => 1,
+            Self::Conclude { .. } | Self::ConcludeFinal { .. } => 2,
+            Self::Withdraw { .. } => 3,
+            Self::Deposit { .. } | Self::TopUp { .. } => 4,
+        }
+    }
+
+    /// Enqueues this action once (a second enqueue of the same action does nothing), due
+    /// `delay_secs` from now.
+    pub async fn enqueue(&self, db: &mut sqlx::PgConnection, delay_secs: u64) -> sqlx::Result<()> {
+        db::enqueue_after(db, &self.dedup_key(), self.kind(), self.priority(), Some(self.channel()), self, delay_secs)
+            .await
+    }
+
     /// Short name, stored with the entry.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -151,7 +171,14 @@ pub struct Chain {
     pub head: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// `channels.settle_grace`: how long the clients get before the hub goes to chain.
     pub settle_grace: u64,
+    /// `chain.fee_bump_after_secs`: how long a transaction may wait unmined before it is
+    /// replaced with a higher fee.
+    pub fee_bump_after: Duration,
 }
+
+/// How long one outbox attempt waits for its transaction's receipt; then the worker moves on
+/// (to a dispute, say) and a later attempt follows the same transaction.
+const RECEIPT_WAIT: Duration = Duration::from_secs(15);
 
 const CURSOR: &str = "events";
 /// Most blocks fetched per `eth_getLogs`.
@@ -237,7 +264,7 @@ impl Chain {
         const LEASE_SECS: u64 = 120;
         const MAX_ATTEMPTS: i32 = 25;
         let Some(entry) = db::claim_outbox::<Action>(pool, LEASE_SECS).await? else { return Ok(false) };
-        match self.perform(pool, entry.id, &entry.action, entry.tx_hash).await {
+        match self.perform(pool, &entry).await {
             Ok(Step::Done) => db::complete_outbox(pool, entry.id).await?,
             Ok(Step::NotYet(why)) => {
                 db::retry_outbox(pool, entry.id, &why, self.poll.as_secs_f64().max(1.0), false).await?
@@ -280,15 +307,22 @@ impl Chain {
     }
 
     /// Does what `action` asks unless the chain already shows it done. A transaction sent by
-    /// an earlier attempt (`sent`) is followed first, so nothing is sent twice.
-    async fn perform(&self, pool: &PgPool, id: i64, action: &Action, sent: Option<B256>) -> anyhow::Result<Step> {
-        if let Some(hash) = sent {
-            // A transaction still known to the node but not mined: wait for it. One mined,
-            // or dropped by the node: forget it and decide afresh from the chain.
+    /// an earlier attempt is followed first, so nothing is sent twice: one still unmined after
+    /// `fee_bump_after` is replaced (same nonce, higher fee), one mined or dropped is forgotten
+    /// and the action decided afresh from the chain.
+    async fn perform(&self, pool: &PgPool, entry: &db::OutboxEntry<Action>) -> anyhow::Result<Step> {
+        let (id, action) = (entry.id, &entry.action);
+        if let Some(hash) = entry.tx_hash {
             if self.provider.get_transaction_receipt(hash).await?.is_none()
-                && self.provider.get_transaction_by_hash(hash).await?.is_some()
+                && let Some(sent) = self.provider.get_transaction_by_hash(hash).await?
             {
-                return Ok(Step::NotYet(format!("waiting for transaction {hash}")));
+                if entry.tx_age_secs < self.fee_bump_after.as_secs_f64() {
+                    return Ok(Step::NotYet(format!("waiting for transaction {hash}")));
+                }
+                let pending = self.replace_with_higher_fee(sent).await?;
+                tracing::warn!(id, old = %hash, new = %pending.tx_hash(), "transaction not mined in time: replaced with a higher fee");
+                db::set_outbox_tx(pool, id, Some(*pending.tx_hash())).await?;
+                return wait_for(pending).await;
             }
             db::set_outbox_tx(pool, id, None).await?;
         }
@@ -339,8 +373,48 @@ impl Chain {
             }
         };
         db::set_outbox_tx(pool, id, Some(*pending.tx_hash())).await?;
-        chain::confirm(pending).await?;
-        Ok(Step::Done)
+        wait_for(pending).await
+    }
+
+    /// Sends `sent` again with its nonce and a higher fee: at least 12.5 % above its own (what
+    /// nodes demand of a replacement) and at least the node's current estimate.
+    async fn replace_with_higher_fee(
+        &self,
+        sent: alloy::rpc::types::Transaction,
+    ) -> anyhow::Result<alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>> {
+        use alloy::consensus::Transaction as _;
+        let estimate = self.provider.estimate_eip1559_fees().await?;
+        let (old_cap, old_tip) = (sent.max_fee_per_gas(), sent.max_priority_fee_per_gas().unwrap_or_default());
+        let (cap, tip) = bumped_fees(old_cap, old_tip, estimate.max_fee_per_gas, estimate.max_priority_fee_per_gas);
+        let nonce = sent.nonce();
+        let mut request = sent.into_request();
+        request.nonce = Some(nonce);
+        request.gas_price = None;
+        request.max_fee_per_gas = Some(cap);
+        request.max_priority_fee_per_gas = Some(tip);
+        Ok(self.provider.send_transaction(request).await?)
+    }
+}
+
+/// The fees of a replacement transaction: each at least 12.5 % (rounded up) above the old one
+/// and at least the node's estimate; the cap always covers the tip.
+pub fn bumped_fees(old_cap: u128, old_tip: u128, estimate_cap: u128, estimate_tip: u128) -> (u128, u128) {
+    let bump = |x: u128| x.saturating_add(x.div_ceil(8)).max(x.saturating_add(1));
+    let tip = bump(old_tip).max(estimate_tip);
+    let cap = bump(old_cap).max(estimate_cap).max(tip);
+    (cap, tip)
+}
+
+/// Waits up to [`RECEIPT_WAIT`] for a transaction: done when mined successfully, an error if
+/// it reverted, not yet if it is still unmined (a later attempt follows it).
+async fn wait_for(
+    pending: alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>,
+) -> anyhow::Result<Step> {
+    let hash = *pending.tx_hash();
+    match pending.with_timeout(Some(RECEIPT_WAIT)).get_receipt().await {
+        Ok(receipt) if receipt.status() => Ok(Step::Done),
+        Ok(_) => anyhow::bail!("transaction {hash} reverted"),
+        Err(e) => Ok(Step::NotYet(format!("transaction {hash} not mined yet ({e})"))),
     }
 }
 
@@ -442,7 +516,7 @@ impl Chain {
                 // The client's deposits are all confirmed: now the hub deposits its share.
                 for (asset, amount) in db::hub_deposits_due(tx, channel, self.key.address()).await? {
                     let action = Action::Deposit { channel, asset, amount };
-                    db::enqueue(tx, &action.dedup_key(), action.kind(), Some(channel), &action).await?;
+                    action.enqueue(tx, 0).await?;
                     tracing::info!(%channel, %asset, %amount, "client deposits confirmed: depositing the hub's share");
                 }
                 if db::confirm_top_up(tx, channel, contract, participant, total).await? {
@@ -516,4 +590,31 @@ fn skipped_record<'a>(log: &Log, i: usize, to: u64, e: &anyhow::Error) -> db::Ev
 
 fn registration(params: ingrid_client_sdk::Params, state: ingrid_client_sdk::State, timeout: u64) -> Effect {
     Effect::Registration(Box::new(crate::disputes::Registration { params, state, timeout }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replacement_pays_at_least_an_eighth_more_and_the_current_estimate() {
+        assert_eq!(bumped_fees(800, 80, 0, 0), (900, 90));
+        assert_eq!(bumped_fees(801, 1, 0, 0), (902, 2), "rounded up, and always more");
+        assert_eq!(bumped_fees(800, 80, 5000, 300), (5000, 300), "the node's estimate when the chain got dearer");
+        assert_eq!(bumped_fees(100, 200, 0, 0), (225, 225), "the cap covers the tip");
+        assert_eq!(bumped_fees(u128::MAX, 0, 0, 0).0, u128::MAX);
+    }
+
+    #[test]
+    fn disputes_go_first_in_the_outbox() {
+        let c = B256::repeat_byte(1);
+        let a = Address::repeat_byte(2);
+        let refute = Action::Refute { channel: c, registered: 1 }.priority();
+        let register = Action::Register { channel: c, because: None }.priority();
+        let conclude = Action::Conclude { channel: c }.priority();
+        let withdraw = Action::Withdraw { channel: c, asset: a }.priority();
+        let deposit = Action::Deposit { channel: c, asset: a, amount: U256::from(1) }.priority();
+        assert!(refute < register && register < conclude && conclude < withdraw && withdraw < deposit);
+        assert_eq!(Action::RefuteVirtual { id: c, registered: 0 }.priority(), refute);
+    }
 }

@@ -63,6 +63,15 @@ pub struct ChainConfig {
     /// How often the watcher and the outbox poll, milliseconds. Default 1000.
     #[serde(default = "default_poll_ms")]
     pub poll_interval_ms: u64,
+    /// Seconds a transaction of the hub may wait unmined before the outbox replaces it with
+    /// the same nonce and a higher fee (at least 12.5 % more, and the node's current
+    /// estimate). Default 60.
+    #[serde(default = "default_fee_bump_secs")]
+    pub fee_bump_after_secs: u64,
+}
+
+fn default_fee_bump_secs() -> u64 {
+    60
 }
 
 /// One asset the hub accepts, and how much of its own coins it puts into channels.

@@ -81,7 +81,10 @@ pub async fn ensure_client(db: &mut PgConnection, client: Address) -> sqlx::Resu
 /// How many basic channels of `client` wait for their funding, with the client's row locked
 /// for the rest of the transaction (so two concurrent opens cannot both pass a cap).
 pub async fn lock_unfunded_count(db: &mut PgConnection, client: Address) -> sqlx::Result<u64> {
-    sqlx::query("SELECT 1 FROM clients WHERE address = $1 FOR UPDATE").bind(client.as_slice()).execute(&mut *db).await?;
+    sqlx::query("SELECT 1 FROM clients WHERE address = $1 FOR UPDATE")
+        .bind(client.as_slice())
+        .execute(&mut *db)
+        .await?;
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM basic_channels WHERE client = $1 AND status = 'funding'")
         .bind(client.as_slice())
         .fetch_one(db)
@@ -91,7 +94,11 @@ pub async fn lock_unfunded_count(db: &mut PgConnection, client: Address) -> sqlx
 
 /// The hub's own deposits into basic channel `channel` (asset, amount), once every deposit of
 /// the client is confirmed and the channel still waits for its funding; empty before.
-pub async fn hub_deposits_due(db: &mut PgConnection, channel: B256, hub: Address) -> sqlx::Result<Vec<(Address, U256)>> {
+pub async fn hub_deposits_due(
+    db: &mut PgConnection,
+    channel: B256,
+    hub: Address,
+) -> sqlx::Result<Vec<(Address, U256)>> {
     let rows = sqlx::query(
         "SELECT f.asset, f.required::text AS required FROM channel_funding f
          JOIN basic_channels c ON c.id = f.channel_id AND c.status = 'funding'
@@ -543,34 +550,19 @@ pub struct OutboxEntry<T> {
     pub attempts: i32,
     /// Transaction sent by an earlier attempt, if any.
     pub tx_hash: Option<B256>,
+    /// Seconds since that transaction was sent (or last replaced).
+    pub tx_age_secs: f64,
 }
 
-/// Enqueues an action once: a second enqueue with the same `dedup_key` does nothing.
-pub async fn enqueue<T: Serialize>(
-    db: &mut PgConnection,
-    dedup_key: &str,
-    kind: &str,
-    channel: Option<B256>,
-    action: &T,
-) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO outbox (dedup_key, kind, channel_id, payload) VALUES ($1, $2, $3, $4) ON CONFLICT (dedup_key) DO NOTHING")
-        .bind(dedup_key)
-        .bind(kind)
-        .bind(channel.as_ref().map(|x| x.as_slice()))
-        .bind(Json(action))
-        .execute(db)
-        .await?;
-    Ok(())
-}
-
-/// Claims the oldest due pending entry for `lease_secs` (another worker may retry it after
+/// Claims the due pending entry first in line (lowest `priority`, then oldest) for `lease_secs` (another worker may retry it after
 /// that), counting the attempt.
 pub async fn claim_outbox<T: DeserializeOwned>(db: &PgPool, lease_secs: u64) -> sqlx::Result<Option<OutboxEntry<T>>> {
     let row = sqlx::query(
         "UPDATE outbox SET attempts = attempts + 1, not_before = now() + make_interval(secs => $1), updated_at = now()
          WHERE id = (SELECT id FROM outbox WHERE status = 'pending' AND not_before <= now()
-                     ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
-         RETURNING id, payload, attempts, tx_hash",
+                     ORDER BY priority, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+         RETURNING id, payload, attempts, tx_hash,
+                   COALESCE(EXTRACT(EPOCH FROM now() - tx_sent_at)::float8, 0) AS tx_age",
     )
     .bind(lease_secs as f64)
     .fetch_optional(db)
@@ -581,6 +573,7 @@ pub async fn claim_outbox<T: DeserializeOwned>(db: &PgPool, lease_secs: u64) -> 
             action: r.get::<Json<T>, _>("payload").0,
             attempts: r.get("attempts"),
             tx_hash: r.get::<Option<&[u8]>, _>("tx_hash").map(b256).transpose()?,
+            tx_age_secs: r.get("tx_age"),
         })
     })
     .transpose()
@@ -588,11 +581,14 @@ pub async fn claim_outbox<T: DeserializeOwned>(db: &PgPool, lease_secs: u64) -> 
 
 /// Remembers the transaction an attempt sent, before waiting for it.
 pub async fn set_outbox_tx(db: &PgPool, id: i64, tx_hash: Option<B256>) -> sqlx::Result<()> {
-    sqlx::query("UPDATE outbox SET tx_hash = $2, updated_at = now() WHERE id = $1")
-        .bind(id)
-        .bind(tx_hash.as_ref().map(|x| x.as_slice()))
-        .execute(db)
-        .await?;
+    sqlx::query(
+        "UPDATE outbox SET tx_hash = $2, tx_sent_at = CASE WHEN $2 IS NULL THEN NULL ELSE now() END, updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(tx_hash.as_ref().map(|x| x.as_slice()))
+    .execute(db)
+    .await?;
     Ok(())
 }
 
@@ -980,7 +976,8 @@ pub async fn record_dispute(db: &mut PgConnection, r: &SeenRegistration) -> sqlx
 /// Parses a NUMERIC(20, 0) column read as text into the uint64 it holds.
 pub(crate) fn u64_column(row: &sqlx::postgres::PgRow, name: &str) -> sqlx::Result<u64> {
     let text: String = row.try_get(name)?;
-    text.parse().map_err(|e: std::num::ParseIntError| sqlx::Error::ColumnDecode { index: name.into(), source: e.into() })
+    text.parse()
+        .map_err(|e: std::num::ParseIntError| sqlx::Error::ColumnDecode { index: name.into(), source: e.into() })
 }
 
 /// The recorded registration of the record `record_key`, if any.
@@ -1017,7 +1014,11 @@ pub async fn disputes_without_key(db: &PgPool) -> sqlx::Result<Vec<(B256, Params
     .await?;
     rows.iter()
         .map(|r| {
-            Ok((b256(r.get::<&[u8], _>("id"))?, r.get::<Json<Params>, _>("params").0, r.get::<Json<State>, _>("initial").0))
+            Ok((
+                b256(r.get::<&[u8], _>("id"))?,
+                r.get::<Json<Params>, _>("params").0,
+                r.get::<Json<State>, _>("initial").0,
+            ))
         })
         .collect()
 }
@@ -1072,16 +1073,18 @@ pub async fn enqueue_after<T: Serialize>(
     db: &mut PgConnection,
     dedup_key: &str,
     kind: &str,
+    priority: i16,
     channel: Option<B256>,
     action: &T,
     delay_secs: u64,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO outbox (dedup_key, kind, channel_id, payload, not_before)
-         VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5)) ON CONFLICT (dedup_key) DO NOTHING",
+        "INSERT INTO outbox (dedup_key, kind, priority, channel_id, payload, not_before)
+         VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6)) ON CONFLICT (dedup_key) DO NOTHING",
     )
     .bind(dedup_key)
     .bind(kind)
+    .bind(priority)
     .bind(channel.as_ref().map(|x| x.as_slice()))
     .bind(Json(action))
     .bind(delay_secs as f64)

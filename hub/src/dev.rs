@@ -220,6 +220,7 @@ pub fn local_config(
             confirmations,
             start_block: 0,
             poll_interval_ms: poll_ms,
+            fee_bump_after_secs: 5,
         },
         assets: stack.assets.clone(),
         // A local chain: disputes of a minute are enough (production: a day at least).

@@ -122,7 +122,7 @@ async fn still_locks(db: &mut PgConnection, parent: B256, id: B256) -> sqlx::Res
 
 async fn enqueue_all(db: &mut PgConnection, plan: Vec<Planned>) -> sqlx::Result<()> {
     for (action, delay) in plan {
-        db::enqueue_after(db, &action.dedup_key(), action.kind(), Some(action.channel()), &action, delay).await?;
+        action.enqueue(db, delay).await?;
     }
     Ok(())
 }

@@ -143,6 +143,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         poll: Duration::from_millis(config.chain.poll_interval_ms),
         head: hub.metrics.chain_head_seen.clone(),
         settle_grace: config.channels.settle_grace,
+        fee_bump_after: Duration::from_secs(config.chain.fee_bump_after_secs),
     };
 
     let (stop, stopped) = watch::channel(false);

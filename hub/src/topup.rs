@@ -37,7 +37,7 @@ pub async fn sweep_once(pool: &PgPool, rules: &Rules, limit: i64) -> anyhow::Res
             let mut tx = pool.begin().await?;
             if db::start_top_up(&mut tx, c.id, *asset, c.hub, config.top_up_amount, target).await? {
                 let action = Action::TopUp { channel: c.id, asset: *asset, amount: target };
-                db::enqueue(&mut tx, &action.dedup_key(), action.kind(), Some(c.id), &action).await?;
+                action.enqueue(&mut tx, 0).await?;
                 tracing::info!(channel = %c.id, %asset, %free, amount = %config.top_up_amount, "collateral top-up started");
                 started += 1;
             }

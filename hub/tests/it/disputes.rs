@@ -450,10 +450,12 @@ fn cosigned_v(seed: &Seed, version: u64, is_final: bool, alice: u64) -> anyhow::
     state.version = version;
     state.isFinal = is_final;
     state.outcome.balances[0] = [ether(alice), ether(5 - alice)];
-    Ok(chain::sign_both(&seed.env.stack.contracts.deployment, &params, &state, [
-        &seed.env.devnet.key(1),
-        &seed.env.devnet.key(2),
-    ])?)
+    Ok(chain::sign_both(
+        &seed.env.stack.contracts.deployment,
+        &params,
+        &state,
+        [&seed.env.devnet.key(1), &seed.env.devnet.key(2)],
+    )?)
 }
 
 /// Flaw 1 of "the hub cannot be robbed": Alice and Bob co-sign F1 (final, all to Alice) and
@@ -543,14 +545,15 @@ async fn a_version_beyond_i64_does_not_stop_the_watcher() -> anyhow::Result<()> 
         Ok(cursor.is_some_and(|c| c as u64 >= head))
     })
     .await?;
-    let skipped: i64 = sqlx::query_scalar("SELECT count(*) FROM chain_events WHERE skipped IS NOT NULL")
-        .fetch_one(&env.pool)
-        .await?;
+    let skipped: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM chain_events WHERE skipped IS NOT NULL").fetch_one(&env.pool).await?;
     assert_eq!(skipped, 0, "a version of 2^63 + 1 is stored, not skipped");
     // The hub still acts: it registers Y (V is registered) and concludes both parents with
     // the state Alice and Bob fixed; its total stays 7.
-    wait_until(WAIT, "the hub to register Y", || async { Ok(dispute_version(env, seed.y).await?.phase == phase::DISPUTE) })
-        .await?;
+    wait_until(WAIT, "the hub to register Y", || async {
+        Ok(dispute_version(env, seed.y).await?.phase == phase::DISPUTE)
+    })
+    .await?;
     advance_chain(env, CHALLENGE + 1).await?;
     let x = wait_concluded(env, seed.x).await?;
     let y = wait_concluded(env, seed.y).await?;

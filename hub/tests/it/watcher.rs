@@ -113,6 +113,7 @@ async fn expired_sessions_challenges_and_old_idempotency_answers_are_pruned() ->
 /// amounts, and malformed payloads under the real event signatures) are each applied or
 /// recorded as skipped, and the cursor always moves on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(non_snake_case)] // the fields of the generated event and state types
 async fn no_event_payload_stops_ingestion() -> anyhow::Result<()> {
     use alloy::primitives::{Address, B256, Bytes, LogData, U256};
     use alloy::sol_types::SolEvent;
@@ -134,13 +135,19 @@ async fn no_event_payload_stops_ingestion() -> anyhow::Result<()> {
     let chain = ingrid_hub::chain::Chain {
         provider: env.provider(&env.hub_key),
         deployment: env.stack.contracts.deployment,
-        assets: env.stack.assets.iter().map(|a| ingrid_client_sdk::chain::Asset { holder: a.holder, token: a.token }).collect(),
+        assets: env
+            .stack
+            .assets
+            .iter()
+            .map(|a| ingrid_client_sdk::chain::Asset { holder: a.holder, token: a.token })
+            .collect(),
         key: env.hub_key.clone(),
         confirmations: 0,
         start_block: 0,
         poll: Duration::from_millis(100),
         head: Default::default(),
         settle_grace: config.channels.settle_grace,
+        fee_bump_after: Duration::from_secs(5),
     };
     let adjudicator = env.stack.contracts.deployment.adjudicator;
 
@@ -157,20 +164,23 @@ async fn no_event_payload_stops_ingestion() -> anyhow::Result<()> {
             .prop_map(|(assets, balances, locked)| Allocation {
                 assets,
                 balances,
-                locked: locked.into_iter().map(|(id, balances, indexMap)| SubAlloc { id, balances, indexMap }).collect(),
+                locked: locked
+                    .into_iter()
+                    .map(|(id, balances, indexMap)| SubAlloc { id, balances, indexMap })
+                    .collect(),
             })
     };
     let params = || {
-        (any::<u64>(), u256(), any::<[[u8; 20]; 2]>(), any::<bool>(), any::<bool>()).prop_map(|(d, nonce, p, ledger, v)| {
-            Params {
+        (any::<u64>(), u256(), any::<[[u8; 20]; 2]>(), any::<bool>(), any::<bool>()).prop_map(
+            |(d, nonce, p, ledger, v)| Params {
                 challengeDuration: d,
                 nonce,
                 participants: p.map(Address::from),
                 ledger,
                 isVirtual: v,
                 app: Address::ZERO,
-            }
-        })
+            },
+        )
     };
     let state = move || {
         (channel(), version(), outcome(), proptest::collection::vec(any::<u8>(), 0..40), any::<bool>()).prop_map(
@@ -186,12 +196,16 @@ async fn no_event_payload_stops_ingestion() -> anyhow::Result<()> {
     // (address, data) of one event: a well-formed one with arbitrary fields, or garbage under
     // a real signature.
     let event = prop_oneof![
-        (channel(), word(), any::<u64>(), params(), state()).prop_map(move |(channelId, parentId, timeout, params, state)| {
-            (adjudicator, Registered { channelId, parentId, timeout, params, state }.encode_log_data())
-        }),
-        (channel(), word(), any::<u64>(), params(), state()).prop_map(move |(channelId, parentId, timeout, params, state)| {
-            (adjudicator, Refuted { channelId, parentId, timeout, params, state }.encode_log_data())
-        }),
+        (channel(), word(), any::<u64>(), params(), state()).prop_map(
+            move |(channelId, parentId, timeout, params, state)| {
+                (adjudicator, Registered { channelId, parentId, timeout, params, state }.encode_log_data())
+            }
+        ),
+        (channel(), word(), any::<u64>(), params(), state()).prop_map(
+            move |(channelId, parentId, timeout, params, state)| {
+                (adjudicator, Refuted { channelId, parentId, timeout, params, state }.encode_log_data())
+            }
+        ),
         (channel(), version(), proptest::collection::vec([u256(), u256()], 0..3)).prop_map(
             move |(channelId, version, balances)| {
                 let assets = vec![eth; balances.len()];
@@ -201,9 +215,11 @@ async fn no_event_payload_stops_ingestion() -> anyhow::Result<()> {
         (channel(), any::<[u8; 20]>(), u256(), u256()).prop_map(move |(channelId, p, amount, total)| {
             (eth, Deposited { channelId, participant: Address::from(p), amount, total }.encode_log_data())
         }),
-        (channel(), [u256(), u256()], any::<bool>()).prop_map(move |(channelId, balances, refunded)| {
-            (eth, OutcomeSet { channelId, balances, refunded }.encode_log_data())
-        }),
+        (channel(), [u256(), u256()], [u256(), u256()], any::<bool>()).prop_map(
+            move |(channelId, balances, credited, refunded)| {
+                (eth, OutcomeSet { channelId, balances, credited, refunded }.encode_log_data())
+            }
+        ),
         (
             prop_oneof![
                 Just(Registered::SIGNATURE_HASH),
@@ -249,7 +265,11 @@ async fn no_event_payload_stops_ingestion() -> anyhow::Result<()> {
         }
         assert_eq!(cursor().await?, block, "case {case}: the cursor moved on");
         let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM chain_events").fetch_one(&env.pool).await?;
-        assert_eq!(stored - stored_before, logs.len() as i64, "case {case}: every event is applied or recorded as skipped");
+        assert_eq!(
+            stored - stored_before,
+            logs.len() as i64,
+            "case {case}: every event is applied or recorded as skipped"
+        );
         block += 1;
     }
     let skipped: i64 =
