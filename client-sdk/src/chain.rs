@@ -6,7 +6,7 @@
 //! adjudicator error can be decoded.
 
 use alloy::network::Ethereum;
-use alloy::primitives::{Address, B256, TxHash, U256};
+use alloy::primitives::{Address, B256, Bytes, TxHash, U256};
 use alloy::providers::{PendingTransactionBuilder, PendingTransactionError, Provider};
 use alloy::rpc::types::TransactionReceipt;
 use alloy::signers::local::PrivateKeySigner;
@@ -17,7 +17,7 @@ use crate::bindings::adjudicator::Adjudicator::{self, AdjudicatorErrors};
 use crate::bindings::erc20_holder::Erc20AssetHolder;
 use crate::bindings::eth_holder::{EthAssetHolder, IAssetHolder};
 use crate::bindings::test_token::TestToken;
-use crate::state::{Deployment, SignatureError, channel_id, sign_digest};
+use crate::state::{Deployment, SignatureError, channel_id, funding_id, sign_digest};
 
 /// Why an on-chain action failed.
 #[derive(Debug, thiserror::Error)]
@@ -244,8 +244,38 @@ pub async fn settled<P: Provider>(provider: &P, holder: Address, channel: B256) 
     Ok(EthAssetHolder::new(holder, provider).settled(channel).call().await?)
 }
 
-/// Sends the withdrawal of `key`'s whole holding of `amount` in a settled channel from the
-/// asset holder `holder` (any asset) to `receiver`.
+/// The nonce the next withdrawal authorisation of `participant` in `channel` at the asset
+/// holder `holder` (any asset) must carry.
+pub async fn withdrawal_nonce<P: Provider>(
+    provider: &P,
+    holder: Address,
+    channel: B256,
+    participant: Address,
+) -> ChainResult<U256> {
+    Ok(EthAssetHolder::new(holder, provider).nonces(funding_id(channel, participant)).call().await?)
+}
+
+/// `key`'s authorisation to pay exactly `amount` of its holding in `channel` at the asset
+/// holder `holder` to `receiver`, numbered `nonce`, with its signature. It can be used once,
+/// and only while `nonce` is the holder's next nonce for the funding id.
+pub fn sign_withdrawal(
+    deployment: &Deployment,
+    holder: Address,
+    key: &PrivateKeySigner,
+    channel: B256,
+    receiver: Address,
+    amount: U256,
+    nonce: U256,
+) -> Result<(IAssetHolder::Withdrawal, Bytes), SignatureError> {
+    let participant = key.address();
+    let digest = deployment.withdrawal_digest(holder, channel, participant, receiver, amount, nonce);
+    let sig = sign_digest(key, &digest)?;
+    Ok((IAssetHolder::Withdrawal { channelId: channel, participant, receiver, amount, nonce }, sig))
+}
+
+/// Sends the withdrawal of exactly `amount` of `key`'s holding in a settled channel from the
+/// asset holder `holder` (any asset) to `receiver`, signed with the funding id's next nonce
+/// (read from the chain first). Whatever else is held stays for a later withdrawal.
 pub async fn send_withdraw<P: Provider>(
     provider: &P,
     deployment: &Deployment,
@@ -255,9 +285,8 @@ pub async fn send_withdraw<P: Provider>(
     receiver: Address,
     amount: U256,
 ) -> ChainResult<PendingTransactionBuilder<Ethereum>> {
-    let digest = deployment.withdrawal_digest(holder, channel, key.address(), receiver, amount);
-    let sig = sign_digest(key, &digest)?;
-    let auth = IAssetHolder::Withdrawal { channelId: channel, participant: key.address(), receiver, amount };
+    let nonce = withdrawal_nonce(provider, holder, channel, key.address()).await?;
+    let (auth, sig) = sign_withdrawal(deployment, holder, key, channel, receiver, amount, nonce)?;
     Ok(EthAssetHolder::new(holder, provider).withdraw(auth, sig).send().await?)
 }
 

@@ -3,7 +3,8 @@
 //! A state is signed as EIP-712 typed data `ChannelState` in the domain
 //! `("Ingrid", "1", chain id, adjudicator)`, so a signature is never valid for another
 //! channel, version, chain or deployment. Withdrawals are signed as `Withdrawal` in the
-//! domain `("IngridAssetHolder", "1", chain id, asset holder)`.
+//! domain `("IngridAssetHolder", "1", chain id, asset holder)`, with the exact amount to pay
+//! and the funding id's next nonce, so an authorisation is used at most once.
 
 use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy::signers::local::PrivateKeySigner;
@@ -23,12 +24,14 @@ mod typed {
             bool isFinal;
         }
 
-        /// The EIP-712 type of a withdrawal authorisation (see `IAssetHolder.sol`).
+        /// The EIP-712 type of a withdrawal authorisation (see `IAssetHolder.sol`):
+        /// `Withdrawal(bytes32 channelId,address participant,address receiver,uint256 amount,uint256 nonce)`.
         struct Withdrawal {
             bytes32 channelId;
             address participant;
             address receiver;
             uint256 amount;
+            uint256 nonce;
         }
     }
 }
@@ -111,7 +114,9 @@ impl Deployment {
         verify_digest(&self.state_digest(state), sig, expected)
     }
 
-    /// The digest `participant` signs to withdraw `amount` from `holder` to `receiver`.
+    /// The digest `participant` signs to withdraw exactly `amount` from `holder` to `receiver`
+    /// with the authorisation numbered `nonce` (the holder's `nonces(fundingId)` at the time
+    /// of withdrawal); equals `AssetHolder.withdrawalDigest`.
     pub fn withdrawal_digest(
         &self,
         holder: Address,
@@ -119,8 +124,9 @@ impl Deployment {
         participant: Address,
         receiver: Address,
         amount: U256,
+        nonce: U256,
     ) -> B256 {
-        typed::Withdrawal { channelId: channel_id, participant, receiver, amount }
+        typed::Withdrawal { channelId: channel_id, participant, receiver, amount, nonce }
             .eip712_signing_hash(&self.withdrawal_domain(holder))
     }
 }
@@ -128,6 +134,12 @@ impl Deployment {
 /// The channel id of `params`: `keccak256(abi.encode(params))`.
 pub fn channel_id(params: &Params) -> B256 {
     keccak256(params.abi_encode())
+}
+
+/// The funding id of `participant` in `channel` at an asset holder:
+/// `keccak256(abi.encode(channelId, participant))` (`AssetHolder.fundingId`).
+pub fn funding_id(channel: B256, participant: Address) -> B256 {
+    keccak256((channel, participant).abi_encode())
 }
 
 /// libsecp256k1's context, made once (making one costs milliseconds).

@@ -10,7 +10,7 @@ import {IAssetHolder} from "./IAssetHolder.sol";
 /// @title AssetHolder
 /// @notice Holds one asset for ledger channels (DESIGN.md section 2). Deposits are credited to
 /// a funding id `keccak256(abi.encode(channelId, participant))`; the adjudicator sets each
-/// channel's outcome once; participants then pull their holdings with a signed authorisation.
+/// channel's outcome once; participants then pull their holdings with signed authorisations.
 ///
 /// Settlement rule (`setOutcome`), per asset. Before settlement nothing can be withdrawn, so a
 /// participant's holding is exactly what was deposited for it, `d_i`; let `H = d0 + d1` (all
@@ -39,12 +39,27 @@ import {IAssetHolder} from "./IAssetHolder.sol";
 /// Deposits remain possible after settlement; they add to the participant's holding and can
 /// be withdrawn like the rest.
 ///
+/// Withdrawals (`withdraw`): an authorisation names the amount to pay and the funding id's
+/// next nonce (`nonces`). It pays exactly that amount, so anything else held (a late deposit,
+/// say 1 wei sent by anyone to block an exact-amount rule) stays for a later authorisation,
+/// and it is spent when used: the nonce moves on, so it can never be replayed, even after the
+/// holding is back at the same amount. An amount rather than "the whole holding" is signed so
+/// that an authorisation never moves more than its signer saw and agreed to.
+///
+/// A holding and its nonce share one storage slot: a holding is at most `2^192 - 1` (a deposit
+/// that would exceed it reverts with `HoldingOverflow`). An outcome whose credits would exceed
+/// it (only possible with a token whose supply exceeds `2^192`, and balances both participants
+/// signed) is settled like an underfunded one: the deposits stay where they are.
+///
 /// Concrete holders implement how the asset moves in (`_pull`) and out (`_pay`).
 abstract contract AssetHolder is IAssetHolder, EIP712("IngridAssetHolder", "1"), ReentrancyGuard {
     /// EIP-712 type hash of `Withdrawal`.
     bytes32 public constant WITHDRAWAL_TYPEHASH = keccak256(
-        "Withdrawal(bytes32 channelId,address participant,address receiver,uint256 amount)"
+        "Withdrawal(bytes32 channelId,address participant,address receiver,uint256 amount,uint256 nonce)"
     );
+
+    /// The largest holding of a funding id (it shares a slot with the nonce).
+    uint256 internal constant MAX_HOLDING = type(uint192).max;
 
     /// The constructor was given the zero address as adjudicator.
     error ZeroAdjudicator();
@@ -60,18 +75,27 @@ abstract contract AssetHolder is IAssetHolder, EIP712("IngridAssetHolder", "1"),
     error NotSettled();
     /// The withdrawal authorisation was not signed by its participant.
     error InvalidSignature();
-    /// The participant holds nothing in the channel.
+    /// `auth.amount` is zero.
     error NothingToWithdraw();
-    /// `auth.amount` is not the participant's whole holding.
-    error AmountMismatch(uint256 holding);
+    /// `auth.amount` exceeds the participant's holding.
+    error InsufficientHolding(uint256 holding);
+    /// `auth.nonce` is not the funding id's next nonce (it was used, or an earlier one was not).
+    error InvalidNonce(uint256 expected);
     /// Paying to the zero address would burn the funds.
     error ZeroReceiver();
+    /// The deposit would take the holding above `2^192 - 1`.
+    error HoldingOverflow();
+
+    /// A funding id's holding and the nonce of its next withdrawal, in one slot.
+    struct Account {
+        uint192 holding;
+        uint64 nonce;
+    }
 
     /// @inheritdoc IAssetHolder
     address public immutable adjudicator;
 
-    /// @inheritdoc IAssetHolder
-    mapping(bytes32 fundingId => uint256) public holdings;
+    mapping(bytes32 fundingId => Account) private _accounts;
 
     /// @inheritdoc IAssetHolder
     mapping(bytes32 channelId => bool) public settled;
@@ -89,9 +113,11 @@ abstract contract AssetHolder is IAssetHolder, EIP712("IngridAssetHolder", "1"),
     {
         if (participant == address(0)) revert ZeroParticipant();
         uint256 received = _pull(amount);
-        bytes32 f = fundingId(channelId, participant);
-        uint256 total = holdings[f] + received;
-        holdings[f] = total;
+        Account storage a = _accounts[fundingId(channelId, participant)];
+        uint256 total = a.holding + received;
+        if (total > MAX_HOLDING) revert HoldingOverflow();
+        // forge-lint: disable-next-line(unsafe-typecast)
+        a.holding = uint192(total); // fits: checked on the line above
         emit Deposited(channelId, participant, received, total);
     }
 
@@ -106,23 +132,28 @@ abstract contract AssetHolder is IAssetHolder, EIP712("IngridAssetHolder", "1"),
         if (participants[0] == participants[1]) revert InvalidParticipants();
         settled[channelId] = true;
 
-        bytes32 f0 = fundingId(channelId, participants[0]);
-        bytes32 f1 = fundingId(channelId, participants[1]);
-        uint256 d0 = holdings[f0];
-        uint256 held = d0 + holdings[f1];
-        uint256 owed = balances[0] + balances[1];
-        bool refunded = held < owed;
-        uint256[2] memory credited;
-        if (refunded) {
-            credited = [d0, held - d0];
-        } else {
+        Account storage a0 = _accounts[fundingId(channelId, participants[0])];
+        Account storage a1 = _accounts[fundingId(channelId, participants[1])];
+        uint256 d0 = a0.holding;
+        uint256 d1 = a1.holding;
+        uint256 held = d0 + d1;
+        bool refunded = held < balances[0] + balances[1];
+        uint256[2] memory credited = [d0, d1];
+        if (!refunded) {
             // See the contract's doc: b0 + min(E, max(0, d0 - b0)); the rest is participant 1's.
-            uint256 excess = held - owed;
+            uint256 excess = held - balances[0] - balances[1];
             uint256 above0 = d0 > balances[0] ? d0 - balances[0] : 0;
-            credited[0] = balances[0] + (above0 < excess ? above0 : excess);
-            credited[1] = held - credited[0];
-            holdings[f0] = credited[0];
-            holdings[f1] = credited[1];
+            uint256 c0 = balances[0] + (above0 < excess ? above0 : excess);
+            uint256 c1 = held - c0;
+            if (c0 > MAX_HOLDING || c1 > MAX_HOLDING) {
+                refunded = true; // cannot be held in a slot: see the contract's doc
+            } else {
+                credited = [c0, c1];
+                // forge-lint: disable-next-line(unsafe-typecast)
+                a0.holding = uint192(c0); // fits: checked above
+                // forge-lint: disable-next-line(unsafe-typecast)
+                a1.holding = uint192(c1); // fits: checked above
+            }
         }
         emit OutcomeSet(channelId, balances, credited, refunded);
     }
@@ -131,18 +162,32 @@ abstract contract AssetHolder is IAssetHolder, EIP712("IngridAssetHolder", "1"),
     function withdraw(Withdrawal calldata auth, bytes calldata sig) external nonReentrant {
         if (!settled[auth.channelId]) revert NotSettled();
         if (auth.receiver == address(0)) revert ZeroReceiver();
+        if (auth.amount == 0) revert NothingToWithdraw();
         (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(withdrawalDigest(auth), sig);
         if (err != ECDSA.RecoverError.NoError || signer != auth.participant) {
             revert InvalidSignature();
         }
-        bytes32 f = fundingId(auth.channelId, auth.participant);
-        uint256 holding = holdings[f];
-        if (holding == 0) revert NothingToWithdraw();
-        if (auth.amount != holding) revert AmountMismatch(holding);
+        Account storage a = _accounts[fundingId(auth.channelId, auth.participant)];
+        uint64 nonce = a.nonce;
+        uint192 holding = a.holding;
+        if (auth.nonce != nonce) revert InvalidNonce(nonce);
+        if (auth.amount > holding) revert InsufficientHolding(holding);
 
-        holdings[f] = 0;
-        emit Withdrawn(auth.channelId, auth.participant, auth.receiver, holding);
-        _pay(auth.receiver, holding);
+        // forge-lint: disable-next-line(unsafe-typecast)
+        a.holding = holding - uint192(auth.amount); // fits: at most the holding
+        a.nonce = nonce + 1;
+        emit Withdrawn(auth.channelId, auth.participant, auth.receiver, auth.amount, nonce);
+        _pay(auth.receiver, auth.amount);
+    }
+
+    /// @inheritdoc IAssetHolder
+    function holdings(bytes32 fundingId_) external view returns (uint256) {
+        return _accounts[fundingId_].holding;
+    }
+
+    /// @inheritdoc IAssetHolder
+    function nonces(bytes32 fundingId_) external view returns (uint256) {
+        return _accounts[fundingId_].nonce;
     }
 
     /// @inheritdoc IAssetHolder
@@ -159,7 +204,8 @@ abstract contract AssetHolder is IAssetHolder, EIP712("IngridAssetHolder", "1"),
                     auth.channelId,
                     auth.participant,
                     auth.receiver,
-                    auth.amount
+                    auth.amount,
+                    auth.nonce
                 )
             )
         );

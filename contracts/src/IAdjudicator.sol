@@ -118,18 +118,18 @@ interface IAdjudicator {
     /// unless it already concluded.
     function concludeFinal(Channel.SignedState calldata ledger) external;
 
-    /// The dispute record under `channelId`: pass the channel id of a ledger channel, but
+    /// The dispute record under `key`: pass the channel id of a ledger channel, but
     /// `subChannelKey(...)` of a sub-channel (a sub-channel's plain id has no record).
-    function disputes(bytes32 channelId)
+    function disputes(bytes32 key)
         external
         view
         returns (uint64 timeout, uint64 version, Phase phase, bytes32 stateHash);
 
-    /// The record key of a sub-channel: `keccak256(abi.encode(channelId, assets, totals))`,
-    /// where `assets` are the sub-channel's (its parent's) assets and `totals[a]` is its whole
-    /// value in asset `a` (the sum of its two balances; equal to its parent's locked amounts
-    /// `lock.balances`).
-    function subChannelKey(bytes32 channelId, address[] calldata assets, uint256[] calldata totals)
+    /// The record key of a sub-channel: `keccak256(abi.encode(id, assets, totals))`, where
+    /// `id` is its channel id, `assets` are the sub-channel's (its parent's) assets and
+    /// `totals[a]` is its whole value in asset `a` (the sum of its two balances; equal to its
+    /// parent's locked amounts `lock.balances`).
+    function subChannelKey(bytes32 id, address[] calldata assets, uint256[] calldata totals)
         external
         pure
         returns (bytes32);

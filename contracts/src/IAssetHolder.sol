@@ -9,15 +9,20 @@ pragma solidity ^0.8.28;
 /// deposit is ever destroyed: an excess above the outcome is credited by the rule documented
 /// in `AssetHolder`.
 interface IAssetHolder {
-    /// A participant's signed permission to pay out its whole holding in a settled channel.
-    /// EIP-712 type `Withdrawal(bytes32 channelId,address participant,address receiver,uint256 amount)`
+    /// A participant's signed permission to pay `amount` of its holding in a settled channel to
+    /// `receiver`, once. EIP-712 type
+    /// `Withdrawal(bytes32 channelId,address participant,address receiver,uint256 amount,uint256 nonce)`
     /// in the domain `("IngridAssetHolder", "1", chainid, this asset holder)`.
     struct Withdrawal {
         bytes32 channelId;
         address participant;
         address receiver;
-        /// Must equal the participant's whole holding at the time of withdrawal.
+        /// Exactly what is paid; at most the participant's holding at the time of withdrawal
+        /// (whatever else it holds stays), never zero.
         uint256 amount;
+        /// Must equal `nonces(fundingId(channelId, participant))`; a withdrawal increments it,
+        /// so every authorisation is used at most once.
+        uint256 nonce;
     }
 
     /// `amount` was deposited for `participant` in `channelId`; `total` is its new holding.
@@ -33,9 +38,14 @@ interface IAssetHolder {
         bytes32 indexed channelId, uint256[2] balances, uint256[2] credited, bool refunded
     );
 
-    /// `amount` of `participant`'s holding in `channelId` was paid to `receiver`.
+    /// `amount` of `participant`'s holding in `channelId` was paid to `receiver` by the
+    /// authorisation with `nonce` (the funding id's next nonce is now `nonce + 1`).
     event Withdrawn(
-        bytes32 indexed channelId, address indexed participant, address receiver, uint256 amount
+        bytes32 indexed channelId,
+        address indexed participant,
+        address receiver,
+        uint256 amount,
+        uint256 nonce
     );
 
     /// Credits `amount` to (`channelId`, `participant`). For ETH `msg.value` must equal
@@ -51,15 +61,20 @@ interface IAssetHolder {
         uint256[2] calldata balances
     ) external;
 
-    /// Pays out a participant's whole holding in a settled channel to the receiver it signed
-    /// for. Anyone may submit the authorisation.
+    /// Pays `auth.amount` of a participant's holding in a settled channel to the receiver it
+    /// signed for, if the holding covers it and `auth.nonce` is the funding id's next nonce
+    /// (then increments it). Anyone may submit the authorisation.
     function withdraw(Withdrawal calldata auth, bytes calldata sig) external;
 
     /// The adjudicator allowed to set outcomes.
     function adjudicator() external view returns (address);
 
-    /// Current holding of a funding id.
-    function holdings(bytes32 fundingId) external view returns (uint256);
+    /// Current holding of a funding id (at most `2^192 - 1`).
+    function holdings(bytes32 fundingId_) external view returns (uint256);
+
+    /// The nonce the next withdrawal authorisation of a funding id must carry (starts at 0,
+    /// incremented by every withdrawal).
+    function nonces(bytes32 fundingId_) external view returns (uint256);
 
     /// Whether the outcome of `channelId` was set.
     function settled(bytes32 channelId) external view returns (bool);

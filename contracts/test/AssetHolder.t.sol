@@ -24,13 +24,28 @@ contract AssetHolderTest is Base {
         h.setOutcome(channelId, [alice, bob], [b0, b1]);
     }
 
+    /// An authorisation with nonce 0 (the first withdrawal of the funding id).
     function auth(bytes32 channelId, address participant, address receiver, uint256 amount)
         internal
         pure
         returns (IAssetHolder.Withdrawal memory)
     {
+        return authN(channelId, participant, receiver, amount, 0);
+    }
+
+    function authN(
+        bytes32 channelId,
+        address participant,
+        address receiver,
+        uint256 amount,
+        uint256 nonce
+    ) internal pure returns (IAssetHolder.Withdrawal memory) {
         return IAssetHolder.Withdrawal({
-            channelId: channelId, participant: participant, receiver: receiver, amount: amount
+            channelId: channelId,
+            participant: participant,
+            receiver: receiver,
+            amount: amount,
+            nonce: nonce
         });
     }
 
@@ -81,24 +96,14 @@ contract AssetHolderTest is Base {
             )
         );
         assertEq(eth.domainSeparator(), domain);
-        bytes32 structHash = keccak256(
-            abi.encode(
-                keccak256(
-                    "Withdrawal(bytes32 channelId,address participant,address receiver,uint256 amount)"
-                ),
-                C,
-                alice,
-                bob,
-                uint256(5)
-            )
+        bytes32 typeHash = keccak256(
+            "Withdrawal(bytes32 channelId,address participant,address receiver,uint256 amount,uint256 nonce)"
         );
-        assertEq(
-            eth.WITHDRAWAL_TYPEHASH(),
-            keccak256(
-                "Withdrawal(bytes32 channelId,address participant,address receiver,uint256 amount)"
-            )
-        );
+        bytes32 structHash = keccak256(abi.encode(typeHash, C, alice, bob, uint256(5), uint256(0)));
+        assertEq(eth.WITHDRAWAL_TYPEHASH(), typeHash);
         assertEq(eth.withdrawalDigest(w), MessageHashUtils.toTypedDataHash(domain, structHash));
+        // The nonce is part of what is signed.
+        assertTrue(eth.withdrawalDigest(authN(C, alice, bob, 5, 1)) != eth.withdrawalDigest(w));
         (, string memory name, string memory version,,,,) = erc.eip712Domain();
         assertEq(name, "IngridAssetHolder");
         assertEq(version, "1");
@@ -386,7 +391,7 @@ contract AssetHolderTest is Base {
         IAssetHolder.Withdrawal memory w = auth(C, alice, wallet, 5);
         bytes memory sig = withdrawalSig(eth, ALICE_PK, w);
         vm.expectEmit(address(eth));
-        emit IAssetHolder.Withdrawn(C, alice, wallet, 5);
+        emit IAssetHolder.Withdrawn(C, alice, wallet, 5, 0);
         vm.prank(eve); // anyone may submit
         eth.withdraw(w, sig);
         assertEq(wallet.balance, 5);
@@ -399,7 +404,7 @@ contract AssetHolderTest is Base {
         depositErc(C, bob, 30);
         setOutcome(erc, C, 20, 80);
         vm.expectEmit(address(erc));
-        emit IAssetHolder.Withdrawn(C, bob, bob, 80);
+        emit IAssetHolder.Withdrawn(C, bob, bob, 80, 0);
         assertEq(withdrawAll(erc, C, BOB_PK, bob), 80);
         assertEq(withdrawAll(erc, C, ALICE_PK, alice), 20);
         assertEq(token.balanceOf(bob), 80);
@@ -453,11 +458,21 @@ contract AssetHolderTest is Base {
         eth.withdraw(w, sig);
     }
 
-    function test_withdraw_revert_nothing() public {
-        setOutcome(eth, C, 0, 0);
+    function test_withdraw_revert_zeroAmount() public {
+        depositEth(C, alice, 5);
+        setOutcome(eth, C, 5, 0);
         IAssetHolder.Withdrawal memory w = auth(C, alice, alice, 0);
         bytes memory sig = withdrawalSig(eth, ALICE_PK, w);
         vm.expectRevert(AssetHolder.NothingToWithdraw.selector);
+        eth.withdraw(w, sig);
+        assertEq(eth.nonces(eth.fundingId(C, alice)), 0, "no nonce spent");
+    }
+
+    function test_withdraw_revert_nothingHeld() public {
+        setOutcome(eth, C, 0, 0);
+        IAssetHolder.Withdrawal memory w = auth(C, alice, alice, 1);
+        bytes memory sig = withdrawalSig(eth, ALICE_PK, w);
+        vm.expectRevert(abi.encodeWithSelector(AssetHolder.InsufficientHolding.selector, 0));
         eth.withdraw(w, sig);
     }
 
@@ -467,21 +482,119 @@ contract AssetHolderTest is Base {
         IAssetHolder.Withdrawal memory w = auth(C, alice, alice, 5);
         bytes memory sig = withdrawalSig(eth, ALICE_PK, w);
         eth.withdraw(w, sig);
-        vm.expectRevert(AssetHolder.NothingToWithdraw.selector);
+        vm.expectRevert(abi.encodeWithSelector(AssetHolder.InvalidNonce.selector, 1));
         eth.withdraw(w, sig);
     }
 
-    function test_withdraw_revert_amountNotWholeHolding() public {
+    function test_withdraw_revert_amountAboveHolding() public {
         depositEth(C, alice, 5);
         setOutcome(eth, C, 5, 0);
-        IAssetHolder.Withdrawal memory less = auth(C, alice, alice, 4);
-        bytes memory sigLess = withdrawalSig(eth, ALICE_PK, less);
-        vm.expectRevert(abi.encodeWithSelector(AssetHolder.AmountMismatch.selector, 5));
-        eth.withdraw(less, sigLess);
         IAssetHolder.Withdrawal memory more = auth(C, alice, alice, 6);
         bytes memory sigMore = withdrawalSig(eth, ALICE_PK, more);
-        vm.expectRevert(abi.encodeWithSelector(AssetHolder.AmountMismatch.selector, 5));
+        vm.expectRevert(abi.encodeWithSelector(AssetHolder.InsufficientHolding.selector, 5));
         eth.withdraw(more, sigMore);
+    }
+
+    /// An authorisation pays exactly its amount; the rest waits for one with the next nonce.
+    function test_withdraw_partialThenRest() public {
+        depositEth(C, alice, 5);
+        setOutcome(eth, C, 5, 0);
+        address wallet = makeAddr("wallet");
+        IAssetHolder.Withdrawal memory first = auth(C, alice, wallet, 4);
+        vm.expectEmit(address(eth));
+        emit IAssetHolder.Withdrawn(C, alice, wallet, 4, 0);
+        eth.withdraw(first, withdrawalSig(eth, ALICE_PK, first));
+        assertEq(holdingOf(eth, C, alice), 1);
+        assertEq(eth.nonces(eth.fundingId(C, alice)), 1);
+        IAssetHolder.Withdrawal memory rest = authN(C, alice, wallet, 1, 1);
+        vm.expectEmit(address(eth));
+        emit IAssetHolder.Withdrawn(C, alice, wallet, 1, 1);
+        eth.withdraw(rest, withdrawalSig(eth, ALICE_PK, rest));
+        assertEq(wallet.balance, 5);
+        assertEq(holdingOf(eth, C, alice), 0);
+    }
+
+    /// Authorisations are used in nonce order: one signed ahead of time waits for its turn.
+    function test_withdraw_revert_futureNonce() public {
+        depositEth(C, alice, 5);
+        setOutcome(eth, C, 5, 0);
+        IAssetHolder.Withdrawal memory w = authN(C, alice, alice, 2, 1);
+        bytes memory sig = withdrawalSig(eth, ALICE_PK, w);
+        vm.expectRevert(abi.encodeWithSelector(AssetHolder.InvalidNonce.selector, 0));
+        eth.withdraw(w, sig);
+        withdrawAll(eth, C, ALICE_PK, bob); // nonce 0 pays all 5
+        vm.expectRevert(abi.encodeWithSelector(AssetHolder.InsufficientHolding.selector, 0));
+        eth.withdraw(w, sig);
+    }
+
+    /// The nonce is per funding id: Bob's withdrawals do not move Alice's.
+    function test_withdraw_noncePerFundingId() public {
+        depositEth(C, alice, 5);
+        depositEth(C, bob, 5);
+        setOutcome(eth, C, 5, 5);
+        withdrawAll(eth, C, BOB_PK, bob);
+        assertEq(eth.nonces(eth.fundingId(C, bob)), 1);
+        assertEq(eth.nonces(eth.fundingId(C, alice)), 0);
+        assertEq(withdrawAll(eth, C, ALICE_PK, alice), 5);
+    }
+
+    function test_deposit_revert_holdingOverflow() public {
+        uint256 max = type(uint192).max;
+        depositErc(C, alice, max);
+        token.mint(eve, 1);
+        vm.startPrank(eve);
+        token.approve(address(erc), 1);
+        vm.expectRevert(AssetHolder.HoldingOverflow.selector);
+        erc.deposit(C, alice, 1);
+        vm.stopPrank();
+        assertEq(holdingOf(erc, C, alice), max);
+    }
+
+    /// Credits that cannot be held (above 2^192 - 1, only with absurd token supplies and
+    /// balances both signed) leave the deposits where they are instead of blocking the
+    /// conclusion.
+    function test_setOutcome_creditAboveMaxHolding_refunds() public {
+        uint256 max = type(uint192).max;
+        depositErc(C, alice, max);
+        depositErc(C, bob, max);
+        vm.expectEmit(address(erc));
+        emit IAssetHolder.OutcomeSet(C, [2 * max, uint256(0)], [max, max], true);
+        setOutcome(erc, C, 2 * max, 0);
+        assertEq(holdingOf(erc, C, alice), max);
+        assertEq(holdingOf(erc, C, bob), max);
+    }
+
+    /// Issue 11, flaw 6: anyone could make a withdrawal revert by depositing 1 wei to the
+    /// participant's funding id first. The authorised amount is now paid out as long as the
+    /// holding covers it; the wei stays withdrawable.
+    function test_withdraw_griefingDepositDoesNotBlock() public {
+        depositEth(C, alice, 5);
+        setOutcome(eth, C, 5, 0);
+        address wallet = makeAddr("wallet");
+        IAssetHolder.Withdrawal memory w = auth(C, alice, wallet, 5);
+        bytes memory sig = withdrawalSig(eth, ALICE_PK, w);
+        vm.deal(eve, 1);
+        vm.prank(eve);
+        eth.deposit{value: 1}(C, alice, 1);
+        eth.withdraw(w, sig);
+        assertEq(wallet.balance, 5);
+        assertEq(holdingOf(eth, C, alice), 1, "the griefer's wei stays withdrawable");
+    }
+
+    /// Issue 11, flaw 6: an authorisation carried no nonce, so once the holding was back at the
+    /// signed amount (a later deposit) anyone could replay it. Now it is spent when used.
+    function test_withdraw_revert_replayedAuthorisation() public {
+        depositEth(C, alice, 5);
+        setOutcome(eth, C, 5, 0);
+        address wallet = makeAddr("wallet");
+        IAssetHolder.Withdrawal memory w = auth(C, alice, wallet, 5);
+        bytes memory sig = withdrawalSig(eth, ALICE_PK, w);
+        eth.withdraw(w, sig);
+        depositEth(C, alice, 5);
+        vm.expectRevert(abi.encodeWithSelector(AssetHolder.InvalidNonce.selector, 1));
+        eth.withdraw(w, sig);
+        assertEq(wallet.balance, 5, "paid once");
+        assertEq(holdingOf(eth, C, alice), 5);
     }
 
     function test_ethWithdraw_revert_receiverRejects() public {

@@ -102,7 +102,7 @@ contract GasTest is Base {
 
     function test_gas_withdraw_eth() public {
         settledFor(1 ether);
-        IAssetHolder.Withdrawal memory w = IAssetHolder.Withdrawal(l, alice, bob, 1 ether);
+        IAssetHolder.Withdrawal memory w = IAssetHolder.Withdrawal(l, alice, bob, 1 ether, 0);
         bytes memory sig = withdrawalSig(eth, ALICE_PK, w);
         eth.withdraw(w, sig);
         report("withdraw ETH", abi.encodeCall(IAssetHolder.withdraw, (w, sig)), 80_000);
@@ -111,7 +111,7 @@ contract GasTest is Base {
 
     function test_gas_withdraw_erc20() public {
         settledFor(1 ether);
-        IAssetHolder.Withdrawal memory w = IAssetHolder.Withdrawal(l, alice, bob, 1 ether);
+        IAssetHolder.Withdrawal memory w = IAssetHolder.Withdrawal(l, alice, bob, 1 ether, 0);
         bytes memory sig = withdrawalSig(erc, ALICE_PK, w);
         erc.withdraw(w, sig);
         report("withdraw ERC20", abi.encodeCall(IAssetHolder.withdraw, (w, sig)), 75_000);

@@ -59,6 +59,10 @@ contract Handler is CommonBase, StdCheats, StdUtils {
     /// A record holding a final state was replaced by another state.
     bool public finalReplaced;
     bytes32[6] internal finalsBefore;
+    IAssetHolder.Withdrawal internal lastAuth;
+    bytes internal lastSig;
+    /// A used withdrawal authorisation paid out a second time.
+    bool public replayed;
 
     constructor(Adjudicator adj_, EthAssetHolder eth_) {
         adj = adj_;
@@ -272,21 +276,35 @@ contract Handler is CommonBase, StdCheats, StdUtils {
         } catch {}
     }
 
-    function withdraw(uint256 c, uint256 p) external {
+    /// Withdraws part or all of a holding (`amount` bounded to at most the holding) with the
+    /// funding id's next nonce; remembers the authorisation for `replay`.
+    function withdraw(uint256 c, uint256 p, uint256 amount) external {
         c = bound(c, 0, 2);
         p = bound(p, 0, 1);
         address participant = ledgers[c].participants[p];
-        uint256 amount = eth.holdings(eth.fundingId(ids[c], participant));
-        if (!eth.settled(ids[c]) || amount == 0) return;
+        bytes32 f = eth.fundingId(ids[c], participant);
+        uint256 holding = eth.holdings(f);
+        if (!eth.settled(ids[c]) || holding == 0) return;
+        amount = bound(amount, 1, holding);
         address receiver = makeAddr("receiver");
         uint256 balanceBefore = receiver.balance;
         IAssetHolder.Withdrawal memory w =
-            IAssetHolder.Withdrawal(ids[c], participant, receiver, amount);
+            IAssetHolder.Withdrawal(ids[c], participant, receiver, amount, eth.nonces(f));
         (uint8 v_, bytes32 r, bytes32 s) = vm.sign(keyOf(participant), eth.withdrawalDigest(w));
         eth.withdraw(w, abi.encodePacked(r, s, v_));
         if (receiver.balance - balanceBefore != amount) exactPayoutViolated = true;
         withdrawn[c] += amount;
         ++withdrawCount;
+        lastAuth = w;
+        lastSig = abi.encodePacked(r, s, v_);
+    }
+
+    /// Submits the last used authorisation again: it must always be refused.
+    function replay() external {
+        if (lastSig.length == 0) return;
+        try eth.withdraw(lastAuth, lastSig) {
+            replayed = true;
+        } catch {}
     }
 
     // ------------------------------------------------------------ checks
@@ -383,6 +401,11 @@ contract InvariantTest is Test {
     /// stops a parent from concluding with `LockSumMismatch`.
     function invariant_otherTotalsNeverBlockAParent() public view {
         assertFalse(handler.lockSumBlocked());
+    }
+
+    /// A withdrawal authorisation is never used twice.
+    function invariant_withdrawalNeverReplayed() public view {
+        assertFalse(handler.replayed());
     }
 
     /// A record that holds a final state (of a ledger channel or of V) is never replaced by

@@ -106,7 +106,7 @@ contract ReplayTest is Base {
         EthAssetHolder eth2 = new EthAssetHolder(address(adj));
         settledEth(eth, a);
         settledEth(eth2, a);
-        IAssetHolder.Withdrawal memory w = IAssetHolder.Withdrawal(a, alice, alice, 5);
+        IAssetHolder.Withdrawal memory w = IAssetHolder.Withdrawal(a, alice, alice, 5, 0);
         bytes memory sig = withdrawalSig(eth, ALICE_PK, w);
         vm.expectRevert(AssetHolder.InvalidSignature.selector);
         eth2.withdraw(w, sig);
@@ -117,7 +117,7 @@ contract ReplayTest is Base {
     function test_withdrawalSignature_otherChannel() public {
         settledEth(eth, a);
         settledEth(eth, b);
-        IAssetHolder.Withdrawal memory w = IAssetHolder.Withdrawal(a, alice, alice, 5);
+        IAssetHolder.Withdrawal memory w = IAssetHolder.Withdrawal(a, alice, alice, 5, 0);
         bytes memory sig = withdrawalSig(eth, ALICE_PK, w);
         w.channelId = b;
         vm.expectRevert(AssetHolder.InvalidSignature.selector);
@@ -127,7 +127,7 @@ contract ReplayTest is Base {
     function test_withdrawalSignature_otherChain() public {
         settledEth(eth, a);
         vm.chainId(1);
-        IAssetHolder.Withdrawal memory w = IAssetHolder.Withdrawal(a, alice, alice, 5);
+        IAssetHolder.Withdrawal memory w = IAssetHolder.Withdrawal(a, alice, alice, 5, 0);
         bytes memory sig = withdrawalSig(eth, ALICE_PK, w);
         vm.chainId(5);
         vm.expectRevert(AssetHolder.InvalidSignature.selector);
@@ -140,30 +140,32 @@ contract ReplayTest is Base {
         eth.deposit{value: 5}(a, bob, 5);
         vm.prank(address(adj));
         eth.setOutcome(a, [alice, bob], [uint256(5), uint256(5)]);
-        IAssetHolder.Withdrawal memory w = IAssetHolder.Withdrawal(a, alice, alice, 5);
+        IAssetHolder.Withdrawal memory w = IAssetHolder.Withdrawal(a, alice, alice, 5, 0);
         bytes memory sig = withdrawalSig(eth, ALICE_PK, w);
         w.participant = bob;
         vm.expectRevert(AssetHolder.InvalidSignature.selector);
         eth.withdraw(w, sig);
     }
 
-    /// The authorisation has no nonce: it is spent because the holding is zeroed, so it can
-    /// only be replayed if the same participant's holding later becomes exactly the same amount
-    /// again (a deposit after settlement), and then it pays the receiver that participant chose.
-    function test_withdrawalSignature_replayOnlyToSameReceiver() public {
+    /// An authorisation is spent when used (its nonce moves on): it can never be replayed, not
+    /// even once the participant's holding is back at the signed amount (a deposit after
+    /// settlement). A new authorisation with the next nonce is needed.
+    function test_withdrawalSignature_neverReplayed() public {
         settledEth(eth, a);
         address wallet = makeAddr("wallet");
-        IAssetHolder.Withdrawal memory w = IAssetHolder.Withdrawal(a, alice, wallet, 5);
+        IAssetHolder.Withdrawal memory w = IAssetHolder.Withdrawal(a, alice, wallet, 5, 0);
         bytes memory sig = withdrawalSig(eth, ALICE_PK, w);
         eth.withdraw(w, sig);
-        vm.expectRevert(AssetHolder.NothingToWithdraw.selector);
+        vm.expectRevert(abi.encodeWithSelector(AssetHolder.InvalidNonce.selector, 1));
         eth.withdraw(w, sig);
-        depositEth(a, alice, 4);
-        vm.expectRevert(abi.encodeWithSelector(AssetHolder.AmountMismatch.selector, 4));
+        depositEth(a, alice, 5);
+        vm.expectRevert(abi.encodeWithSelector(AssetHolder.InvalidNonce.selector, 1));
         eth.withdraw(w, sig);
-        depositEth(a, alice, 1);
-        eth.withdraw(w, sig);
+        assertEq(wallet.balance, 5);
+        IAssetHolder.Withdrawal memory next = IAssetHolder.Withdrawal(a, alice, wallet, 5, 1);
+        eth.withdraw(next, withdrawalSig(eth, ALICE_PK, next));
         assertEq(wallet.balance, 10);
+        assertEq(eth.nonces(eth.fundingId(a, alice)), 2);
     }
 
     receive() external payable {}

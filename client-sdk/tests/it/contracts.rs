@@ -3,12 +3,14 @@
 
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::DynProvider;
+use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
 use ingrid_client_sdk::bindings::Adjudicator;
 use ingrid_client_sdk::bindings::adjudicator::Adjudicator::AdjudicatorErrors;
+use ingrid_client_sdk::bindings::eth_holder::{EthAssetHolder, IAssetHolder};
 use ingrid_client_sdk::chain::{self, ChainError, Contracts};
 use ingrid_client_sdk::devnet::Devnet;
-use ingrid_client_sdk::state::channel_id;
+use ingrid_client_sdk::state::{channel_id, funding_id};
 use ingrid_client_sdk::{Allocation, Params, State, SubAlloc};
 use proptest::prelude::*;
 
@@ -146,6 +148,39 @@ async fn erc20_channel_settles_and_withdraws_in_rust() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A withdrawal authorisation signed in Rust pays exactly its amount once: a 1-wei deposit
+/// made first by someone else does not block it, and it cannot be replayed (issue 11, flaw 6).
+#[tokio::test]
+async fn withdrawal_signed_in_rust_pays_its_amount_once() -> anyhow::Result<()> {
+    let s = setup().await?;
+    let d = s.contracts.deployment;
+    let eth = s.contracts.eth();
+    let pa = s.devnet.provider(&s.alice);
+    let p = params(s.alice.address(), s.ingrid.address(), 4);
+    let ch = channel_id(&p);
+    chain::deposit(&pa, &eth, ch, s.alice.address(), U256::from(500)).await?;
+    let last = state(ch, 1, eth.holder, [500, 0], true);
+    chain::conclude_final(&s.provider, &d, chain::sign_both(&d, &p, &last, [&s.alice, &s.ingrid])?).await?;
+
+    let receiver = Address::repeat_byte(0x43);
+    let nonce = chain::withdrawal_nonce(&s.provider, eth.holder, ch, s.alice.address()).await?;
+    assert_eq!(nonce, U256::ZERO);
+    let (auth, sig) = chain::sign_withdrawal(&d, eth.holder, &s.alice, ch, receiver, U256::from(500), nonce)?;
+    // Someone deposits 1 wei to Alice's funding id first.
+    chain::deposit(&s.provider, &eth, ch, s.alice.address(), U256::from(1)).await?;
+    let holder = EthAssetHolder::new(eth.holder, &s.provider);
+    chain::confirm(holder.withdraw(auth.clone(), sig.clone()).send().await?).await?;
+    assert_eq!(s.provider.get_balance(receiver).await?, U256::from(500));
+    assert_eq!(chain::holdings(&s.provider, eth.holder, ch, s.alice.address()).await?, U256::from(1));
+    assert_eq!(chain::withdrawal_nonce(&s.provider, eth.holder, ch, s.alice.address()).await?, U256::from(1));
+    // The same authorisation again is refused.
+    chain::deposit(&s.provider, &eth, ch, s.alice.address(), U256::from(499)).await?;
+    assert!(holder.withdraw(auth, sig).send().await.is_err(), "a replayed authorisation must revert");
+    assert_eq!(chain::withdraw(&pa, &d, eth.holder, &s.alice, ch, receiver).await?, U256::from(500));
+    assert_eq!(s.provider.get_balance(receiver).await?, U256::from(1_000));
+    Ok(())
+}
+
 fn arb_address() -> impl Strategy<Value = Address> {
     any::<[u8; 20]>().prop_map(Address::from)
 }
@@ -211,6 +246,39 @@ fn ids_and_digests_equal_the_contracts_for_random_params_and_states() -> anyhow:
             prop_assert_eq!(digest, d.state_digest(&st));
             Ok(())
         })
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
+}
+
+#[test]
+fn withdrawal_digests_and_funding_ids_equal_the_contracts() -> anyhow::Result<()> {
+    let rt = tokio::runtime::Runtime::new()?;
+    let s = rt.block_on(setup())?;
+    let d = s.contracts.deployment;
+    let holder = EthAssetHolder::new(s.contracts.eth_holder, &s.provider);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases: 32, ..ProptestConfig::default() });
+    runner
+        .run(
+            &(any::<[u8; 32]>(), arb_address(), arb_address(), arb_u256(), arb_u256()),
+            |(ch, participant, receiver, amount, nonce)| {
+                let ch = B256::from(ch);
+                let auth = IAssetHolder::Withdrawal { channelId: ch, participant, receiver, amount, nonce };
+                let (digest, fid) = rt
+                    .block_on(async {
+                        Ok::<_, anyhow::Error>((
+                            holder.withdrawalDigest(auth).call().await?,
+                            holder.fundingId(ch, participant).call().await?,
+                        ))
+                    })
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(
+                    digest,
+                    d.withdrawal_digest(s.contracts.eth_holder, ch, participant, receiver, amount, nonce)
+                );
+                prop_assert_eq!(fid, funding_id(ch, participant));
+                Ok(())
+            },
+        )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(())
 }

@@ -242,15 +242,21 @@ abstract contract Base is Test {
         return signDigest(pk, h.withdrawalDigest(w));
     }
 
-    /// Withdraws the whole holding of `pk`'s participant to `receiver`; returns the amount.
+    /// Withdraws the whole holding of `pk`'s participant to `receiver` with the funding id's
+    /// next nonce; returns the amount.
     function withdrawAll(AssetHolder h, bytes32 channelId, uint256 pk, address receiver)
         internal
         returns (uint256 amount)
     {
         address participant = vm.addr(pk);
-        amount = h.holdings(h.fundingId(channelId, participant));
+        bytes32 f = h.fundingId(channelId, participant);
+        amount = h.holdings(f);
         IAssetHolder.Withdrawal memory w = IAssetHolder.Withdrawal({
-            channelId: channelId, participant: participant, receiver: receiver, amount: amount
+            channelId: channelId,
+            participant: participant,
+            receiver: receiver,
+            amount: amount,
+            nonce: h.nonces(f)
         });
         h.withdraw(w, withdrawalSig(h, pk, w));
     }
