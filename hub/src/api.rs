@@ -964,7 +964,7 @@ async fn close_virtual(
     // still register another state of it through the other parent would break the hub's
     // neutrality. What is fixed is read from the chain (the record by its subChannelKey), not
     // from the hub's books; the books only tell whether a record may exist.
-    let deployment = app.hub.rules().deployment.clone();
+    let deployment = app.hub.rules().deployment;
     let final_digest = deployment.state_digest(&close.state);
     let both = accepted.len() + v.settled.iter().filter(|s| **s).count() == 2;
     let record_key = crate::disputes::virtual_record_key(&v.initial)?;

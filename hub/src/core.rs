@@ -263,7 +263,8 @@ mod tests {
                 top_up_amount: U256::ZERO,
                 virtual_policy: Default::default(),
             }],
-            channels: ChannelConfig::default(),
+            // The tests' channels dispute for an hour (production floor: a day).
+            channels: ChannelConfig { min_challenge_duration: 60, ..ChannelConfig::default() },
         }
     }
 

@@ -110,8 +110,15 @@ impl Env {
             "disputes",
             "top_ups",
         ] {
+            // The outbox worker retries its entries in the background (attempts, due times,
+            // transaction hashes): what a request could change is which actions exist.
+            let rows = if table == "outbox" {
+                "(SELECT dedup_key, kind, payload, status FROM outbox)".to_string()
+            } else {
+                table.to_string()
+            };
             let digest: Option<String> =
-                sqlx::query_scalar(&format!("SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM {table} t"))
+                sqlx::query_scalar(&format!("SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM {rows} t"))
                     .fetch_one(&self.pool)
                     .await?;
             parts.push(format!("{table}:{}", digest.unwrap_or_default()));
