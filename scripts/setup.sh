@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Ingrid's demo and tests need on a fresh Debian machine, using only the
-# Debian, npm and crates.io registries: Debian packages (PostgreSQL, Node.js, Prometheus), Foundry
-# (forge, anvil, cast) and solcjs from npm, forge-std, and cargo-nextest. Idempotent.
+# Debian, npm, PyPI and crates.io registries: Debian packages (PostgreSQL, Node.js, Prometheus),
+# Foundry (forge, anvil, cast) and solcjs from npm, forge-std, Slither (pinned, in
+# contracts/.venv) and cargo-nextest. Idempotent.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
@@ -16,6 +17,8 @@ command -v runuser >/dev/null || missing+=(util-linux)
 # The metrics test runs a real Prometheus; promtool checks the alert rules and dashboards.
 command -v prometheus >/dev/null || missing+=(prometheus)
 command -v python3 >/dev/null || missing+=(python3)
+# Slither's virtualenv needs venv/ensurepip (a separate package on Debian).
+python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   as_root apt-get update -qq
@@ -30,3 +33,9 @@ if [ ! -x node_modules/.bin/forge ] || [ package-lock.json -nt node_modules/.pac
   npm ci --no-audit --no-fund --loglevel=error
 fi
 tools/fetch-forge-std.sh
+# Slither (static analysis of the contracts in scripts/test.sh), pinned with its dependencies.
+if [ ! -x .venv/bin/slither ] || [ tools/slither-requirements.txt -nt .venv/.installed ]; then
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -r tools/slither-requirements.txt
+  touch .venv/.installed
+fi

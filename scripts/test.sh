@@ -12,6 +12,7 @@ node_modules/.bin/forge fmt --check
 node_modules/.bin/forge build --quiet
 node tools/export-artifacts.js --check
 node_modules/.bin/forge test
+PATH="$PWD/node_modules/.bin:$PATH" FOUNDRY_OUT=out-slither FOUNDRY_CACHE_PATH=cache-slither .venv/bin/slither . --config-file slither.config.json --fail-medium
 
 cd "$root"
 echo "== monitoring: alert rules (promtool check and unit tests), dashboard queries"

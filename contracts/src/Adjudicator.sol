@@ -293,6 +293,8 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
         if (s.state.channelId != id) revert ChannelIdMismatch();
         digest = _hashState(s.state);
         for (uint256 i = 0; i < 2; ++i) {
+            // The unused third value only details a malformed signature; `err` is checked below.
+            // slither-disable-next-line unused-return
             (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, s.sigs[i]);
             if (err != ECDSA.RecoverError.NoError || signer != s.params.participants[i]) {
                 revert InvalidSignature(i);

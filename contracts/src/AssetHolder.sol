@@ -163,6 +163,8 @@ abstract contract AssetHolder is IAssetHolder, EIP712("IngridAssetHolder", "1"),
         if (!settled[auth.channelId]) revert NotSettled();
         if (auth.receiver == address(0)) revert ZeroReceiver();
         if (auth.amount == 0) revert NothingToWithdraw();
+        // The unused third value only details a malformed signature; `err` is checked below.
+        // slither-disable-next-line unused-return
         (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(withdrawalDigest(auth), sig);
         if (err != ECDSA.RecoverError.NoError || signer != auth.participant) {
             revert InvalidSignature();

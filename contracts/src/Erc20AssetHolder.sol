@@ -11,6 +11,9 @@ import {AssetHolder} from "./AssetHolder.sol";
 /// with `transferFrom` (the caller approves this contract first) and credits what this contract
 /// actually received, so fee-on-transfer tokens are accounted correctly. Tokens that return no
 /// value from `transfer`/`transferFrom` are supported (SafeERC20). Rebasing tokens are not.
+/// `deposit` is payable only because the interface is shared with the ETH holder: `_pull`
+/// reverts on any ether (`EtherNotAccepted`), so no ether can be locked here.
+// slither-disable-next-line locked-ether
 contract Erc20AssetHolder is AssetHolder {
     using SafeERC20 for IERC20;
 
