@@ -105,7 +105,7 @@ contract GasTest is Base {
         IAssetHolder.Withdrawal memory w = IAssetHolder.Withdrawal(l, alice, bob, 1 ether, 0);
         bytes memory sig = withdrawalSig(eth, ALICE_PK, w);
         eth.withdraw(w, sig);
-        report("withdraw ETH", abi.encodeCall(IAssetHolder.withdraw, (w, sig)), 80_000);
+        report("withdraw ETH", abi.encodeCall(IAssetHolder.withdraw, (w, sig)), 90_000);
         assertEq(bob.balance, 1 ether);
     }
 
@@ -114,7 +114,7 @@ contract GasTest is Base {
         IAssetHolder.Withdrawal memory w = IAssetHolder.Withdrawal(l, alice, bob, 1 ether, 0);
         bytes memory sig = withdrawalSig(erc, ALICE_PK, w);
         erc.withdraw(w, sig);
-        report("withdraw ERC20", abi.encodeCall(IAssetHolder.withdraw, (w, sig)), 75_000);
+        report("withdraw ERC20", abi.encodeCall(IAssetHolder.withdraw, (w, sig)), 85_000);
         assertEq(token.balanceOf(bob), 1 ether);
     }
 
