@@ -515,9 +515,9 @@ async fn two_final_states_of_a_virtual_channel_cannot_make_the_hub_pay_twice() -
 }
 
 /// Flaw 2 of "the hub cannot be robbed": versions are uint64 on chain. Alice and Bob register
-/// V with a state at version 2^63 + 1 (only they sign V's states); the hub records it
-/// faithfully, keeps ingesting (its cursor reaches the head) and still answers later
-/// registrations: a stale registration of X is refuted.
+/// V with a state at version 2^63 + 1 (only they sign V's states) through X; the hub records
+/// it faithfully, keeps ingesting (its cursor reaches the head), registers Y because V is
+/// registered, and both parents conclude with that state: the hub still holds 7.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_beyond_i64_does_not_stop_the_watcher() -> anyhow::Result<()> {
     let env = Env::new(OUTSIDER + 1).await?;
