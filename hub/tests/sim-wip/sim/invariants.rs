@@ -1,0 +1,351 @@
+//! The invariants, checked from the chain after the settlement (not from the hub's books):
+//! 1. the hub gets back at least what it deposited plus the fees and payments it earned;
+//! 2. every honest client gets back at least its latest fully signed balance;
+//! 3. the hub never signed two different states at one version of a channel;
+//! 4. the hub's watcher reached the chain head and no outbox action failed.
+//!
+//! Money is followed through account balances: what an account received from the asset
+//! holder is its balance change plus the gas it paid plus the value it sent (deposits).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use alloy::consensus::Transaction as _;
+use alloy::eips::BlockId;
+use alloy::primitives::{Address, B256, U256};
+use alloy::providers::Provider;
+use alloy::rpc::types::Filter;
+use alloy::sol_types::{SolCall, SolEvent};
+use ingrid_client_sdk::bindings::eth_holder::EthAssetHolder;
+use ingrid_client_sdk::chain;
+
+use super::hubproc::metrics;
+use super::world::{World, fmt_units};
+
+/// A broken invariant.
+#[derive(Debug, Clone)]
+pub struct Violation {
+    /// Which: `hub_funds`, `honest_funds`, `hub_signatures`, `watcher`, `outbox`, `settlement`.
+    pub invariant: &'static str,
+    /// What the chain shows.
+    pub message: String,
+}
+
+/// Money flows of every account since the simulation started.
+#[derive(Default)]
+struct Flows {
+    gas: HashMap<Address, U256>,
+    sent: HashMap<Address, U256>,
+    /// Deposits by (depositor, channel).
+    deposits: HashMap<(Address, B256), U256>,
+}
+
+/// A channel's outcome at the ETH holder.
+#[derive(Debug, Clone)]
+struct OutcomeSet {
+    balances: [U256; 2],
+    refunded: bool,
+}
+
+impl World {
+    async fn flows(&self) -> anyhow::Result<Flows> {
+        let p = self.reader();
+        let head = p.get_block_number().await?;
+        let mut f = Flows::default();
+        for n in self.start_block + 1..=head {
+            let Some(block) = p.get_block_by_number(n.into()).full().await? else { continue };
+            let receipts = p.get_block_receipts(BlockId::number(n)).await?.unwrap_or_default();
+            for (tx, receipt) in block.transactions.txns().zip(&receipts) {
+                let from = receipt.from;
+                *f.gas.entry(from).or_default() += U256::from(receipt.gas_used) * U256::from(receipt.effective_gas_price);
+                if !receipt.status() {
+                    continue;
+                }
+                *f.sent.entry(from).or_default() += tx.value();
+                if tx.to() == Some(self.eth)
+                    && let Ok(call) = EthAssetHolder::depositCall::abi_decode(tx.input())
+                {
+                    *f.deposits.entry((from, call.channelId)).or_default() += tx.value();
+                }
+            }
+        }
+        Ok(f)
+    }
+
+    /// What `account` received from the asset holders since the start.
+    async fn received(&self, f: &Flows, account: Address) -> anyhow::Result<U256> {
+        let end = self.reader().get_balance(account).await?;
+        let start = self.start_balances.get(&account).copied().unwrap_or_default();
+        let gas = f.gas.get(&account).copied().unwrap_or_default();
+        let sent = f.sent.get(&account).copied().unwrap_or_default();
+        Ok((end + gas + sent).saturating_sub(start))
+    }
+
+    async fn outcomes(&self) -> anyhow::Result<HashMap<B256, OutcomeSet>> {
+        let filter = Filter::new().address(self.eth).event_signature(EthAssetHolder::OutcomeSet::SIGNATURE_HASH).from_block(0);
+        let mut out = HashMap::new();
+        for log in self.reader().get_logs(&filter).await? {
+            let e = log.log_decode::<EthAssetHolder::OutcomeSet>()?.inner.data;
+            out.insert(e.channelId, OutcomeSet { balances: e.balances, refunded: e.refunded });
+        }
+        Ok(out)
+    }
+
+    async fn withdrawn_events(&self) -> anyhow::Result<HashMap<(B256, Address), U256>> {
+        let filter = Filter::new().address(self.eth).event_signature(EthAssetHolder::Withdrawn::SIGNATURE_HASH).from_block(0);
+        let mut out: HashMap<(B256, Address), U256> = HashMap::new();
+        for log in self.reader().get_logs(&filter).await? {
+            let e = log.log_decode::<EthAssetHolder::Withdrawn>()?.inner.data;
+            *out.entry((e.channelId, e.participant)).or_default() += e.amount;
+        }
+        Ok(out)
+    }
+
+    /// Checks every invariant; `unsettled` are the channels the settlement could not conclude.
+    pub async fn check(&mut self, unsettled: Vec<String>) -> anyhow::Result<Vec<Violation>> {
+        let mut out = Vec::new();
+        if !unsettled.is_empty() {
+            out.push(Violation {
+                invariant: "settlement",
+                message: format!("not concluded on chain after the settlement: {}", unsettled.join(", ")),
+            });
+        }
+        let f = self.flows().await?;
+        let outcomes = self.outcomes().await?;
+        let withdrawn = self.withdrawn_events().await?;
+        // Every basic channel of the hub, with what the hub deposited at its opening.
+        let channels: Vec<(String, B256, U256)> = {
+            let mut v: Vec<(String, B256, U256)> = self
+                .co
+                .channels
+                .iter()
+                .map(|c| (c.name.clone(), c.id(), c.states[0].state.outcome.balances[0][c.hub_index]))
+                .collect();
+            for h in &self.honest {
+                for (i, id) in h.channels.iter().enumerate() {
+                    v.push((format!("{}.{i}", h.name), *id, h.opening_hub.get(id).copied().unwrap_or_default()));
+                }
+            }
+            v
+        };
+        let settled = |id: &B256| outcomes.contains_key(id);
+
+        // 1. The hub.
+        let hub = self.hub_addr;
+        let received = self.received(&f, hub).await?;
+        let deposited: U256 = f.deposits.iter().filter(|((who, _), _)| *who == hub).map(|(_, v)| *v).sum();
+        let mut left = U256::ZERO;
+        let mut locked = U256::ZERO;
+        let mut table = Vec::new();
+        let mut lost_top_ups = Vec::new();
+        for (name, id, opening) in &channels {
+            let held = chain::holdings(&self.reader(), self.eth, *id, hub).await?;
+            if settled(id) { left += held } else { locked += held }
+            let dep = f.deposits.get(&(hub, *id)).copied().unwrap_or_default();
+            let out_w = withdrawn.get(&(*id, hub)).copied().unwrap_or_default();
+            let all_in: U256 = f.deposits.iter().filter(|((_, c), _)| c == id).map(|(_, v)| *v).sum();
+            let outcome = outcomes.get(id);
+            let excess = outcome
+                .filter(|o| !o.refunded)
+                .map(|o| all_in.saturating_sub(o.balances[0] + o.balances[1]))
+                .unwrap_or_default();
+            let topped_up = dep.saturating_sub(*opening);
+            if !excess.is_zero() && !topped_up.is_zero() {
+                lost_top_ups.push(name.clone());
+            }
+            if out_w + held < dep || !excess.is_zero() {
+                table.push(format!(
+                    "    {name}: hub deposited {} ({} at the opening, {} top-ups), withdrew {}, holds {}; all deposits {}, outcome {}{}",
+                    fmt_units(dep),
+                    fmt_units(*opening),
+                    fmt_units(topped_up),
+                    fmt_units(out_w),
+                    fmt_units(held),
+                    fmt_units(all_in),
+                    outcome.map_or("none".into(), |o| format!("{:?}{}", o.balances.map(fmt_units), if o.refunded { " refunded" } else { "" })),
+                    if excess.is_zero() { String::new() } else { format!("; {} deposited beyond the outcome, credited to nobody", fmt_units(excess)) }
+                ));
+            }
+        }
+        let expected = self.fees + self.paid_to_hub;
+        self.note(format!(
+            "check: the hub deposited {}, got back {} (+{} withdrawable, {} in unconcluded channels); fees {}, payments {}",
+            fmt_units(deposited),
+            fmt_units(received),
+            fmt_units(left),
+            fmt_units(locked),
+            fmt_units(self.fees),
+            fmt_units(self.paid_to_hub)
+        ));
+        if received + left < deposited + expected {
+            let lost = deposited + expected - received - left;
+            if !lost_top_ups.is_empty() {
+                self.diagnosis.push(format!("flaw 3, a top-up lost in {}", lost_top_ups.join(",")));
+            }
+            let mismatched = self.virtual_mismatch_names().await?;
+            if !mismatched.is_empty() {
+                self.diagnosis.push(format!("flaw 1, a virtual channel paid twice: {}", mismatched.join(",")));
+            }
+            out.push(Violation {
+                invariant: "hub_funds",
+                message: format!(
+                    "the hub got back {} (withdrawn {} + still withdrawable {}) but deposited {} and earned fees {} and payments {}: it lost {}{}\n  channels where the hub got back less than it deposited, or coins were lost:\n{}{}",
+                    fmt_units(received + left),
+                    fmt_units(received),
+                    fmt_units(left),
+                    fmt_units(deposited),
+                    fmt_units(self.fees),
+                    fmt_units(self.paid_to_hub),
+                    fmt_units(lost),
+                    if locked.is_zero() { String::new() } else { format!(" ({} still in unconcluded channels)", fmt_units(locked)) },
+                    table.join("\n"),
+                    self.virtual_mismatches().await?
+                ),
+            });
+        }
+
+        // 2. The honest clients.
+        for h in 0..self.honest.len() {
+            let me = self.honest[h].wallet.address();
+            let received = self.received(&f, me).await?;
+            let mut expected = U256::ZERO;
+            let mut held_total = U256::ZERO;
+            let mut lines = Vec::new();
+            for id in self.honest[h].channels.clone() {
+                let held = chain::holdings(&self.reader(), self.eth, id, me).await?;
+                if settled(&id) {
+                    held_total += held;
+                }
+                let value = match outcomes.get(&id) {
+                    Some(o) if o.refunded => f.deposits.get(&(me, id)).copied().unwrap_or_default(),
+                    _ => self.honest_value(h, id)?,
+                };
+                expected += value;
+                lines.push(format!("    {id}: due {} (outcome {:?})", fmt_units(value), outcomes.get(&id).map(|o| o.balances.map(fmt_units))));
+            }
+            if received + held_total < expected {
+                out.push(Violation {
+                    invariant: "honest_funds",
+                    message: format!(
+                        "{} got back {} (withdrawn {} + withdrawable {}) but its latest fully signed states give it {}:\n{}",
+                        self.honest[h].name,
+                        fmt_units(received + held_total),
+                        fmt_units(received),
+                        fmt_units(held_total),
+                        fmt_units(expected),
+                        lines.join("\n")
+                    ),
+                });
+            }
+        }
+
+        // 3. One state per version.
+        self.collect_honest_sigs();
+        for v in &self.sigs.violations {
+            out.push(Violation { invariant: "hub_signatures", message: v.clone() });
+        }
+
+        // 4. The watcher and the outbox.
+        let head = self.head().await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let m = loop {
+            let m = metrics(&self.hub.url).await.unwrap_or_default();
+            let ingested = m.get("ingrid_chain_ingested_block").copied().unwrap_or(0.0) as u64;
+            if ingested >= head || tokio::time::Instant::now() >= deadline {
+                break m;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let ingested = m.get("ingrid_chain_ingested_block").copied().unwrap_or(0.0) as u64;
+        if ingested < head {
+            let why = self.hub.log_tail(400).lines().filter(|l| l.contains("ingestion")).last().unwrap_or("").to_string();
+            self.diagnosis.push(if why.contains("registered_version") {
+                "flaw 2, the watcher stopped by a version >= 2^63".into()
+            } else {
+                "the watcher stopped".into()
+            });
+            out.push(Violation {
+                invariant: "watcher",
+                message: format!(
+                    "the hub's watcher is stuck: it ingested up to block {ingested}, the chain is at {head}; its log says:\n{}",
+                    self.hub.log_tail(400).lines().filter(|l| l.contains("ingestion")).last().unwrap_or("(nothing)")
+                ),
+            });
+        }
+        let failed = m.get("ingrid_outbox_failed").copied().unwrap_or(0.0);
+        if failed > 0.0 {
+            out.push(Violation { invariant: "outbox", message: format!("{failed} outbox actions failed for good") });
+        }
+        Ok(out)
+    }
+
+    /// What honest client `h` is owed by channel `id`: its balance in the latest state it
+    /// holds signed by both, plus its share of each lock from the latest state of that virtual
+    /// channel it holds; where it signed a newer state that may have reached the hub without
+    /// an answer (a payment cut off by a crash), or a payment its peer did not countersign
+    /// yet, the lower of the two.
+    fn honest_value(&self, h: usize, id: B256) -> anyhow::Result<U256> {
+        let w = &self.honest[h].wallet;
+        let Some(record) = w.store().load(id)? else { return Ok(U256::ZERO) };
+        let me = 1 - record.hub_index as usize;
+        let state = &record.latest.state;
+        let mut value = state.outcome.balances[0][me];
+        for lock in &state.outcome.locked {
+            // An unknown virtual channel counts nothing: no false alarm, at worst a miss.
+            let Ok(v) = w.virtual_record(lock.id) else { continue };
+            let i = v.my_index as usize;
+            let mut share = v.latest.state.outcome.balances[0][i];
+            if let Some(p) = &v.pending {
+                share = share.min(p.outcome.balances[0][i]);
+            }
+            value += share;
+        }
+        for (channel, version, amount) in &self.honest[h].risks {
+            if *channel == id && *version > state.version {
+                value = value.saturating_sub(*amount);
+            }
+        }
+        Ok(value)
+    }
+
+    /// The coalition virtual channels of [`Self::virtual_mismatches`].
+    async fn virtual_mismatch_names(&self) -> anyhow::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for cv in &self.co.virtuals {
+            let r = self.record(cv.key()).await?;
+            let one = match cv.settled {
+                [Some(v), None] | [None, Some(v)] => Some(v),
+                _ => None,
+            };
+            if one.is_some_and(|v| r.phase != 0 && r.version != v) {
+                out.push(cv.name.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Coalition virtual channels settled off chain in one parent with another state than the
+    /// one their record on chain holds (which settles the other parent).
+    async fn virtual_mismatches(&self) -> anyhow::Result<String> {
+        let mut lines = Vec::new();
+        for cv in &self.co.virtuals {
+            let r = self.record(cv.key()).await?;
+            for (side, settled) in cv.settled.iter().enumerate() {
+                if let Some(v) = settled
+                    && cv.settled[1 - side].is_none()
+                    && r.phase != 0
+                    && r.version != *v
+                {
+                    lines.push(format!(
+                        "    {}: the hub settled {} off chain with its final state v{v}; its record on chain holds v{} (settling {})",
+                        cv.name,
+                        self.co.channels[cv.parents[side]].name,
+                        r.version,
+                        self.co.channels[cv.parents[1 - side]].name
+                    ));
+                }
+            }
+        }
+        Ok(if lines.is_empty() { String::new() } else { format!("\n  virtual channels settled with two different states:\n{}", lines.join("\n")) })
+    }
+}
