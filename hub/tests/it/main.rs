@@ -11,6 +11,7 @@ mod operations;
 mod policy;
 mod prometheus;
 mod restart;
+mod sim;
 mod virtual_bad_input;
 mod virtual_channels;
 mod virtual_many;

@@ -153,7 +153,11 @@ impl World {
         }
         let valid = self.rng.random_range(30..=600u64);
         let peer = self.honest[b].wallet.address();
-        let id = match self.honest[a].wallet.propose_virtual(peer, x, &[[da, db]], HONEST_V_CHALLENGE, now() + valid).await {
+        let id = match self.honest[a]
+            .wallet
+            .propose_virtual(peer, x, &[[da, db]], HONEST_V_CHALLENGE, now() + valid)
+            .await
+        {
             Ok(id) => id,
             Err(e) => return Ok(wallet_refusal(e)),
         };
@@ -166,12 +170,20 @@ impl World {
             return Ok(wallet_refusal(e));
         }
         let name = format!("W{}", self.hv.len());
-        self.hv.push(super::honest::HVirtual { name: name.clone(), id, members: [a, b], parents: [x, y], open: false, closed: false });
+        self.hv.push(super::honest::HVirtual {
+            name: name.clone(),
+            id,
+            members: [a, b],
+            parents: [x, y],
+            open: false,
+            closed: false,
+        });
         let i = self.hv.len() - 1;
         match self.honest[a].wallet.wait_virtual_open(id, Duration::from_secs(10)).await {
             Ok(_) => {
                 self.hv[i].open = true;
-                let fee = self.honest[a].wallet.hub().virtual_channel(id).await.ok().and_then(|v| v.fees.first().copied());
+                let fee =
+                    self.honest[a].wallet.hub().virtual_channel(id).await.ok().and_then(|v| v.fees.first().copied());
                 self.fees += fee.unwrap_or_default();
                 Ok(Outcome::Done(format!(
                     "{name} = {} -> {}: [{}, {}], valid {valid}s, fee {} ({id})",
@@ -199,7 +211,8 @@ impl World {
                 && self.honest[a].wallet.wait_virtual_open(id, Duration::from_secs(5)).await.is_ok()
             {
                 self.hv[i].open = true;
-                let fee = self.honest[a].wallet.hub().virtual_channel(id).await.ok().and_then(|v| v.fees.first().copied());
+                let fee =
+                    self.honest[a].wallet.hub().virtual_channel(id).await.ok().and_then(|v| v.fees.first().copied());
                 self.fees += fee.unwrap_or_default();
             }
         }
@@ -304,7 +317,8 @@ impl World {
     pub async fn h_close_channel(&mut self) -> anyhow::Result<Outcome> {
         let h = self.honest_pick();
         let open = self.h_open_channels(h).await;
-        let free: Vec<B256> = open.into_iter().filter(|id| self.h_balances(h, *id).is_some_and(|(_, _, free)| free)).collect();
+        let free: Vec<B256> =
+            open.into_iter().filter(|id| self.h_balances(h, *id).is_some_and(|(_, _, free)| free)).collect();
         let Some(id) = self.pick_id(&free) else { return Ok(Outcome::Skipped) };
         match self.honest[h].wallet.close(id).await {
             Ok(()) => Ok(Outcome::Done(format!("{} closes {id}", self.honest[h].name))),
@@ -328,7 +342,10 @@ impl World {
     pub async fn h_watch(&mut self) -> anyhow::Result<Outcome> {
         let h = self.honest_pick();
         match self.honest[h].wallet.watch_once().await {
-            Ok(r) => Ok(Outcome::Done(format!("{} watches: refuted {:?}, too late {:?}", self.honest[h].name, r.refuted, r.too_late))),
+            Ok(r) => Ok(Outcome::Done(format!(
+                "{} watches: refuted {:?}, too late {:?}",
+                self.honest[h].name, r.refuted, r.too_late
+            ))),
             Err(e) => Ok(wallet_refusal(e)),
         }
     }

@@ -61,12 +61,13 @@ strategies! {
     RegisterParent = "register_parent", Coalition, 1, "register a coalition basic channel with its latest state and any co-signed states of its locks";
     RegisterParentStale = "register_parent_stale", Coalition, 2, "register a parent of a coalition virtual channel with an older state, or an older co-signed state of the virtual channel";
     RegisterOwnLedger = "register_own_ledger", Coalition, 4, "register a co-signed state of a coalition virtual channel (any status, even planned) through a ledger channel of the coalition's own";
+    PreregisterVirtual = "preregister_virtual", Coalition, 3, "put a co-signed non-final state of a planned virtual channel on chain (through an own ledger channel) before the hub knows the channel: the hub ignores the record, which stays refutable after the open";
     RefuteVirtualFinal = "refute_virtual_final", Coalition, 5, "refute V's record with a fresh co-signed final state";
     RefuteVirtual = "refute_virtual", Coalition, 2, "refute V's record with a fresh or older co-signed non-final state of higher version";
     RefuteParent = "refute_parent", Coalition, 1, "refute a registered coalition basic channel with a newer state";
     HugeVersion = "huge_version", Coalition, 1, "register (or refute with) a co-signed state of a virtual channel with version >= 2^63";
     CloseVirtualAtHub = "close_virtual_at_hub", Coalition, 6, "ask the hub to close V with a co-signed final state (the one on chain, an older one or a fresh one), settling one or both parents";
-    CloseChannel = "close_channel", Coalition, 2, "close a basic channel at the hub (final state of the latest balances)";
+    CloseChannel = "close_channel", Coalition, 1, "close a basic channel at the hub (final state of the latest balances)";
     CloseIgnoringTopUp = "close_ignoring_top_up", Coalition, 3, "ignore the hub's top-up deposit and close with the last state";
     AcceptTopUp = "accept_top_up", Coalition, 1, "countersign the hub's top-up";
     Conclude = "conclude", Coalition, 2, "conclude a registered basic channel (a parent) or own ledger channel once its timeouts passed";
@@ -101,7 +102,8 @@ impl Weights {
         let mut w: BTreeMap<Strategy, u32> = Strategy::ALL.iter().map(|s| (*s, s.default_weight())).collect();
         if let Ok(spec) = std::env::var("INGRID_SIM_WEIGHTS") {
             for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                let (name, weight) = part.split_once('=').ok_or_else(|| anyhow::anyhow!("{part:?}: expected name=weight"))?;
+                let (name, weight) =
+                    part.split_once('=').ok_or_else(|| anyhow::anyhow!("{part:?}: expected name=weight"))?;
                 let s = Strategy::ALL
                     .iter()
                     .find(|s| s.name() == name.trim())

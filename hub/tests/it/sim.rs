@@ -77,13 +77,14 @@ impl World {
             OpenUnfunded => self.co_open_channel(false).await,
             FundChannel => self.co_fund_channel().await,
             PayHub => self.co_pay_hub().await,
-            PlanVirtual => self.co_plan_virtual(),
+            PlanVirtual => self.co_plan_virtual().await,
             OpenVirtual => self.co_open_virtual().await,
             AcceptVirtual => self.co_accept_virtual().await,
             PayVirtual => self.co_pay_virtual(),
             RegisterParent => self.co_register_parent(false).await,
             RegisterParentStale => self.co_register_parent(true).await,
             RegisterOwnLedger => self.co_register_own_ledger().await,
+            PreregisterVirtual => self.co_preregister_virtual().await,
             RefuteVirtualFinal => self.co_refute_virtual(true).await,
             RefuteVirtual => self.co_refute_virtual(false).await,
             RefuteParent => self.co_refute_parent().await,
@@ -104,7 +105,10 @@ impl World {
                     _ => self.rng.random_range(300..=MAX_JUMP),
                 };
                 let notes = self.pass_time(secs).await?;
-                Ok(Outcome::Done(format!("{secs}s pass{}", if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) })))
+                Ok(Outcome::Done(format!(
+                    "{secs}s pass{}",
+                    if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) }
+                )))
             }
             MineBlock => {
                 use alloy::providers::ext::AnvilApi;
@@ -169,7 +173,11 @@ impl World {
                     let killer = self.hub.crasher(delay);
                     let (outcome, restarted) = tokio::join!(self.attempt(s), killer);
                     self.hub.restarted(restarted).await?;
-                    self.note(format!("#{n:03} hub SIGKILLed {}ms into {} and started again", delay.as_millis(), s.name()));
+                    self.note(format!(
+                        "#{n:03} hub SIGKILLed {}ms into {} and started again",
+                        delay.as_millis(),
+                        s.name()
+                    ));
                     outcome
                 }
             };
@@ -187,7 +195,11 @@ impl World {
             *self.fired.entry(s.name()).or_default() += 1;
             self.note(line);
             self.collect_honest_sigs();
-            self.wait_ingested(Duration::from_secs(1)).await?;
+            if self.wait_ingested(Duration::from_secs(1)).await? || !self.hub.is_up() {
+                self.behind_since = None;
+            } else if self.behind_since.is_none() {
+                self.behind_since = Some(n);
+            }
             return Ok(());
         }
         self.note(format!("#{n:03} nothing applicable"));
@@ -197,7 +209,10 @@ impl World {
 
 impl hubproc::HubProc {
     /// Kills the process `delay` from now (SIGKILL) and starts a new one; returns it.
-    fn crasher(&self, delay: Duration) -> impl std::future::Future<Output = anyhow::Result<tokio::process::Child>> + use<> {
+    fn crasher(
+        &self,
+        delay: Duration,
+    ) -> impl std::future::Future<Output = anyhow::Result<tokio::process::Child>> + use<> {
         let pid = self.pid();
         let spawner = self.spawner();
         async move {
@@ -217,8 +232,14 @@ async fn run_seed(seed: u64, steps: usize, weights: Weights) -> anyhow::Result<R
     for _ in 0..steps {
         w.step().await?;
     }
+    let behind_since = w.behind_since;
     let unsettled = w.settle().await?;
     let violations = w.check(unsettled).await?;
+    if let Some(n) = behind_since
+        && violations.iter().any(|v| v.invariant == "watcher")
+    {
+        w.diagnosis.push(format!("the watcher fell behind for good at step #{n:03}"));
+    }
     let hub_log = w.hub.log_tail(40);
     Ok(Report {
         seed,
@@ -283,7 +304,12 @@ async fn adversarial_simulation() -> anyhow::Result<()> {
         }
         if !report.violations.is_empty() {
             failed.push(seed);
-            println!("\n======== seed {} FAILED after {} steps ({:.1}s)", report.seed, report.steps, report.elapsed.as_secs_f64());
+            println!(
+                "\n======== seed {} FAILED after {} steps ({:.1}s)",
+                report.seed,
+                report.steps,
+                report.elapsed.as_secs_f64()
+            );
             for v in &report.violations {
                 println!("-- invariant {}: {}", v.invariant, v.message);
             }

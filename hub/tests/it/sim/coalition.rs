@@ -85,6 +85,9 @@ pub enum VStatus {
     Open,
     /// Settled in both parents off chain (as far as the coalition knows).
     Closed,
+    /// Planned, but a parent is no longer open: never proposed (its states may still be
+    /// registered anywhere).
+    Abandoned,
 }
 
 /// A virtual channel between two coalition accounts.
@@ -267,7 +270,11 @@ impl World {
             Some(0) => [total, U256::ZERO],
             Some(_) => [U256::ZERO, total],
             None => {
-                let a = if total.is_zero() { total } else { total * U256::from(self.rng.random_range(0..=100u64)) / U256::from(100u64) };
+                let a = if total.is_zero() {
+                    total
+                } else {
+                    total * U256::from(self.rng.random_range(0..=100u64)) / U256::from(100u64)
+                };
                 [a, total - a]
             }
         }
@@ -304,14 +311,14 @@ impl World {
     fn any_v_state(&mut self, v: usize, prefer_old: bool) -> Option<State> {
         let key = self.co.virtuals[v].key();
         let params = self.co.virtuals[v].params.clone();
-        let candidates: Vec<State> = self.co.virtuals[v]
-            .states
-            .iter()
-            .filter(|s| record_key(&params, s).ok() == Some(key))
-            .cloned()
-            .collect();
+        let candidates: Vec<State> =
+            self.co.virtuals[v].states.iter().filter(|s| record_key(&params, s).ok() == Some(key)).cloned().collect();
         if prefer_old || self.rng.random_bool(0.5) {
-            let i = if prefer_old { self.rng.random_range(0..candidates.len().div_ceil(2)) } else { self.rng.random_range(0..candidates.len()) };
+            let i = if prefer_old {
+                self.rng.random_range(0..candidates.len().div_ceil(2))
+            } else {
+                self.rng.random_range(0..candidates.len())
+            };
             return candidates.get(i).cloned();
         }
         let is_final = self.rng.random_bool(0.2);
@@ -325,7 +332,12 @@ impl World {
 
     /// The sub-states for registering channel `c` at `state`: for every lock, a co-signed
     /// state of its virtual channel (`chosen` for `v` when given).
-    fn subs_for(&mut self, state: &State, stale: bool, chosen: Option<(usize, State)>) -> anyhow::Result<Option<Vec<SignedState>>> {
+    fn subs_for(
+        &mut self,
+        state: &State,
+        stale: bool,
+        chosen: Option<(usize, State)>,
+    ) -> anyhow::Result<Option<Vec<SignedState>>> {
         let mut subs = Vec::new();
         for lock in state.outcome.locked.clone() {
             let Some(v) = self.v_of_lock(&lock) else { return Ok(None) };
@@ -457,7 +469,12 @@ impl World {
             Ok(answer) => {
                 self.co_keep(c, state.clone(), answer.signature)?;
                 self.paid_to_hub += amount;
-                Ok(Outcome::Done(format!("{} pays the hub {} (v{})", self.co.channels[c].name, fmt_units(amount), state.version)))
+                Ok(Outcome::Done(format!(
+                    "{} pays the hub {} (v{})",
+                    self.co.channels[c].name,
+                    fmt_units(amount),
+                    state.version
+                )))
             }
             Err(e) => Ok(hub_refusal(e)),
         }
@@ -466,7 +483,8 @@ impl World {
     /// `close_channel` (any) and `close_ignoring_top_up` (only when the holder holds more than
     /// the latest state: the hub's top-up deposit, not signed into a state).
     pub async fn co_close_channel(&mut self, ignoring_top_up: bool) -> anyhow::Result<Outcome> {
-        let candidates = self.co_channels_where(|ch| ch.latest().state.outcome.locked.is_empty() && !ch.latest().state.isFinal);
+        let candidates =
+            self.co_channels_where(|ch| ch.latest().state.outcome.locked.is_empty() && !ch.latest().state.isFinal);
         let mut chosen = None;
         for c in self.shuffled(candidates) {
             if ignoring_top_up {
@@ -530,13 +548,30 @@ impl World {
         let (owner, id, hi) = (self.co.channels[c].owner, self.co.channels[c].id(), self.co.channels[c].hub_index);
         let next = top_up(&self.co.channels[c].latest().state, hi, offer.asset, offer.amount)?;
         let signature = self.co_sign(owner, &next)?;
-        Ok(Some(match self.co.members[owner].api.top_up(id, &StateRequest { state: next.clone(), signature }, None).await {
-            Ok(answer) => {
-                self.co_keep(c, next, answer.signature)?;
-                Outcome::Done(format!("takes the top-up of {} in {}", fmt_units(offer.amount), self.co.channels[c].name))
+        Ok(Some(
+            match self.co.members[owner].api.top_up(id, &StateRequest { state: next.clone(), signature }, None).await {
+                Ok(answer) => {
+                    self.co_keep(c, next, answer.signature)?;
+                    Outcome::Done(format!(
+                        "takes the top-up of {} in {}",
+                        fmt_units(offer.amount),
+                        self.co.channels[c].name
+                    ))
+                }
+                Err(e) => hub_refusal(e),
+            },
+        ))
+    }
+
+    /// The coalition's channels the hub reports open (each read from the hub).
+    pub async fn co_open_channels(&mut self) -> Vec<usize> {
+        let mut out = Vec::new();
+        for c in self.co_channels_where(|ch| ch.funded && !ch.latest().state.isFinal) {
+            if self.co_sync(c).await.is_some_and(|v| v.status == ChannelStatus::Open) {
+                out.push(c);
             }
-            Err(e) => hub_refusal(e),
-        }))
+        }
+        out
     }
 
     /// Indices in random order.
@@ -552,16 +587,22 @@ impl World {
 
     /// `plan_virtual`: params and deposits of a virtual channel between two members, fixed
     /// now (its record key on chain depends on them) and told to nobody.
-    pub fn co_plan_virtual(&mut self) -> anyhow::Result<Outcome> {
-        let open = self.co_channels_where(|ch| ch.funded && !ch.latest().state.isFinal);
+    pub async fn co_plan_virtual(&mut self) -> anyhow::Result<Outcome> {
+        let open = self.co_open_channels().await;
         let Some(x) = self.pick(&open) else { return Ok(Outcome::Skipped) };
         let px = self.co.channels[x].owner;
         let others: Vec<usize> = open.iter().copied().filter(|y| self.co.channels[*y].owner != px).collect();
         let Some(y) = self.pick(&others) else { return Ok(Outcome::Skipped) };
         let py = self.co.channels[y].owner;
         let (xs, ys) = (self.co.channels[x].latest().state.clone(), self.co.channels[y].latest().state.clone());
-        let (xc, xh) = (xs.outcome.balances[0][self.co.channels[x].client_index()], xs.outcome.balances[0][self.co.channels[x].hub_index]);
-        let (yc, yh) = (ys.outcome.balances[0][self.co.channels[y].client_index()], ys.outcome.balances[0][self.co.channels[y].hub_index]);
+        let (xc, xh) = (
+            xs.outcome.balances[0][self.co.channels[x].client_index()],
+            xs.outcome.balances[0][self.co.channels[x].hub_index],
+        );
+        let (yc, yh) = (
+            ys.outcome.balances[0][self.co.channels[y].client_index()],
+            ys.outcome.balances[0][self.co.channels[y].hub_index],
+        );
         // Within what the parents hold, mostly (room for the proposer's fee).
         let fit = self.rng.random_bool(0.9);
         let mut a = self.fraction(xc.saturating_sub(units(3)), 70);
@@ -576,8 +617,11 @@ impl World {
         if (a + b).is_zero() {
             return Ok(Outcome::Skipped);
         }
-        let max_challenge = self.co.channels[x].params.challengeDuration.min(self.co.channels[y].params.challengeDuration);
-        let challenges: Vec<u64> = [60u64, 120, 300, 600].into_iter().filter(|c| *c <= max_challenge).collect();
+        let max_challenge =
+            self.co.channels[x].params.challengeDuration.min(self.co.channels[y].params.challengeDuration);
+        // Mostly long: a record that stays refutable longer leaves more room for moves.
+        let challenges: Vec<u64> =
+            [60u64, 120, 300, 600, 600, 600].into_iter().filter(|c| *c <= max_challenge).collect();
         let challenge = self.pick(&challenges).unwrap_or(60);
         let params = Params {
             challengeDuration: challenge,
@@ -629,8 +673,17 @@ impl World {
         };
         let [x, y] = self.co.virtuals[v].parents;
         let [px, py] = self.co.virtuals[v].members;
-        self.co_sync(x).await;
-        self.co_sync(y).await;
+        let open = |view: Option<ChannelView>| view.is_some_and(|v| v.status == ChannelStatus::Open);
+        if !open(self.co_sync(x).await) || !open(self.co_sync(y).await) {
+            if self.hub.is_up() {
+                self.co.virtuals[v].status = VStatus::Abandoned;
+                return Ok(Outcome::Refused(format!(
+                    "a parent of {} is not open: abandoned",
+                    self.co.virtuals[v].name
+                )));
+            }
+            return Ok(Outcome::Refused("hub unreachable".into()));
+        }
         let cv = &self.co.virtuals[v];
         let request = QuoteRequest {
             peer: cv.params.participants[1],
@@ -734,7 +787,9 @@ impl World {
         for v in &open {
             let key = self.co.virtuals[*v].key();
             let r = self.record(key).await?;
-            if r.phase == phase::DISPUTE && self.co.virtuals[*v].states.iter().any(|s| s.isFinal && s.version == r.version) {
+            if r.phase == phase::DISPUTE
+                && self.co.virtuals[*v].states.iter().any(|s| s.isFinal && s.version == r.version)
+            {
                 fixed.push(*v);
             }
         }
@@ -746,8 +801,27 @@ impl World {
         let id = self.co.virtuals[v].id();
         let registered = dispute::registered_states(&self.reader(), &self.d, &[id], 0).await?;
         let on_chain = registered.get(&key).map(|r| r.state.clone()).filter(|s| s.isFinal);
-        let finals: Vec<State> = self.co.virtuals[v].states.iter().filter(|s| s.isFinal && s.outcome.balances[0][0] + s.outcome.balances[0][1] == self.co.virtuals[v].total()).cloned().collect();
-        let unsettled: Vec<usize> = (0..2).filter(|s| self.co.virtuals[v].settled[*s].is_none()).collect();
+        let finals: Vec<State> = self.co.virtuals[v]
+            .states
+            .iter()
+            .filter(|s| s.isFinal && s.outcome.balances[0][0] + s.outcome.balances[0][1] == self.co.virtuals[v].total())
+            .cloned()
+            .collect();
+        let mut unsettled: Vec<usize> = (0..2).filter(|s| self.co.virtuals[v].settled[*s].is_none()).collect();
+        // With a final state fixed on chain, the hub settles a parent that is not registered
+        // on chain: mostly ask for those.
+        if on_chain.is_some() && self.rng.random_bool(0.8) {
+            let mut free = Vec::new();
+            for side in &unsettled {
+                let c = self.co.virtuals[v].parents[*side];
+                if self.record(self.co.channels[c].id()).await?.phase == phase::NONE {
+                    free.push(*side);
+                }
+            }
+            if !free.is_empty() {
+                unsettled = free;
+            }
+        }
         let sides: Vec<usize> = if unsettled.len() == 2 && self.rng.random_bool(0.35) {
             vec![0, 1]
         } else {
@@ -780,7 +854,8 @@ impl World {
             return Ok(Outcome::Skipped);
         }
         let sigs = self.co_signed_v(v, &last)?.sigs;
-        let close = VirtualClose { state: last.clone(), sigs, parents: parents.iter().map(|(_, u)| u.clone()).collect() };
+        let close =
+            VirtualClose { state: last.clone(), sigs, parents: parents.iter().map(|(_, u)| u.clone()).collect() };
         let asker = self.co.channels[parents[0].0].owner;
         let names: Vec<String> = parents.iter().map(|(c, _)| self.co.channels[*c].name.clone()).collect();
         let what = format!(
@@ -791,11 +866,16 @@ impl World {
             names.join("+")
         );
         match self.co.members[asker].api.close_virtual(id, &close, None).await {
-            Ok(answer) if answer.signatures.is_empty() => Ok(Outcome::Done(format!("{what}: 202, the hub goes to chain first"))),
+            Ok(answer) if answer.signatures.is_empty() => {
+                Ok(Outcome::Done(format!("{what}: 202, the hub goes to chain first")))
+            }
             Ok(answer) => {
                 let mut settled = Vec::new();
                 for sig in answer.signatures {
-                    let Some((c, update)) = parents.iter().find(|(c, _)| self.co.channels[*c].id() == sig.channel_id) else { continue };
+                    let Some((c, update)) = parents.iter().find(|(c, _)| self.co.channels[*c].id() == sig.channel_id)
+                    else {
+                        continue;
+                    };
                     let c = *c;
                     self.co_keep(c, update.state.clone(), sig.signature)?;
                     let side = if self.co.virtuals[v].parents[0] == c { 0 } else { 1 };
@@ -815,7 +895,13 @@ impl World {
 
     /// `register_parent` / `register_parent_stale`.
     pub async fn co_register_parent(&mut self, stale: bool) -> anyhow::Result<Outcome> {
-        let candidates = self.co_channels_where(|ch| !stale || ch.states.len() > 1 || !ch.latest().state.outcome.locked.is_empty());
+        // Mostly a parent of a coalition virtual channel.
+        let with_locks = self.co_channels_where(|ch| !ch.latest().state.outcome.locked.is_empty());
+        let candidates = if !with_locks.is_empty() && self.rng.random_bool(0.8) {
+            with_locks
+        } else {
+            self.co_channels_where(|ch| !stale || ch.states.len() > 1)
+        };
         let mut chosen = None;
         for c in self.shuffled(candidates) {
             if self.record(self.co.channels[c].id()).await?.phase == phase::NONE {
@@ -829,7 +915,12 @@ impl World {
 
     /// Registers channel `c` at its latest state (or, `stale`, an older one) with co-signed
     /// states of its locks (`chosen` for one of them).
-    pub async fn co_register_with(&mut self, c: usize, stale: bool, chosen: Option<(usize, State)>) -> anyhow::Result<Outcome> {
+    pub async fn co_register_with(
+        &mut self,
+        c: usize,
+        stale: bool,
+        chosen: Option<(usize, State)>,
+    ) -> anyhow::Result<Outcome> {
         let n = self.co.channels[c].states.len();
         let i = if stale && n > 1 { self.rng.random_range(0..n - 1) } else { n - 1 };
         let signed = self.co.channels[c].states[i].clone();
@@ -838,7 +929,12 @@ impl World {
         let subs_text: Vec<String> = subs
             .iter()
             .map(|s| {
-                let name = self.co.virtuals.iter().find(|cv| cv.id() == s.state.channelId).map_or("?".into(), |cv| cv.name.clone());
+                let name = self
+                    .co
+                    .virtuals
+                    .iter()
+                    .find(|cv| cv.id() == s.state.channelId)
+                    .map_or("?".into(), |cv| cv.name.clone());
                 format!("{name}@v{}{}", s.state.version, if s.state.isFinal { " final" } else { "" })
             })
             .collect();
@@ -882,6 +978,15 @@ impl World {
         self.co_register_through_own(v, state).await
     }
 
+    /// `preregister_virtual`.
+    pub async fn co_preregister_virtual(&mut self) -> anyhow::Result<Outcome> {
+        let Some(v) = self.pick(&self.co_virtuals_where(|cv| cv.status == VStatus::Planned)) else {
+            return Ok(Outcome::Skipped);
+        };
+        let Some(state) = self.fresh_v(v, false, None) else { return Ok(Outcome::Skipped) };
+        self.co_register_through_own(v, state).await
+    }
+
     async fn co_register_through_own(&mut self, v: usize, state: State) -> anyhow::Result<Outcome> {
         let [m0, m1] = self.co.virtuals[v].members;
         let params = Params {
@@ -904,7 +1009,8 @@ impl World {
             appData: Bytes::new(),
             isFinal: false,
         };
-        let ledger = SignedState { params: params.clone(), sigs: [self.co_sign(m0, &z)?, self.co_sign(m1, &z)?], state: z };
+        let ledger =
+            SignedState { params: params.clone(), sigs: [self.co_sign(m0, &z)?, self.co_sign(m1, &z)?], state: z };
         let sub = self.co_signed_v(v, &state)?;
         let name = format!("Z{}", self.co.own_ledgers.len());
         let cv = &self.co.virtuals[v];
@@ -939,8 +1045,10 @@ impl World {
             }
         }
         // Mostly one whose other parent the hub settled off chain already.
-        let half: Vec<usize> = (0..refutable.len()).filter(|i| self.unsettled_side(refutable[*i].0).is_some()).collect();
-        let pool: Vec<usize> = if !half.is_empty() && self.rng.random_bool(0.7) { half } else { (0..refutable.len()).collect() };
+        let half: Vec<usize> =
+            (0..refutable.len()).filter(|i| self.unsettled_side(refutable[*i].0).is_some()).collect();
+        let pool: Vec<usize> =
+            if !half.is_empty() && self.rng.random_bool(0.7) { half } else { (0..refutable.len()).collect() };
         let Some(i) = self.pick(&pool) else { return Ok(Outcome::Skipped) };
         let (v, r) = refutable[i];
         let state = if !is_final && self.rng.random_bool(0.3) {
@@ -994,10 +1102,14 @@ impl World {
     /// `huge_version`: a co-signed state of a virtual channel the hub knows, with a version of
     /// at least 2^63, put on chain whichever way is open (refute, a parent, an own ledger).
     pub async fn co_huge_version(&mut self) -> anyhow::Result<Outcome> {
-        let Some(v) = self.pick(&self.co_virtuals_where(|cv| cv.status != VStatus::Planned)) else {
+        // The hub must know the channel (proposed at least) for its watcher to read the event.
+        let known =
+            self.co_virtuals_where(|cv| matches!(cv.status, VStatus::Proposed | VStatus::Open | VStatus::Closed));
+        let Some(v) = self.pick(&known) else {
             return Ok(Outcome::Skipped);
         };
-        let version = if self.rng.random_bool(0.2) { u64::MAX } else { (1u64 << 63) + self.rng.random_range(0..1000u64) };
+        let version =
+            if self.rng.random_bool(0.2) { u64::MAX } else { (1u64 << 63) + self.rng.random_range(0..1000u64) };
         if self.co.virtuals[v].max_version() >= version {
             return Ok(Outcome::Skipped);
         }
@@ -1037,7 +1149,9 @@ impl World {
             }
         }
         let Some((c, registered)) = chosen else { return Ok(Outcome::Skipped) };
-        let newer: Vec<usize> = (0..self.co.channels[c].states.len()).filter(|i| self.co.channels[c].states[*i].state.version > registered).collect();
+        let newer: Vec<usize> = (0..self.co.channels[c].states.len())
+            .filter(|i| self.co.channels[c].states[*i].state.version > registered)
+            .collect();
         let Some(i) = self.pick(&newer) else { return Ok(Outcome::Skipped) };
         let signed = self.co.channels[c].states[i].clone();
         let Some(subs) = self.subs_for(&signed.state, false, None)? else { return Ok(Outcome::Skipped) };
@@ -1075,7 +1189,7 @@ impl World {
                 continue;
             }
             let registered = dispute::registered_tree(&self.reader(), &self.d, id, 0).await?;
-            if !dispute::conclusion_time(id, &registered).is_some_and(|t| t <= now) {
+            if dispute::conclusion_time(id, &registered).is_none_or(|t| t > now) {
                 continue;
             }
             let m = self.rng.random_range(0..COALITION);
@@ -1131,7 +1245,9 @@ impl World {
             return Ok(None);
         }
         Ok(Some(match chain::withdraw(&m.provider, &self.d, self.eth, &m.key, id, m.key.address()).await {
-            Ok(amount) => Outcome::Done(format!("{} withdraws {} from {}", m.name, fmt_units(amount), self.co.channels[c].name)),
+            Ok(amount) => {
+                Outcome::Done(format!("{} withdraws {} from {}", m.name, fmt_units(amount), self.co.channels[c].name))
+            }
             Err(e) => chain_refusal(e),
         }))
     }
@@ -1142,7 +1258,9 @@ impl World {
         match self.rng.random_range(0..3) {
             0 => {
                 // A stale update: the next version after an older state.
-                let Some(c) = self.pick(&self.co_channels_where(|ch| ch.states.len() > 1)) else { return Ok(Outcome::Skipped) };
+                let Some(c) = self.pick(&self.co_channels_where(|ch| ch.states.len() > 1)) else {
+                    return Ok(Outcome::Skipped);
+                };
                 let n = self.co.channels[c].states.len();
                 let i = self.rng.random_range(0..n - 1);
                 let (owner, id) = (self.co.channels[c].owner, self.co.channels[c].id());
@@ -1154,12 +1272,17 @@ impl World {
             }
             1 => {
                 // A virtual channel whose proposer's parent is another member's channel.
-                let Some(v) = self.pick(&self.co_virtuals_where(|cv| cv.status == VStatus::Planned)) else { return Ok(Outcome::Skipped) };
+                let Some(v) = self.pick(&self.co_virtuals_where(|cv| cv.status == VStatus::Planned)) else {
+                    return Ok(Outcome::Skipped);
+                };
                 let [x, y] = self.co.virtuals[v].parents;
                 let px = self.co.virtuals[v].members[0];
                 let opening = self.co.virtuals[v].opening.clone();
                 let yh = self.co.channels[y].hub_index;
-                let Ok(update) = lock_in_parent(&self.co.channels[y].latest().state, yh, Side::Proposer, &opening) else { return Ok(Outcome::Skipped) };
+                let Ok(update) = lock_in_parent(&self.co.channels[y].latest().state, yh, Side::Proposer, &opening)
+                else {
+                    return Ok(Outcome::Skipped);
+                };
                 let proposal = VirtualProposal {
                     params: self.co.virtuals[v].params.clone(),
                     state: opening.clone(),
@@ -1174,11 +1297,15 @@ impl World {
             }
             _ => {
                 // A close with a non-final state.
-                let Some(v) = self.pick(&self.co_virtuals_where(|cv| cv.status == VStatus::Open)) else { return Ok(Outcome::Skipped) };
+                let Some(v) = self.pick(&self.co_virtuals_where(|cv| cv.status == VStatus::Open)) else {
+                    return Ok(Outcome::Skipped);
+                };
                 let Some(state) = self.fresh_v(v, false, None) else { return Ok(Outcome::Skipped) };
                 let c = self.co.virtuals[v].parents[0];
                 let owner = self.co.channels[c].owner;
-                let Ok(update) = settle_in_parent(&self.co.channels[c].latest().state, &state) else { return Ok(Outcome::Skipped) };
+                let Ok(update) = settle_in_parent(&self.co.channels[c].latest().state, &state) else {
+                    return Ok(Outcome::Skipped);
+                };
                 let close = VirtualClose {
                     sigs: self.co_signed_v(v, &state)?.sigs,
                     state,

@@ -48,8 +48,20 @@ impl Spawner {
             let mut child = child;
             let status = child.try_wait()?;
             let log = std::fs::read_to_string(&self.log_file).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().filter(|l| !l.trim_start().starts_with("at ") && !l.trim_start().chars().next().is_some_and(|c| c.is_ascii_digit())).take(20).collect();
-            anyhow::bail!("{e} (exit status {status:?}, config {}); the hub's log ends with:\n{}", self.config_file.display(), tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+            let tail: Vec<&str> = log
+                .lines()
+                .rev()
+                .filter(|l| {
+                    !l.trim_start().starts_with("at ")
+                        && !l.trim_start().chars().next().is_some_and(|c| c.is_ascii_digit())
+                })
+                .take(20)
+                .collect();
+            anyhow::bail!(
+                "{e} (exit status {status:?}, config {}); the hub's log ends with:\n{}",
+                self.config_file.display(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
         }
         Ok(child)
     }
@@ -71,7 +83,11 @@ impl HubProc {
         let config_file = dir.join("sim-hub.toml");
         std::fs::write(&config_file, toml::to_string(&config)?)?;
         let url = format!("http://127.0.0.1:{port}");
-        Ok(Self { spawner: Spawner { config_file, log_file: dir.join("sim-hub.log"), url: url.clone() }, url, child: None })
+        Ok(Self {
+            spawner: Spawner { config_file, log_file: dir.join("sim-hub.log"), url: url.clone() },
+            url,
+            child: None,
+        })
     }
 
     /// Whether the process runs (it is only ever killed by this test).

@@ -25,7 +25,8 @@ use super::world::{World, fmt_units};
 /// A broken invariant.
 #[derive(Debug, Clone)]
 pub struct Violation {
-    /// Which: `hub_funds`, `honest_funds`, `hub_signatures`, `watcher`, `outbox`, `settlement`.
+    /// Which: `hub_funds`, `virtual_neutrality`, `honest_funds`, `hub_signatures`, `watcher`,
+    /// `outbox`, `settlement`.
     pub invariant: &'static str,
     /// What the chain shows.
     pub message: String,
@@ -57,7 +58,8 @@ impl World {
             let receipts = p.get_block_receipts(BlockId::number(n)).await?.unwrap_or_default();
             for (tx, receipt) in block.transactions.txns().zip(&receipts) {
                 let from = receipt.from;
-                *f.gas.entry(from).or_default() += U256::from(receipt.gas_used) * U256::from(receipt.effective_gas_price);
+                *f.gas.entry(from).or_default() +=
+                    U256::from(receipt.gas_used) * U256::from(receipt.effective_gas_price);
                 if !receipt.status() {
                     continue;
                 }
@@ -82,7 +84,8 @@ impl World {
     }
 
     async fn outcomes(&self) -> anyhow::Result<HashMap<B256, OutcomeSet>> {
-        let filter = Filter::new().address(self.eth).event_signature(EthAssetHolder::OutcomeSet::SIGNATURE_HASH).from_block(0);
+        let filter =
+            Filter::new().address(self.eth).event_signature(EthAssetHolder::OutcomeSet::SIGNATURE_HASH).from_block(0);
         let mut out = HashMap::new();
         for log in self.reader().get_logs(&filter).await? {
             let e = log.log_decode::<EthAssetHolder::OutcomeSet>()?.inner.data;
@@ -92,7 +95,8 @@ impl World {
     }
 
     async fn withdrawn_events(&self) -> anyhow::Result<HashMap<(B256, Address), U256>> {
-        let filter = Filter::new().address(self.eth).event_signature(EthAssetHolder::Withdrawn::SIGNATURE_HASH).from_block(0);
+        let filter =
+            Filter::new().address(self.eth).event_signature(EthAssetHolder::Withdrawn::SIGNATURE_HASH).from_block(0);
         let mut out: HashMap<(B256, Address), U256> = HashMap::new();
         for log in self.reader().get_logs(&filter).await? {
             let e = log.log_decode::<EthAssetHolder::Withdrawn>()?.inner.data;
@@ -140,7 +144,11 @@ impl World {
         let mut lost_top_ups = Vec::new();
         for (name, id, opening) in &channels {
             let held = chain::holdings(&self.reader(), self.eth, *id, hub).await?;
-            if settled(id) { left += held } else { locked += held }
+            if settled(id) {
+                left += held
+            } else {
+                locked += held
+            }
             let dep = f.deposits.get(&(hub, *id)).copied().unwrap_or_default();
             let out_w = withdrawn.get(&(*id, hub)).copied().unwrap_or_default();
             let all_in: U256 = f.deposits.iter().filter(|((_, c), _)| c == id).map(|(_, v)| *v).sum();
@@ -163,7 +171,7 @@ impl World {
                     fmt_units(held),
                     fmt_units(all_in),
                     outcome.map_or("none".into(), |o| format!("{:?}{}", o.balances.map(fmt_units), if o.refunded { " refunded" } else { "" })),
-                    if excess.is_zero() { String::new() } else { format!("; {} deposited beyond the outcome, credited to nobody", fmt_units(excess)) }
+                    if excess.is_zero() { String::new() } else { format!("; {} deposited beyond the outcome's total (in no signed state)", fmt_units(excess)) }
                 ));
             }
         }
@@ -180,16 +188,14 @@ impl World {
         if received + left < deposited + expected {
             let lost = deposited + expected - received - left;
             if !lost_top_ups.is_empty() {
-                self.diagnosis.push(format!("flaw 3, a top-up lost in {}", lost_top_ups.join(",")));
+                self.diagnosis
+                    .push(format!("flaw 3, a top-up deposit not in the outcome of {}", lost_top_ups.join(",")));
             }
-            let mismatched = self.virtual_mismatch_names().await?;
-            if !mismatched.is_empty() {
-                self.diagnosis.push(format!("flaw 1, a virtual channel paid twice: {}", mismatched.join(",")));
-            }
+
             out.push(Violation {
                 invariant: "hub_funds",
                 message: format!(
-                    "the hub got back {} (withdrawn {} + still withdrawable {}) but deposited {} and earned fees {} and payments {}: it lost {}{}\n  channels where the hub got back less than it deposited, or coins were lost:\n{}{}",
+                    "the hub got back {} (withdrawn {} + still withdrawable {}) but deposited {} and earned fees {} and payments {}: it lost {}{}\n  channels where the hub got back less than it deposited, or coins were lost:\n{}",
                     fmt_units(received + left),
                     fmt_units(received),
                     fmt_units(left),
@@ -199,9 +205,15 @@ impl World {
                     fmt_units(lost),
                     if locked.is_zero() { String::new() } else { format!(" ({} still in unconcluded channels)", fmt_units(locked)) },
                     table.join("\n"),
-                    self.virtual_mismatches().await?
                 ),
             });
+        }
+
+        // 1b. A virtual channel settles both its parents with one state (the hub is neutral).
+        for (name, message) in self.settled_twice().await? {
+            let net = message.rsplit(' ').next().unwrap_or("").to_string();
+            self.diagnosis.push(format!("flaw 1, {name} settled with two different states (the hub's net {net})"));
+            out.push(Violation { invariant: "virtual_neutrality", message });
         }
 
         // 2. The honest clients.
@@ -221,7 +233,11 @@ impl World {
                     _ => self.honest_value(h, id)?,
                 };
                 expected += value;
-                lines.push(format!("    {id}: due {} (outcome {:?})", fmt_units(value), outcomes.get(&id).map(|o| o.balances.map(fmt_units))));
+                lines.push(format!(
+                    "    {id}: due {} (outcome {:?})",
+                    fmt_units(value),
+                    outcomes.get(&id).map(|o| o.balances.map(fmt_units))
+                ));
             }
             if received + held_total < expected {
                 out.push(Violation {
@@ -258,7 +274,7 @@ impl World {
         };
         let ingested = m.get("ingrid_chain_ingested_block").copied().unwrap_or(0.0) as u64;
         if ingested < head {
-            let why = self.hub.log_tail(400).lines().filter(|l| l.contains("ingestion")).last().unwrap_or("").to_string();
+            let why = self.hub.log_tail(400).lines().rfind(|l| l.contains("ingestion")).unwrap_or("").to_string();
             self.diagnosis.push(if why.contains("registered_version") {
                 "flaw 2, the watcher stopped by a version >= 2^63".into()
             } else {
@@ -268,13 +284,28 @@ impl World {
                 invariant: "watcher",
                 message: format!(
                     "the hub's watcher is stuck: it ingested up to block {ingested}, the chain is at {head}; its log says:\n{}",
-                    self.hub.log_tail(400).lines().filter(|l| l.contains("ingestion")).last().unwrap_or("(nothing)")
+                    self.hub.log_tail(400).lines().rfind(|l| l.contains("ingestion")).unwrap_or("(nothing)")
                 ),
             });
         }
         let failed = m.get("ingrid_outbox_failed").copied().unwrap_or(0.0);
         if failed > 0.0 {
             out.push(Violation { invariant: "outbox", message: format!("{failed} outbox actions failed for good") });
+        }
+        // A transaction of the hub the node holds back (queued behind a nonce gap) is never
+        // mined: the outbox waits on it for ever.
+        let pool: serde_json::Value = self.reader().raw_request("txpool_inspect".into(), ()).await.unwrap_or_default();
+        let hub = self.hub_addr.to_string();
+        if let Some((_, queued)) =
+            pool["queued"].as_object().and_then(|q| q.iter().find(|(a, _)| a.eq_ignore_ascii_case(&hub)))
+        {
+            self.diagnosis.push("the hub's transactions are stuck behind a nonce gap".into());
+            out.push(Violation {
+                invariant: "outbox",
+                message: format!(
+                    "the node holds back transactions of the hub behind a nonce gap (never mined): {queued}"
+                ),
+            });
         }
         Ok(out)
     }
@@ -308,44 +339,68 @@ impl World {
         Ok(value)
     }
 
-    /// The coalition virtual channels of [`Self::virtual_mismatches`].
-    async fn virtual_mismatch_names(&self) -> anyhow::Result<Vec<String>> {
+    /// Coalition virtual channels the hub settled off chain in one parent (it countersigned
+    /// that parent's update with final state `F`) while the other parent concluded on chain
+    /// with another state `R` of it: (name, parents, versions, the hub's net on the channel).
+    /// The hub locked the acceptor's deposit in the proposer's parent and the proposer's in
+    /// the acceptor's; it gets back V's acceptor share in the proposer's parent and V's
+    /// proposer share in the acceptor's, so with one state both ways it is neutral.
+    async fn settled_twice(&self) -> anyhow::Result<Vec<(String, String)>> {
+        use alloy::sol_types::SolEvent;
+        use ingrid_client_sdk::bindings::adjudicator::Adjudicator::Concluded;
         let mut out = Vec::new();
         for cv in &self.co.virtuals {
-            let r = self.record(cv.key()).await?;
-            let one = match cv.settled {
-                [Some(v), None] | [None, Some(v)] => Some(v),
-                _ => None,
+            let (side, off) = match cv.settled {
+                [Some(v), None] => (0, v),
+                [None, Some(v)] => (1, v),
+                _ => continue,
             };
-            if one.is_some_and(|v| r.phase != 0 && r.version != v) {
-                out.push(cv.name.clone());
+            let Some(f) = cv.states.iter().find(|s| s.version == off && s.isFinal) else { continue };
+            let other = self.co.channels[cv.parents[1 - side]].id();
+            let filter = Filter::new()
+                .address(self.d.adjudicator)
+                .event_signature(Concluded::SIGNATURE_HASH)
+                .topic1(other)
+                .from_block(0);
+            let Some(log) = self.reader().get_logs(&filter).await?.pop() else { continue };
+            let concluded = log.log_decode::<Concluded>()?.inner.data.version;
+            let tree = ingrid_client_sdk::dispute::registered_tree(&self.reader(), &self.d, other, 0).await?;
+            let Some(ledger) = tree.get(&other) else { continue };
+            if ledger.state.version != concluded || !ledger.state.outcome.locked.iter().any(|l| l.id == cv.id()) {
+                continue;
             }
+            let Some(r) = tree.get(&cv.key()) else { continue };
+            if r.state == *f {
+                continue;
+            }
+            let total = cv.opening.outcome.balances[0][0] + cv.opening.outcome.balances[0][1];
+            // Proposer's parent settled off chain: the hub gets F's acceptor share there and
+            // R's proposer share in the acceptor's parent.
+            let back = if side == 0 {
+                f.outcome.balances[0][1] + r.state.outcome.balances[0][0]
+            } else {
+                f.outcome.balances[0][0] + r.state.outcome.balances[0][1]
+            };
+            let net = if back >= total {
+                format!("+{}", fmt_units(back - total))
+            } else {
+                format!("-{}", fmt_units(total - back))
+            };
+            out.push((
+                cv.name.clone(),
+                format!(
+                    "{}: the hub settled {} off chain with final v{} {:?} (it countersigned that update), and {} concluded on chain with v{} {:?} of it: the hub's net on {} is {net}",
+                    cv.name,
+                    self.co.channels[cv.parents[side]].name,
+                    f.version,
+                    f.outcome.balances[0].map(fmt_units),
+                    self.co.channels[cv.parents[1 - side]].name,
+                    r.state.version,
+                    r.state.outcome.balances[0].map(fmt_units),
+                    cv.name
+                ),
+            ));
         }
         Ok(out)
-    }
-
-    /// Coalition virtual channels settled off chain in one parent with another state than the
-    /// one their record on chain holds (which settles the other parent).
-    async fn virtual_mismatches(&self) -> anyhow::Result<String> {
-        let mut lines = Vec::new();
-        for cv in &self.co.virtuals {
-            let r = self.record(cv.key()).await?;
-            for (side, settled) in cv.settled.iter().enumerate() {
-                if let Some(v) = settled
-                    && cv.settled[1 - side].is_none()
-                    && r.phase != 0
-                    && r.version != *v
-                {
-                    lines.push(format!(
-                        "    {}: the hub settled {} off chain with its final state v{v}; its record on chain holds v{} (settling {})",
-                        cv.name,
-                        self.co.channels[cv.parents[side]].name,
-                        r.version,
-                        self.co.channels[cv.parents[1 - side]].name
-                    ));
-                }
-            }
-        }
-        Ok(if lines.is_empty() { String::new() } else { format!("\n  virtual channels settled with two different states:\n{}", lines.join("\n")) })
     }
 }

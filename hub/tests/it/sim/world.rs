@@ -50,7 +50,8 @@ pub fn fmt_units(x: U256) -> String {
     let micro = U256::from(1_000_000_000u64);
     let (q, r) = (x / units(1), (x % units(1)) / micro);
     let exact = (x % micro).is_zero();
-    let frac = if r.is_zero() { String::new() } else { format!(".{:06}", r.to::<u64>()).trim_end_matches('0').to_string() };
+    let frac =
+        if r.is_zero() { String::new() } else { format!(".{:06}", r.to::<u64>()).trim_end_matches('0').to_string() };
     format!("{}{q}{frac}u", if exact { "" } else { "~" })
 }
 
@@ -181,6 +182,8 @@ pub struct World {
     pub steps: usize,
     /// What the checks recognised in a failure (the flaw behind it, when known).
     pub diagnosis: Vec<String>,
+    /// The first step after which the watcher stayed behind the chain (reset when it caught up).
+    pub behind_since: Option<usize>,
 }
 
 impl World {
@@ -202,8 +205,8 @@ impl World {
         let mut members = Vec::new();
         for i in 0..COALITION {
             let key = env.devnet.key(1 + HONEST + i);
-            let mut api =
-                HubClient::new(&hub.url).with_retry(RetryPolicy { attempts: 2, first_delay: Duration::from_millis(50) });
+            let mut api = HubClient::new(&hub.url)
+                .with_retry(RetryPolicy { attempts: 2, first_delay: Duration::from_millis(50) });
             api.login(&key).await?;
             members.push(Member { name: format!("C{i}"), provider: provider(&env, &key), key, api });
         }
@@ -238,10 +241,11 @@ impl World {
             fired: BTreeMap::new(),
             steps: 0,
             diagnosis: Vec::new(),
+            behind_since: None,
         })
     }
 
-    /// A provider with no wallet of a party (reads).
+    /// The outsider's provider: reads, and the permissionless transactions of the settlement.
     pub fn reader(&self) -> DynProvider {
         self.outsider.clone()
     }
@@ -272,7 +276,8 @@ impl World {
         let head = self.head().await?;
         let deadline = tokio::time::Instant::now() + limit;
         loop {
-            let ingested = metrics(&self.hub.url).await.ok().and_then(|m| m.get("ingrid_chain_ingested_block").copied());
+            let ingested =
+                metrics(&self.hub.url).await.ok().and_then(|m| m.get("ingrid_chain_ingested_block").copied());
             if ingested.is_some_and(|b| b as u64 >= head) {
                 self.lagging_at = None;
                 return Ok(true);
@@ -294,14 +299,20 @@ impl World {
         let mut notes = Vec::new();
         self.wait_ingested(Duration::from_secs(2)).await?;
         tokio::time::sleep(Duration::from_millis(150)).await;
+        if let Some(waited) = self.wait_for_hub_disputes().await? {
+            notes.push(waited);
+        }
         if self.hub.is_up() {
             self.h_finish_opens().await;
         }
         for h in &mut self.honest {
             match h.wallet.watch_once().await {
-                Ok(r) if !r.refuted.is_empty() || !r.too_late.is_empty() => {
-                    notes.push(format!("{} watcher refuted {} (too late: {})", h.name, r.refuted.len(), r.too_late.len()))
-                }
+                Ok(r) if !r.refuted.is_empty() || !r.too_late.is_empty() => notes.push(format!(
+                    "{} watcher refuted {} (too late: {})",
+                    h.name,
+                    r.refuted.len(),
+                    r.too_late.len()
+                )),
                 Ok(_) => {}
                 Err(e) => notes.push(format!("{} watcher failed: {e}", h.name)),
             }
@@ -310,6 +321,58 @@ impl World {
         p.anvil_increase_time(secs).await?;
         p.anvil_mine(Some(1), None).await?;
         Ok(notes)
+    }
+
+    /// Time is fair to the hub: the chain's clock moves on only once the hub has no
+    /// refutation and no registration in flight, or waiting out a lease after a crash (its
+    /// clock is the wall clock, which the simulation does not compress). Bounded; returns a
+    /// note when it had to wait long.
+    pub async fn wait_for_hub_disputes(&mut self) -> anyhow::Result<Option<String>> {
+        if !self.hub.is_up() {
+            return Ok(None);
+        }
+        let started = tokio::time::Instant::now();
+        let limit = Duration::from_secs(135);
+        loop {
+            let busy = self.hub_dispute_work().await.unwrap_or_default();
+            if busy.is_empty() {
+                let waited = started.elapsed();
+                return Ok((waited > Duration::from_secs(3))
+                    .then(|| format!("waited {}s for the hub's {}", waited.as_secs(), "dispute actions")));
+            }
+            if started.elapsed() >= limit {
+                return Ok(Some(format!(
+                    "the hub's dispute actions still pending after {}s: {}",
+                    limit.as_secs(),
+                    busy.join(", ")
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// The hub's pending refutations, and registrations already tried (in flight or leased),
+    /// from its operator API.
+    async fn hub_dispute_work(&self) -> anyhow::Result<Vec<String>> {
+        let list: serde_json::Value = reqwest::Client::new()
+            .get(format!("{}/v1/admin/outbox?limit=1000", self.hub.url))
+            .bearer_auth(crate::harness::OPERATOR_TOKEN)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let entries = list["entries"].as_array().cloned().unwrap_or_default();
+        Ok(entries
+            .iter()
+            .filter(|e| e["status"] == "pending")
+            .filter(|e| match e["kind"].as_str().unwrap_or("") {
+                "refute" | "refute_virtual" => true,
+                "register" => e["attempts"].as_i64().unwrap_or(0) > 0,
+                _ => false,
+            })
+            .map(|e| format!("{} (tried {})", e["kind"].as_str().unwrap_or("?"), e["attempts"]))
+            .collect())
     }
 
     /// The dispute record of `key` (a ledger channel's id or a sub-channel key).

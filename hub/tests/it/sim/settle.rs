@@ -7,10 +7,11 @@
 use std::time::Duration;
 
 use alloy::primitives::B256;
+use alloy::providers::Provider;
+use ingrid_client_sdk::SignedState;
 use ingrid_client_sdk::api::ChannelStatus;
 use ingrid_client_sdk::chain::{self, phase};
 use ingrid_client_sdk::dispute;
-use ingrid_client_sdk::SignedState;
 use rand::Rng;
 
 use super::hubproc::metrics;
@@ -47,12 +48,20 @@ impl World {
         match holder {
             Holder::Honest(h) => {
                 let r = self.honest[h].wallet.store().load(id).ok()??;
-                r.latest.state.isFinal.then(|| SignedState { params: r.params, state: r.latest.state, sigs: r.latest.sigs })
+                r.latest.state.isFinal.then(|| SignedState {
+                    params: r.params,
+                    state: r.latest.state,
+                    sigs: r.latest.sigs,
+                })
             }
             Holder::Coalition(c) => {
                 let ch = &self.co.channels[c];
                 let l = ch.latest();
-                l.state.isFinal.then(|| SignedState { params: ch.params.clone(), state: l.state.clone(), sigs: l.sigs.clone() })
+                l.state.isFinal.then(|| SignedState {
+                    params: ch.params.clone(),
+                    state: l.state.clone(),
+                    sigs: l.sigs.clone(),
+                })
             }
         }
     }
@@ -86,10 +95,15 @@ impl World {
                 if let Ok(true) = self.honest[h].wallet.accept_top_up(id).await {
                     self.note(format!("settle: {} takes the top-up in {id}", self.honest[h].name));
                 }
-                let free = self.honest[h].wallet.store().load(id)?.is_some_and(|r| r.latest.state.outcome.locked.is_empty());
+                let free =
+                    self.honest[h].wallet.store().load(id)?.is_some_and(|r| r.latest.state.outcome.locked.is_empty());
                 if free {
                     let result = self.honest[h].wallet.close(id).await;
-                    self.note(format!("settle: {} closes {id}: {}", self.honest[h].name, result.map_or_else(|e| e.to_string(), |_| "ok".into())));
+                    self.note(format!(
+                        "settle: {} closes {id}: {}",
+                        self.honest[h].name,
+                        result.map_or_else(|e| e.to_string(), |_| "ok".into())
+                    ));
                 }
             }
         }
@@ -99,7 +113,11 @@ impl World {
         let ignore = self.weights.0.get(&Strategy::CloseIgnoringTopUp).copied().unwrap_or(1);
         for c in 0..self.co.channels.len() {
             let ch = &self.co.channels[c];
-            if !ch.funded || ch.latest().state.isFinal || take + ignore == 0 || self.rng.random_range(0..take + ignore) >= take {
+            if !ch.funded
+                || ch.latest().state.isFinal
+                || take + ignore == 0
+                || self.rng.random_range(0..take + ignore) >= take
+            {
                 continue;
             }
             if let Some(outcome) = self.co_accept_top_up_in(c).await? {
@@ -126,7 +144,10 @@ impl World {
                             Some(t) if t <= now => {
                                 let sent = dispute::send_conclude(&self.outsider, &self.d, id, &registered).await;
                                 let result = match sent {
-                                    Ok(Some(p)) => chain::confirm(p).await.map(|_| "concluded".to_string()).unwrap_or_else(|e| e.to_string()),
+                                    Ok(Some(p)) => chain::confirm(p)
+                                        .await
+                                        .map(|_| "concluded".to_string())
+                                        .unwrap_or_else(|e| e.to_string()),
                                     Ok(None) => "registered states not found".into(),
                                     Err(e) => e.to_string(),
                                 };
@@ -142,7 +163,10 @@ impl World {
                         if let Some(signed) = self.final_state(id, holder) {
                             if round >= 3 {
                                 let result = chain::conclude_final(&self.outsider, &self.d, signed).await;
-                                self.note(format!("settle: conclude_final {name}: {}", result.map_or_else(|e| e.to_string(), |_| "ok".into())));
+                                self.note(format!(
+                                    "settle: conclude_final {name}: {}",
+                                    result.map_or_else(|e| e.to_string(), |_| "ok".into())
+                                ));
                             }
                         } else {
                             let outcome = match holder {
@@ -229,13 +253,49 @@ impl World {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
+                let outbox = self.pending_outbox().await.unwrap_or_else(|e| e.to_string());
+                let queued: serde_json::Value =
+                    self.reader().raw_request("txpool_inspect".into(), ()).await.unwrap_or_default();
+                let hub_queued = queued["queued"]
+                    .as_object()
+                    .map(|q| {
+                        q.iter()
+                            .filter(|(a, _)| a.eq_ignore_ascii_case(&self.hub_addr.to_string()))
+                            .map(|(_, v)| v.to_string())
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .unwrap_or_default();
+                let outbox = if hub_queued.is_empty() {
+                    outbox
+                } else {
+                    format!("{outbox}; the hub's transactions queued behind a nonce gap: {hub_queued}")
+                };
                 self.note(format!(
-                    "settle: stopped waiting for the hub: {left} channels with its holdings, {pending} outbox entries pending, watcher caught up: {caught_up}"
+                    "settle: stopped waiting for the hub: {left} channels with its holdings, {pending} outbox entries pending ({outbox}), watcher caught up: {caught_up}"
                 ));
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(400)).await;
         }
+    }
+
+    /// The hub's pending outbox entries, from its operator API (kind, attempts, last error).
+    async fn pending_outbox(&self) -> anyhow::Result<String> {
+        let list: serde_json::Value = reqwest::Client::new()
+            .get(format!("{}/v1/admin/outbox", self.hub.url))
+            .bearer_auth(crate::harness::OPERATOR_TOKEN)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let entries = list["entries"].as_array().cloned().unwrap_or_default();
+        Ok(entries
+            .iter()
+            .filter(|e| e["status"] == "pending")
+            .map(|e| format!("{} x{}: {}", e["kind"], e["attempts"], e["lastError"].as_str().unwrap_or("-")))
+            .collect::<Vec<_>>()
+            .join("; "))
     }
 
     /// Logs an outcome of a settlement action.
