@@ -228,9 +228,17 @@ async fn fees_are_paid_in_the_proposers_parent_exactly() -> anyhow::Result<()> {
     alice.wait_virtual_open(v2, WAIT).await?;
     let x2 = alice.store().load(x)?.expect("X").latest.state;
     assert_eq!(x2.outcome.balances[0][0], xs.outcome.balances[0][0] - ether(1) - old_fee, "not retroactive");
+    // The time part shrinks by the second, so compare with the formula over the request's
+    // window rather than with the old fee.
+    let doubled = VirtualPolicy { fee_flat: U256::from(2_000u64), ..policy.clone() };
+    let before = now();
     let v3 = alice.propose_virtual(bob.address(), x, &[[ether(1), ether(1)]], 600, until).await?;
+    let after = now();
     let new_fee = alice.hub().virtual_channel(v3).await?.fees[0];
-    assert!(new_fee >= old_fee + U256::from(999u64), "the new flat fee applies: {old_fee} → {new_fee}");
+    let expected: Vec<U256> = (before..=after).map(|t| fee(&doubled, ether(2), until - t).expect("fee")).collect();
+    assert!(expected.contains(&new_fee), "the new flat fee applies: {new_fee} in {expected:?}");
+    let old_formula: Vec<U256> = (before..=after).map(|t| fee(&policy, ether(2), until - t).expect("fee")).collect();
+    assert!(!old_formula.contains(&new_fee), "not the old fee's formula: {new_fee}");
     hub.hub.stop().await;
     Ok(())
 }
