@@ -90,7 +90,17 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .rpc_url
         .parse()
         .with_context(|| format!("chain.rpc_url {:?} is not a URL", config.chain.rpc_url))?;
-    let provider = ProviderBuilder::new().wallet(EthereumWallet::from(key.clone())).connect_http(url).erased();
+    // Nonces come from the node's pending count at every send, never from a local cache: a
+    // cached nonce is taken before gas estimation, so a transaction that fails to estimate
+    // (a refutation the chain no longer needs, say) would burn it and hold back every later
+    // transaction of the hub for good. Only the leader's outbox sends, one at a time.
+    let provider = ProviderBuilder::default()
+        .with_gas_estimation()
+        .with_simple_nonce_management()
+        .fetch_chain_id()
+        .wallet(EthereumWallet::from(key.clone()))
+        .connect_http(url)
+        .erased();
     let chain_id = provider.get_chain_id().await.context("reaching the chain at chain.rpc_url")?;
     ensure!(
         chain_id == config.chain.chain_id,

@@ -8,6 +8,8 @@
 
 use std::time::Duration;
 
+use anyhow::Context as _;
+
 use alloy::primitives::{B256, U256};
 use ingrid_client_sdk::api::FullySignedState;
 use ingrid_client_sdk::chain::{self, phase};
@@ -558,6 +560,121 @@ async fn a_version_beyond_i64_does_not_stop_the_watcher() -> anyhow::Result<()> 
     let x = wait_concluded(env, seed.x).await?;
     let y = wait_concluded(env, seed.y).await?;
     assert_eq!(x[0][1] + y[0][1], ether(7), "Ingrid holds 7 before and after");
+    hub.stop().await;
+    Ok(())
+}
+
+/// Flaw 5 of "the hub cannot be robbed": disputes must not wait behind a transaction of the
+/// hub that does not confirm. With mining paused, the hub's deposit into Bob's channel stays
+/// pending and the outbox replaces it (same nonce, higher fee) once it is older than
+/// `fee_bump_after`. Then every block costs 1000 gwei of base fee, which the deposit cannot
+/// pay (anvil drops it from its pool; a node that keeps it would see it replaced again), and
+/// Alice registers a stale state of X: the refutation goes first and lands within X's
+/// challenge period, and the deposit is then sent anew at the new fee.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refutation_lands_while_an_earlier_transaction_of_the_hub_is_stuck() -> anyhow::Result<()> {
+    use alloy::consensus::Transaction as _;
+    use alloy::providers::Provider as _;
+    use alloy::providers::ext::AnvilApi;
+    const EXPENSIVE: u128 = 1_000_000_000_000; // 1000 gwei
+    let env = Env::new(OUTSIDER + 1).await?;
+    let hub = env.start_hub().await?;
+    let url = format!("http://{}", hub.addr);
+    let eth = env.eth();
+    let alice = env.wallet(&url, 1).await?;
+    let x = open_basic(&alice, eth.holder, 3, 3).await?;
+    alice.pay_hub(x, eth.holder, ether(2)).await?;
+    let bob = env.wallet(&url, 2).await?;
+    let bob_key = env.devnet.key(2);
+    let provider = env.provider(&env.hub_key);
+
+    // Blocks come only when the test mines them. Bob funds his channel; the hub's deposit
+    // follows at the fee of a cheap chain.
+    provider.anvil_set_auto_mine(false).await?;
+    let params = ingrid_client_sdk::Params {
+        challengeDuration: CHALLENGE,
+        nonce: U256::from(77),
+        participants: [bob.address(), env.hub_key.address()],
+        ledger: true,
+        isVirtual: false,
+        app: alloy::primitives::Address::ZERO,
+    };
+    let y = ingrid_client_sdk::state::channel_id(&params);
+    let state = State {
+        channelId: y,
+        version: 0,
+        outcome: ingrid_client_sdk::Allocation {
+            assets: vec![eth.holder],
+            balances: vec![[ether(1), ether(1)]],
+            locked: vec![],
+        },
+        appData: Default::default(),
+        isFinal: false,
+    };
+    let signature = env.stack.contracts.deployment.sign_state(&bob_key, &state)?;
+    bob.hub().open_channel(&ingrid_client_sdk::api::OpenChannelRequest { params, state, signature }, None).await?;
+    let deposit = chain::send_deposit(&env.provider(&bob_key), &eth, y, bob.address(), ether(1)).await?;
+    provider.anvil_mine(Some(1), None).await?;
+    deposit.get_receipt().await?;
+    let deposit_tx = || async {
+        let row: Option<(Option<Vec<u8>>, String)> =
+            sqlx::query_as("SELECT tx_hash, status::text FROM outbox WHERE kind = 'deposit' AND channel_id = $1")
+                .bind(y.as_slice())
+                .fetch_optional(&env.pool)
+                .await?;
+        anyhow::Ok(row.and_then(|(hash, status)| Some((B256::from_slice(&hash?), status))))
+    };
+    wait_until(WAIT, "the hub's deposit sent", || async { Ok(deposit_tx().await?.is_some()) }).await?;
+    let (first, _) = deposit_tx().await?.expect("sent");
+    let a = provider.get_transaction_by_hash(first).await?.context("first deposit in the pool")?;
+
+    // No block: the deposit stays pending and is replaced with a higher fee at its nonce.
+    wait_until(WAIT, "the pending deposit replaced", || async {
+        Ok(deposit_tx().await?.is_some_and(|(hash, _)| hash != first))
+    })
+    .await?;
+    let (second, _) = deposit_tx().await?.expect("sent");
+    let b = provider.get_transaction_by_hash(second).await?.context("replacement in the pool")?;
+    assert_eq!(a.nonce(), b.nonce(), "a replacement, not a second deposit");
+    assert!(b.max_fee_per_gas() > a.max_fee_per_gas() + a.max_fee_per_gas() / 9, "at least 12.5 % more");
+    assert!(provider.get_transaction_receipt(second).await?.is_none(), "nothing mined yet");
+
+    // From now on every block costs 1000 gwei of base fee: the deposit cannot be mined.
+    let mining = {
+        let provider = provider.clone();
+        tokio::spawn(async move {
+            loop {
+                let _ = provider.anvil_set_next_block_base_fee_per_gas(EXPENSIVE).await;
+                let _ = provider.anvil_mine(Some(1), None).await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        })
+    };
+    // Alice registers her older, richer state of X.
+    let stale = stored_state(&env, x, 0).await?;
+    chain::register(&outsider(&env), &env.stack.contracts.deployment, stale, Vec::new()).await?;
+    let registered = dispute_version(&env, x).await?;
+    wait_until(Duration::from_secs(120), "the hub's refutation", || async {
+        Ok(dispute_version(&env, x).await?.version == 1)
+    })
+    .await?;
+    let refuted_at = dispute::chain_time(&provider).await?;
+    assert!(refuted_at < registered.timeout, "refuted within the challenge period");
+    // The deposit is sent again at the new fee and lands.
+    wait_until(Duration::from_secs(120), "the hub's deposit done", || async {
+        Ok(deposit_tx().await?.is_some_and(|(_, status)| status == "done"))
+    })
+    .await?;
+    let (last, _) = deposit_tx().await?.expect("sent");
+    assert!(last != first && last != second, "the deposit was sent anew at the new fee");
+    let receipt = provider.get_transaction_receipt(last).await?.context("deposit mined")?;
+    assert!(receipt.effective_gas_price >= EXPENSIVE, "paid the new base fee");
+    assert_eq!(
+        chain::holdings(&provider, eth.holder, y, env.hub_key.address()).await?,
+        ether(1),
+        "the hub's coins in Y"
+    );
+    mining.abort();
     hub.stop().await;
     Ok(())
 }
