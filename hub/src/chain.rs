@@ -261,7 +261,10 @@ impl Chain {
 
     /// Processes one due outbox entry; returns whether there was one.
     pub async fn outbox_once(&self, pool: &PgPool) -> anyhow::Result<bool> {
-        const LEASE_SECS: u64 = 120;
+        // A claim outlives the longest attempt (a receipt wait plus a few calls) but not by
+        // much: after a leader dies mid-attempt, the next one retries within this, well
+        // inside the shortest challenge period the hub accepts in development (60 s).
+        const LEASE_SECS: u64 = 2 * RECEIPT_WAIT.as_secs();
         const MAX_ATTEMPTS: i32 = 25;
         let Some(entry) = db::claim_outbox::<Action>(pool, LEASE_SECS).await? else { return Ok(false) };
         match self.perform(pool, &entry).await {
