@@ -3,6 +3,7 @@ pragma solidity ^0.8.28;
 
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 
 import {IAssetHolder} from "./IAssetHolder.sol";
@@ -13,28 +14,40 @@ import {IAssetHolder} from "./IAssetHolder.sol";
 /// channel's outcome once; participants then pull their holdings with signed authorisations.
 ///
 /// Settlement rule (`setOutcome`), per asset. Before settlement nothing can be withdrawn, so a
-/// participant's holding is exactly what was deposited for it, `d_i`; let `H = d0 + d1` (all
-/// that is held for the two participants) and `B = b0 + b1` (the outcome):
+/// participant's holding is exactly what was deposited for it, `d_i`, and its standby exactly
+/// what was deposited on standby for it, `s_i`; let `H = d0 + d1` (the channel's funding) and
+/// `B = b0 + b1` (the outcome):
 /// - funded (`H >= B`): nothing is destroyed. The excess `E = H - B` goes to whoever deposited
 ///   more than its final balance: participant `i` is credited
 ///   `b_i + min(E, max(0, d_i - b_i))`. The two credits add up to exactly `H` (if both
 ///   `d_i >= b_i`, the shares are `d_i - b_i`, which add up to `E`; if one `d_j < b_j`, the
 ///   other's `d_i - b_i` exceeds `E` and it gets all of `E`). Each gets at least its final
 ///   balance, and every participant gets at least its own deposits unless the other ended
-///   with more than it deposited.
-/// - underfunded (`H < B`): the holdings stay as deposited and each participant withdraws its
-///   own deposits (`refunded = true`).
+///   with more than it deposited. Standby deposits are untouched: each is credited back to
+///   its depositor's participant.
+/// - funded with standby (`H < B <= H + s0 + s1`): the shortfall `B - H` is drawn from the two
+///   standbys in proportion to them (`s0`'s share rounded down); each participant is credited
+///   `b_i` plus what is left of its standby.
+/// - underfunded (`H + s0 + s1 < B`): the deposits and standbys stay with their participants
+///   (`refunded = true`).
+///
+/// Standby deposits (`depositStandby`) are how a participant raises a running channel's total
+/// safely (the hub's collateral top-up): the raiser puts the coins on standby, and the other
+/// party signs the state with the raised total only once it sees them there. A standby only
+/// ever covers an outcome with a total that both signed above the funding; if the channel
+/// ends with an earlier state (the raise never countersigned), it all goes back to its
+/// depositor. Drawing in proportion favours neither participant; a participant that puts
+/// coins on standby without having raised the total only helps the other fund it.
 ///
 /// When the rule attributes an excess exactly: from deposits and balances alone the depositor
 /// of an excess cannot always be told apart, because payments move balance across. Say the
 /// channel's states account for deposits `f_i` (so `B = f0 + f1`), `x_i = d_i - f_i` is what
 /// `i` deposited in excess, and `i` paid `q` net to the other (`b_i = f_i - q`). The rule
 /// credits `i` with `min(E, x_i + q)` and the other with `max(0, x_j - q)`: exact when nobody
-/// paid anybody net (`q = 0`), or when the whole excess came from the net payer (`x_j = 0`),
-/// which is the case of a hub top-up that the client never countersigned after the hub paid
-/// it; otherwise up to `min(q, x_j)` of the net receiver's excess is credited to the payer,
-/// who still never ends with more than its balance plus the excess, nor the receiver with less
-/// than its balance.
+/// paid anybody net (`q = 0`), or when the whole excess came from the net payer (`x_j = 0`);
+/// otherwise up to `min(q, x_j)` of the net receiver's excess is credited to the payer, who
+/// still never ends with more than its balance plus the excess, nor the receiver with less
+/// than its balance. This is why a raise goes through a standby, never through `deposit`.
 ///
 /// Deposits remain possible after settlement; they add to the participant's holding and can
 /// be withdrawn like the rest.
@@ -46,10 +59,11 @@ import {IAssetHolder} from "./IAssetHolder.sol";
 /// holding is back at the same amount. An amount rather than "the whole holding" is signed so
 /// that an authorisation never moves more than its signer saw and agreed to.
 ///
-/// A holding and its nonce share one storage slot: a holding is at most `2^192 - 1` (a deposit
-/// that would exceed it reverts with `HoldingOverflow`). An outcome whose credits would exceed
-/// it (only possible with a token whose supply exceeds `2^192`, and balances both participants
-/// signed) is settled like an underfunded one: the deposits stay where they are.
+/// A holding and its nonce share one storage slot: a holding plus its standby is at most
+/// `2^192 - 1` (a deposit that would exceed it reverts with `HoldingOverflow`), so refunding
+/// both always fits. An outcome whose credits would exceed it (only possible with a token
+/// whose supply exceeds `2^192`, and balances both participants signed) is settled like an
+/// underfunded one: the deposits and standbys stay with their participants.
 ///
 /// Concrete holders implement how the asset moves in (`_pull`) and out (`_pay`).
 abstract contract AssetHolder is IAssetHolder, EIP712("IngridAssetHolder", "1"), ReentrancyGuard {
@@ -83,7 +97,7 @@ abstract contract AssetHolder is IAssetHolder, EIP712("IngridAssetHolder", "1"),
     error InvalidNonce(uint256 expected);
     /// Paying to the zero address would burn the funds.
     error ZeroReceiver();
-    /// The deposit would take the holding above `2^192 - 1`.
+    /// The deposit would take the holding plus the standby above `2^192 - 1`.
     error HoldingOverflow();
 
     /// A funding id's holding and the nonce of its next withdrawal, in one slot.
@@ -96,6 +110,9 @@ abstract contract AssetHolder is IAssetHolder, EIP712("IngridAssetHolder", "1"),
     address public immutable adjudicator;
 
     mapping(bytes32 fundingId => Account) private _accounts;
+
+    /// Deposits on standby, per funding id, until settlement (see the contract's doc).
+    mapping(bytes32 fundingId => uint256) private _standby;
 
     /// @inheritdoc IAssetHolder
     mapping(bytes32 channelId => bool) public settled;
@@ -113,12 +130,29 @@ abstract contract AssetHolder is IAssetHolder, EIP712("IngridAssetHolder", "1"),
     {
         if (participant == address(0)) revert ZeroParticipant();
         uint256 received = _pull(amount);
-        Account storage a = _accounts[fundingId(channelId, participant)];
+        bytes32 id = fundingId(channelId, participant);
+        Account storage a = _accounts[id];
         uint256 total = a.holding + received;
-        if (total > MAX_HOLDING) revert HoldingOverflow();
+        if (total + _standby[id] > MAX_HOLDING) revert HoldingOverflow();
         // forge-lint: disable-next-line(unsafe-typecast)
         a.holding = uint192(total); // fits: checked on the line above
         emit Deposited(channelId, participant, received, total);
+    }
+
+    /// @inheritdoc IAssetHolder
+    function depositStandby(bytes32 channelId, address participant, uint256 amount)
+        external
+        payable
+        nonReentrant
+    {
+        if (participant == address(0)) revert ZeroParticipant();
+        if (settled[channelId]) revert AlreadySettled();
+        uint256 received = _pull(amount);
+        bytes32 id = fundingId(channelId, participant);
+        uint256 total = _standby[id] + received;
+        if (total + _accounts[id].holding > MAX_HOLDING) revert HoldingOverflow();
+        _standby[id] = total;
+        emit StandbyDeposited(channelId, participant, received, total);
     }
 
     /// @inheritdoc IAssetHolder
@@ -132,30 +166,50 @@ abstract contract AssetHolder is IAssetHolder, EIP712("IngridAssetHolder", "1"),
         if (participants[0] == participants[1]) revert InvalidParticipants();
         settled[channelId] = true;
 
-        Account storage a0 = _accounts[fundingId(channelId, participants[0])];
-        Account storage a1 = _accounts[fundingId(channelId, participants[1])];
-        uint256 d0 = a0.holding;
-        uint256 d1 = a1.holding;
-        uint256 held = d0 + d1;
-        bool refunded = held < balances[0] + balances[1];
-        uint256[2] memory credited = [d0, d1];
-        if (!refunded) {
-            // See the contract's doc: b0 + min(E, max(0, d0 - b0)); the rest is participant 1's.
-            uint256 excess = held - balances[0] - balances[1];
-            uint256 above0 = d0 > balances[0] ? d0 - balances[0] : 0;
-            uint256 c0 = balances[0] + (above0 < excess ? above0 : excess);
-            uint256 c1 = held - c0;
-            if (c0 > MAX_HOLDING || c1 > MAX_HOLDING) {
-                refunded = true; // cannot be held in a slot: see the contract's doc
-            } else {
-                credited = [c0, c1];
-                // forge-lint: disable-next-line(unsafe-typecast)
-                a0.holding = uint192(c0); // fits: checked above
-                // forge-lint: disable-next-line(unsafe-typecast)
-                a1.holding = uint192(c1); // fits: checked above
-            }
-        }
+        bytes32 f0 = fundingId(channelId, participants[0]);
+        bytes32 f1 = fundingId(channelId, participants[1]);
+        Account storage a0 = _accounts[f0];
+        Account storage a1 = _accounts[f1];
+        uint256[2] memory standbys = [_standby[f0], _standby[f1]];
+        if (standbys[0] != 0) delete _standby[f0];
+        if (standbys[1] != 0) delete _standby[f1];
+        (uint256[2] memory credited, bool refunded) =
+            credits([uint256(a0.holding), uint256(a1.holding)], standbys, balances);
+        // forge-lint: disable-next-line(unsafe-typecast)
+        a0.holding = uint192(credited[0]); // fits: `credits` keeps each within MAX_HOLDING
+        // forge-lint: disable-next-line(unsafe-typecast)
+        a1.holding = uint192(credited[1]); // fits: `credits` keeps each within MAX_HOLDING
         emit OutcomeSet(channelId, balances, credited, refunded);
+    }
+
+    /// The settlement rule of the contract's doc: each participant's holding after an outcome of
+    /// `balances` over `deposits` and `standbys`, and whether the channel was underfunded (or
+    /// a credit would not fit a slot) so that everyone keeps what it put in.
+    function credits(
+        uint256[2] memory deposits,
+        uint256[2] memory standbys,
+        uint256[2] calldata balances
+    ) public pure returns (uint256[2] memory credited, bool refunded) {
+        uint256 held = deposits[0] + deposits[1];
+        uint256 need = balances[0] + balances[1];
+        credited = [deposits[0] + standbys[0], deposits[1] + standbys[1]];
+        if (held + standbys[0] + standbys[1] < need) return (credited, true);
+        uint256 c0;
+        if (held >= need) {
+            // b0 + min(E, max(0, d0 - b0)), and the standby back; the rest is participant 1's.
+            uint256 excess = held - need;
+            uint256 above0 = deposits[0] > balances[0] ? deposits[0] - balances[0] : 0;
+            c0 = balances[0] + (above0 < excess ? above0 : excess) + standbys[0];
+        } else {
+            // The shortfall comes out of the standbys, in proportion to them (`s0`'s share
+            // rounded down); the rest is participant 1's.
+            c0 = balances[0] + standbys[0]
+                - Math.mulDiv(need - held, standbys[0], standbys[0] + standbys[1]);
+        }
+        uint256 c1 = held + standbys[0] + standbys[1] - c0;
+        // Cannot be held in a slot (see the contract's doc): settled like an underfunded one.
+        if (c0 > MAX_HOLDING || c1 > MAX_HOLDING) return (credited, true);
+        return ([c0, c1], false);
     }
 
     /// @inheritdoc IAssetHolder
@@ -185,6 +239,11 @@ abstract contract AssetHolder is IAssetHolder, EIP712("IngridAssetHolder", "1"),
     /// @inheritdoc IAssetHolder
     function holdings(bytes32 fundingId_) external view returns (uint256) {
         return _accounts[fundingId_].holding;
+    }
+
+    /// @inheritdoc IAssetHolder
+    function standby(bytes32 fundingId_) external view returns (uint256) {
+        return _standby[fundingId_];
     }
 
     /// @inheritdoc IAssetHolder

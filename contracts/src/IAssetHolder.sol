@@ -7,7 +7,8 @@ pragma solidity ^0.8.28;
 /// a channel's outcome, each participant can withdraw its share with a signed authorisation;
 /// if the channel was underfunded, every participant gets its own deposits back instead. No
 /// deposit is ever destroyed: an excess above the outcome is credited by the rule documented
-/// in `AssetHolder`.
+/// in `AssetHolder`. Deposits on standby (`depositStandby`) fund only what a signed outcome
+/// needs beyond the deposits, and otherwise go back to their depositors.
 interface IAssetHolder {
     /// A participant's signed permission to pay `amount` of its holding in a settled channel to
     /// `receiver`, once. EIP-712 type
@@ -30,10 +31,16 @@ interface IAssetHolder {
         bytes32 indexed channelId, address indexed participant, uint256 amount, uint256 total
     );
 
+    /// `amount` was put on standby for `participant` in `channelId`; `total` is its standby.
+    event StandbyDeposited(
+        bytes32 indexed channelId, address indexed participant, uint256 amount, uint256 total
+    );
+
     /// The adjudicator set the outcome of `channelId` to `balances`. `credited` are the two
     /// participants' holdings after it: the balances plus each one's share of any excess
-    /// deposit (funded), or the deposits themselves (`refunded`: the channel was underfunded
-    /// and the deposits stay with their depositors' participants). See `AssetHolder`.
+    /// deposit and what is left of its standby (funded), or the deposits and standbys
+    /// themselves (`refunded`: the channel was underfunded and they stay with their
+    /// depositors' participants). See `AssetHolder`.
     event OutcomeSet(
         bytes32 indexed channelId, uint256[2] balances, uint256[2] credited, bool refunded
     );
@@ -53,6 +60,13 @@ interface IAssetHolder {
     /// it actually received.
     function deposit(bytes32 channelId, address participant, uint256 amount) external payable;
 
+    /// Puts `amount` on standby for (`channelId`, `participant`), paid like `deposit`. A
+    /// standby is not part of the channel's funding: at settlement it covers only what the
+    /// outcome needs beyond the deposits (a state whose raised total both participants
+    /// signed), in proportion to the two standbys; the rest is credited back to its
+    /// participant's holding. Reverts once the channel is settled.
+    function depositStandby(bytes32 channelId, address participant, uint256 amount) external payable;
+
     /// Adjudicator only: records the final balances of a concluded channel, once, and credits
     /// everything held for its two participants (see `OutcomeSet`).
     function setOutcome(
@@ -71,6 +85,9 @@ interface IAssetHolder {
 
     /// Current holding of a funding id (at most `2^192 - 1`).
     function holdings(bytes32 fundingId_) external view returns (uint256);
+
+    /// What is on standby for a funding id (zero after settlement, which credits it).
+    function standby(bytes32 fundingId_) external view returns (uint256);
 
     /// The nonce the next withdrawal authorisation of a funding id must carry (starts at 0,
     /// incremented by every withdrawal).
