@@ -135,6 +135,30 @@ pub async fn send_deposit<P: Provider>(
     }
 }
 
+/// Sends a deposit of `amount` on standby for `participant` in `channel`: coins that fund
+/// only a raised total both participants signed, and otherwise go back to `participant` at
+/// settlement (a collateral top-up; see `AssetHolder`). For an ERC20, after an approval that
+/// is awaited first.
+pub async fn send_standby<P: Provider>(
+    provider: &P,
+    asset: &Asset,
+    channel: B256,
+    participant: Address,
+    amount: U256,
+) -> ChainResult<PendingTransactionBuilder<Ethereum>> {
+    match asset.token {
+        None => {
+            let holder = EthAssetHolder::new(asset.holder, provider);
+            Ok(holder.depositStandby(channel, participant, amount).value(amount).send().await?)
+        }
+        Some(token) => {
+            confirm(TestToken::new(token, provider).approve(asset.holder, amount).send().await?).await?;
+            let holder = Erc20AssetHolder::new(asset.holder, provider);
+            Ok(holder.depositStandby(channel, participant, amount).send().await?)
+        }
+    }
+}
+
 /// Deposits `amount` for `participant` in `channel` and waits for it.
 pub async fn deposit<P: Provider>(
     provider: &P,
@@ -237,6 +261,17 @@ pub async fn holdings<P: Provider>(
     let holder = EthAssetHolder::new(holder, provider);
     let funding_id = holder.fundingId(channel, participant).call().await?;
     Ok(holder.holdings(funding_id).call().await?)
+}
+
+/// What is on standby for `participant` in `channel` at the asset holder `holder` (any asset;
+/// zero once the channel is settled, which credits it).
+pub async fn standby<P: Provider>(
+    provider: &P,
+    holder: Address,
+    channel: B256,
+    participant: Address,
+) -> ChainResult<U256> {
+    Ok(EthAssetHolder::new(holder, provider).standby(funding_id(channel, participant)).call().await?)
 }
 
 /// Whether the asset holder has the outcome of `channel`.

@@ -82,8 +82,8 @@ pub fn pay_fees(update: &State, hub_index: usize, fees: &[U256]) -> Result<State
 }
 
 /// The next version of basic channel state `latest` after a collateral top-up: the hub's
-/// (`hub_index`) balance of `asset` raised by `amount` (its new deposit). The channel's total
-/// grows: sign it only once the deposit is on chain (see [`top_up_covered`]).
+/// (`hub_index`) balance of `asset` raised by `amount` (its new standby deposit). The channel's
+/// total grows: sign it only once the standby is on chain (see [`top_up_covered`]).
 pub fn top_up(latest: &State, hub_index: usize, asset: Address, amount: U256) -> Result<State, UpdateError> {
     let a = latest.outcome.assets.iter().position(|x| *x == asset).ok_or(UpdateError::AssetsChanged)?;
     let mut next = latest.clone();
@@ -93,8 +93,9 @@ pub fn top_up(latest: &State, hub_index: usize, asset: Address, amount: U256) ->
     Ok(next)
 }
 
-/// Whether the holdings on chain of a channel's participants in `asset` (`held`, both summed)
-/// cover the channel's total of that asset in `state` (balances plus locks).
+/// Whether what is held on chain for a channel's participants in `asset` (`held`: deposits
+/// and standbys, both participants summed) covers the channel's total of that asset in
+/// `state` (balances plus locks).
 pub fn top_up_covered(state: &State, asset: Address, held: U256) -> Result<bool, UpdateError> {
     let a = state.outcome.assets.iter().position(|x| *x == asset).ok_or(UpdateError::AssetsChanged)?;
     let totals = crate::validate::asset_totals(&state.outcome)?;

@@ -282,9 +282,10 @@ impl Wallet {
 
 impl Wallet {
     /// Takes the hub's collateral top-up of basic channel `id`, if it offers one: checks on
-    /// chain that the participants' holdings cover the channel's new total (the hub's deposit
-    /// is there), then signs the state with the hub's balance raised, and stores it with the
-    /// hub's countersignature. Returns whether a top-up was applied.
+    /// chain that the participants' deposits and standbys cover the channel's new total (the
+    /// hub's coins are on standby, where they fund the raised state and nothing else), then
+    /// signs the state with the hub's balance raised, and stores it with the hub's
+    /// countersignature. Returns whether a top-up was applied.
     pub async fn accept_top_up(&self, id: B256) -> Result<bool, WalletError> {
         let _guard = self.lock.lock().await;
         let record = self.record(id)?;
@@ -298,6 +299,7 @@ impl Wallet {
         let mut held = U256::ZERO;
         for p in record.params.participants {
             held += chain::holdings(&self.provider, offer.asset, id, p).await?;
+            held += chain::standby(&self.provider, offer.asset, id, p).await?;
         }
         if !top_up_covered(&next, offer.asset, held)? {
             return Err(WalletError::Invalid(format!(

@@ -75,13 +75,15 @@ pub enum Action {
         /// Channel.
         channel: B256,
     },
-    /// Top up the hub's deposit in an open basic channel to `amount` (its new holding).
+    /// Top up the hub's collateral in an open basic channel: its coins on standby there
+    /// (funding only a raised state the client countersigns, and otherwise returned to the
+    /// hub at settlement) reach `amount`.
     TopUp {
         /// Channel.
         channel: B256,
         /// Asset holder.
         asset: Address,
-        /// The hub's holding after the top-up.
+        /// The hub's standby after the top-up (all its top-ups of this channel and asset).
         amount: U256,
     },
 }
@@ -331,12 +333,24 @@ impl Chain {
         }
         let hub = self.key.address();
         let pending = match action {
-            Action::Deposit { channel, asset, amount } | Action::TopUp { channel, asset, amount } => {
+            Action::Deposit { channel, asset, amount } => {
                 let held = chain::holdings(&self.provider, *asset, *channel, hub).await?;
                 if held >= *amount {
                     return Ok(Step::Done);
                 }
                 chain::send_deposit(&self.provider, &self.asset(*asset)?, *channel, hub, *amount - held).await?
+            }
+            Action::TopUp { channel, asset, amount } => {
+                // A channel settled meanwhile has no raise left to fund (and the holder
+                // refuses standby after settlement).
+                if chain::settled(&self.provider, *asset, *channel).await? {
+                    return Ok(Step::Done);
+                }
+                let held = chain::standby(&self.provider, *asset, *channel, hub).await?;
+                if held >= *amount {
+                    return Ok(Step::Done);
+                }
+                chain::send_standby(&self.provider, &self.asset(*asset)?, *channel, hub, *amount - held).await?
             }
             Action::ConcludeFinal { channel, version } => {
                 if chain::dispute(&self.provider, &self.deployment, *channel).await?.phase == phase::CONCLUDED {
@@ -441,6 +455,8 @@ async fn sleep_or_stop(stop: &mut watch::Receiver<bool>, period: Duration) -> bo
 enum Effect {
     /// A deposit's new confirmed total.
     Deposit { channel: B256, participant: Address, total: U256 },
+    /// A standby deposit's new confirmed total.
+    Standby { channel: B256, participant: Address, total: U256 },
     /// A channel's conclusion with its final balances.
     Conclusion { channel: B256, version: u64, balances: Vec<[U256; 2]> },
     /// A registration or refutation of a channel's record.
@@ -464,7 +480,7 @@ impl Chain {
     /// Stores one log (once) and applies its effect on the books.
     async fn apply_log(&self, tx: &mut sqlx::PgConnection, log: &Log) -> anyhow::Result<()> {
         use Adjudicator::{Concluded, Refuted, Registered};
-        use EthAssetHolder::{Deposited, OutcomeSet, Withdrawn};
+        use EthAssetHolder::{Deposited, OutcomeSet, StandbyDeposited, Withdrawn};
         let (Some(block_number), Some(log_index), Some(block_hash), Some(tx_hash)) =
             (log.block_number, log.log_index, log.block_hash, log.transaction_hash)
         else {
@@ -476,6 +492,11 @@ impl Chain {
                 log,
                 |e| e.channelId,
                 |e| Effect::Deposit { channel: e.channelId, participant: e.participant, total: e.total },
+            )?,
+            StandbyDeposited::SIGNATURE_HASH => decode::<StandbyDeposited>(
+                log,
+                |e| e.channelId,
+                |e| Effect::Standby { channel: e.channelId, participant: e.participant, total: e.total },
             )?,
             OutcomeSet::SIGNATURE_HASH => decode::<OutcomeSet>(log, |e| e.channelId, |_| Effect::None)?,
             Withdrawn::SIGNATURE_HASH => decode::<Withdrawn>(log, |e| e.channelId, |_| Effect::None)?,
@@ -522,6 +543,8 @@ impl Chain {
                     action.enqueue(tx, 0).await?;
                     tracing::info!(%channel, %asset, %amount, "client deposits confirmed: depositing the hub's share");
                 }
+            }
+            Effect::Standby { channel, participant, total } => {
                 if db::confirm_top_up(tx, channel, contract, participant, total).await? {
                     tracing::info!(%channel, asset = %contract, "collateral top-up confirmed on chain");
                 }

@@ -1227,7 +1227,8 @@ pub async fn top_up_candidates(db: &PgPool, limit: i64) -> sqlx::Result<Vec<TopU
 }
 
 /// Starts a top-up of `amount` in `channel`: records it and raises the hub's required
-/// holding to `target`.
+/// collateral (deposit and standby) to `target`. Returns the hub's standby target (all its
+/// top-ups of this channel and asset), or `None` if a top-up is already under way.
 pub async fn start_top_up(
     db: &mut PgConnection,
     channel: B256,
@@ -1235,22 +1236,20 @@ pub async fn start_top_up(
     hub: Address,
     amount: U256,
     target: U256,
-) -> sqlx::Result<bool> {
-    let n = sqlx::query(
-        "INSERT INTO top_ups (channel_id, asset, participant, amount, target) VALUES ($1, $2, $3, $4::numeric, $5::numeric)
-         ON CONFLICT DO NOTHING",
+) -> sqlx::Result<Option<U256>> {
+    let standby: Option<String> = sqlx::query_scalar(
+        "INSERT INTO top_ups (channel_id, asset, participant, amount, target)
+         SELECT $1, $2, $3, $4::numeric,
+                $4::numeric + COALESCE((SELECT SUM(amount) FROM top_ups WHERE channel_id = $1 AND asset = $2), 0)
+         ON CONFLICT DO NOTHING RETURNING target::text",
     )
     .bind(channel.as_slice())
     .bind(asset.as_slice())
     .bind(hub.as_slice())
     .bind(amount.to_string())
-    .bind(target.to_string())
-    .execute(&mut *db)
-    .await?
-    .rows_affected();
-    if n == 0 {
-        return Ok(false);
-    }
+    .fetch_optional(&mut *db)
+    .await?;
+    let Some(standby) = standby else { return Ok(None) };
     sqlx::query(
         "INSERT INTO channel_funding (channel_id, asset, participant, required) VALUES ($1, $2, $3, $4::numeric)
          ON CONFLICT (channel_id, asset, participant) DO UPDATE SET required = EXCLUDED.required",
@@ -1261,10 +1260,10 @@ pub async fn start_top_up(
     .bind(target.to_string())
     .execute(db)
     .await?;
-    Ok(true)
+    u256(&standby).map(Some)
 }
 
-/// A deposit of `participant` reached `total`: a top-up waiting for it is confirmed.
+/// The standby of `participant` reached `total`: a top-up waiting for it is confirmed.
 pub async fn confirm_top_up(
     db: &mut PgConnection,
     channel: B256,

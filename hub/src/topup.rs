@@ -1,8 +1,10 @@
 //! Collateral top-ups: when the hub's free balance in an open basic channel falls below its
-//! asset's `top_up_below`, the hub deposits `top_up_amount` more on chain (through the
-//! outbox); once the deposit is confirmed, the channel offers the client the next state with
-//! the hub's balance raised, which the client countersigns after seeing the deposit on chain
-//! (`POST /v1/channels/{id}/top-up`, `Wallet::accept_top_up`).
+//! asset's `top_up_below`, the hub puts `top_up_amount` more on standby in the channel on
+//! chain (through the outbox); once that is confirmed, the channel offers the client the next
+//! state with the hub's balance raised, which the client countersigns after seeing the
+//! standby on chain (`POST /v1/channels/{id}/top-up`, `Wallet::accept_top_up`). A standby
+//! funds only a state whose raised total both signed: if the client never countersigns and
+//! the channel ends with an earlier state, the asset holder returns it all to the hub.
 
 use sqlx::PgPool;
 
@@ -35,8 +37,8 @@ pub async fn sweep_once(pool: &PgPool, rules: &Rules, limit: i64) -> anyhow::Res
                 continue;
             };
             let mut tx = pool.begin().await?;
-            if db::start_top_up(&mut tx, c.id, *asset, c.hub, config.top_up_amount, target).await? {
-                let action = Action::TopUp { channel: c.id, asset: *asset, amount: target };
+            if let Some(standby) = db::start_top_up(&mut tx, c.id, *asset, c.hub, config.top_up_amount, target).await? {
+                let action = Action::TopUp { channel: c.id, asset: *asset, amount: standby };
                 action.enqueue(&mut tx, 0).await?;
                 tracing::info!(channel = %c.id, %asset, %free, amount = %config.top_up_amount, "collateral top-up started");
                 started += 1;

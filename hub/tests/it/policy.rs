@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use alloy::primitives::{Address, B256, Bytes, U256};
 use ingrid_client_sdk::api::{Quote, QuoteRequest, StateRequest, VirtualProposal};
+use ingrid_client_sdk::bindings::eth_holder::EthAssetHolder;
 use ingrid_client_sdk::client::ClientError;
 use ingrid_client_sdk::state::channel_id;
 use ingrid_client_sdk::virtual_channel::{Side, lock_in_parent, pay_fees};
@@ -330,10 +331,69 @@ async fn expired_altered_and_missing_quotes_are_refused() -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Flaw 3 of "the hub cannot be robbed": a client that paid the hub and then ignores the hub's
+/// top-up, closing with its last state, gets exactly that state's balance, and the hub gets
+/// its balance plus the whole top-up back. (With the top-up deposited as funding, the
+/// holder's excess rule credited Bob the 2 he had paid the hub.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_top_up_the_client_ignores_goes_back_to_the_hub_in_full() -> anyhow::Result<()> {
+    let env = Env::new(3).await?;
+    let mut config = env.config();
+    config.assets[0].max_hub_deposit = ether(100);
+    config.assets[0].top_up_below = Some(ether(2));
+    config.assets[0].top_up_amount = ether(3);
+    let hub = server::start(config).await?;
+    let url = format!("http://{}", hub.addr);
+    let eth = env.eth().holder;
+    let (alice, bob) = (env.wallet(&url, 1).await?, env.wallet(&url, 2).await?);
+    let x = open_basic(&alice, eth, 5, 5).await?;
+    let y = open_basic(&bob, eth, 5, 3).await?;
+    bob.pay_hub(y, eth, ether(2)).await?; // Y: Bob 3, the hub 5
+
+    // V: Alice 4, Bob 1: the hub locks 4 in Y (free 1 < 2): a top-up of 3 goes on standby.
+    let v = alice.propose_virtual(bob.address(), x, &[[ether(4), ether(1)]], 600, now() + 3600).await?;
+    let p = bob.proposals().await?.into_iter().find(|p| p.id == v).expect("proposal");
+    bob.accept_virtual(&p, y).await?;
+    alice.wait_virtual_open(v, WAIT).await?;
+    crate::harness::wait_until(WAIT, "the top-up offer", || async { Ok(bob.hub().channel(y).await?.top_up.is_some()) })
+        .await?;
+    let provider = env.provider(&env.hub_key);
+    let hub_addr = env.hub_key.address();
+    assert_eq!(ingrid_client_sdk::chain::standby(&provider, eth, y, hub_addr).await?, ether(3));
+
+    // V closes unchanged; Bob never takes the top-up and closes Y with his last state.
+    let request = alice.close_request(v).await?;
+    let answer = bob.answer_close(&request).await?;
+    alice.finish_close(v, &request, answer).await?;
+    bob.sync_channel(y).await?;
+    bob.close(y).await?;
+    assert_eq!(crate::harness::wait_concluded(&env, y).await?, vec![[ether(3), ether(5)]]);
+    let logs = alloy::providers::Provider::get_logs(
+        &provider,
+        &alloy::rpc::types::Filter::new()
+            .address(eth)
+            .event_signature(<EthAssetHolder::OutcomeSet as alloy::sol_types::SolEvent>::SIGNATURE_HASH)
+            .from_block(0),
+    )
+    .await?;
+    let outcome = logs
+        .iter()
+        .filter_map(|l| l.log_decode::<EthAssetHolder::OutcomeSet>().ok())
+        .map(|l| l.inner.data)
+        .find(|e| e.channelId == y)
+        .expect("Y's outcome");
+    assert!(!outcome.refunded);
+    assert_eq!(outcome.credited, [ether(3), ether(8)], "Bob his balance; the hub 5 + its whole top-up");
+    assert_eq!(bob.withdraw(y, WAIT).await?, vec![ether(3)]);
+    assert_eq!(ingrid_client_sdk::chain::standby(&provider, eth, y, hub_addr).await?, U256::ZERO, "credited");
+    hub.stop().await;
+    Ok(())
+}
+
 /// A collateral top-up: the hub's free balance in Bob's channel drops below the threshold when
-/// a virtual channel locks it; the hub deposits more on chain, and once it is confirmed Bob's
-/// wallet checks the holdings on chain and countersigns the raised balance. The bigger total
-/// then settles on chain fully funded.
+/// a virtual channel locks it; the hub puts more on standby on chain, and once it is confirmed
+/// Bob's wallet checks the chain and countersigns the raised balance. The bigger total then
+/// settles on chain fully funded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_channel_is_topped_up_once_the_deposit_is_on_chain() -> anyhow::Result<()> {
     let env = Env::new(3).await?;
@@ -358,7 +418,8 @@ async fn a_busy_channel_is_topped_up_once_the_deposit_is_on_chain() -> anyhow::R
         .await?;
     let provider = env.provider(&env.hub_key);
     let hub_addr = env.hub_key.address();
-    assert_eq!(ingrid_client_sdk::chain::holdings(&provider, eth, y, hub_addr).await?, ether(6), "deposited first");
+    assert_eq!(ingrid_client_sdk::chain::holdings(&provider, eth, y, hub_addr).await?, ether(3), "funding unchanged");
+    assert_eq!(ingrid_client_sdk::chain::standby(&provider, eth, y, hub_addr).await?, ether(3), "on standby first");
     assert!(alice.hub().channel(x).await?.top_up.is_none(), "X is not busy");
 
     // A top-up state with another amount is refused and changes nothing.

@@ -481,7 +481,7 @@ impl World {
     }
 
     /// `close_channel` (any) and `close_ignoring_top_up` (only when the holder holds more than
-    /// the latest state: the hub's top-up deposit, not signed into a state).
+    /// the latest state: the hub's top-up on standby, not signed into a state).
     pub async fn co_close_channel(&mut self, ignoring_top_up: bool) -> anyhow::Result<Outcome> {
         let candidates =
             self.co_channels_where(|ch| ch.latest().state.outcome.locked.is_empty() && !ch.latest().state.isFinal);
@@ -492,6 +492,7 @@ impl World {
                 let mut held = U256::ZERO;
                 for p in params.participants {
                     held += chain::holdings(&self.reader(), self.eth, id, p).await?;
+                    held += chain::standby(&self.reader(), self.eth, id, p).await?;
                 }
                 let total = asset_totals(&self.co.channels[c].latest().state.outcome)?[0];
                 if held <= total {

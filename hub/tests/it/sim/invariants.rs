@@ -37,7 +37,7 @@ pub struct Violation {
 struct Flows {
     gas: HashMap<Address, U256>,
     sent: HashMap<Address, U256>,
-    /// Deposits by (depositor, channel).
+    /// Deposits and standby deposits by (depositor, channel).
     deposits: HashMap<(Address, B256), U256>,
 }
 
@@ -64,10 +64,14 @@ impl World {
                     continue;
                 }
                 *f.sent.entry(from).or_default() += tx.value();
-                if tx.to() == Some(self.eth)
-                    && let Ok(call) = EthAssetHolder::depositCall::abi_decode(tx.input())
-                {
-                    *f.deposits.entry((from, call.channelId)).or_default() += tx.value();
+                if tx.to() == Some(self.eth) {
+                    // Deposits and standby deposits (the hub's top-ups) alike.
+                    let channel = EthAssetHolder::depositCall::abi_decode(tx.input())
+                        .map(|c| c.channelId)
+                        .or_else(|_| EthAssetHolder::depositStandbyCall::abi_decode(tx.input()).map(|c| c.channelId));
+                    if let Ok(channel) = channel {
+                        *f.deposits.entry((from, channel)).or_default() += tx.value();
+                    }
                 }
             }
         }
@@ -143,7 +147,8 @@ impl World {
         let mut table = Vec::new();
         let mut lost_top_ups = Vec::new();
         for (name, id, opening) in &channels {
-            let held = chain::holdings(&self.reader(), self.eth, *id, hub).await?;
+            let held = chain::holdings(&self.reader(), self.eth, *id, hub).await?
+                + chain::standby(&self.reader(), self.eth, *id, hub).await?;
             if settled(id) {
                 left += held
             } else {
