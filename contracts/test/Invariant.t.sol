@@ -10,13 +10,15 @@ import {Channel} from "../src/Channel.sol";
 import {Adjudicator} from "../src/Adjudicator.sol";
 import {IAdjudicator} from "../src/IAdjudicator.sol";
 import {IAssetHolder} from "../src/IAssetHolder.sol";
+import {AssetHolder} from "../src/AssetHolder.sol";
 import {EthAssetHolder} from "../src/EthAssetHolder.sol";
 
-/// Drives random sequences of deposit / register / refute (ledger and virtual) / conclude /
-/// concludeFinal / withdraw / time jumps over three ledger channels that all lock the same
-/// virtual channel V: X = Alice-Ingrid, Y = Ingrid-Bob, and Z = Alice-Bob (a ledger channel
-/// the two ends of V control, so they can register any state of V they both sign). Every
-/// state is signed by its participants: the handler plays all parties, honest or not.
+/// Drives random sequences of deposit / depositStandby / register / refute (ledger and
+/// virtual) / conclude / concludeFinal / withdraw / time jumps over three ledger channels that
+/// all lock the same virtual channel V: X = Alice-Ingrid, Y = Ingrid-Bob, and Z = Alice-Bob (a
+/// ledger channel the two ends of V control, so they can register any state of V they both
+/// sign). Every state is signed by its participants: the handler plays all parties, honest or
+/// not.
 contract Handler is CommonBase, StdCheats, StdUtils {
     uint256 internal constant ALICE_PK = 0xA11CE;
     uint256 internal constant INGRID_PK = 0x1A6E1D;
@@ -44,11 +46,17 @@ contract Handler is CommonBase, StdCheats, StdUtils {
     mapping(uint256 => Spec) internal registeredSpec; // ledger index => its registered state
     mapping(bytes32 => Spec) internal vSpecByHash; // hashState of a V state => its spec
 
-    // Ghost accounting per ledger channel.
+    // Ghost accounting per ledger channel (`deposited` counts standby deposits too).
     uint256[3] public deposited;
     uint256[3] public withdrawn;
     mapping(uint256 => mapping(uint256 => uint256)) public depositedBy; // channel => p => amount
     bool public exactPayoutViolated;
+    /// A standby deposit into a settled channel was accepted, or one into an unsettled channel
+    /// refused.
+    bool public standbyGateViolated;
+    uint256 public standbyCount;
+    /// Conclusions whose outcome was covered only with standbys drawn.
+    uint256 public standbyDraws;
     uint256 public concludedCount;
     uint256 public withdrawCount;
     uint256 public lockedConclusions;
@@ -189,6 +197,24 @@ contract Handler is CommonBase, StdCheats, StdUtils {
         depositedBy[c][p] += amount;
     }
 
+    /// Puts coins on standby; refused (`AlreadySettled`) once the channel is settled.
+    function depositStandby(uint256 c, uint256 p, uint256 amount) external {
+        c = bound(c, 0, 2);
+        p = bound(p, 0, 1);
+        amount = bound(amount, 1, MAX);
+        vm.deal(address(this), amount);
+        bool settled = eth.settled(ids[c]);
+        try eth.depositStandby{value: amount}(ids[c], ledgers[c].participants[p], amount) {
+            if (settled) standbyGateViolated = true;
+            deposited[c] += amount;
+            ++standbyCount;
+        } catch (bytes memory err) {
+            if (!settled || bytes4(err) != AssetHolder.AlreadySettled.selector) {
+                standbyGateViolated = true;
+            }
+        }
+    }
+
     function registerOrRefute(
         uint256 c,
         uint64 version,
@@ -256,7 +282,7 @@ contract Handler is CommonBase, StdCheats, StdUtils {
             expected[0] += sv.b0;
             expected[1] += sv.b1;
         }
-        uint256[2] memory before = holdingsOf(c);
+        uint256[4] memory before = fundsOf(c);
         try adj.conclude(ledgers[c], st, subs) {
             if (s.hasLock) ++lockedConclusions;
             checkOutcome(c, expected, before);
@@ -270,7 +296,7 @@ contract Handler is CommonBase, StdCheats, StdUtils {
         Spec memory s = Spec(
             uint64(bound(version, 0, 30)), bound(b0, 0, MAX), bound(b1, 0, MAX), false, 0, true
         );
-        uint256[2] memory before = holdingsOf(c);
+        uint256[4] memory before = fundsOf(c);
         try adj.concludeFinal(sign(ledgers[c], build(ids[c], s))) {
             checkOutcome(c, [s.b0, s.b1], before);
         } catch {}
@@ -314,24 +340,48 @@ contract Handler is CommonBase, StdCheats, StdUtils {
         h[1] = eth.holdings(eth.fundingId(ids[c], ledgers[c].participants[1]));
     }
 
-    /// After a successful conclusion: funded -> the outcome plus each one's share of the
-    /// excess (what it deposited above its balance, capped at the excess); underfunded ->
-    /// deposits.
-    function checkOutcome(uint256 c, uint256[2] memory expected, uint256[2] memory before)
+    function standbysOf(uint256 c) internal view returns (uint256[2] memory s) {
+        s[0] = eth.standby(eth.fundingId(ids[c], ledgers[c].participants[0]));
+        s[1] = eth.standby(eth.fundingId(ids[c], ledgers[c].participants[1]));
+    }
+
+    /// The two holdings and the two standbys of channel `c`.
+    function fundsOf(uint256 c) internal view returns (uint256[4] memory f) {
+        uint256[2] memory h = holdingsOf(c);
+        uint256[2] memory s = standbysOf(c);
+        f = [h[0], h[1], s[0], s[1]];
+    }
+
+    /// After a successful conclusion, from the holdings and standbys before it (`before` =
+    /// [d0, d1, s0, s1], H = d0 + d1, B the outcome's total): funded (B <= H) -> the outcome plus each one's share of the excess (what
+    /// it deposited above its balance, capped at the excess) plus its standby; covered with
+    /// standbys (B <= H + s0 + s1) -> the outcome plus what is left of each standby after the
+    /// shortfall is drawn in proportion (participant 0's share rounded down); underfunded ->
+    /// deposits and standbys. The standbys are cleared in every case.
+    function checkOutcome(uint256 c, uint256[2] memory expected, uint256[4] memory before)
         internal
     {
         ++concludedCount;
         uint256[2] memory h = holdingsOf(c);
-        if (before[0] + before[1] >= expected[0] + expected[1]) {
-            uint256 excess = before[0] + before[1] - expected[0] - expected[1];
+        uint256[2] memory s = standbysOf(c);
+        if (s[0] != 0 || s[1] != 0) exactPayoutViolated = true;
+        uint256 held = before[0] + before[1];
+        uint256 need = expected[0] + expected[1];
+        uint256 c0;
+        if (held >= need) {
+            uint256 excess = held - need;
             uint256 above0 = before[0] > expected[0] ? before[0] - expected[0] : 0;
-            uint256 share0 = above0 < excess ? above0 : excess;
-            if (h[0] != expected[0] + share0 || h[1] != expected[1] + excess - share0) {
-                exactPayoutViolated = true;
-            }
+            c0 = expected[0] + (above0 < excess ? above0 : excess) + before[2];
+        } else if (need <= held + before[2] + before[3]) {
+            // Amounts stay below 2^90 here, so the product cannot overflow.
+            uint256 draw0 = (need - held) * before[2] / (before[2] + before[3]);
+            c0 = expected[0] + before[2] - draw0;
+            ++standbyDraws;
         } else {
-            if (h[0] != before[0] || h[1] != before[1]) exactPayoutViolated = true;
+            c0 = before[0] + before[2];
         }
+        uint256 total = held + before[2] + before[3];
+        if (h[0] != c0 || h[1] != total - c0) exactPayoutViolated = true;
     }
 }
 
@@ -355,7 +405,8 @@ contract InvariantTest is Test {
         }
     }
 
-    /// The holder's ether is exactly what came in minus what went out, and covers every holding.
+    /// The holder's ether is exactly what came in (deposits and standbys) minus what went out,
+    /// and exactly what it owes: every holding plus every standby.
     function invariant_holderBalanceAccountsForEverything() public view {
         uint256 inflow;
         uint256 outflow;
@@ -365,23 +416,37 @@ contract InvariantTest is Test {
             outflow += handler.withdrawn(c);
         }
         assertEq(address(eth).balance, inflow - outflow);
-        owed = totalHoldings();
-        assertLe(owed, address(eth).balance);
+        owed = totalOwed();
+        assertEq(owed, address(eth).balance, "the holder owes exactly what it holds");
     }
 
-    /// What each channel's two participants hold is exactly what was deposited for them minus
-    /// what they withdrew, across settlement: no deposit is ever destroyed.
+    /// What each channel's two participants hold, plus what is on standby for them, is
+    /// exactly what was deposited (or put on standby) for them minus what they withdrew,
+    /// across settlement: no deposit is ever destroyed, and after settlement nothing is left
+    /// on standby.
     function invariant_holdingsEqualDepositsMinusWithdrawals() public view {
         for (uint256 c = 0; c < 3; ++c) {
-            uint256 held = eth.holdings(eth.fundingId(handler.ids(c), handler.participant(c, 0)))
-                + eth.holdings(eth.fundingId(handler.ids(c), handler.participant(c, 1)));
-            assertEq(held, handler.deposited(c) - handler.withdrawn(c));
+            bytes32 f0 = eth.fundingId(handler.ids(c), handler.participant(c, 0));
+            bytes32 f1 = eth.fundingId(handler.ids(c), handler.participant(c, 1));
+            uint256 onStandby = eth.standby(f0) + eth.standby(f1);
+            assertEq(
+                eth.holdings(f0) + eth.holdings(f1) + onStandby,
+                handler.deposited(c) - handler.withdrawn(c)
+            );
+            if (eth.settled(handler.ids(c))) assertEq(onStandby, 0, "standby after settlement");
         }
     }
 
-    /// Every conclusion credited the final balances plus the excess by the holder's rule
-    /// (funded) or left the deposits (underfunded), and every withdrawal paid exactly the
-    /// amount authorised.
+    /// A standby deposit is accepted exactly until its channel is settled, then refused with
+    /// `AlreadySettled`.
+    function invariant_standbyRefusedExactlyAfterSettlement() public view {
+        assertFalse(handler.standbyGateViolated());
+    }
+
+    /// Every conclusion credited the final balances plus the excess and the standbys by the
+    /// holder's rule (funded), drew the shortfall from the standbys in proportion (covered by
+    /// standbys) or left the deposits and standbys (underfunded), and cleared the standbys;
+    /// every withdrawal paid exactly the amount authorised.
     function invariant_exactPayouts() public view {
         assertFalse(handler.exactPayoutViolated());
     }
@@ -419,13 +484,17 @@ contract InvariantTest is Test {
         emit log_named_uint("conclusions", handler.concludedCount());
         emit log_named_uint("conclusions with a lock", handler.lockedConclusions());
         emit log_named_uint("withdrawals", handler.withdrawCount());
+        emit log_named_uint("standby deposits", handler.standbyCount());
+        emit log_named_uint("conclusions drawing standbys", handler.standbyDraws());
     }
 
-    function totalHoldings() internal view returns (uint256 sum) {
+    /// Every holding and standby of the three channels, for any of the three people.
+    function totalOwed() internal view returns (uint256 sum) {
         address[3] memory people = [vm.addr(0xA11CE), vm.addr(0x1A6E1D), vm.addr(0xB0B)];
         for (uint256 c = 0; c < 3; ++c) {
             for (uint256 p = 0; p < 3; ++p) {
-                sum += eth.holdings(eth.fundingId(handler.ids(c), people[p]));
+                bytes32 f = eth.fundingId(handler.ids(c), people[p]);
+                sum += eth.holdings(f) + eth.standby(f);
             }
         }
     }
