@@ -223,7 +223,16 @@ abstract contract AssetHolder is IAssetHolder, EIP712("IngridAssetHolder", "1"),
         if (err != ECDSA.RecoverError.NoError || signer != auth.participant) {
             revert InvalidSignature();
         }
-        Account storage a = _accounts[fundingId(auth.channelId, auth.participant)];
+        bytes32 id = fundingId(auth.channelId, auth.participant);
+        Account storage a = _accounts[id];
+        // A standby `setOutcome` did not credit (put under an address that is not one of the
+        // channel's participants) is withdrawable like a late deposit.
+        uint256 parked = _standby[id];
+        if (parked != 0) {
+            delete _standby[id];
+            // forge-lint: disable-next-line(unsafe-typecast)
+            a.holding += uint192(parked); // fits: holding plus standby stay within MAX_HOLDING
+        }
         uint64 nonce = a.nonce;
         uint192 holding = a.holding;
         if (auth.nonce != nonce) revert InvalidNonce(nonce);

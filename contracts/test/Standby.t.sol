@@ -408,6 +408,31 @@ contract StandbyTest is Base {
         }
     }
 
+    /// A standby under an address that is not one of the channel's participants is not
+    /// credited by `setOutcome`, but it is not lost: after settlement its owner withdraws it
+    /// like a late deposit (the withdrawal folds it into the holding first).
+    function test_withdraw_paysStandbyOfANonParticipant() public {
+        for (uint256 k = 0; k < 2; ++k) {
+            AssetHolder h = holders()[k];
+            address eve = vm.addr(EVE_PK);
+            fund(h, 5, 0, 0, 0);
+            if (k == 0) standbyEth(C, eve, 4);
+            else standbyErc(C, eve, 4);
+            setOutcome(h, C, 5, 0);
+            assertEq(standbyOf(h, C, eve), 4, "not credited by the outcome");
+            bytes32 f = h.fundingId(C, eve);
+            IAssetHolder.Withdrawal memory w = IAssetHolder.Withdrawal({
+                channelId: C, participant: eve, receiver: eve, amount: 4, nonce: h.nonces(f)
+            });
+            h.withdraw(w, withdrawalSig(h, EVE_PK, w));
+            assertEq(standbyOf(h, C, eve), 0);
+            assertEq(h.holdings(f), 0);
+            assertEq(k == 0 ? eve.balance : token.balanceOf(eve), 4);
+            assertEq(withdrawAll(h, C, ALICE_PK, alice), 5);
+            assertEq(assetBalance(h), 0, "nothing stays behind");
+        }
+    }
+
     /// Credits above 2^192 - 1 (only with an absurd token supply and balances both signed)
     /// settle like an underfunded channel: deposits and standbys stay with their
     /// participants.
