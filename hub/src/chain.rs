@@ -334,6 +334,11 @@ impl Chain {
         let hub = self.key.address();
         let pending = match action {
             Action::Deposit { channel, asset, amount } => {
+                // A channel concluded before the hub's share went in (its client registered
+                // and concluded it) needs none: a deposit now would sit in the holder.
+                if chain::settled(&self.provider, *asset, *channel).await? {
+                    return Ok(Step::Done);
+                }
                 let held = chain::holdings(&self.provider, *asset, *channel, hub).await?;
                 if held >= *amount {
                     return Ok(Step::Done);

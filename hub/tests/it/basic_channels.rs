@@ -95,7 +95,8 @@ async fn env_view(env: &Env, id: alloy::primitives::B256) -> anyhow::Result<(Cha
 /// hub's collateral and never deposits. The hub deposits its share only once the client's
 /// deposits are confirmed, so nothing of the hub's is locked; and a client may hold only
 /// `channels.max_unfunded_per_client` (2) unfunded channels, a third is refused and changes
-/// nothing. Once the client funds one, the hub deposits and the channel opens.
+/// nothing. Once the client funds one, the hub deposits and the channel opens. A channel the
+/// client funds and concludes on chain before the hub's share goes in gets none.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hub_deposits_after_the_client_and_caps_unfunded_channels() -> anyhow::Result<()> {
     use ingrid_client_sdk::api::OpenChannelRequest;
@@ -132,7 +133,8 @@ async fn the_hub_deposits_after_the_client_and_caps_unfunded_channels() -> anyho
         Ok(OpenChannelRequest { params, state, signature })
     };
     let a = wallet.hub().open_channel(&request(1)?, None).await?.channel_id;
-    wallet.hub().open_channel(&request(2)?, None).await?;
+    let b_request = request(2)?;
+    let b_hub_signature = wallet.hub().open_channel(&b_request, None).await?.signature;
 
     let rows = || async {
         let channels: i64 = sqlx::query_scalar("SELECT count(*) FROM basic_channels").fetch_one(&env.pool).await?;
@@ -175,6 +177,37 @@ async fn the_hub_deposits_after_the_client_and_caps_unfunded_channels() -> anyho
     assert_eq!(chain::holdings(&provider, eth.holder, a, hub_address).await?, ether(1));
     // One channel waits for its funding now: a new one is accepted.
     wallet.hub().open_channel(&request(3)?, None).await?;
+
+    // While the hub is down the client funds b, registers its opening state and concludes it
+    // (underfunded: its deposit comes back). The restarted hub ingests the deposit, which
+    // makes its share due, but puts nothing into the settled channel.
+    hub.stop().await;
+    let b = b_request.state.channelId;
+    let client = env.provider(&key);
+    chain::deposit(&client, &eth, b, key.address(), ether(1)).await?;
+    let signed = ingrid_client_sdk::SignedState {
+        params: b_request.params.clone(),
+        state: b_request.state.clone(),
+        sigs: [b_request.signature.clone(), b_hub_signature],
+    };
+    chain::register(&client, &d, signed, Vec::new()).await?;
+    crate::harness::advance_chain(&env, 3601).await?;
+    chain::conclude(&client, &d, b_request.params.clone(), b_request.state.clone(), Vec::new()).await?;
+    assert!(chain::settled(&provider, eth.holder, b).await?);
+    let hub = env.start_hub().await?;
+    wait_until(Duration::from_secs(60), "the hub's deposit for b decided", || async {
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status::text FROM outbox WHERE kind = 'deposit' AND channel_id = $1")
+                .bind(b.as_slice())
+                .fetch_optional(&env.pool)
+                .await?;
+        Ok(status.as_deref() == Some("done"))
+    })
+    .await?;
+    assert!(
+        chain::holdings(&provider, eth.holder, b, hub_address).await?.is_zero(),
+        "nothing left in a settled channel"
+    );
     hub.stop().await;
     Ok(())
 }
