@@ -76,6 +76,7 @@ impl World {
             OpenChannel => self.co_open_channel(true).await,
             OpenUnfunded => self.co_open_channel(false).await,
             FundChannel => self.co_fund_channel().await,
+            Standby => self.co_standby().await,
             PayHub => self.co_pay_hub().await,
             PlanVirtual => self.co_plan_virtual().await,
             OpenVirtual => self.co_open_virtual().await,

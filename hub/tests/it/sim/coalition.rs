@@ -444,6 +444,33 @@ impl World {
         }
     }
 
+    /// `standby`: coins on standby in a coalition channel, under the member's address or the
+    /// hub's (a gift that must not let anybody take the hub's own top-ups).
+    pub async fn co_standby(&mut self) -> anyhow::Result<Outcome> {
+        let Some(c) = self.pick(&self.co_channels_where(|_| true)) else { return Ok(Outcome::Skipped) };
+        let (owner, id, name) = {
+            let ch = &self.co.channels[c];
+            (ch.owner, ch.id(), ch.name.clone())
+        };
+        let amount = units(self.rng.random_range(1..=10));
+        let for_hub = self.rng.random_bool(0.5);
+        let m = &self.co.members[owner];
+        let participant = if for_hub { self.hub_addr } else { m.key.address() };
+        let sent = chain::send_standby(&m.provider, &eth_asset(self.eth), id, participant, amount).await;
+        match match sent {
+            Ok(pending) => chain::confirm(pending).await,
+            Err(e) => Err(e),
+        } {
+            Ok(_) => Ok(Outcome::Done(format!(
+                "{} puts {} on standby in {name} for {}",
+                self.co.members[owner].name,
+                fmt_units(amount),
+                if for_hub { "the hub" } else { "itself" }
+            ))),
+            Err(e) => Ok(chain_refusal(e)),
+        }
+    }
+
     /// `pay_hub`.
     pub async fn co_pay_hub(&mut self) -> anyhow::Result<Outcome> {
         let Some(c) = self.pick(&self.co_channels_where(|ch| ch.funded)) else { return Ok(Outcome::Skipped) };

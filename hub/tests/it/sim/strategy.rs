@@ -53,6 +53,7 @@ strategies! {
     OpenChannel = "open_channel", Coalition, 5, "open a basic channel (hub deposit 0 or up to the client's) and fund it";
     OpenUnfunded = "open_unfunded_channel", Coalition, 1, "open a basic channel and never fund it";
     FundChannel = "fund_channel", Coalition, 1, "deposit the client's share late, or deposit more than the state says";
+    Standby = "standby", Coalition, 1, "put coins on standby in a coalition basic channel, for the member or for the hub";
     PayHub = "pay_hub", Coalition, 2, "pay the hub in a basic channel";
     PlanVirtual = "plan_virtual", Coalition, 5, "choose a virtual channel between two coalition accounts (params, deposits) without telling the hub";
     OpenVirtual = "open_virtual", Coalition, 5, "propose a planned virtual channel (with the hub's quote) and accept it";
