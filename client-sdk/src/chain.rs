@@ -122,17 +122,7 @@ pub async fn send_deposit<P: Provider>(
     participant: Address,
     amount: U256,
 ) -> ChainResult<PendingTransactionBuilder<Ethereum>> {
-    match asset.token {
-        None => {
-            let holder = EthAssetHolder::new(asset.holder, provider);
-            Ok(holder.deposit(channel, participant, amount).value(amount).send().await?)
-        }
-        Some(token) => {
-            confirm(TestToken::new(token, provider).approve(asset.holder, amount).send().await?).await?;
-            let holder = Erc20AssetHolder::new(asset.holder, provider);
-            Ok(holder.deposit(channel, participant, amount).send().await?)
-        }
-    }
+    send_to_holder(provider, asset, channel, participant, amount, false).await
 }
 
 /// Sends a deposit of `amount` on standby for `participant` in `channel`: coins that fund
@@ -146,15 +136,34 @@ pub async fn send_standby<P: Provider>(
     participant: Address,
     amount: U256,
 ) -> ChainResult<PendingTransactionBuilder<Ethereum>> {
+    send_to_holder(provider, asset, channel, participant, amount, true).await
+}
+
+async fn send_to_holder<P: Provider>(
+    provider: &P,
+    asset: &Asset,
+    channel: B256,
+    participant: Address,
+    amount: U256,
+    standby: bool,
+) -> ChainResult<PendingTransactionBuilder<Ethereum>> {
     match asset.token {
         None => {
             let holder = EthAssetHolder::new(asset.holder, provider);
-            Ok(holder.depositStandby(channel, participant, amount).value(amount).send().await?)
+            Ok(if standby {
+                holder.depositStandby(channel, participant, amount).value(amount).send().await?
+            } else {
+                holder.deposit(channel, participant, amount).value(amount).send().await?
+            })
         }
         Some(token) => {
             confirm(TestToken::new(token, provider).approve(asset.holder, amount).send().await?).await?;
             let holder = Erc20AssetHolder::new(asset.holder, provider);
-            Ok(holder.depositStandby(channel, participant, amount).send().await?)
+            Ok(if standby {
+                holder.depositStandby(channel, participant, amount).send().await?
+            } else {
+                holder.deposit(channel, participant, amount).send().await?
+            })
         }
     }
 }

@@ -331,12 +331,9 @@ async fn expired_altered_and_missing_quotes_are_refused() -> anyhow::Result<()> 
     Ok(())
 }
 
-/// Flaw 3 of "the hub cannot be robbed": a client that paid the hub and then ignores the hub's
-/// top-up, closing with its last state, gets exactly that state's balance, and the hub gets
-/// its balance plus the whole top-up back. (With the top-up deposited as funding, the
-/// holder's excess rule credited Bob the 2 he had paid the hub.)
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_top_up_the_client_ignores_goes_back_to_the_hub_in_full() -> anyhow::Result<()> {
+/// A hub that tops up (3 ETH when its free balance in a channel falls below 2) and two
+/// clients, Alice and Bob.
+async fn top_up_world() -> anyhow::Result<(Env, Running, Wallet, Wallet)> {
     let env = Env::new(3).await?;
     let mut config = env.config();
     config.assets[0].max_hub_deposit = ether(100);
@@ -344,8 +341,18 @@ async fn a_top_up_the_client_ignores_goes_back_to_the_hub_in_full() -> anyhow::R
     config.assets[0].top_up_amount = ether(3);
     let hub = server::start(config).await?;
     let url = format!("http://{}", hub.addr);
-    let eth = env.eth().holder;
     let (alice, bob) = (env.wallet(&url, 1).await?, env.wallet(&url, 2).await?);
+    Ok((env, hub, alice, bob))
+}
+
+/// Flaw 3 of "the hub cannot be robbed": a client that paid the hub and then ignores the hub's
+/// top-up, closing with its last state, gets exactly that state's balance, and the hub gets
+/// its balance plus the whole top-up back. (With the top-up deposited as funding, the
+/// holder's excess rule credited Bob the 2 he had paid the hub.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_top_up_the_client_ignores_goes_back_to_the_hub_in_full() -> anyhow::Result<()> {
+    let (env, hub, alice, bob) = top_up_world().await?;
+    let eth = env.eth().holder;
     let x = open_basic(&alice, eth, 5, 5).await?;
     let y = open_basic(&bob, eth, 5, 3).await?;
     bob.pay_hub(y, eth, ether(2)).await?; // Y: Bob 3, the hub 5
@@ -396,15 +403,8 @@ async fn a_top_up_the_client_ignores_goes_back_to_the_hub_in_full() -> anyhow::R
 /// settles on chain fully funded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_channel_is_topped_up_once_the_deposit_is_on_chain() -> anyhow::Result<()> {
-    let env = Env::new(3).await?;
-    let mut config = env.config();
-    config.assets[0].max_hub_deposit = ether(100);
-    config.assets[0].top_up_below = Some(ether(2));
-    config.assets[0].top_up_amount = ether(3);
-    let hub = server::start(config).await?;
-    let url = format!("http://{}", hub.addr);
+    let (env, hub, alice, bob) = top_up_world().await?;
     let eth = env.eth().holder;
-    let (alice, bob) = (env.wallet(&url, 1).await?, env.wallet(&url, 2).await?);
     let x = open_basic(&alice, eth, 5, 5).await?;
     let y = open_basic(&bob, eth, 5, 3).await?;
     assert!(!bob.accept_top_up(y).await?, "nothing to take while the hub's balance is high");

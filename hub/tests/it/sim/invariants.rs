@@ -146,11 +146,16 @@ impl World {
         let mut locked = U256::ZERO;
         let mut table = Vec::new();
         let mut lost_top_ups = Vec::new();
+        // Settled channels in which the hub still holds coins (withdrawable, but idle).
+        let mut idle = Vec::new();
         for (name, id, opening) in &channels {
             let held = chain::holdings(&self.reader(), self.eth, *id, hub).await?
                 + chain::standby(&self.reader(), self.eth, *id, hub).await?;
             if settled(id) {
-                left += held
+                left += held;
+                if !held.is_zero() {
+                    idle.push(format!("{name} {}", fmt_units(held)));
+                }
             } else {
                 locked += held
             }
@@ -182,10 +187,11 @@ impl World {
         }
         let expected = self.fees + self.paid_to_hub;
         self.note(format!(
-            "check: the hub deposited {}, got back {} (+{} withdrawable, {} in unconcluded channels); fees {}, payments {}",
+            "check: the hub deposited {}, got back {} (+{} withdrawable{}, {} in unconcluded channels); fees {}, payments {}",
             fmt_units(deposited),
             fmt_units(received),
             fmt_units(left),
+            if idle.is_empty() { String::new() } else { format!(": {}", idle.join(", ")) },
             fmt_units(locked),
             fmt_units(self.fees),
             fmt_units(self.paid_to_hub)
