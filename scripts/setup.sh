@@ -2,7 +2,7 @@
 # Installs what Ingrid's demo and tests need on a fresh Debian machine, using only the
 # Debian, npm, PyPI and crates.io registries: Debian packages (PostgreSQL, Node.js, Prometheus),
 # Foundry (forge, anvil, cast) and solcjs from npm, forge-std, Slither (pinned, in
-# contracts/.venv) and cargo-nextest. Idempotent.
+# contracts/.venv), cargo-nextest and the wasm32 target. Idempotent.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
@@ -27,6 +27,10 @@ fi
 
 command -v cargo >/dev/null || { echo "setup: a Rust toolchain (cargo) is required" >&2; exit 1; }
 cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked
+# The protocol core must build for browsers and devices (checked in scripts/test.sh).
+if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  rustup target add wasm32-unknown-unknown
+fi
 
 cd "$root/contracts"
 if [ ! -x node_modules/.bin/forge ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

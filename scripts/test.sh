@@ -24,6 +24,8 @@ python3 grafana/check_dashboards.py
 echo "== rust: format, lints, tests (real Postgres and anvil)"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== rust: the protocol core builds for wasm32 (no I/O, no C code)"
+cargo clippy -p ingrid-protocol --target wasm32-unknown-unknown --locked -- -D warnings
 DATABASE_URL="$("$root/scripts/test-postgres.sh")"
 export DATABASE_URL
 cargo nextest run --workspace --locked --no-fail-fast

@@ -142,48 +142,92 @@ pub fn funding_id(channel: B256, participant: Address) -> B256 {
     keccak256((channel, participant).abi_encode())
 }
 
-/// libsecp256k1's context, made once (making one costs milliseconds).
-static SECP: std::sync::LazyLock<secp256k1::Secp256k1<secp256k1::All>> =
-    std::sync::LazyLock::new(secp256k1::Secp256k1::new);
-
 /// Half the order of secp256k1: a signature's s must not exceed it (EIP-2, OpenZeppelin).
 const HALF_ORDER: U256 =
     U256::from_be_slice(&alloy::hex!("7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0"));
 
 /// Signs a 32-byte digest, returning r||s||v with v in {27, 28} and a low s: the same bytes
-/// as alloy's local signer (both use RFC 6979 nonces), made by libsecp256k1, which is about
-/// three times faster on the hub's hot path.
+/// as alloy's local signer (both use RFC 6979 nonces). Natively made by libsecp256k1, which
+/// is about three times faster on the hub's hot path; on wasm32 by alloy's k256 signer.
 pub fn sign_digest(key: &PrivateKeySigner, digest: &B256) -> Result<Bytes, SignatureError> {
-    let secret =
-        secp256k1::SecretKey::from_byte_array(&key.to_bytes().0).map_err(|e| SignatureError::Signing(e.to_string()))?;
-    let (id, rs) = SECP.sign_ecdsa_recoverable(&secp256k1::Message::from_digest(digest.0), &secret).serialize_compact();
-    let mut out = [0u8; 65];
-    out[..64].copy_from_slice(&rs);
-    out[64] = 27 + i32::from(id) as u8;
-    Ok(Bytes::copy_from_slice(&out))
+    ecdsa::sign(key, digest)
 }
 
-/// Recovers the signer of `digest` from a 65-byte signature (libsecp256k1), refusing what the
-/// contracts refuse: another length, v other than 27 or 28, a high s.
+/// Recovers the signer of `digest` from a 65-byte signature, refusing what the contracts
+/// refuse: another length, v other than 27 or 28, a high s.
 pub fn recover_digest(digest: &B256, sig: &[u8]) -> Result<Address, SignatureError> {
     let [rs @ .., v] = sig else { return Err(SignatureError::Malformed) };
     if rs.len() != 64 {
         return Err(SignatureError::Malformed);
     }
-    let id = match v {
-        27 | 28 => i32::from(v - 27),
+    let odd = match v {
+        27 | 28 => *v == 28,
         _ => return Err(SignatureError::Malformed),
     };
     if U256::from_be_slice(&rs[32..]) > HALF_ORDER {
         return Err(SignatureError::HighS);
     }
-    let id = secp256k1::ecdsa::RecoveryId::try_from(id).map_err(|_| SignatureError::Malformed)?;
-    let sig = secp256k1::ecdsa::RecoverableSignature::from_compact(rs, id).map_err(|_| SignatureError::Malformed)?;
-    let key = SECP
-        .recover_ecdsa(&secp256k1::Message::from_digest(digest.0), &sig)
-        .map_err(|_| SignatureError::Unrecoverable)?;
-    let hash = keccak256(&key.serialize_uncompressed()[1..]);
-    Ok(Address::from_slice(&hash[12..]))
+    ecdsa::recover(digest, rs, odd)
+}
+
+#[cfg(target_arch = "wasm32")]
+use k256_ecdsa as ecdsa;
+
+/// libsecp256k1 (native targets).
+#[cfg(not(target_arch = "wasm32"))]
+mod ecdsa {
+    use alloy::primitives::{Address, B256, Bytes, keccak256};
+    use alloy::signers::local::PrivateKeySigner;
+
+    use super::SignatureError;
+
+    /// libsecp256k1's context, made once (making one costs milliseconds).
+    static SECP: std::sync::LazyLock<secp256k1::Secp256k1<secp256k1::All>> =
+        std::sync::LazyLock::new(secp256k1::Secp256k1::new);
+
+    pub fn sign(key: &PrivateKeySigner, digest: &B256) -> Result<Bytes, SignatureError> {
+        let secret = secp256k1::SecretKey::from_byte_array(&key.to_bytes().0)
+            .map_err(|e| SignatureError::Signing(e.to_string()))?;
+        let (id, rs) =
+            SECP.sign_ecdsa_recoverable(&secp256k1::Message::from_digest(digest.0), &secret).serialize_compact();
+        let mut out = [0u8; 65];
+        out[..64].copy_from_slice(&rs);
+        out[64] = 27 + i32::from(id) as u8;
+        Ok(Bytes::copy_from_slice(&out))
+    }
+
+    pub fn recover(digest: &B256, rs: &[u8], odd: bool) -> Result<Address, SignatureError> {
+        let id = secp256k1::ecdsa::RecoveryId::try_from(i32::from(odd)).map_err(|_| SignatureError::Malformed)?;
+        let sig =
+            secp256k1::ecdsa::RecoverableSignature::from_compact(rs, id).map_err(|_| SignatureError::Malformed)?;
+        let key = SECP
+            .recover_ecdsa(&secp256k1::Message::from_digest(digest.0), &sig)
+            .map_err(|_| SignatureError::Unrecoverable)?;
+        let hash = keccak256(&key.serialize_uncompressed()[1..]);
+        Ok(Address::from_slice(&hash[12..]))
+    }
+}
+
+/// alloy's k256 signer and recovery (wasm32, where libsecp256k1's C code does not build
+/// without clang; natively built for the test that both backends agree).
+#[cfg(any(target_arch = "wasm32", test))]
+mod k256_ecdsa {
+    use alloy::primitives::{Address, B256, Bytes, Signature};
+    use alloy::signers::SignerSync;
+    use alloy::signers::local::PrivateKeySigner;
+
+    use super::SignatureError;
+
+    pub fn sign(key: &PrivateKeySigner, digest: &B256) -> Result<Bytes, SignatureError> {
+        let sig = key.sign_hash_sync(digest).map_err(|e| SignatureError::Signing(e.to_string()))?;
+        Ok(Bytes::from(sig.as_bytes().to_vec()))
+    }
+
+    pub fn recover(digest: &B256, rs: &[u8], odd: bool) -> Result<Address, SignatureError> {
+        Signature::from_bytes_and_parity(rs, odd)
+            .recover_address_from_prehash(digest)
+            .map_err(|_| SignatureError::Unrecoverable)
+    }
 }
 
 /// Checks that `sig` is `expected`'s signature on `digest`.
@@ -249,6 +293,24 @@ mod tests {
             proptest::prop_assert_eq!(ours.to_vec(), alloys.as_bytes().to_vec());
             proptest::prop_assert_eq!(recover_digest(&digest, &ours), Ok(key.address()));
             proptest::prop_assert_eq!(alloys.recover_address_from_prehash(&digest).expect("recover"), key.address());
+        }
+    }
+
+    proptest::proptest! {
+        /// The wasm32 backend (k256) makes and recovers exactly what the native one does.
+        #[test]
+        fn both_ecdsa_backends_agree(key in proptest::array::uniform32(1u8..), digest in proptest::array::uniform32(proptest::num::u8::ANY), odd: bool) {
+            let key = PrivateKeySigner::from_slice(&key).expect("key");
+            let digest = B256::from(digest);
+            let native = ecdsa::sign(&key, &digest).expect("sign");
+            proptest::prop_assert_eq!(&native, &k256_ecdsa::sign(&key, &digest).expect("sign"));
+            let odd_native = native[64] == 28;
+            proptest::prop_assert_eq!(k256_ecdsa::recover(&digest, &native[..64], odd_native), Ok(key.address()));
+            // Either parity: the same verdict from both (another key, or an error).
+            proptest::prop_assert_eq!(
+                ecdsa::recover(&digest, &native[..64], odd).ok(),
+                k256_ecdsa::recover(&digest, &native[..64], odd).ok()
+            );
         }
     }
 

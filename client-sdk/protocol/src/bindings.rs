@@ -2,46 +2,57 @@
 //! (exported by `contracts/tools/export-artifacts.js`; CI fails when they are stale).
 //!
 //! Each contract sits in a module of its own because the artifacts repeat the library types
-//! they use (`Channel`, `IAssetHolder`).
+//! they use (`Channel`, `IAssetHolder`). Without the `rpc` feature only the types, calls and
+//! events are generated (pure, wasm-friendly); with it, also the contract instances.
 #![allow(missing_docs, clippy::too_many_arguments)]
+
+/// `sol!` on an artifact, with contract instances when the `rpc` feature is on.
+#[cfg(feature = "rpc")]
+macro_rules! binding {
+    ($(#[$attr:meta])* $name:ident, $path:literal) => {
+        alloy::sol!(#[sol(rpc)] $(#[$attr])* $name, $path);
+    };
+}
+#[cfg(not(feature = "rpc"))]
+macro_rules! binding {
+    ($(#[$attr:meta])* $name:ident, $path:literal) => {
+        alloy::sol!($(#[$attr])* $name, $path);
+    };
+}
 
 /// The adjudicator and the channel data model (`Channel::Params`, `Channel::State`, ...).
 pub mod adjudicator {
-    alloy::sol!(
-        #[sol(rpc)]
+    binding!(
         #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
         Adjudicator,
-        "artifacts/Adjudicator.json"
+        "../artifacts/Adjudicator.json"
     );
 }
 
 /// The ETH asset holder.
 pub mod eth_holder {
-    alloy::sol!(
-        #[sol(rpc)]
+    binding!(
         #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
         EthAssetHolder,
-        "artifacts/EthAssetHolder.json"
+        "../artifacts/EthAssetHolder.json"
     );
 }
 
 /// The ERC20 asset holder (one deployment per token).
 pub mod erc20_holder {
-    alloy::sol!(
-        #[sol(rpc)]
+    binding!(
         #[derive(Debug, PartialEq, Eq)]
         Erc20AssetHolder,
-        "artifacts/Erc20AssetHolder.json"
+        "../artifacts/Erc20AssetHolder.json"
     );
 }
 
 /// The mintable test token deployed by the local dev stack and the demo.
 pub mod test_token {
-    alloy::sol!(
-        #[sol(rpc)]
+    binding!(
         #[derive(Debug, PartialEq, Eq)]
         TestToken,
-        "artifacts/TestToken.json"
+        "../artifacts/TestToken.json"
     );
 }
 
