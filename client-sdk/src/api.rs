@@ -144,20 +144,7 @@ pub struct SignatureResponse {
     pub signature: Bytes,
 }
 
-/// Where a basic channel is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum ChannelStatus {
-    /// Signed; waiting for both deposits to be confirmed on chain.
-    Funding,
-    /// Funded: updates are accepted.
-    Open,
-    /// A final state is signed; the hub is concluding it on chain.
-    Closing,
-    /// Concluded on chain; the outcome is recorded.
-    Closed,
-}
+pub use ingrid_protocol::machine::{ChannelStatus, VirtualStatus};
 
 /// A state with both signatures (in participant order).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -340,23 +327,6 @@ pub struct VirtualAccept {
     pub signature: Bytes,
     /// The acceptor's parent update locking the virtual channel, signed by the acceptor.
     pub parent: StateRequest,
-}
-
-/// Where a virtual channel is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum VirtualStatus {
-    /// Proposed, waiting for the peer.
-    Proposed,
-    /// Both parents lock it: the participants pay each other directly.
-    Open,
-    /// Its final state is recorded and one parent is settled; the other waits for its client.
-    Closing,
-    /// Both parents are settled.
-    Closed,
-    /// The peer declined, or the proposer withdrew it.
-    Rejected,
 }
 
 /// A virtual channel as the hub knows it (shown to its two participants).

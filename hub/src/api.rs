@@ -37,6 +37,7 @@ use crate::db;
 use crate::disputes::OnChain;
 use crate::error::ApiError;
 use ingrid_client_sdk::virtual_channel::Side;
+use ingrid_protocol::machine::{self, ChannelEvent, VirtualEvent};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -510,13 +511,13 @@ async fn advance(
     let channel = db::lock_channel(&mut tx, id, client)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no channel {id} of yours")))?;
-    let allowed = match kind {
-        Advance::Close => matches!(channel.status, ChannelStatus::Open | ChannelStatus::Funding),
-        Advance::Update | Advance::TopUp => channel.status == ChannelStatus::Open,
+    let event = match kind {
+        Advance::Close => ChannelEvent::Close,
+        Advance::Update => ChannelEvent::Update,
+        Advance::TopUp => ChannelEvent::TopUp,
     };
-    if !allowed {
-        return Err(ApiError::conflict("channel_not_open", format!("channel {id} is {:?}", channel.status)));
-    }
+    let status = machine::channel(channel.status, event)
+        .map_err(|_| ApiError::conflict("channel_not_open", format!("channel {id} is {:?}", channel.status)))?;
     let current = db::state(&mut tx, id, channel.latest_version).await?.state;
     let rules = app.hub.rules();
     let (digest, top_up) = match kind {
@@ -530,7 +531,6 @@ async fn advance(
             (rules.check_top_up(hub, client, &current, &req.state, &req.signature, offer)?, Some(offer.0))
         }
     };
-    let status = if kind == Advance::Close { ChannelStatus::Closing } else { channel.status };
     let hub_sig = countersign(&app.hub, &mut tx, id, channel.hub_index, &req, digest, Some(status)).await?;
     if kind == Advance::Close {
         let conclude = Action::ConcludeFinal { channel: id, version: req.state.version };
@@ -850,9 +850,8 @@ async fn accept_virtual(
     if v.params.participants[1] != client {
         return Err(ApiError::NotFound(format!("no proposal {id} to you")));
     }
-    if v.status != VirtualStatus::Proposed {
-        return Err(ApiError::conflict("not_proposed", format!("virtual channel {id} is {:?}", v.status)));
-    }
+    machine::virtual_channel(v.status, VirtualEvent::Accept)
+        .map_err(|_| ApiError::conflict("not_proposed", format!("virtual channel {id} is {:?}", v.status)))?;
     if now_secs() >= v.valid_until {
         return Err(ApiError::conflict(
             "proposal_expired",
@@ -915,9 +914,8 @@ async fn reject_virtual(
         .ok_or_else(|| ApiError::NotFound(format!("no virtual channel {id} of yours")))?
         .view;
     // The peer declines, or the proposer withdraws its proposal.
-    if v.status != VirtualStatus::Proposed {
-        return Err(ApiError::conflict("not_proposed", format!("virtual channel {id} is {:?}", v.status)));
-    }
+    machine::virtual_channel(v.status, VirtualEvent::Reject)
+        .map_err(|_| ApiError::conflict("not_proposed", format!("virtual channel {id} is {:?}", v.status)))?;
     db::reject_virtual(&mut tx, id).await?;
     let view = db::virtual_views(&mut *tx, Some(id), client, now_secs(), 1)
         .await?
@@ -942,9 +940,8 @@ async fn close_virtual(
             Err(replayed) => return Ok(replayed),
         };
     let id = v.id;
-    if !matches!(v.status, VirtualStatus::Open | VirtualStatus::Closing) {
-        return Err(ApiError::conflict("not_open", format!("virtual channel {id} is {:?}", v.status)));
-    }
+    machine::virtual_channel(v.status, VirtualEvent::CloseRequest)
+        .map_err(|_| ApiError::conflict("not_open", format!("virtual channel {id} is {:?}", v.status)))?;
     let rows = db::lock_channels(&mut tx, &v.parents).await?;
     let (Some(x_row), Some(y_row)) = (&rows[0], &rows[1]) else {
         return Err(ApiError::Internal(anyhow::anyhow!("parent of virtual channel {id} missing")));

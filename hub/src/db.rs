@@ -8,6 +8,7 @@ use ingrid_client_sdk::api::{
     ChannelStatus, ChannelView, FullySignedState, Funding, StateRequest, VirtualProposal, VirtualStatus, VirtualView,
 };
 use ingrid_client_sdk::{Params, State};
+use ingrid_protocol::machine::{ChannelEvent, Move, TopUpEvent, TopUpStatus, VirtualEvent};
 use serde::{Serialize, de::DeserializeOwned};
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::types::Json;
@@ -36,22 +37,32 @@ fn u256(text: &str) -> sqlx::Result<U256> {
 }
 
 fn status_name(status: ChannelStatus) -> &'static str {
-    match status {
-        ChannelStatus::Funding => "funding",
-        ChannelStatus::Open => "open",
-        ChannelStatus::Closing => "closing",
-        ChannelStatus::Closed => "closed",
-    }
+    status.as_str()
 }
 
 fn parse_status(name: &str) -> sqlx::Result<ChannelStatus> {
-    Ok(match name {
-        "funding" => ChannelStatus::Funding,
-        "open" => ChannelStatus::Open,
-        "closing" => ChannelStatus::Closing,
-        "closed" => ChannelStatus::Closed,
-        other => return Err(sqlx::Error::Decode(format!("unknown channel status {other}").into())),
-    })
+    ChannelStatus::ALL
+        .into_iter()
+        .find(|s| s.as_str() == name)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown channel status {name}").into()))
+}
+
+/// An event's move (decided by the protocol's machine) as the database names its statuses:
+/// the source statuses and the target, for a compare-and-set.
+fn sql_move<S: Copy + 'static>(m: Move<S>, name: fn(S) -> &'static str) -> (Vec<&'static str>, &'static str) {
+    (m.from.iter().map(|s| name(*s)).collect(), name(m.to))
+}
+
+fn channel_move(event: ChannelEvent) -> (Vec<&'static str>, &'static str) {
+    sql_move(event.moves(), ChannelStatus::as_str)
+}
+
+fn virtual_move(event: VirtualEvent) -> (Vec<&'static str>, &'static str) {
+    sql_move(event.moves(), VirtualStatus::as_str)
+}
+
+fn top_up_move(event: TopUpEvent) -> (Vec<&'static str>, &'static str) {
+    sql_move(event.moves(), TopUpStatus::as_str)
 }
 
 // ------------------------------------------------------------------ auth
@@ -451,29 +462,40 @@ pub async fn record_deposit(
     Ok(n > 0)
 }
 
-/// Opens a channel in `funding` whose every requirement is met. Returns whether it opened.
+/// Opens a channel in `funding` whose every requirement is met (the machine's `Funded`).
+/// Returns whether it opened.
 pub async fn open_if_funded(db: &mut PgConnection, channel: B256) -> sqlx::Result<bool> {
+    let (from, to) = channel_move(ChannelEvent::Funded);
     let n = sqlx::query(
-        "UPDATE basic_channels SET status = 'open', updated_at = now()
-         WHERE id = $1 AND status = 'funding'
+        "UPDATE basic_channels SET status = $3::channel_status, updated_at = now()
+         WHERE id = $1 AND status = ANY($2::channel_status[])
            AND NOT EXISTS (SELECT 1 FROM channel_funding WHERE channel_id = $1 AND deposited < required)",
     )
     .bind(channel.as_slice())
+    .bind(from)
+    .bind(to)
     .execute(db)
     .await?
     .rows_affected();
     Ok(n > 0)
 }
 
-/// Records a channel's on-chain conclusion with the balances pushed per asset.
+/// Records a channel's on-chain conclusion with the balances pushed per asset (the machine's
+/// `Concluded`). Returns whether it was not recorded before.
 pub async fn record_conclusion(db: &mut PgConnection, channel: B256, balances: &[[U256; 2]]) -> sqlx::Result<bool> {
     let settled: Vec<[String; 2]> = balances.iter().map(|[a, b]| [a.to_string(), b.to_string()]).collect();
-    let n = sqlx::query("UPDATE basic_channels SET status = 'closed', settled = $2, updated_at = now() WHERE id = $1")
-        .bind(channel.as_slice())
-        .bind(Json(settled))
-        .execute(db)
-        .await?
-        .rows_affected();
+    let (from, to) = channel_move(ChannelEvent::Concluded);
+    let n = sqlx::query(
+        "UPDATE basic_channels SET status = $4::channel_status, settled = $2, updated_at = now()
+         WHERE id = $1 AND status = ANY($3::channel_status[])",
+    )
+    .bind(channel.as_slice())
+    .bind(Json(settled))
+    .bind(from)
+    .bind(to)
+    .execute(db)
+    .await?
+    .rows_affected();
     Ok(n > 0)
 }
 
@@ -664,14 +686,10 @@ pub struct VirtualRow {
 }
 
 fn parse_virtual_status(name: &str) -> sqlx::Result<VirtualStatus> {
-    Ok(match name {
-        "proposed" => VirtualStatus::Proposed,
-        "open" => VirtualStatus::Open,
-        "closing" => VirtualStatus::Closing,
-        "closed" => VirtualStatus::Closed,
-        "rejected" => VirtualStatus::Rejected,
-        other => return Err(sqlx::Error::Decode(format!("unknown virtual status {other}").into())),
-    })
+    VirtualStatus::ALL
+        .into_iter()
+        .find(|s| s.as_str() == name)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown virtual status {name}").into()))
 }
 
 const VIRTUAL_COLUMNS: &str =
@@ -770,25 +788,34 @@ pub async fn virtual_views(
     rows.iter().map(|r| virtual_row(r, now).map(|v| v.view)).collect()
 }
 
-/// Marks a proposal accepted: open, with the acceptor's parent and signature.
+/// Marks a proposal accepted (the machine's `Accept`): open, with the acceptor's parent and
+/// signature.
 pub async fn open_virtual(db: &mut PgConnection, id: B256, parent: B256, signature: &Bytes) -> sqlx::Result<()> {
+    let (from, to) = virtual_move(VirtualEvent::Accept);
     sqlx::query(
-        "UPDATE virtual_channels SET status = 'open', parent_acceptor = $2, sig_acceptor = $3, updated_at = now() WHERE id = $1",
+        "UPDATE virtual_channels SET status = $5::virtual_status, parent_acceptor = $2, sig_acceptor = $3, updated_at = now()
+         WHERE id = $1 AND status = ANY($4::virtual_status[])",
     )
     .bind(id.as_slice())
     .bind(parent.as_slice())
     .bind(signature.as_ref())
+    .bind(from)
+    .bind(to)
     .execute(db)
     .await?;
     Ok(())
 }
 
-/// Marks a proposal rejected.
+/// Marks a proposal rejected (the machine's `Reject`).
 pub async fn reject_virtual(db: &mut PgConnection, id: B256) -> sqlx::Result<()> {
+    let (from, to) = virtual_move(VirtualEvent::Reject);
     sqlx::query(
-        "UPDATE virtual_channels SET status = 'rejected', updated_at = now() WHERE id = $1 AND status = 'proposed'",
+        "UPDATE virtual_channels SET status = $3::virtual_status, updated_at = now()
+         WHERE id = $1 AND status = ANY($2::virtual_status[])",
     )
     .bind(id.as_slice())
+    .bind(from)
+    .bind(to)
     .execute(db)
     .await?;
     Ok(())
@@ -1034,12 +1061,17 @@ pub async fn set_dispute_key(db: &PgPool, channel: B256, record_key: B256) -> sq
     Ok(())
 }
 
-/// A basic channel registered on chain takes no more off-chain updates: `closing`.
+/// A basic channel registered on chain takes no more off-chain updates (the machine's
+/// `Registered`: `closing`).
 pub async fn mark_registered(db: &mut PgConnection, channel: B256) -> sqlx::Result<()> {
+    let (from, to) = channel_move(ChannelEvent::Registered);
     sqlx::query(
-        "UPDATE basic_channels SET status = 'closing', updated_at = now() WHERE id = $1 AND status IN ('funding', 'open')",
+        "UPDATE basic_channels SET status = $3::channel_status, updated_at = now()
+         WHERE id = $1 AND status = ANY($2::channel_status[])",
     )
     .bind(channel.as_slice())
+    .bind(from)
+    .bind(to)
     .execute(db)
     .await?;
     Ok(())
@@ -1048,17 +1080,23 @@ pub async fn mark_registered(db: &mut PgConnection, channel: B256) -> sqlx::Resu
 /// After basic channel `channel` concluded on chain: its dispute and those of the virtual
 /// channels it settled are concluded, and those virtual channels are settled on its side.
 pub async fn record_dispute_conclusion(db: &mut PgConnection, channel: B256) -> sqlx::Result<()> {
+    // The machine's `Settled { both }`: the same sources either way, the target by `both`.
+    let (from, both) = virtual_move(VirtualEvent::Settled { both: true });
+    let (_, one) = virtual_move(VirtualEvent::Settled { both: false });
     let settled: Vec<Vec<u8>> = sqlx::query_scalar(
         "UPDATE virtual_channels SET
             settled_proposer = settled_proposer OR parent_proposer = $1,
             settled_acceptor = settled_acceptor OR parent_acceptor = $1,
             status = CASE WHEN (settled_proposer OR parent_proposer = $1) AND (settled_acceptor OR parent_acceptor = $1)
-                          THEN 'closed'::virtual_status ELSE 'closing'::virtual_status END,
+                          THEN $3::virtual_status ELSE $4::virtual_status END,
             updated_at = now()
-         WHERE (parent_proposer = $1 OR parent_acceptor = $1) AND status IN ('open', 'closing')
+         WHERE (parent_proposer = $1 OR parent_acceptor = $1) AND status = ANY($2::virtual_status[])
          RETURNING id",
     )
     .bind(channel.as_slice())
+    .bind(from)
+    .bind(both)
+    .bind(one)
     .fetch_all(&mut *db)
     .await?;
     sqlx::query("UPDATE disputes SET result = 'concluded', updated_at = now() WHERE channel_id = ANY($1)")
@@ -1271,14 +1309,17 @@ pub async fn confirm_top_up(
     participant: Address,
     total: U256,
 ) -> sqlx::Result<bool> {
+    let (from, to) = top_up_move(TopUpEvent::StandbyConfirmed);
     let n = sqlx::query(
-        "UPDATE top_ups SET status = 'confirmed', updated_at = now()
-         WHERE channel_id = $1 AND asset = $2 AND participant = $3 AND status = 'depositing' AND target <= $4::numeric",
+        "UPDATE top_ups SET status = $6, updated_at = now()
+         WHERE channel_id = $1 AND asset = $2 AND participant = $3 AND status = ANY($5) AND target <= $4::numeric",
     )
     .bind(channel.as_slice())
     .bind(asset.as_slice())
     .bind(participant.as_slice())
     .bind(total.to_string())
+    .bind(from)
+    .bind(to)
     .execute(db)
     .await?
     .rows_affected();
@@ -1298,11 +1339,14 @@ pub async fn confirmed_top_up(db: &mut PgConnection, channel: B256) -> sqlx::Res
 
 /// Marks the confirmed top-up of `channel` in `asset` applied.
 pub async fn apply_top_up(db: &mut PgConnection, channel: B256, asset: Address) -> sqlx::Result<()> {
+    let (from, to) = top_up_move(TopUpEvent::Countersigned);
     sqlx::query(
-        "UPDATE top_ups SET status = 'applied', updated_at = now() WHERE channel_id = $1 AND asset = $2 AND status = 'confirmed'",
+        "UPDATE top_ups SET status = $4, updated_at = now() WHERE channel_id = $1 AND asset = $2 AND status = ANY($3)",
     )
     .bind(channel.as_slice())
     .bind(asset.as_slice())
+    .bind(from)
+    .bind(to)
     .execute(db)
     .await?;
     Ok(())

@@ -7,10 +7,13 @@
 //! - [`state`]: channel ids, EIP-712 digests, signing and signature checks, exactly as the
 //!   adjudicator computes them.
 //! - [`validate`]: pure checks of a proposed channel update.
+//! - [`machine`]: the life cycles (basic channel, virtual channel, top-up) as transition
+//!   functions of status and event.
 //! - [`virtual_channel`]: the arithmetic of virtual channels in their parents, and transfers.
 //! - `openapi` (feature `openapi`): schemas of the channel types for the hub's document.
 
 pub mod bindings;
+pub mod machine;
 #[cfg(feature = "openapi")]
 pub mod openapi;
 pub mod state;

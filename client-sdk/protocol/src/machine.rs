@@ -1,0 +1,392 @@
+//! Life cycles as explicit state machines: the statuses of a basic channel, a virtual channel
+//! and a collateral top-up, the events that move them, and one transition function each.
+//! The hub's handlers, its watcher and its store ask these functions what an event does
+//! instead of deciding it themselves; the store executes a move as a compare-and-set from the
+//! statuses [`Move::from`] lists to [`Move::to`].
+//!
+//! Every machine only moves forward along its order (`rank`), and an event that does not
+//! apply in a status is refused without a change ([`Refused`]). Events that can be seen twice
+//! (a replayed chain event) are idempotent where the life cycle allows it.
+
+use serde::{Deserialize, Serialize};
+
+/// An event that does not apply in the current status: nothing changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{event} is not possible in status {status}")]
+pub struct Refused {
+    /// The status the machine is in (its wire name).
+    pub status: &'static str,
+    /// The refused event (its name).
+    pub event: &'static str,
+}
+
+/// What an event does to a status column: from which statuses it moves, and to which one.
+/// Statuses outside `from` are left alone (a stored move is a compare-and-set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Move<S: 'static> {
+    /// The statuses the event moves from.
+    pub from: &'static [S],
+    /// The status it moves to.
+    pub to: S,
+}
+
+/// Where a basic channel is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelStatus {
+    /// Signed; waiting for both deposits to be confirmed on chain.
+    Funding,
+    /// Funded: updates are accepted.
+    Open,
+    /// A final state is signed, or a state is registered on chain: no more off-chain updates;
+    /// the channel is being concluded.
+    Closing,
+    /// Concluded on chain; the outcome is recorded.
+    Closed,
+}
+
+impl ChannelStatus {
+    /// Every status, in life order.
+    pub const ALL: [Self; 4] = [Self::Funding, Self::Open, Self::Closing, Self::Closed];
+
+    /// The wire (and database) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Funding => "funding",
+            Self::Open => "open",
+            Self::Closing => "closing",
+            Self::Closed => "closed",
+        }
+    }
+}
+
+impl std::fmt::Display for ChannelStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What happens to a basic channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChannelEvent {
+    /// Every deposit the opening state needs is confirmed on chain.
+    Funded,
+    /// Both sign the next state (a payment, a lock or a settlement of a virtual channel).
+    Update,
+    /// Both sign the state with the hub's collateral top-up.
+    TopUp,
+    /// Both sign a final state (a cooperative close).
+    Close,
+    /// A state of the channel is registered on chain (a dispute).
+    Registered,
+    /// The channel is concluded on chain.
+    Concluded,
+}
+
+impl ChannelEvent {
+    /// Its name, for refusals and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Funded => "funded",
+            Self::Update => "update",
+            Self::TopUp => "top-up",
+            Self::Close => "close",
+            Self::Registered => "registered",
+            Self::Concluded => "concluded",
+        }
+    }
+
+    /// What the event does to a stored status.
+    pub fn moves(self) -> Move<ChannelStatus> {
+        use ChannelStatus::*;
+        match self {
+            Self::Funded => Move { from: &[Funding], to: Open },
+            Self::Update | Self::TopUp => Move { from: &[Open], to: Open },
+            Self::Close => Move { from: &[Funding, Open], to: Closing },
+            Self::Registered => Move { from: &[Funding, Open], to: Closing },
+            Self::Concluded => Move { from: &[Funding, Open, Closing], to: Closed },
+        }
+    }
+}
+
+/// The basic channel's transition function: the status after `event`, or a refusal.
+/// Chain events seen again (funded when open, registered while closing, concluded when
+/// closed) leave the status as it is.
+pub fn channel(status: ChannelStatus, event: ChannelEvent) -> Result<ChannelStatus, Refused> {
+    use ChannelEvent::*;
+    use ChannelStatus::*;
+    let m = event.moves();
+    if m.from.contains(&status) {
+        return Ok(m.to);
+    }
+    match (event, status) {
+        (Funded, Open | Closing | Closed) | (Registered, Closing | Closed) | (Concluded, Closed) => Ok(status),
+        _ => Err(Refused { status: status.as_str(), event: event.name() }),
+    }
+}
+
+/// Where a virtual channel is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum VirtualStatus {
+    /// Proposed, waiting for the peer.
+    Proposed,
+    /// Both parents lock it: the participants pay each other directly.
+    Open,
+    /// Its final state is recorded and one parent is settled; the other waits for its client.
+    Closing,
+    /// Both parents are settled.
+    Closed,
+    /// The peer declined, or the proposer withdrew it.
+    Rejected,
+}
+
+impl VirtualStatus {
+    /// Every status.
+    pub const ALL: [Self; 5] = [Self::Proposed, Self::Open, Self::Closing, Self::Closed, Self::Rejected];
+
+    /// The wire (and database) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Proposed => "proposed",
+            Self::Open => "open",
+            Self::Closing => "closing",
+            Self::Closed => "closed",
+            Self::Rejected => "rejected",
+        }
+    }
+
+    /// Whether nothing can happen to it any more.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Closed | Self::Rejected)
+    }
+}
+
+impl std::fmt::Display for VirtualStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What happens to a virtual channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VirtualEvent {
+    /// The peer accepts the proposal: both parents lock it.
+    Accept,
+    /// The peer declines, or the proposer withdraws.
+    Reject,
+    /// A participant asks to close it with a final state (allowed while a parent still locks
+    /// it; the status moves with the parents' settlements).
+    CloseRequest,
+    /// Its parents are settled: `both`, or one of them.
+    Settled {
+        /// Whether both parents are settled now.
+        both: bool,
+    },
+}
+
+impl VirtualEvent {
+    /// Its name, for refusals and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Accept => "accept",
+            Self::Reject => "reject",
+            Self::CloseRequest => "close",
+            Self::Settled { both: false } => "one parent settled",
+            Self::Settled { both: true } => "both parents settled",
+        }
+    }
+
+    /// What the event does to a stored status.
+    pub fn moves(self) -> Move<VirtualStatus> {
+        use VirtualStatus::*;
+        match self {
+            Self::Accept => Move { from: &[Proposed], to: Open },
+            Self::Reject => Move { from: &[Proposed], to: Rejected },
+            Self::CloseRequest => Move { from: &[Open, Closing], to: Open },
+            Self::Settled { both: false } => Move { from: &[Open, Closing], to: Closing },
+            Self::Settled { both: true } => Move { from: &[Open, Closing], to: Closed },
+        }
+    }
+}
+
+/// The virtual channel's transition function: the status after `event`, or a refusal.
+pub fn virtual_channel(status: VirtualStatus, event: VirtualEvent) -> Result<VirtualStatus, Refused> {
+    let m = event.moves();
+    if !m.from.contains(&status) {
+        if event == (VirtualEvent::Settled { both: true }) && status == VirtualStatus::Closed {
+            return Ok(status); // seen again
+        }
+        return Err(Refused { status: status.as_str(), event: event.name() });
+    }
+    // A close request moves nothing by itself: it is allowed while a parent still locks it.
+    Ok(if event == VirtualEvent::CloseRequest { status } else { m.to })
+}
+
+/// Where a collateral top-up is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TopUpStatus {
+    /// The hub's coins are being put on standby (in the outbox).
+    Depositing,
+    /// The standby is confirmed on chain; the raised state is offered to the client.
+    Confirmed,
+    /// Both signed the raised state.
+    Applied,
+}
+
+impl TopUpStatus {
+    /// Every status, in life order.
+    pub const ALL: [Self; 3] = [Self::Depositing, Self::Confirmed, Self::Applied];
+
+    /// The database name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Depositing => "depositing",
+            Self::Confirmed => "confirmed",
+            Self::Applied => "applied",
+        }
+    }
+}
+
+/// What happens to a top-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TopUpEvent {
+    /// The hub's standby reached the top-up's target on chain.
+    StandbyConfirmed,
+    /// The client countersigned the raised state.
+    Countersigned,
+}
+
+impl TopUpEvent {
+    /// Its name, for refusals and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::StandbyConfirmed => "standby confirmed",
+            Self::Countersigned => "countersigned",
+        }
+    }
+
+    /// What the event does to a stored status.
+    pub fn moves(self) -> Move<TopUpStatus> {
+        use TopUpStatus::*;
+        match self {
+            Self::StandbyConfirmed => Move { from: &[Depositing], to: Confirmed },
+            Self::Countersigned => Move { from: &[Confirmed], to: Applied },
+        }
+    }
+}
+
+/// The top-up's transition function: the status after `event`, or a refusal.
+pub fn top_up(status: TopUpStatus, event: TopUpEvent) -> Result<TopUpStatus, Refused> {
+    let m = event.moves();
+    if m.from.contains(&status) {
+        Ok(m.to)
+    } else if event == TopUpEvent::StandbyConfirmed && status != TopUpStatus::Depositing {
+        Ok(status) // seen again
+    } else {
+        Err(Refused { status: status.as_str(), event: event.name() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn channel_event() -> impl Strategy<Value = ChannelEvent> {
+        use ChannelEvent::*;
+        prop::sample::select(vec![Funded, Update, TopUp, Close, Registered, Concluded])
+    }
+
+    fn virtual_event() -> impl Strategy<Value = VirtualEvent> {
+        use VirtualEvent::*;
+        prop::sample::select(vec![Accept, Reject, CloseRequest, Settled { both: false }, Settled { both: true }])
+    }
+
+    fn virtual_rank(s: VirtualStatus) -> u8 {
+        match s {
+            VirtualStatus::Proposed => 0,
+            VirtualStatus::Open => 1,
+            VirtualStatus::Closing => 2,
+            VirtualStatus::Closed | VirtualStatus::Rejected => 3,
+        }
+    }
+
+    proptest! {
+        /// No sequence of events moves a basic channel back; updates are taken only when
+        /// open; once closed, only a repeated conclusion is accepted; a refusal changes
+        /// nothing.
+        #[test]
+        fn a_basic_channel_only_moves_forward(events in prop::collection::vec(channel_event(), 0..40)) {
+            let mut status = ChannelStatus::Funding;
+            for event in events {
+                match channel(status, event) {
+                    Ok(next) => {
+                        prop_assert!(next >= status, "{status} -> {next} on {event:?}");
+                        if matches!(event, ChannelEvent::Update | ChannelEvent::TopUp) {
+                            prop_assert_eq!(status, ChannelStatus::Open);
+                        }
+                        if status == ChannelStatus::Closed {
+                            prop_assert!(matches!(event, ChannelEvent::Concluded | ChannelEvent::Registered | ChannelEvent::Funded));
+                            prop_assert_eq!(next, ChannelStatus::Closed);
+                        }
+                        status = next;
+                    }
+                    Err(refused) => prop_assert_eq!(refused.status, status.as_str()),
+                }
+            }
+        }
+
+        /// A virtual channel never moves back, leaves a terminal status never, and opens
+        /// only from a proposal.
+        #[test]
+        fn a_virtual_channel_only_moves_forward(events in prop::collection::vec(virtual_event(), 0..40)) {
+            let mut status = VirtualStatus::Proposed;
+            for event in events {
+                if let Ok(next) = virtual_channel(status, event) {
+                    prop_assert!(virtual_rank(next) >= virtual_rank(status), "{status} -> {next} on {event:?}");
+                    if status.is_terminal() {
+                        prop_assert_eq!(next, status);
+                    }
+                    if next == VirtualStatus::Open && status != VirtualStatus::Open {
+                        prop_assert_eq!(status, VirtualStatus::Proposed);
+                    }
+                    status = next;
+                }
+            }
+        }
+    }
+
+    /// Each machine's move table and its transition function agree: an event applies from
+    /// exactly the statuses its move lists (besides repeated chain events, which change
+    /// nothing), and leads where the move says.
+    #[test]
+    fn moves_and_transitions_agree() {
+        use ChannelEvent::*;
+        for event in [Funded, Update, TopUp, Close, Registered, Concluded] {
+            let m = event.moves();
+            for s in ChannelStatus::ALL {
+                match channel(s, event) {
+                    Ok(next) if m.from.contains(&s) => assert_eq!(next, m.to, "{event:?} from {s}"),
+                    Ok(next) => assert_eq!(next, s, "{event:?} from {s} is a repeat"),
+                    Err(_) => assert!(!m.from.contains(&s)),
+                }
+            }
+        }
+        for event in [TopUpEvent::StandbyConfirmed, TopUpEvent::Countersigned] {
+            let m = event.moves();
+            for s in TopUpStatus::ALL {
+                if m.from.contains(&s) {
+                    assert_eq!(top_up(s, event), Ok(m.to));
+                }
+            }
+        }
+        assert!(top_up(TopUpStatus::Depositing, TopUpEvent::Countersigned).is_err(), "not before the standby");
+        assert_eq!(virtual_channel(VirtualStatus::Closing, VirtualEvent::CloseRequest), Ok(VirtualStatus::Closing));
+        assert!(virtual_channel(VirtualStatus::Proposed, VirtualEvent::CloseRequest).is_err());
+        assert!(channel(ChannelStatus::Funding, ChannelEvent::Update).is_err(), "no update before funding");
+    }
+}
