@@ -48,7 +48,7 @@ pub async fn run<F, Fut>(
                     if stopped {
                         break;
                     }
-                    if let Err(e) = sqlx::query("SELECT 1").execute(&mut conn).await {
+                    if let Err(e) = crate::db::ping(&mut conn).await {
                         tracing::error!(error = %e, "leader: lost the lock's connection; stepping down");
                         break;
                     }
@@ -82,6 +82,6 @@ async fn try_lead(database_url: &str, conn: Option<PgConnection>) -> sqlx::Resul
         Some(conn) => conn,
         None => PgConnection::connect(database_url).await?,
     };
-    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(LOCK_KEY).fetch_one(&mut conn).await?;
+    let got = crate::db::try_advisory_lock(&mut conn, LOCK_KEY).await?;
     Ok(if got { Ok(conn) } else { Err(conn) })
 }

@@ -14,15 +14,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use alloy::primitives::{Address, U256};
-use ingrid_client_sdk::{Allocation, State};
 use prometheus::{
     Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
-use sqlx::types::Json;
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 
 use crate::config::AssetConfig;
+use crate::db;
 
 /// Content type of the Prometheus text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -327,18 +326,15 @@ impl Metrics {
     }
 
     async fn refresh_from_db(&self, pool: &PgPool) -> sqlx::Result<()> {
-        let rows = sqlx::query("SELECT status::text AS status, count(*) AS n FROM basic_channels GROUP BY status")
-            .fetch_all(pool)
-            .await?;
+        let counts = db::status_counts(pool).await?;
+        let count = |table: &str, status: &str| {
+            counts.iter().find(|(t, s, _)| t == table && s == status).map_or(0, |(_, _, n)| *n)
+        };
         for s in BASIC_STATUSES {
-            let n = rows.iter().find(|r| r.get::<&str, _>("status") == s).map_or(0, |r| r.get::<i64, _>("n"));
-            self.basic_channels.with_label_values(&[s]).set(n);
+            self.basic_channels.with_label_values(&[s]).set(count("basic", s));
         }
-        let rows = sqlx::query("SELECT status::text AS status, count(*) AS n FROM virtual_channels GROUP BY status")
-            .fetch_all(pool)
-            .await?;
         for s in VIRTUAL_STATUSES {
-            let n = rows.iter().find(|r| r.get::<&str, _>("status") == s).map_or(0, |r| r.get::<i64, _>("n"));
+            let n = count("virtual", s);
             self.virtual_channels.with_label_values(&[s]).set(n);
             if s == "open" {
                 self.open_virtual.set(n);
@@ -349,31 +345,19 @@ impl Metrics {
         for (asset, fees) in crate::db::fees_earned(pool).await? {
             self.fees_earned.with_label_values(&[self.symbol(asset).as_str()]).set(f64::from(fees));
         }
-        let rows = sqlx::query("SELECT kind, result, count(*) AS n FROM disputes GROUP BY kind, result")
-            .fetch_all(pool)
-            .await?;
+        let rows = db::dispute_counts(pool).await?;
         for kind in DISPUTE_KINDS {
             for result in DISPUTE_RESULTS {
-                let n = rows
-                    .iter()
-                    .find(|r| r.get::<&str, _>("kind") == kind && r.get::<&str, _>("result") == result)
-                    .map_or(0, |r| r.get::<i64, _>("n"));
+                let n = rows.iter().find(|(k, r, _)| k == kind && r == result).map_or(0, |(_, _, n)| *n);
                 self.disputes.with_label_values(&[kind, result]).set(n);
             }
         }
-        let row = sqlx::query(
-            "SELECT (SELECT block FROM chain_cursor WHERE name = 'events') AS ingested,
-                    (SELECT count(*) FROM outbox WHERE status = 'pending') AS pending,
-                    (SELECT count(*) FROM outbox WHERE status = 'failed') AS failed,
-                    (SELECT count(*) FROM chain_events WHERE skipped IS NOT NULL) AS skipped",
-        )
-        .fetch_one(pool)
-        .await?;
-        let ingested = row.get::<Option<i64>, _>("ingested").unwrap_or(0);
+        let work = db::chain_work(pool).await?;
+        let ingested = work.ingested;
         self.chain_ingested.set(ingested);
-        self.outbox_pending.set(row.get("pending"));
-        self.outbox_failed.set(row.get("failed"));
-        self.events_skipped.set(row.get("skipped"));
+        self.outbox_pending.set(work.outbox_pending);
+        self.outbox_failed.set(work.outbox_failed);
+        self.events_skipped.set(work.events_skipped);
         let head = i64::try_from(self.chain_head_seen.load(Ordering::Relaxed)).unwrap_or(i64::MAX);
         self.chain_head.set(head);
         self.chain_lag.set(if head > 0 { (head - ingested).max(0) } else { 0 });
@@ -438,35 +422,9 @@ pub async fn collateral(pool: &PgPool) -> sqlx::Result<Collateral> {
 /// [`collateral`] in `db`'s transaction, of one client's basic channels only if `client` is
 /// given (the hub's coins locked for that client).
 pub async fn collateral_of(db: &mut sqlx::PgConnection, client: Option<Address>) -> sqlx::Result<Collateral> {
-    let rows = sqlx::query(
-        "SELECT b.hub_index, b.status = 'open' AS open, s.state->'outcome' AS outcome
-         FROM basic_channels b JOIN channel_states s ON s.channel_id = b.id AND s.version = b.latest_version
-         WHERE b.status IN ('open', 'closing') AND ($1::bytea IS NULL OR b.client = $1)",
-    )
-    .bind(client.as_ref().map(|c| c.as_slice()))
-    .fetch_all(&mut *db)
-    .await?;
-    let parents: Vec<(usize, bool, Allocation)> = rows
-        .iter()
-        .map(|r| {
-            Ok((
-                usize::from(r.try_get::<i16, _>("hub_index")? == 1),
-                r.try_get("open")?,
-                r.try_get::<Json<Allocation>, _>("outcome")?.0,
-            ))
-        })
-        .collect::<sqlx::Result<_>>()?;
+    let parents = db::live_outcomes(db, client).await?;
     let lock_ids: Vec<Vec<u8>> = parents.iter().flat_map(|(_, _, o)| o.locked.iter().map(|l| l.id.to_vec())).collect();
-    let mut initial: HashMap<Vec<u8>, Allocation> = HashMap::new();
-    if !lock_ids.is_empty() {
-        for r in sqlx::query("SELECT id, initial FROM virtual_channels WHERE id = ANY($1)")
-            .bind(&lock_ids)
-            .fetch_all(&mut *db)
-            .await?
-        {
-            initial.insert(r.try_get("id")?, r.try_get::<Json<State>, _>("initial")?.0.outcome);
-        }
-    }
+    let initial = db::opening_outcomes(db, &lock_ids).await?;
 
     let (mut hub_locked, mut locked_total, mut hub_free) =
         (BTreeMap::<Address, U256>::new(), BTreeMap::<Address, U256>::new(), BTreeMap::<Address, U256>::new());

@@ -1,0 +1,118 @@
+//! The outbox of on-chain actions.
+
+use super::*;
+
+/// A claimed outbox entry.
+#[derive(Debug, Clone)]
+pub struct OutboxEntry<T> {
+    /// Row id.
+    pub id: i64,
+    /// Action.
+    pub action: T,
+    /// Attempts so far, this one included.
+    pub attempts: i32,
+    /// Transaction sent by an earlier attempt, if any.
+    pub tx_hash: Option<B256>,
+    /// Seconds since that transaction was sent (or last replaced).
+    pub tx_age_secs: f64,
+}
+
+/// Claims the due pending entry first in line (lowest `priority`, then oldest) for `lease_secs` (another worker may retry it after
+/// that), counting the attempt.
+pub async fn claim_outbox<T: DeserializeOwned>(db: &PgPool, lease_secs: u64) -> sqlx::Result<Option<OutboxEntry<T>>> {
+    let row = sqlx::query(
+        "UPDATE outbox SET attempts = attempts + 1, not_before = now() + make_interval(secs => $1), updated_at = now()
+         WHERE id = (SELECT id FROM outbox WHERE status = 'pending' AND not_before <= now()
+                     ORDER BY priority, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+         RETURNING id, payload, attempts, tx_hash,
+                   COALESCE(EXTRACT(EPOCH FROM now() - tx_sent_at)::float8, 0) AS tx_age",
+    )
+    .bind(lease_secs as f64)
+    .fetch_optional(db)
+    .await?;
+    row.map(|r| {
+        Ok(OutboxEntry {
+            id: r.get("id"),
+            action: r.get::<Json<T>, _>("payload").0,
+            attempts: r.get("attempts"),
+            tx_hash: r.get::<Option<&[u8]>, _>("tx_hash").map(b256).transpose()?,
+            tx_age_secs: r.get("tx_age"),
+        })
+    })
+    .transpose()
+}
+
+/// Remembers the transaction an attempt sent, before waiting for it.
+pub async fn set_outbox_tx(db: &PgPool, id: i64, tx_hash: Option<B256>) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE outbox SET tx_hash = $2, tx_sent_at = CASE WHEN $2 IS NULL THEN NULL ELSE now() END, updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(tx_hash.as_ref().map(|x| x.as_slice()))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Marks an entry done.
+pub async fn complete_outbox(db: &PgPool, id: i64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE outbox SET status = 'done', last_error = NULL, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Records a failed or not-yet-possible attempt: retried after `retry_secs`, or marked
+/// failed for the operator when `give_up`.
+pub async fn retry_outbox(db: &PgPool, id: i64, error: &str, retry_secs: f64, give_up: bool) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE outbox SET last_error = $2, not_before = now() + make_interval(secs => $3),
+                status = CASE WHEN $4 THEN 'failed'::outbox_status ELSE status END, updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(error)
+    .bind(retry_secs)
+    .bind(give_up)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// An outbox entry as the operator sees it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxView {
+    /// Row id.
+    pub id: i64,
+    /// Action kind.
+    pub kind: String,
+    /// The action.
+    pub action: serde_json::Value,
+    /// `pending`, `done` or `failed`.
+    pub status: String,
+    /// Attempts so far.
+    pub attempts: i32,
+    /// Error of the last failed attempt.
+    pub last_error: Option<String>,
+}
+
+/// The outbox, newest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxList {
+    /// Entries.
+    pub entries: Vec<OutboxView>,
+}
+
+/// The newest `limit` outbox entries.
+pub async fn outbox_views(db: &PgPool, limit: i64) -> sqlx::Result<OutboxList> {
+    let entries = sqlx::query_as(
+        "SELECT id, kind, payload AS action, status::text AS status, attempts, last_error FROM outbox ORDER BY id DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    Ok(OutboxList { entries })
+}

@@ -1,0 +1,213 @@
+//! Virtual channels.
+
+use super::*;
+
+/// A virtual channel's row.
+#[derive(Debug, Clone)]
+pub struct VirtualRow {
+    /// The hub's view of it.
+    pub view: VirtualView,
+}
+
+pub(super) fn parse_virtual_status(name: &str) -> sqlx::Result<VirtualStatus> {
+    VirtualStatus::ALL
+        .into_iter()
+        .find(|s| s.as_str() == name)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown virtual status {name}").into()))
+}
+
+pub(super) const VIRTUAL_COLUMNS: &str =
+    "id, params, parent_proposer, parent_acceptor, initial, sig_proposer, sig_acceptor, proposed_parent,
+    valid_until, status::text AS status, final_state, final_sig0, final_sig1, settled_proposer, settled_acceptor, fees";
+
+pub(super) fn virtual_row(row: &sqlx::postgres::PgRow, now: u64) -> sqlx::Result<VirtualRow> {
+    let status = parse_virtual_status(row.get::<&str, _>("status"))?;
+    let valid_until = row.get::<i64, _>("valid_until") as u64;
+    let bytes = |name: &str| row.get::<Option<Vec<u8>>, _>(name).map(Bytes::from).unwrap_or_default();
+    let final_state = row
+        .get::<Option<Json<State>>, _>("final_state")
+        .map(|s| FullySignedState { state: s.0, sigs: [bytes("final_sig0"), bytes("final_sig1")] });
+    Ok(VirtualRow {
+        view: VirtualView {
+            id: b256(row.get::<&[u8], _>("id"))?,
+            params: row.get::<Json<Params>, _>("params").0,
+            status,
+            valid_until,
+            close_requested: status == VirtualStatus::Open && now >= valid_until,
+            parents: [
+                b256(row.get::<&[u8], _>("parent_proposer"))?,
+                row.get::<Option<&[u8]>, _>("parent_acceptor").map(b256).transpose()?.unwrap_or_default(),
+            ],
+            initial: row.get::<Json<State>, _>("initial").0,
+            initial_sigs: [bytes("sig_proposer"), bytes("sig_acceptor")],
+            proposed_parent: row.get::<Json<StateRequest>, _>("proposed_parent").0,
+            final_state,
+            settled: [row.get("settled_proposer"), row.get("settled_acceptor")],
+            fees: row.get::<Json<Vec<U256>>, _>("fees").0,
+        },
+    })
+}
+
+/// Inserts a proposed virtual channel; false (nothing written) if the id exists.
+pub async fn insert_virtual(
+    db: &mut PgConnection,
+    proposal: &VirtualProposal,
+    id: B256,
+    parent: B256,
+    fees: &[U256],
+) -> sqlx::Result<bool> {
+    let n = sqlx::query(
+        "INSERT INTO virtual_channels (id, params, proposer, acceptor, parent_proposer, initial, sig_proposer, proposed_parent, valid_until, fees)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+    )
+    .bind(id.as_slice())
+    .bind(Json(&proposal.params))
+    .bind(proposal.params.participants[0].as_slice())
+    .bind(proposal.params.participants[1].as_slice())
+    .bind(parent.as_slice())
+    .bind(Json(&proposal.state))
+    .bind(proposal.signature.as_ref())
+    .bind(Json(&proposal.parent))
+    .bind(proposal.valid_until as i64)
+    .bind(Json(fees))
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+/// Locks a virtual channel of `participant` for the rest of the transaction.
+pub async fn lock_virtual(
+    db: &mut PgConnection,
+    id: B256,
+    participant: Address,
+    now: u64,
+) -> sqlx::Result<Option<VirtualRow>> {
+    let sql = format!(
+        "SELECT {VIRTUAL_COLUMNS} FROM virtual_channels WHERE id = $1 AND (proposer = $2 OR acceptor = $2) FOR UPDATE"
+    );
+    let row = sqlx::query(&sql).bind(id.as_slice()).bind(participant.as_slice()).fetch_optional(db).await?;
+    row.as_ref().map(|r| virtual_row(r, now)).transpose()
+}
+
+/// The virtual channels of `participant` (one, with `id`), newest first.
+pub async fn virtual_views(
+    db: impl sqlx::PgExecutor<'_>,
+    id: Option<B256>,
+    participant: Address,
+    now: u64,
+    limit: i64,
+) -> sqlx::Result<Vec<VirtualView>> {
+    let sql = format!(
+        "SELECT {VIRTUAL_COLUMNS} FROM virtual_channels
+         WHERE (proposer = $2 OR acceptor = $2) AND ($1::bytea IS NULL OR id = $1)
+         ORDER BY created_at DESC, id LIMIT $3"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(id.as_ref().map(|x| x.as_slice()))
+        .bind(participant.as_slice())
+        .bind(limit)
+        .fetch_all(db)
+        .await?;
+    rows.iter().map(|r| virtual_row(r, now).map(|v| v.view)).collect()
+}
+
+/// Marks a proposal accepted (the machine's `Accept`): open, with the acceptor's parent and
+/// signature.
+pub async fn open_virtual(db: &mut PgConnection, id: B256, parent: B256, signature: &Bytes) -> sqlx::Result<()> {
+    let (from, to) = virtual_move(VirtualEvent::Accept);
+    sqlx::query(
+        "UPDATE virtual_channels SET status = $5::virtual_status, parent_acceptor = $2, sig_acceptor = $3, updated_at = now()
+         WHERE id = $1 AND status = ANY($4::virtual_status[])",
+    )
+    .bind(id.as_slice())
+    .bind(parent.as_slice())
+    .bind(signature.as_ref())
+    .bind(from)
+    .bind(to)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Marks a proposal rejected (the machine's `Reject`).
+pub async fn reject_virtual(db: &mut PgConnection, id: B256) -> sqlx::Result<()> {
+    let (from, to) = virtual_move(VirtualEvent::Reject);
+    sqlx::query(
+        "UPDATE virtual_channels SET status = $3::virtual_status, updated_at = now()
+         WHERE id = $1 AND status = ANY($2::virtual_status[])",
+    )
+    .bind(id.as_slice())
+    .bind(from)
+    .bind(to)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Records a close: the final state and which parents are settled now.
+pub async fn close_virtual(
+    db: &mut PgConnection,
+    id: B256,
+    last: &FullySignedState,
+    settled: [bool; 2],
+) -> sqlx::Result<()> {
+    let status = if settled[0] && settled[1] { "closed" } else { "closing" };
+    sqlx::query(
+        "UPDATE virtual_channels SET final_state = $2, final_sig0 = $3, final_sig1 = $4, settled_proposer = $5,
+                settled_acceptor = $6, status = $7::virtual_status, updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(id.as_slice())
+    .bind(Json(&last.state))
+    .bind(last.sigs[0].as_ref())
+    .bind(last.sigs[1].as_ref())
+    .bind(settled[0])
+    .bind(settled[1])
+    .bind(status)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Locks basic channels in id order (the one order every transaction uses, so concurrent
+/// opens and closes never deadlock); returns them in the order of `ids`.
+pub async fn lock_channels(db: &mut PgConnection, ids: &[B256]) -> sqlx::Result<Vec<Option<ChannelRow>>> {
+    let mut sorted: Vec<B256> = ids.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    let keys: Vec<Vec<u8>> = sorted.iter().map(|id| id.to_vec()).collect();
+    let sql = format!("SELECT {CHANNEL_COLUMNS} FROM basic_channels WHERE id = ANY($1) ORDER BY id FOR UPDATE");
+    let rows = sqlx::query(&sql).bind(&keys).fetch_all(db).await?;
+    let rows = rows.iter().map(channel_row).collect::<sqlx::Result<Vec<_>>>()?;
+    Ok(ids.iter().map(|id| rows.iter().find(|r| r.id == *id).cloned()).collect())
+}
+
+/// Whether a basic channel is registered on chain without a conclusion seen yet.
+pub async fn in_dispute(db: &mut PgConnection, channel: B256) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM chain_events WHERE channel_id = $1 AND name = 'Registered')
+            AND NOT EXISTS (SELECT 1 FROM chain_events WHERE channel_id = $1 AND name = 'Concluded')",
+    )
+    .bind(channel.as_slice())
+    .fetch_one(db)
+    .await
+}
+
+/// How long an idempotency key's answer is kept for retries.
+pub const IDEMPOTENCY_RETENTION_HOURS: i32 = 24;
+
+/// Deletes what has expired: sessions, used login challenges (past their expiry they can no
+/// longer be replayed anyway), and idempotency answers older than the retention. Returns
+/// the number of rows deleted.
+pub async fn prune_expired(db: &PgPool) -> sqlx::Result<u64> {
+    let mut deleted = 0;
+    deleted += sqlx::query("DELETE FROM sessions WHERE expires_at < now()").execute(db).await?.rows_affected();
+    deleted += sqlx::query("DELETE FROM used_challenges WHERE expires_at < now()").execute(db).await?.rows_affected();
+    deleted += sqlx::query("DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => $1)")
+        .bind(IDEMPOTENCY_RETENTION_HOURS)
+        .execute(db)
+        .await?
+        .rows_affected();
+    Ok(deleted)
+}
