@@ -14,27 +14,19 @@ use alloy::primitives::{B256, U256};
 use ingrid_client_sdk::api::FullySignedState;
 use ingrid_client_sdk::chain::{self, phase};
 use ingrid_client_sdk::dispute::{self, record_key};
-use ingrid_client_sdk::wallet::{Deposit, Wallet};
+use ingrid_client_sdk::wallet::Wallet;
 use ingrid_client_sdk::{SignedState, State};
 use ingrid_hub::config::Config;
 use ingrid_hub::server::{self, Running};
 
-use crate::harness::{Env, advance_chain, ether, print_dispute_gas, spawn_replicas, wait_concluded, wait_until};
+use crate::harness::{
+    Env, advance_chain, ether, now, open_basic, print_dispute_gas, spawn_replicas, wait_concluded, wait_until,
+};
 
 /// Every basic channel's challenge duration (seconds); virtual channels get [`V_CHALLENGE`].
 const CHALLENGE: u64 = 3600;
 const V_CHALLENGE: u64 = 600;
 const WAIT: Duration = Duration::from_secs(60);
-
-fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs()
-}
-
-async fn open_basic(wallet: &Wallet, asset: alloy::primitives::Address, mine: u64, hub: u64) -> anyhow::Result<B256> {
-    let id = wallet.open_channel(&[Deposit { asset, mine: ether(mine), hub: ether(hub) }], CHALLENGE).await?;
-    wallet.wait_until_open(id, WAIT).await?;
-    Ok(id)
-}
 
 /// The seed's world with V open and `payments` made in it (amount, payer index).
 struct Seed {

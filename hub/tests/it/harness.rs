@@ -143,6 +143,25 @@ where
     }
 }
 
+/// Seconds since the Unix epoch, now.
+pub fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs()
+}
+
+/// Opens a basic channel of `wallet` with `mine` and `hub` whole units of `asset` (challenge
+/// 3600 s) and waits up to a minute until the hub sees it funded.
+pub async fn open_basic(
+    wallet: &ingrid_client_sdk::wallet::Wallet,
+    asset: alloy::primitives::Address,
+    mine: u64,
+    hub: u64,
+) -> anyhow::Result<alloy::primitives::B256> {
+    use ingrid_client_sdk::wallet::Deposit;
+    let id = wallet.open_channel(&[Deposit { asset, mine: ether(mine), hub: ether(hub) }], 3600).await?;
+    wallet.wait_until_open(id, Duration::from_secs(60)).await?;
+    Ok(id)
+}
+
 /// One ether in wei.
 pub fn ether(n: u64) -> U256 {
     U256::from(n) * U256::from(10u64).pow(U256::from(18))

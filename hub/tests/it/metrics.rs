@@ -3,20 +3,7 @@
 
 use std::time::Duration;
 
-use alloy::primitives::{Address, B256};
-use ingrid_client_sdk::wallet::{Deposit, Wallet};
-
-use crate::harness::{Env, ether};
-
-fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs()
-}
-
-async fn open_basic(wallet: &Wallet, asset: Address, mine: u64, hub: u64) -> anyhow::Result<B256> {
-    let id = wallet.open_channel(&[Deposit { asset, mine: ether(mine), hub: ether(hub) }], 3600).await?;
-    wallet.wait_until_open(id, Duration::from_secs(30)).await?;
-    Ok(id)
-}
+use crate::harness::{Env, ether, now, open_basic};
 
 async fn scrape(url: &str) -> anyhow::Result<String> {
     let response = reqwest::get(format!("{url}/metrics")).await?;

@@ -8,23 +8,13 @@ use alloy::primitives::B256;
 use futures::future::try_join_all;
 use ingrid_client_sdk::api::ChannelStatus;
 use ingrid_client_sdk::client::ClientError;
-use ingrid_client_sdk::wallet::{Deposit, Wallet};
 
 use crate::harness::{
-    Env, OPERATOR_TOKEN, advance_chain, ether, ingrid_binary, spawn_replicas, wait_concluded, wait_until,
+    Env, OPERATOR_TOKEN, advance_chain, ether, ingrid_binary, now, open_basic, spawn_replicas, wait_concluded,
+    wait_until,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs()
-}
-
-async fn open_basic(wallet: &Wallet, asset: alloy::primitives::Address, mine: u64, hub: u64) -> anyhow::Result<B256> {
-    let id = wallet.open_channel(&[Deposit { asset, mine: ether(mine), hub: ether(hub) }], 3600).await?;
-    wallet.wait_until_open(id, WAIT).await?;
-    Ok(id)
-}
 
 async fn admin(url: &str, method: reqwest::Method, path: &str) -> anyhow::Result<(u16, serde_json::Value)> {
     let response =

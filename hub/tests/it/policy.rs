@@ -5,31 +5,21 @@
 
 use std::time::Duration;
 
-use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::primitives::{Address, Bytes, U256};
 use ingrid_client_sdk::api::{Quote, QuoteRequest, StateRequest, VirtualProposal};
 use ingrid_client_sdk::bindings::eth_holder::EthAssetHolder;
 use ingrid_client_sdk::client::ClientError;
 use ingrid_client_sdk::state::channel_id;
 use ingrid_client_sdk::virtual_channel::{Side, lock_in_parent, pay_fees};
-use ingrid_client_sdk::wallet::{Deposit, Wallet, WalletError};
+use ingrid_client_sdk::wallet::{Wallet, WalletError};
 use ingrid_client_sdk::{Allocation, Params, State};
 use ingrid_hub::config::Config;
 use ingrid_hub::policy::{VirtualPolicy, fee};
 use ingrid_hub::server::{self, Running};
 
-use crate::harness::{Env, OPERATOR_TOKEN, ether};
+use crate::harness::{Env, OPERATOR_TOKEN, ether, now, open_basic};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs()
-}
-
-async fn open_basic(wallet: &Wallet, asset: Address, mine: u64, hub: u64) -> anyhow::Result<B256> {
-    let id = wallet.open_channel(&[Deposit { asset, mine: ether(mine), hub: ether(hub) }], 3600).await?;
-    wallet.wait_until_open(id, WAIT).await?;
-    Ok(id)
-}
 
 /// A hub started from a configuration file (so it can reload it) with `policy` for ETH.
 struct PolicyHub {

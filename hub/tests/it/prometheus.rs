@@ -5,17 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ingrid_client_sdk::wallet::{Deposit, Wallet};
 use serde_json::Value;
 
-use crate::harness::{Env, ether, wait_until};
+use crate::harness::{Env, ether, now, open_basic, wait_until};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs()
 }
 
 /// Every (dashboard, panel title, expression) of `grafana/dashboards`, template variables
@@ -60,12 +55,6 @@ async fn query(http: &reqwest::Client, prometheus: &str, expr: &str) -> anyhow::
     let answer: Value = http.get(url).send().await?.json().await?;
     anyhow::ensure!(answer["status"] == "success", "query {expr} failed: {answer}");
     Ok(answer["data"]["result"].clone())
-}
-
-async fn open_basic(wallet: &Wallet, asset: alloy::primitives::Address, mine: u64, hub: u64) -> anyhow::Result<()> {
-    let id = wallet.open_channel(&[Deposit { asset, mine: ether(mine), hub: ether(hub) }], 3600).await?;
-    wallet.wait_until_open(id, Duration::from_secs(60)).await?;
-    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::primitives::{Address, Bytes, U256};
 use alloy::providers::ext::AnvilApi;
 use alloy::signers::local::PrivateKeySigner;
 use ingrid_client_sdk::api::{StateRequest, VirtualAccept, VirtualClose, VirtualProposal, VirtualStatus};
@@ -12,14 +12,9 @@ use ingrid_client_sdk::chain;
 use ingrid_client_sdk::client::ClientError;
 use ingrid_client_sdk::state::channel_id;
 use ingrid_client_sdk::virtual_channel::{Side, finalize, lock_in_parent, settle_in_parent, transfer};
-use ingrid_client_sdk::wallet::{Deposit, Wallet};
 use ingrid_client_sdk::{Allocation, Deployment, Params, SignedState, State};
 
-use crate::harness::{Env, ether, wait_until};
-
-fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs()
-}
+use crate::harness::{Env, ether, now, open_basic, wait_until};
 
 struct World {
     env: Env,
@@ -84,12 +79,6 @@ impl World {
             quote: None,
         }
     }
-}
-
-async fn open_basic(wallet: &Wallet, asset: Address, mine: u64, hub: u64) -> anyhow::Result<B256> {
-    let id = wallet.open_channel(&[Deposit { asset, mine: ether(mine), hub: ether(hub) }], 3600).await?;
-    wallet.wait_until_open(id, Duration::from_secs(30)).await?;
-    Ok(id)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,19 +9,9 @@ use futures::future::join_all;
 use ingrid_client_sdk::api::{StateRequest, VirtualAccept, VirtualStatus};
 use ingrid_client_sdk::client::ClientError;
 use ingrid_client_sdk::virtual_channel::{Side, finalize, lock_in_parent, settle_in_parent, transfer};
-use ingrid_client_sdk::wallet::{Deposit, Wallet, WalletError};
+use ingrid_client_sdk::wallet::{Wallet, WalletError};
 
-use crate::harness::{Env, ether, wait_until};
-
-fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs()
-}
-
-async fn open_basic(wallet: &Wallet, asset: alloy::primitives::Address, mine: u64, hub: u64) -> anyhow::Result<B256> {
-    let id = wallet.open_channel(&[Deposit { asset, mine: ether(mine), hub: ether(hub) }], 3600).await?;
-    wallet.wait_until_open(id, Duration::from_secs(30)).await?;
-    Ok(id)
-}
+use crate::harness::{Env, ether, now, open_basic, wait_until};
 
 fn balances(wallet: &Wallet, id: B256) -> anyhow::Result<[U256; 2]> {
     let record = wallet.store().load(id)?.expect("stored");

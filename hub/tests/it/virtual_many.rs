@@ -13,15 +13,11 @@ use ingrid_client_sdk::wallet::{Deposit, Wallet};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use tokio::sync::Mutex;
 
-use crate::harness::{Env, ether};
+use crate::harness::{Env, ether, now};
 
 const CLIENTS: usize = 50;
 const VIRTUAL: usize = 200;
 const MILLI: u64 = 1_000_000_000_000_000;
-
-fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs()
-}
 
 /// One virtual channel of the plan: proposer, acceptor, deposits, and payments
 /// (from proposer to acceptor when positive).

@@ -72,9 +72,7 @@ pub fn provider(env: &Env, key: &alloy::signers::local::PrivateKeySigner) -> Dyn
 }
 
 /// Wall-clock seconds (the hub's clock for validity, quotes and grace periods).
-pub fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
+pub use crate::harness::now;
 
 /// The hub's configuration for the simulation: top-ups and fees on, so the flaws that need
 /// them are reachable; a short settle grace so the hub acts within a run.
