@@ -1,0 +1,200 @@
+//! The buyer's paying HTTP client.
+
+use super::*;
+
+/// Why a paid request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PayingError {
+    /// The seller could not be reached, or the connection broke.
+    #[error("http: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The wallet could not pay, resync or store a receipt (e.g. a bad receipt signature).
+    #[error(transparent)]
+    Wallet(#[from] WalletError),
+    /// The seller still refused the payment after the retries.
+    #[error("payment refused ({status}): {} ({})", body.message, body.error)]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The seller's reason.
+        body: Box<PaymentRequired>,
+    },
+    /// The seller's answer could not be understood (e.g. a malformed receipt).
+    #[error("bad answer from the seller: {0}")]
+    BadAnswer(String),
+}
+
+/// The answer to a paid request.
+#[derive(Debug, Clone)]
+pub struct PaidResponse {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Response headers.
+    pub headers: HeaderMap,
+    /// Response body.
+    pub body: Vec<u8>,
+    /// The seller's receipt, checked and stored, if this request paid.
+    pub receipt: Option<Receipt>,
+}
+
+impl PaidResponse {
+    /// The body as JSON.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(&self.body)
+    }
+
+    /// The body as text (lossy UTF-8).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A buyer's HTTP client that pays for each request in virtual channel `channel`, in
+/// `asset`. It learns a URL's price from a first `402` and then pays up front; retries once
+/// after a `402` with the price, and once after a `409` once resynced with the seller's
+/// latest state; and checks and stores the receipt of every paid answer. A payment whose
+/// receipt was lost (the connection broke) is sent again on the next request. Requests are
+/// made one at a time: each payment needs the previous one's receipt.
+pub struct PayingClient {
+    /// The HTTP client.
+    pub http: reqwest::Client,
+    /// The buyer's wallet.
+    pub wallet: Arc<Wallet>,
+    /// The virtual channel with the seller.
+    pub channel: B256,
+    /// The asset paid in.
+    pub asset: Address,
+    prices: std::sync::Mutex<HashMap<String, U256>>,
+    one_at_a_time: tokio::sync::Mutex<()>,
+}
+
+impl PayingClient {
+    /// A client paying through `channel` of `wallet` in `asset`.
+    pub fn new(http: reqwest::Client, wallet: Arc<Wallet>, channel: B256, asset: Address) -> Self {
+        Self {
+            http,
+            wallet,
+            channel,
+            asset,
+            prices: std::sync::Mutex::new(HashMap::new()),
+            one_at_a_time: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The price learnt for `url`, if any.
+    pub fn price(&self, url: &str) -> Option<U256> {
+        self.prices.lock().ok().and_then(|p| p.get(url).copied())
+    }
+
+    fn remember(&self, url: &str, price: U256) {
+        if let Ok(mut prices) = self.prices.lock() {
+            prices.insert(url.to_string(), price);
+        }
+    }
+
+    /// `GET url`, paid.
+    pub async fn get(&self, url: &str) -> Result<PaidResponse, PayingError> {
+        self.send(Method::GET, url, None).await
+    }
+
+    /// `POST url` with `body` as JSON, paid.
+    pub async fn post<T: Serialize + ?Sized>(&self, url: &str, body: &T) -> Result<PaidResponse, PayingError> {
+        let body = serde_json::to_vec(body).map_err(|e| PayingError::BadAnswer(format!("request body: {e}")))?;
+        self.send(Method::POST, url, Some(body)).await
+    }
+
+    /// The payment to attach: the pending one if a receipt was lost, else a new one.
+    async fn payment(&self, price: Option<U256>) -> Result<Option<Payment>, PayingError> {
+        if let Some(pending) = self.wallet.pending_payment(self.channel).await? {
+            if pending.state.isFinal {
+                return Err(WalletError::Invalid(format!("virtual channel {} is being closed", self.channel)).into());
+            }
+            return Ok(Some(pending));
+        }
+        match price {
+            Some(price) => Ok(Some(self.wallet.pay(self.channel, self.asset, price).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Sends `method url` with a payment, following the protocol in the type's docs.
+    pub async fn send(&self, method: Method, url: &str, body: Option<Vec<u8>>) -> Result<PaidResponse, PayingError> {
+        let _one = self.one_at_a_time.lock().await;
+        let mut price = self.price(url);
+        let (mut priced, mut resynced) = (false, false);
+        loop {
+            let payment = self.payment(price).await?;
+            let mut request = self.http.request(method.clone(), url);
+            if let Some(body) = &body {
+                request = request.header(CONTENT_TYPE, "application/json").body(body.clone());
+            }
+            if let Some(payment) = &payment {
+                let value = encode_header(payment).map_err(|e| PayingError::BadAnswer(e.to_string()))?;
+                request = request.header(PAYMENT_HEADER, value);
+            }
+            let response = request.send().await?;
+            let (status, headers) = (response.status(), response.headers().clone());
+            let bytes = response.bytes().await?.to_vec();
+            let refusal = match status {
+                StatusCode::PAYMENT_REQUIRED | StatusCode::CONFLICT => {
+                    serde_json::from_slice::<PaymentRequired>(&bytes).ok()
+                }
+                _ => None,
+            };
+            if let Some(refusal) = refusal {
+                let refused = |refusal: PaymentRequired| PayingError::Refused {
+                    status: status.as_u16(),
+                    body: Box::new(refusal),
+                };
+                if refusal.asset != self.asset {
+                    return Err(refused(refusal));
+                }
+                if status == StatusCode::PAYMENT_REQUIRED {
+                    self.remember(url, refusal.price);
+                    if let (Some(_), Some(latest)) = (&payment, &refusal.latest) {
+                        // Our payment is refused: drop it and pay afresh.
+                        self.wallet.resync(self.channel, latest).await?;
+                    }
+                    if priced {
+                        return Err(refused(refusal));
+                    }
+                    priced = true;
+                    price = Some(refusal.price);
+                    continue;
+                }
+                match (&payment, &refusal.latest) {
+                    (Some(_), Some(latest)) if !resynced => {
+                        self.wallet.resync(self.channel, latest).await?;
+                        resynced = true;
+                        continue;
+                    }
+                    _ => return Err(refused(refusal)),
+                }
+            }
+            let receipt = match (&payment, headers.get(RECEIPT_HEADER)) {
+                (Some(payment), Some(value)) => {
+                    let receipt: Receipt = decode_header(value.as_bytes())
+                        .map_err(|e| PayingError::BadAnswer(format!("{RECEIPT_HEADER}: {e}")))?;
+                    if receipt.channel != self.channel || receipt.version != payment.state.version {
+                        return Err(PayingError::BadAnswer(format!(
+                            "a receipt of version {} in {}, for a payment of version {} in {}",
+                            receipt.version, receipt.channel, payment.state.version, self.channel
+                        )));
+                    }
+                    self.wallet.accept_receipt(&receipt).await?;
+                    Some(receipt)
+                }
+                (Some(_), None) if status.is_client_error() => {
+                    // The payment layer refused the payment (it stays pending: it is sent
+                    // again with the next request).
+                    if let Ok(refusal) = serde_json::from_slice::<PaymentRequired>(&bytes) {
+                        return Err(PayingError::Refused { status: status.as_u16(), body: Box::new(refusal) });
+                    }
+                    None
+                }
+                _ => None,
+            };
+            return Ok(PaidResponse { status, headers, body: bytes, receipt });
+        }
+    }
+}
