@@ -10,7 +10,8 @@
 //! - [`virtual_channel`]: the arithmetic of virtual channels in their parents, and transfers
 //!   (from the core), and the record a client keeps of one.
 //! - [`p2p`]: direct payments and closes between the two participants of a virtual channel.
-//! - [`paid_http`]: the nanoservice sale over HTTP: a paywall layer, seller routes, a paying client.
+//! - `paid_http` (feature `paid-http`): the nanoservice sale over HTTP: a paywall layer,
+//!   seller routes, a paying client.
 //! - [`dispute`]: on-chain disputes: force-close, conclude, and a watcher that refutes stale
 //!   registrations.
 //! - [`devnet`]: a local anvil chain for demos and tests.
@@ -25,6 +26,7 @@ pub mod dispute;
 #[cfg(feature = "openapi")]
 pub mod openapi;
 pub mod p2p;
+#[cfg(feature = "paid-http")]
 pub mod paid_http;
 pub mod store;
 pub mod virtual_channel;

@@ -9,7 +9,7 @@ use ingrid_client_sdk::virtual_channel::{Side, lock_in_parent, pay_fees, settle_
 use ingrid_client_sdk::{Deployment, Params, State, UpdateError};
 
 use crate::config::{AssetConfig, ChannelConfig};
-use crate::error::ApiError;
+use ingrid_protocol::ProtocolError;
 
 /// What the hub's decisions depend on.
 #[derive(Debug, Clone)]
@@ -68,41 +68,41 @@ impl Rules {
         params: &Params,
         state: &State,
         client_sig: &[u8],
-    ) -> Result<OpenPlan, ApiError> {
+    ) -> Result<OpenPlan, ProtocolError> {
         let bounds = (self.channels.min_challenge_duration, self.channels.max_challenge_duration);
         validate_params(params, bounds)?;
         if !params.ledger {
-            return Err(ApiError::unprocessable("invalid_params", "a basic channel must have ledger = true"));
+            return Err(ProtocolError::invalid("invalid_params", "a basic channel must have ledger = true"));
         }
         let hub_index = params.participants.iter().position(|p| *p == self.hub).ok_or_else(|| {
-            ApiError::unprocessable("hub_not_participant", format!("the hub {} is not a participant", self.hub))
+            ProtocolError::invalid("hub_not_participant", format!("the hub {} is not a participant", self.hub))
         })?;
         let client_index = 1 - hub_index;
         if params.participants[client_index] != client {
-            return Err(ApiError::unprocessable(
+            return Err(ProtocolError::invalid(
                 "client_not_participant",
                 format!("the authenticated client {client} is not the other participant"),
             ));
         }
         validate_initial(params, state).map_err(|e| match e {
             // Nothing conflicts at opening: a version other than 0 is just invalid.
-            UpdateError::WrongVersion { .. } => ApiError::unprocessable("wrong_version", e.to_string()),
+            UpdateError::WrongVersion { .. } => ProtocolError::invalid("wrong_version", e.to_string()),
             e => e.into(),
         })?;
         if state.isFinal {
-            return Err(ApiError::unprocessable("final_state", "an opening state cannot be final"));
+            return Err(ProtocolError::invalid("final_state", "an opening state cannot be final"));
         }
         if state.outcome.assets.is_empty() {
-            return Err(ApiError::unprocessable("no_assets", "the opening state holds no asset"));
+            return Err(ProtocolError::invalid("no_assets", "the opening state holds no asset"));
         }
         let mut requirements = Vec::new();
         for (holder, balances) in state.outcome.assets.iter().zip(&state.outcome.balances) {
             let asset = self.asset(holder).ok_or_else(|| {
-                ApiError::unprocessable("unknown_asset", format!("asset holder {holder} is not accepted by this hub"))
+                ProtocolError::invalid("unknown_asset", format!("asset holder {holder} is not accepted by this hub"))
             })?;
             let (hub_amount, client_amount) = (balances[hub_index], balances[client_index]);
             if hub_amount > asset.max_hub_deposit {
-                return Err(ApiError::unprocessable(
+                return Err(ProtocolError::invalid(
                     "hub_deposit_above_maximum",
                     format!(
                         "hub deposit {hub_amount} of {} exceeds the maximum {}",
@@ -111,7 +111,7 @@ impl Rules {
                 ));
             }
             if !hub_amount.is_zero() && hub_amount < asset.min_hub_deposit {
-                return Err(ApiError::unprocessable(
+                return Err(ProtocolError::invalid(
                     "hub_deposit_below_minimum",
                     format!(
                         "hub deposit {hub_amount} of {} is below the minimum {} (ask for 0 or at least that)",
@@ -124,7 +124,7 @@ impl Rules {
                 .map(|x| x / U256::from(10_000u32))
                 .unwrap_or(U256::MAX);
             if hub_amount > allowed {
-                return Err(ApiError::unprocessable(
+                return Err(ProtocolError::invalid(
                     "hub_deposit_above_ratio",
                     format!(
                         "hub deposit {hub_amount} of {} exceeds {} basis points of the client's deposit {client_amount}",
@@ -147,7 +147,7 @@ impl Rules {
     }
 
     /// The digest of `state` if `signer` signed it.
-    fn verified_digest(&self, state: &State, sig: &[u8], signer: Address) -> Result<B256, ApiError> {
+    fn verified_digest(&self, state: &State, sig: &[u8], signer: Address) -> Result<B256, ProtocolError> {
         let digest = self.deployment.state_digest(state);
         verify_digest(&digest, sig, signer)?;
         Ok(digest)
@@ -163,14 +163,14 @@ impl Rules {
         current: &State,
         proposed: &State,
         client_sig: &[u8],
-    ) -> Result<B256, ApiError> {
+    ) -> Result<B256, ProtocolError> {
         if proposed.isFinal {
-            return Err(ApiError::unprocessable("final_state", "final states go through the close endpoint"));
+            return Err(ProtocolError::invalid("final_state", "final states go through the close endpoint"));
         }
         validate_update(current, proposed, UpdateKind::Transfer)?;
         for (asset, (before, after)) in current.outcome.balances.iter().zip(&proposed.outcome.balances).enumerate() {
             if after[hub_index] < before[hub_index] {
-                return Err(ApiError::unprocessable(
+                return Err(ProtocolError::invalid(
                     "hub_balance_decreased",
                     format!(
                         "the update lowers the hub's balance of asset {asset} from {} to {}",
@@ -193,16 +193,16 @@ impl Rules {
         proposed: &State,
         client_sig: &[u8],
         (asset, amount): (Address, U256),
-    ) -> Result<B256, ApiError> {
+    ) -> Result<B256, ProtocolError> {
         let expected = ingrid_client_sdk::virtual_channel::top_up(current, hub_index, asset, amount)?;
         if proposed.version != expected.version {
-            return Err(ApiError::conflict(
+            return Err(ProtocolError::conflict(
                 "wrong_version",
                 format!("the top-up state has version {}, the channel is at {}", proposed.version, current.version),
             ));
         }
         if *proposed != expected {
-            return Err(ApiError::unprocessable(
+            return Err(ProtocolError::invalid(
                 "top_up_mismatch",
                 format!(
                     "the top-up state is not the latest state with the hub's balance of {asset} raised by {amount}"
@@ -220,19 +220,19 @@ impl Rules {
         current: &State,
         proposed: &State,
         client_sig: &[u8],
-    ) -> Result<B256, ApiError> {
+    ) -> Result<B256, ProtocolError> {
         if !proposed.isFinal {
-            return Err(ApiError::unprocessable("not_final", "a closing state must be final"));
+            return Err(ProtocolError::invalid("not_final", "a closing state must be final"));
         }
         if !current.outcome.locked.is_empty() {
-            return Err(ApiError::conflict(
+            return Err(ProtocolError::conflict(
                 "locks_held",
                 format!("the channel holds {} locks; close its virtual channels first", current.outcome.locked.len()),
             ));
         }
         validate_update(current, proposed, UpdateKind::Transfer)?;
         if proposed.outcome.balances != current.outcome.balances {
-            return Err(ApiError::unprocessable("balances_changed", "a closing state keeps the latest balances"));
+            return Err(ProtocolError::invalid("balances_changed", "a closing state keeps the latest balances"));
         }
         self.verified_digest(proposed, client_sig, client)
     }
@@ -311,7 +311,7 @@ mod tests {
         let (client, hub) = (PrivateKeySigner::random(), Address::repeat_byte(0x11));
         let r = rules(hub);
         let p = params(client.address(), hub);
-        let code = |res: Result<OpenPlan, ApiError>| res.map(|_| ()).map_err(|e| e.parts().1.error).unwrap_err();
+        let code = |res: Result<OpenPlan, ProtocolError>| res.map(|_| ()).map_err(|e| e.code.to_string()).unwrap_err();
 
         let s = state(&p, 0, [500, 600]);
         let sig = r.deployment.sign_state(&client, &s).expect("sign");
@@ -351,12 +351,12 @@ mod tests {
         let take = state(&p, 4, [600, 400]);
         let sig = r.deployment.sign_state(&client, &take).expect("sign");
         let err = r.check_update(1, client.address(), &cur, &take, &sig).unwrap_err();
-        assert_eq!(err.parts().1.error, "hub_balance_decreased");
+        assert_eq!(err.code, "hub_balance_decreased");
         let stale = state(&p, 3, [400, 600]);
         let sig = r.deployment.sign_state(&client, &stale).expect("sign");
         assert_eq!(
-            r.check_update(1, client.address(), &cur, &stale, &sig).unwrap_err().parts().0,
-            axum::http::StatusCode::CONFLICT
+            r.check_update(1, client.address(), &cur, &stale, &sig).unwrap_err().kind,
+            ingrid_protocol::error::Kind::Conflict
         );
     }
 }
@@ -386,11 +386,11 @@ impl Rules {
         opening: &State,
         seconds: u64,
         books: &[crate::policy::AssetBooks],
-    ) -> Result<Vec<U256>, ApiError> {
+    ) -> Result<Vec<U256>, ProtocolError> {
         let mut fees = Vec::with_capacity(opening.outcome.assets.len());
         for (a, (holder, deposits)) in opening.outcome.assets.iter().zip(&opening.outcome.balances).enumerate() {
             let asset = self.asset(holder).ok_or_else(|| {
-                ApiError::unprocessable("unknown_asset", format!("asset holder {holder} is not accepted by this hub"))
+                ProtocolError::invalid("unknown_asset", format!("asset holder {holder} is not accepted by this hub"))
             })?;
             let books = books.get(a).copied().unwrap_or_default();
             fees.push(crate::policy::check_asset(&asset.symbol, &asset.virtual_policy, &books, *deposits, seconds)?);
@@ -416,10 +416,10 @@ impl Rules {
         proposal: &VirtualProposal,
         fees_now: Vec<U256>,
         now: u64,
-    ) -> Result<Vec<U256>, ApiError> {
+    ) -> Result<Vec<U256>, ProtocolError> {
         let Some(quote) = &proposal.quote else {
             if fees_now.iter().any(|f| !f.is_zero()) {
-                return Err(ApiError::conflict(
+                return Err(ProtocolError::conflict(
                     "quote_required",
                     "this hub charges a fee for virtual channels: ask POST /v1/virtual-channels/quote first",
                 ));
@@ -428,9 +428,9 @@ impl Rules {
         };
         let digest = quote.digest(self.deployment.chain_id, self.hub);
         verify_digest(&digest, &quote.signature, self.hub)
-            .map_err(|_| ApiError::unprocessable("quote_altered", "the quote is not signed by this hub as it is"))?;
+            .map_err(|_| ProtocolError::invalid("quote_altered", "the quote is not signed by this hub as it is"))?;
         if quote.expires_at <= now {
-            return Err(ApiError::conflict(
+            return Err(ProtocolError::conflict(
                 "quote_expired",
                 format!("the quote expired at {} (now {now}); ask for a new one", quote.expires_at),
             ));
@@ -444,13 +444,13 @@ impl Rules {
             proposal.valid_until,
         );
         if terms != asked {
-            return Err(ApiError::unprocessable(
+            return Err(ProtocolError::invalid(
                 "quote_mismatch",
                 "the quote is for other terms (proposer, peer, parent, deposits or validity)",
             ));
         }
         if quote.fees.len() != proposal.state.outcome.assets.len() {
-            return Err(ApiError::unprocessable("quote_mismatch", "the quote has one fee per asset"));
+            return Err(ProtocolError::invalid("quote_mismatch", "the quote has one fee per asset"));
         }
         Ok(quote.fees.clone())
     }
@@ -471,24 +471,24 @@ impl Rules {
         opening: &State,
         settle: Option<&State>,
         fees: &[U256],
-    ) -> Result<B256, ApiError> {
+    ) -> Result<B256, ProtocolError> {
         if !parent.open {
-            return Err(ApiError::conflict(
+            return Err(ProtocolError::conflict(
                 "parent_not_open",
                 format!("parent channel {} is not open", parent.latest.channelId),
             ));
         }
         if parent.in_dispute {
-            return Err(ApiError::conflict(
+            return Err(ProtocolError::conflict(
                 "parent_in_dispute",
                 format!("parent channel {} is in dispute", parent.latest.channelId),
             ));
         }
         if update.state.channelId != parent.latest.channelId {
-            return Err(ApiError::unprocessable("wrong_parent", "the parent update is for another channel"));
+            return Err(ProtocolError::invalid("wrong_parent", "the parent update is for another channel"));
         }
         if v_params.challengeDuration > parent.params.challengeDuration {
-            return Err(ApiError::unprocessable(
+            return Err(ProtocolError::invalid(
                 "challenge_too_long",
                 format!(
                     "the virtual channel's challenge duration {} exceeds its parent's {}",
@@ -498,7 +498,7 @@ impl Rules {
         }
         let expected_version = parent.latest.version + 1;
         if update.state.version != expected_version {
-            return Err(ApiError::conflict(
+            return Err(ProtocolError::conflict(
                 "wrong_version",
                 format!(
                     "parent update has version {}, the parent is at {}",
@@ -513,12 +513,12 @@ impl Rules {
                     b[parent.hub_index] < hub_pays
                 });
                 if hub_short {
-                    ApiError::conflict(
+                    ProtocolError::conflict(
                         "insufficient_hub_balance",
                         "the hub's free balance in the parent is below its share of the lock",
                     )
                 } else {
-                    ApiError::unprocessable(
+                    ProtocolError::invalid(
                         "insufficient_balance",
                         "the client's balance in the parent is below its deposit",
                     )
@@ -528,7 +528,7 @@ impl Rules {
         };
         let expected = if fees.iter().any(|f| !f.is_zero()) {
             pay_fees(&expected, parent.hub_index, fees).map_err(|_| {
-                ApiError::unprocessable(
+                ProtocolError::invalid(
                     "insufficient_balance",
                     "the client's balance in the parent is below its deposit and the fee",
                 )
@@ -537,7 +537,7 @@ impl Rules {
             expected
         };
         if update.state != expected {
-            return Err(ApiError::unprocessable(
+            return Err(ProtocolError::invalid(
                 "parent_update_mismatch",
                 "the parent update is not the parent's latest state with exactly this lock applied (balances, lock amounts and index map)",
             ));
@@ -546,33 +546,33 @@ impl Rules {
         self.verified_digest(&update.state, &update.signature, client)
     }
 
-    fn check_opening(&self, params: &Params, opening: &State, parent_assets: &[Address]) -> Result<(), ApiError> {
+    fn check_opening(&self, params: &Params, opening: &State, parent_assets: &[Address]) -> Result<(), ProtocolError> {
         let bounds = (self.channels.min_challenge_duration, self.channels.max_challenge_duration);
         validate_params(params, bounds)?;
         if !params.isVirtual {
-            return Err(ApiError::unprocessable("invalid_params", "a virtual channel must have isVirtual = true"));
+            return Err(ProtocolError::invalid("invalid_params", "a virtual channel must have isVirtual = true"));
         }
         if params.participants.contains(&self.hub) {
-            return Err(ApiError::unprocessable(
+            return Err(ProtocolError::invalid(
                 "invalid_params",
                 "the hub cannot be a participant of a virtual channel",
             ));
         }
         validate_initial(params, opening).map_err(|e| match e {
-            UpdateError::WrongVersion { .. } => ApiError::unprocessable("wrong_version", e.to_string()),
+            UpdateError::WrongVersion { .. } => ProtocolError::invalid("wrong_version", e.to_string()),
             e => e.into(),
         })?;
         if opening.isFinal {
-            return Err(ApiError::unprocessable("final_state", "an opening state cannot be final"));
+            return Err(ProtocolError::invalid("final_state", "an opening state cannot be final"));
         }
         if opening.outcome.assets != parent_assets {
-            return Err(ApiError::unprocessable(
+            return Err(ProtocolError::invalid(
                 "assets_mismatch",
                 "a virtual channel holds exactly its parents' assets, in their order",
             ));
         }
         if opening.outcome.balances.iter().all(|[a, b]| a.is_zero() && b.is_zero()) {
-            return Err(ApiError::unprocessable("empty_virtual_channel", "a virtual channel must lock something"));
+            return Err(ProtocolError::invalid("empty_virtual_channel", "a virtual channel must lock something"));
         }
         Ok(())
     }
@@ -587,10 +587,10 @@ impl Rules {
         parent: Parent<'_>,
         now: u64,
         books: &[crate::policy::AssetBooks],
-    ) -> Result<Vec<U256>, ApiError> {
+    ) -> Result<Vec<U256>, ProtocolError> {
         let p = &proposal.params;
         if p.participants[0] != client {
-            return Err(ApiError::unprocessable(
+            return Err(ProtocolError::invalid(
                 "client_not_participant",
                 "the proposer must be the virtual channel's participant 0",
             ));
@@ -598,7 +598,7 @@ impl Rules {
         self.check_opening(p, &proposal.state, &parent.latest.outcome.assets)?;
         if proposal.valid_until <= now || proposal.valid_until > now.saturating_add(self.channels.max_virtual_validity)
         {
-            return Err(ApiError::unprocessable(
+            return Err(ProtocolError::invalid(
                 "invalid_validity",
                 format!(
                     "valid_until must be after now ({now}) and at most {} s ahead",
@@ -628,12 +628,12 @@ impl Rules {
         x: Parent<'_>,
         y: Parent<'_>,
         fees: &[U256],
-    ) -> Result<(B256, B256), ApiError> {
+    ) -> Result<(B256, B256), ProtocolError> {
         if params.participants[1] != client {
-            return Err(ApiError::NotFound("no proposal to you with this id".into()));
+            return Err(ProtocolError::not_found("no proposal to you with this id"));
         }
         if y.latest.outcome.assets != opening.outcome.assets {
-            return Err(ApiError::unprocessable(
+            return Err(ProtocolError::invalid(
                 "assets_mismatch",
                 "the accepting parent does not hold the virtual channel's assets",
             ));
@@ -654,34 +654,34 @@ impl Rules {
         recorded: Option<&State>,
         close: &VirtualClose,
         parents: [Option<Parent<'_>>; 2],
-    ) -> Result<Vec<(Side, B256)>, ApiError> {
+    ) -> Result<Vec<(Side, B256)>, ProtocolError> {
         let last = &close.state;
         if !last.isFinal {
-            return Err(ApiError::unprocessable("not_final", "a virtual channel closes from a final state"));
+            return Err(ProtocolError::invalid("not_final", "a virtual channel closes from a final state"));
         }
         if let Some(recorded) = recorded {
             if recorded != last {
-                return Err(ApiError::conflict(
+                return Err(ProtocolError::conflict(
                     "final_state_differs",
                     "another final state of this virtual channel is recorded",
                 ));
             }
         } else {
             if last.channelId != opening.channelId || !last.appData.is_empty() || !last.outcome.locked.is_empty() {
-                return Err(ApiError::unprocessable(
+                return Err(ProtocolError::invalid(
                     "invalid_final_state",
                     "the final state is not a payment state of this channel",
                 ));
             }
             if last.outcome.assets != opening.outcome.assets {
-                return Err(ApiError::unprocessable(
+                return Err(ProtocolError::invalid(
                     "assets_changed",
                     "the final state's assets differ from the opening state's",
                 ));
             }
             let (before, after) = (asset_totals(&opening.outcome)?, asset_totals(&last.outcome)?);
             if before != after {
-                return Err(ApiError::unprocessable(
+                return Err(ProtocolError::invalid(
                     "total_changed",
                     "the final state's totals differ from the locked amounts",
                 ));
@@ -691,7 +691,7 @@ impl Rules {
             }
         }
         if close.parents.is_empty() {
-            return Err(ApiError::unprocessable("no_parent_update", "a close settles at least one parent"));
+            return Err(ProtocolError::invalid("no_parent_update", "a close settles at least one parent"));
         }
         let mut out = Vec::with_capacity(close.parents.len());
         for update in &close.parents {
@@ -699,16 +699,16 @@ impl Rules {
                 .into_iter()
                 .find(|s| parents[s.virtual_index()].is_some_and(|p| p.latest.channelId == update.state.channelId))
                 .ok_or_else(|| {
-                    ApiError::conflict(
+                    ProtocolError::conflict(
                         "parent_settled_or_unknown",
                         "the update is for a parent already settled, or not a parent",
                     )
                 })?;
             if out.iter().any(|(s, _)| *s == side) {
-                return Err(ApiError::unprocessable("duplicate_parent_update", "one update per parent"));
+                return Err(ProtocolError::invalid("duplicate_parent_update", "one update per parent"));
             }
             let parent = parents[side.virtual_index()]
-                .ok_or_else(|| ApiError::conflict("parent_settled_or_unknown", "parent settled"))?;
+                .ok_or_else(|| ProtocolError::conflict("parent_settled_or_unknown", "parent settled"))?;
             out.push((side, self.check_parent_update(parent, side, update, params, opening, Some(last), &[])?));
         }
         Ok(out)

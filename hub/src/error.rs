@@ -5,6 +5,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use ingrid_client_sdk::api::ErrorBody;
 use ingrid_client_sdk::{SignatureError, UpdateError};
+use ingrid_protocol::ProtocolError;
+use ingrid_protocol::error::Kind;
 
 /// A refused or failed request.
 #[derive(Debug, thiserror::Error)]
@@ -100,29 +102,25 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+/// The one place a protocol refusal becomes an HTTP answer: its kind decides the status.
+impl From<ProtocolError> for ApiError {
+    fn from(e: ProtocolError) -> Self {
+        match e.kind {
+            Kind::Invalid => Self::Unprocessable { code: e.code, message: e.message },
+            Kind::Conflict => Self::Conflict { code: e.code, message: e.message },
+            Kind::NotFound => Self::NotFound(e.message),
+        }
+    }
+}
+
 impl From<UpdateError> for ApiError {
     fn from(e: UpdateError) -> Self {
-        let code = match &e {
-            UpdateError::WrongVersion { .. } => return Self::conflict("wrong_version", e.to_string()),
-            UpdateError::AlreadyFinal => return Self::conflict("channel_final", e.to_string()),
-            UpdateError::ChannelIdMismatch { .. } => "channel_id_mismatch",
-            UpdateError::AppDataNotEmpty => "app_data_not_empty",
-            UpdateError::AssetsChanged => "assets_changed",
-            UpdateError::DuplicateAsset(_) => "duplicate_asset",
-            UpdateError::BalanceShape { .. } => "balance_shape",
-            UpdateError::InvalidIndexMap(_) => "invalid_index_map",
-            UpdateError::DuplicateLock(_) => "duplicate_lock",
-            UpdateError::Overflow => "overflow",
-            UpdateError::TotalChanged { .. } => "total_changed",
-            UpdateError::LocksChanged(_) => "locks_changed",
-            UpdateError::InvalidParams(_) => "invalid_params",
-        };
-        Self::unprocessable(code, e.to_string())
+        ProtocolError::from(e).into()
     }
 }
 
 impl From<SignatureError> for ApiError {
     fn from(e: SignatureError) -> Self {
-        Self::unprocessable("bad_signature", e.to_string())
+        ProtocolError::from(e).into()
     }
 }

@@ -16,7 +16,7 @@
 use alloy::primitives::{Address, U256};
 use serde::{Deserialize, Serialize};
 
-use crate::error::ApiError;
+use ingrid_protocol::ProtocolError;
 
 /// Per-asset policy for virtual channels (part of an asset's configuration). Every limit is
 /// in the asset's smallest unit; an unset limit does not apply.
@@ -74,8 +74,8 @@ pub fn fee(policy: &VirtualPolicy, hub_locked: U256, seconds: u64) -> Option<U25
     policy.fee_flat.checked_add(variable)
 }
 
-fn refuse(code: &'static str, message: String) -> ApiError {
-    ApiError::conflict(code, message)
+fn refuse(code: &'static str, message: String) -> ProtocolError {
+    ProtocolError::conflict(code, message)
 }
 
 /// Decides whether the hub may open a virtual channel of `deposits` (`[proposer, acceptor]`)
@@ -87,13 +87,13 @@ pub fn check_asset(
     books: &AssetBooks,
     deposits: [U256; 2],
     seconds: u64,
-) -> Result<U256, ApiError> {
-    let overflow = || ApiError::unprocessable("overflow", format!("{symbol}: amounts overflow"));
+) -> Result<U256, ProtocolError> {
+    let overflow = || ProtocolError::invalid("overflow", format!("{symbol}: amounts overflow"));
     let total = deposits[0].checked_add(deposits[1]).ok_or_else(overflow)?;
     if let Some(min) = policy.min_virtual_amount
         && total < min
     {
-        return Err(ApiError::unprocessable(
+        return Err(ProtocolError::invalid(
             "virtual_amount_below_minimum",
             format!("{symbol}: the virtual channel holds {total}, the minimum is {min}"),
         ));
@@ -101,7 +101,7 @@ pub fn check_asset(
     if let Some(max) = policy.max_virtual_amount
         && total > max
     {
-        return Err(ApiError::unprocessable(
+        return Err(ProtocolError::invalid(
             "virtual_amount_above_maximum",
             format!("{symbol}: the virtual channel holds {total}, the maximum is {max}"),
         ));
@@ -155,7 +155,7 @@ pub fn check_asset(
 }
 
 /// The per-client count limit: `open` virtual channels held open (or proposed) by a client.
-pub fn check_open_count(who: &str, client: Address, open: u64, max: Option<u64>) -> Result<(), ApiError> {
+pub fn check_open_count(who: &str, client: Address, open: u64, max: Option<u64>) -> Result<(), ProtocolError> {
     match max {
         Some(max) if open >= max => Err(refuse(
             "too_many_virtual_channels",
@@ -200,9 +200,7 @@ mod tests {
     fn each_limit_refuses_with_its_rule_and_numbers() {
         let books = AssetBooks { hub_locked: u(50), hub_free: u(50), locked_proposer: u(10), locked_acceptor: u(0) };
         let code = |p: VirtualPolicy, d: [u64; 2]| match check_asset("ETH", &p, &books, [u(d[0]), u(d[1])], 60) {
-            Err(ApiError::Conflict { code, message } | ApiError::Unprocessable { code, message }) => {
-                format!("{code}: {message}")
-            }
+            Err(ProtocolError { code, message, .. }) => format!("{code}: {message}"),
             other => format!("{other:?}"),
         };
         let p = VirtualPolicy { min_virtual_amount: Some(u(5)), ..Default::default() };

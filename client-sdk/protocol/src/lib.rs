@@ -7,12 +7,14 @@
 //! - [`state`]: channel ids, EIP-712 digests, signing and signature checks, exactly as the
 //!   adjudicator computes them.
 //! - [`validate`]: pure checks of a proposed channel update.
+//! - [`error`]: [`ProtocolError`], the one refusal type of the decisions (kind, code, message).
 //! - [`machine`]: the life cycles (basic channel, virtual channel, top-up) as transition
 //!   functions of status and event.
 //! - [`virtual_channel`]: the arithmetic of virtual channels in their parents, and transfers.
 //! - `openapi` (feature `openapi`): schemas of the channel types for the hub's document.
 
 pub mod bindings;
+pub mod error;
 pub mod machine;
 #[cfg(feature = "openapi")]
 pub mod openapi;
@@ -22,5 +24,6 @@ pub mod virtual_channel;
 
 pub use alloy;
 pub use bindings::Channel::{Allocation, Params, SignedState, State, SubAlloc};
+pub use error::ProtocolError;
 pub use state::{Deployment, SignatureError};
 pub use validate::{UpdateError, UpdateKind};
