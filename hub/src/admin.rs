@@ -10,9 +10,11 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use ingrid_client_sdk::api::{ChannelStatus, VirtualList};
+use ingrid_client_sdk::api::{ChannelList, ChannelStatus, ErrorBody, VirtualList};
 use serde::Serialize;
 use sqlx::Row;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use ingrid_client_sdk::openapi::{HexAddress, HexB256, HexU256};
 
@@ -127,6 +129,136 @@ pub struct ForceClose {
     pub message: String,
 }
 
+/// The newest entries of the outbox.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OutboxList {
+    /// Entries, newest first.
+    pub entries: Vec<OutboxEntry>,
+}
+
+/// A transaction the hub owes the chain, and how sending it went.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxEntry {
+    /// Entry id (increasing).
+    pub id: i64,
+    /// The action's kind (as in `action.kind`).
+    pub kind: String,
+    /// The action.
+    // As stored: the JSON of a `chain::Action`.
+    #[schema(value_type = Action)]
+    pub action: serde_json::Value,
+    /// Sending status.
+    #[schema(value_type = OutboxStatus)]
+    pub status: String,
+    /// Tries so far.
+    pub attempts: i32,
+    /// The last failure, if any.
+    pub last_error: Option<String>,
+}
+
+impl From<db::OutboxView> for OutboxEntry {
+    fn from(v: db::OutboxView) -> Self {
+        Self {
+            id: v.id,
+            kind: v.kind,
+            action: v.action,
+            status: v.status,
+            attempts: v.attempts,
+            last_error: v.last_error,
+        }
+    }
+}
+
+/// Sending status of an outbox entry.
+// The database's `outbox_status`; documentation only (the handler passes the stored text on).
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxStatus {
+    /// Not sent yet, or to be retried.
+    Pending,
+    /// Sent and mined.
+    Done,
+    /// Given up.
+    Failed,
+}
+
+/// The operator's routes, merged into [`crate::api::routes`].
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(channels))
+        .routes(routes!(outbox))
+        .routes(routes!(clients))
+        .routes(routes!(virtual_channels))
+        .routes(routes!(collateral))
+        .routes(routes!(disputes))
+        .routes(routes!(status))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
+        .routes(routes!(reload))
+        .routes(routes!(close_channel))
+}
+
+/// List all channels
+///
+/// Every client's basic channels, newest first.
+#[utoipa::path(get, path = "/v1/admin/channels", tag = "admin", operation_id = "admin_channels",
+    security(("operator" = [])),
+    params(("limit" = Option<i64>, Query,
+        description = "Most channels to return; default 100, clamped to 1..=1000.", example = 100)),
+    responses(
+        (status = 200, description = "The channels.", body = ChannelList),
+        (status = 400, description = "`bad_request`: `limit` is not an integer.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing or wrong operator token.", body = ErrorBody),
+        (status = 404, description = "`not_found`: the operator API is disabled.", body = ErrorBody),
+        (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
+    ))]
+pub(crate) async fn channels(
+    State(app): State<AppState>,
+    _: Operator,
+    Query(page): Query<Page>,
+) -> Result<Json<ChannelList>, ApiError> {
+    let mut conn = app.pool.acquire().await?;
+    Ok(Json(ChannelList { channels: db::channel_views(&mut conn, None, None, page.limit()).await? }))
+}
+
+/// List the outbox
+///
+/// The hub's own chain transactions (deposits, conclusions, withdrawals), newest first.
+#[utoipa::path(get, path = "/v1/admin/outbox", tag = "admin", operation_id = "admin_outbox",
+    security(("operator" = [])),
+    params(("limit" = Option<i64>, Query,
+        description = "Most entries to return; default 100, clamped to 1..=1000.", example = 100)),
+    responses(
+        (status = 200, description = "The entries.", body = OutboxList),
+        (status = 400, description = "`bad_request`: `limit` is not an integer.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing or wrong operator token.", body = ErrorBody),
+        (status = 404, description = "`not_found`: the operator API is disabled.", body = ErrorBody),
+        (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
+    ))]
+pub(crate) async fn outbox(
+    State(app): State<AppState>,
+    _: Operator,
+    Query(page): Query<Page>,
+) -> Result<Json<OutboxList>, ApiError> {
+    let list = db::outbox_views(&app.pool, page.limit()).await?;
+    Ok(Json(OutboxList { entries: list.entries.into_iter().map(OutboxEntry::from).collect() }))
+}
+
+/// List clients
+///
+/// Every client with its number of basic channels (all, and open), newest first.
+#[utoipa::path(get, path = "/v1/admin/clients", tag = "admin", operation_id = "admin_clients",
+    security(("operator" = [])),
+    params(("limit" = Option<i64>, Query,
+        description = "Most clients to return; default 100, clamped to 1..=1000.", example = 100)),
+    responses(
+        (status = 200, description = "The clients.", body = ClientList),
+        (status = 400, description = "`bad_request`: `limit` is not an integer.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing or wrong operator token.", body = ErrorBody),
+        (status = 404, description = "`not_found`: the operator API is disabled.", body = ErrorBody),
+        (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
+    ))]
 pub(crate) async fn clients(
     State(app): State<AppState>,
     _: Operator,
@@ -155,6 +287,20 @@ pub(crate) async fn clients(
     Ok(Json(ClientList { clients }))
 }
 
+/// List all virtual channels
+///
+/// Every virtual channel, newest first.
+#[utoipa::path(get, path = "/v1/admin/virtual-channels", tag = "admin", operation_id = "admin_virtual_channels",
+    security(("operator" = [])),
+    params(("limit" = Option<i64>, Query,
+        description = "Most channels to return; default 100, clamped to 1..=1000.", example = 100)),
+    responses(
+        (status = 200, description = "The virtual channels.", body = VirtualList),
+        (status = 400, description = "`bad_request`: `limit` is not an integer.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing or wrong operator token.", body = ErrorBody),
+        (status = 404, description = "`not_found`: the operator API is disabled.", body = ErrorBody),
+        (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
+    ))]
 pub(crate) async fn virtual_channels(
     State(app): State<AppState>,
     _: Operator,
@@ -163,6 +309,18 @@ pub(crate) async fn virtual_channels(
     Ok(Json(VirtualList { channels: db::all_virtual_views(&app.pool, now_secs(), page.limit()).await? }))
 }
 
+/// The hub's collateral
+///
+/// Per asset: the hub's coins locked in virtual channels and free in open basic channels,
+/// all coins locked, and the utilisation (the same figures as the metrics).
+#[utoipa::path(get, path = "/v1/admin/collateral", tag = "admin", operation_id = "admin_collateral",
+    security(("operator" = [])),
+    responses(
+        (status = 200, description = "Collateral per asset.", body = CollateralList),
+        (status = 401, description = "`unauthorized`: missing or wrong operator token.", body = ErrorBody),
+        (status = 404, description = "`not_found`: the operator API is disabled.", body = ErrorBody),
+        (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
+    ))]
 pub(crate) async fn collateral(State(app): State<AppState>, _: Operator) -> Result<Json<CollateralList>, ApiError> {
     let c = crate::metrics::collateral(&app.pool).await?;
     let mut assets: Vec<Address> = app.hub.rules().assets.iter().map(|a| a.holder).collect();
@@ -188,6 +346,20 @@ pub(crate) async fn collateral(State(app): State<AppState>, _: Operator) -> Resu
     Ok(Json(CollateralList { assets: list }))
 }
 
+/// List disputes
+///
+/// Registrations on chain of the hub's basic channels and brokered virtual channels.
+#[utoipa::path(get, path = "/v1/admin/disputes", tag = "admin", operation_id = "admin_disputes",
+    security(("operator" = [])),
+    params(("limit" = Option<i64>, Query,
+        description = "Most disputes to return; default 100, clamped to 1..=1000.", example = 100)),
+    responses(
+        (status = 200, description = "The disputes, newest first.", body = DisputeList),
+        (status = 400, description = "`bad_request`: `limit` is not an integer.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing or wrong operator token.", body = ErrorBody),
+        (status = 404, description = "`not_found`: the operator API is disabled.", body = ErrorBody),
+        (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
+    ))]
 pub(crate) async fn disputes(
     State(app): State<AppState>,
     _: Operator,
@@ -229,6 +401,17 @@ fn status_of(app: &AppState) -> StatusView {
     }
 }
 
+/// Operator status
+///
+/// Whether new virtual channels are paused, and whether the answering process leads.
+#[utoipa::path(get, path = "/v1/admin/status", tag = "admin", operation_id = "admin_status",
+    security(("operator" = [])),
+    responses(
+        (status = 200, description = "The status.", body = StatusView),
+        (status = 401, description = "`unauthorized`: missing or wrong operator token.", body = ErrorBody),
+        (status = 404, description = "`not_found`: the operator API is disabled.", body = ErrorBody),
+        (status = 500, description = "`internal`: never expected (no I/O).", body = ErrorBody),
+    ))]
 pub(crate) async fn status(State(app): State<AppState>, _: Operator) -> Json<StatusView> {
     Json(status_of(&app))
 }
@@ -240,17 +423,51 @@ async fn set_paused(app: &AppState, paused: bool) -> Result<Json<StatusView>, Ap
     Ok(Json(status_of(app)))
 }
 
+/// Pause new virtual channels
+///
+/// Proposals and accepts are refused with `409 virtual_channels_paused` by every hub process
+/// (within a second); open and closing virtual channels and basic channels are served.
+#[utoipa::path(post, path = "/v1/admin/pause", tag = "admin", operation_id = "admin_pause",
+    security(("operator" = [])),
+    responses(
+        (status = 200, description = "Paused.", body = StatusView),
+        (status = 401, description = "`unauthorized`: missing or wrong operator token.", body = ErrorBody),
+        (status = 404, description = "`not_found`: the operator API is disabled.", body = ErrorBody),
+        (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
+    ))]
 pub(crate) async fn pause(State(app): State<AppState>, _: Operator) -> Result<Json<StatusView>, ApiError> {
     set_paused(&app, true).await
 }
 
+/// Resume new virtual channels
+#[utoipa::path(post, path = "/v1/admin/resume", tag = "admin", operation_id = "admin_resume",
+    security(("operator" = [])),
+    responses(
+        (status = 200, description = "Resumed.", body = StatusView),
+        (status = 401, description = "`unauthorized`: missing or wrong operator token.", body = ErrorBody),
+        (status = 404, description = "`not_found`: the operator API is disabled.", body = ErrorBody),
+        (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
+    ))]
 pub(crate) async fn resume(State(app): State<AppState>, _: Operator) -> Result<Json<StatusView>, ApiError> {
     set_paused(&app, false).await
 }
 
-/// Reads the configuration again and takes its policy (limits, fees, collateral) for every
-/// new decision; see [`crate::api::Hub::reload`]. Other processes reload on their own
-/// (`SIGHUP`, or this endpoint on each).
+/// Reload the policy
+///
+/// Reads the configuration file and `INGRID_*` again and takes its policy (collateral on
+/// open, limits, fees, channel rules) for every new decision, without a restart; proposals
+/// keep their fees and quotes stay valid until they expire. `SIGHUP` does the same. Each
+/// process reloads on its own.
+#[utoipa::path(post, path = "/v1/admin/reload", tag = "admin", operation_id = "admin_reload",
+    security(("operator" = [])),
+    responses(
+        (status = 200, description = "Reloaded: `{\"reloaded\": true, \"virtualFees\": bool}`.", body = Object),
+        (status = 401, description = "`unauthorized`: missing or wrong operator token.", body = ErrorBody),
+        (status = 404, description = "`not_found`: the operator API is disabled.", body = ErrorBody),
+        (status = 422, description = "`invalid_configuration`: the file does not load or validate, or changes \
+            the assets; nothing changed.", body = ErrorBody),
+        (status = 500, description = "`internal`: never expected.", body = ErrorBody),
+    ))]
 pub(crate) async fn reload(State(app): State<AppState>, _: Operator) -> Result<Json<serde_json::Value>, ApiError> {
     app.hub.reload().map_err(|e| ApiError::unprocessable("invalid_configuration", format!("{e:#}")))?;
     Ok(Json(
@@ -258,8 +475,22 @@ pub(crate) async fn reload(State(app): State<AppState>, _: Operator) -> Result<J
     ))
 }
 
-/// Closes a client's basic channel on chain: the leader registers it with the hub's latest
-/// state (and its virtual channels' newest states), then concludes and withdraws.
+/// Close a client's basic channel on chain
+///
+/// The leader registers the channel with the hub's latest state (and the newest states of
+/// its virtual channels), then concludes and withdraws after the challenge duration.
+#[utoipa::path(post, path = "/v1/admin/channels/{id}/close", tag = "admin", operation_id = "admin_close_channel",
+    security(("operator" = [])),
+    params(("id" = HexB256, Path, description = "The basic channel id.")),
+    responses(
+        (status = 202, description = "Enqueued.", body = ForceClose),
+        (status = 400, description = "`malformed_channel_id`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing or wrong operator token.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such channel, or the operator API is disabled.",
+            body = ErrorBody),
+        (status = 409, description = "`channel_closed`: the channel is closed already.", body = ErrorBody),
+        (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
+    ))]
 pub(crate) async fn close_channel(
     State(app): State<AppState>,
     _: Operator,

@@ -2,7 +2,7 @@
 //! [`crate::core`], then store and sign in one transaction: the hub's signature leaves the
 //! process only after the state it signs is committed.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use alloy::primitives::{Address, B256, Bytes, keccak256};
@@ -12,13 +12,14 @@ use axum::extract::{FromRequestParts, MatchedPath, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use ingrid_client_sdk::api::{
-    ChallengeRequest, ChallengeResponse, ChannelList, ChannelStatus, ErrorBody, FullySignedState, HubInfo,
-    IDEMPOTENCY_KEY, OpenChannelRequest, SignatureResponse, StateRequest, TokenRequest, TokenResponse, VirtualAccept,
-    VirtualClose, VirtualCloseResponse, VirtualList, VirtualProposal, VirtualStatus, VirtualView,
+    ChallengeRequest, ChallengeResponse, ChannelList, ChannelStatus, ChannelView, ErrorBody, FullySignedState, HubInfo,
+    IDEMPOTENCY_KEY, OpenChannelRequest, Quote, QuoteRequest, SignatureResponse, StateRequest, TokenRequest,
+    TokenResponse, VirtualAccept, VirtualClose, VirtualCloseResponse, VirtualList, VirtualProposal, VirtualStatus,
+    VirtualView,
 };
+use ingrid_client_sdk::openapi::HexB256;
 use ingrid_client_sdk::state::sign_digest;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -28,6 +29,8 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Challenges;
 use crate::chain::Action;
@@ -113,41 +116,36 @@ impl Hub {
     }
 }
 
-/// The router with every route and layer.
+/// Every route with its OpenAPI operation: [`router`] and [`document`] are built from this one
+/// list (each handler's `#[utoipa::path]` names its method and path). Add a route here or in
+/// [`crate::admin::routes`], never on the router itself: the document would miss it.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(crate::openapi::base())
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi_json))
+        .routes(routes!(hub_info))
+        .routes(routes!(challenge))
+        .routes(routes!(token))
+        .routes(routes!(list_channels, open_channel))
+        .routes(routes!(get_channel))
+        .routes(routes!(update_channel))
+        .routes(routes!(close_channel))
+        .routes(routes!(top_up_channel))
+        .routes(routes!(list_virtual, propose_virtual))
+        .routes(routes!(quote_virtual))
+        .routes(routes!(get_virtual))
+        .routes(routes!(accept_virtual))
+        .routes(routes!(reject_virtual))
+        .routes(routes!(close_virtual))
+        .merge(crate::admin::routes())
+}
+
+/// The router with every route of [`routes`] and every layer.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route(
-            "/openapi.json",
-            get(|| async { ([(header::CONTENT_TYPE, "application/json")], crate::openapi::json()) }),
-        )
-        .route("/v1/hub", get(hub_info))
-        .route("/v1/auth/challenge", post(challenge))
-        .route("/v1/auth/token", post(token))
-        .route("/v1/channels", get(list_channels).post(open_channel))
-        .route("/v1/channels/{id}", get(get_channel))
-        .route("/v1/channels/{id}/updates", post(update_channel))
-        .route("/v1/channels/{id}/close", post(close_channel))
-        .route("/v1/channels/{id}/top-up", post(top_up_channel))
-        .route("/v1/virtual-channels", get(list_virtual).post(propose_virtual))
-        .route("/v1/virtual-channels/quote", post(quote_virtual))
-        .route("/v1/virtual-channels/{id}", get(get_virtual))
-        .route("/v1/virtual-channels/{id}/accept", post(accept_virtual))
-        .route("/v1/virtual-channels/{id}/reject", post(reject_virtual))
-        .route("/v1/virtual-channels/{id}/close", post(close_virtual))
-        .route("/v1/admin/channels", get(admin_channels))
-        .route("/v1/admin/outbox", get(admin_outbox))
-        .route("/v1/admin/clients", get(crate::admin::clients))
-        .route("/v1/admin/virtual-channels", get(crate::admin::virtual_channels))
-        .route("/v1/admin/collateral", get(crate::admin::collateral))
-        .route("/v1/admin/disputes", get(crate::admin::disputes))
-        .route("/v1/admin/status", get(crate::admin::status))
-        .route("/v1/admin/pause", post(crate::admin::pause))
-        .route("/v1/admin/resume", post(crate::admin::resume))
-        .route("/v1/admin/reload", post(crate::admin::reload))
-        .route("/v1/admin/channels/{id}/close", post(crate::admin::close_channel))
+    let (routes, _) = routes().split_for_parts();
+    routes
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(RequestBodyLimitLayer::new(1 << 20))
@@ -163,7 +161,47 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Readiness: the database answers and the chain node answers (each within 2 seconds).
+/// The OpenAPI document of the API: [`crate::openapi::base`] with the operations of [`routes`].
+pub fn document() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
+}
+
+/// [`document`] as pretty JSON with a trailing newline: what `GET /openapi.json` answers and
+/// `hub/openapi.json` holds.
+pub fn document_json() -> String {
+    static JSON: LazyLock<String> = LazyLock::new(|| crate::openapi::to_json(&document()));
+    JSON.clone()
+}
+
+/// Liveness
+///
+/// Answers `ok` while the process serves requests; it does not check the database or the chain.
+#[utoipa::path(get, path = "/healthz", tag = "meta", operation_id = "healthz",
+    responses((status = 200, description = "The process is up.", body = String, content_type = "text/plain",
+        example = json!("ok"))))]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// This document
+///
+/// The OpenAPI 3.1 document of this API (the same as `hub/openapi.json` in the repository).
+#[utoipa::path(get, path = "/openapi.json", tag = "meta", operation_id = "openapi",
+    responses((status = 200, description = "The OpenAPI document.", body = Object,
+        content_type = "application/json")))]
+async fn openapi_json() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], document_json())
+}
+
+/// Readiness
+///
+/// Ready when the database and the chain node both answer within 2 seconds.
+#[utoipa::path(get, path = "/readyz", tag = "meta", operation_id = "readyz",
+    responses(
+        (status = 200, description = "Ready: `{\"database\": \"ok\", \"chain\": \"ok\", \"block\": <head>}`.",
+            body = Object),
+        (status = 503, description = "`not_ready`: the message names what is unreachable.", body = ErrorBody),
+    ))]
 async fn readyz(State(app): State<AppState>) -> Response {
     use alloy::providers::Provider;
     let limit = Duration::from_secs(2);
@@ -239,7 +277,17 @@ async fn count_requests(
     response
 }
 
-/// The Prometheus metrics, the database-backed gauges read now. Unauthenticated: aggregates only.
+/// Prometheus metrics
+///
+/// The hub's metrics in the Prometheus text format, for an operator dashboard: the hub's coins
+/// locked in virtual channels and free in basic channels per asset, channels by status, HTTP
+/// requests, the database pool, the chain watcher and the outbox (see `hub/src/metrics.rs`).
+/// The gauges of collateral, channels, chain cursor and outbox are read from the database at
+/// every scrape. Aggregates only: no client, channel or key appears.
+#[utoipa::path(get, path = "/metrics", tag = "meta", operation_id = "metrics",
+    responses((status = 200, description = "Every metric, with its help text.", body = String,
+        content_type = "text/plain; version=0.0.4",
+        example = json!("# HELP ingrid_hub_locked The hub's own coins locked in virtual channels, per asset ...\n# TYPE ingrid_hub_locked gauge\ningrid_hub_locked{asset=\"ETH\"} 5000000000000000000\n"))))]
 async fn metrics(State(app): State<AppState>) -> Response {
     if let Err(e) = app.hub.metrics.refresh(&app.pool).await {
         tracing::warn!(error = ?e, "metrics: reading the database failed");
@@ -365,6 +413,12 @@ impl Idempotent {
 
 // ------------------------------------------------------------------ handlers
 
+/// The hub's identity and terms
+///
+/// The hub's participant address, the chain and adjudicator signatures are bound to, the
+/// accepted assets and challenge durations: what a client needs to open a channel.
+#[utoipa::path(get, path = "/v1/hub", tag = "hub", operation_id = "hub_info",
+    responses((status = 200, description = "The hub's description.", body = HubInfo)))]
 async fn hub_info(State(app): State<AppState>) -> Json<HubInfo> {
     let virtual_fees = app.hub.rules().assets.iter().any(|a| a.charges_fees());
     Json(HubInfo { virtual_fees, ..app.hub.info.clone() })
@@ -374,6 +428,19 @@ pub(crate) fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// Get a login challenge
+///
+/// Returns a text for the client's channel key to sign with EIP-191 `personal_sign`;
+/// exchange the signature at `POST /v1/auth/token` before `expiresAt`. A challenge is good
+/// for one login; issuing one stores nothing.
+#[utoipa::path(post, path = "/v1/auth/challenge", tag = "auth", operation_id = "challenge",
+    request_body = ChallengeRequest,
+    responses(
+        (status = 200, description = "The challenge to sign.", body = ChallengeResponse),
+        (status = 400, description = "`malformed_json`: the body is not a `ChallengeRequest`.", body = ErrorBody),
+        (status = 413, description = "`body_too_large`: the body exceeds 1 MiB.", body = ErrorBody),
+        (status = 500, description = "`internal`: an unexpected failure; the cause is logged.", body = ErrorBody),
+    ))]
 async fn challenge(State(app): State<AppState>, body: Body) -> Result<Json<ChallengeResponse>, ApiError> {
     let req: ChallengeRequest = parse(&body)?;
     let expires_at = now_secs() + app.hub.auth.challenge_ttl;
@@ -381,6 +448,19 @@ async fn challenge(State(app): State<AppState>, body: Body) -> Result<Json<Chall
     Ok(Json(ChallengeResponse { challenge, expires_at }))
 }
 
+/// Log in
+///
+/// Exchanges a challenge signed by `address` for a bearer token of the client routes.
+#[utoipa::path(post, path = "/v1/auth/token", tag = "auth", operation_id = "token",
+    request_body = TokenRequest,
+    responses(
+        (status = 200, description = "The session token.", body = TokenResponse),
+        (status = 400, description = "`malformed_json`: the body is not a `TokenRequest`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the challenge was not issued by this hub for `address` \
+            or was altered, expired, was used already, or is not signed by `address`.", body = ErrorBody),
+        (status = 413, description = "`body_too_large`: the body exceeds 1 MiB.", body = ErrorBody),
+        (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
+    ))]
 async fn token(State(app): State<AppState>, body: Body) -> Result<Json<TokenResponse>, ApiError> {
     let req: TokenRequest = parse(&body)?;
     let (nonce, expires_at) = app
@@ -425,6 +505,36 @@ fn ordered(hub_index: usize, client_sig: Bytes, hub_sig: Bytes) -> [Bytes; 2] {
     if hub_index == 0 { [hub_sig, client_sig] } else { [client_sig, hub_sig] }
 }
 
+/// Open a channel
+///
+/// Proposes a basic channel between the client and the hub: its params, the opening state
+/// (version 0, both parties' deposits as balances) and the client's signature on it. The
+/// hub checks it against its terms, stores it, countersigns and queues its own deposit;
+/// the channel is `funding` until both deposits are confirmed on chain.
+#[utoipa::path(post, path = "/v1/channels", tag = "channels", operation_id = "open_channel",
+    security(("client" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255,
+        description = "Makes retries safe: a retry with the same key and request replays the first answer.")),
+    request_body = OpenChannelRequest,
+    responses(
+        (status = 201, description = "Accepted: the hub's signature on the opening state (version 0).",
+            body = SignatureResponse),
+        (status = 400, description = "`malformed_idempotency_key`: not 1 to 255 visible ASCII characters; \
+            `malformed_json`: the body is not an `OpenChannelRequest`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, unknown or expired bearer token.", body = ErrorBody),
+        (status = 409, description = "`channel_exists`: a channel with this id is already open.", body = ErrorBody),
+        (status = 413, description = "`body_too_large`: the body exceeds 1 MiB.", body = ErrorBody),
+        (status = 422, description = "Refused. Params: `invalid_params` (zero or equal participants, not \
+            exactly a ledger channel, an app, challenge duration out of the hub's bounds), \
+            `hub_not_participant`, `client_not_participant` (the token's address is not the other \
+            participant). State: `channel_id_mismatch`, `app_data_not_empty`, `locks_changed` (an opening \
+            state holds no locks), `duplicate_asset`, `balance_shape`, `overflow`, `final_state`, \
+            `no_assets`, `wrong_version` (not version 0). Terms: `unknown_asset`, `hub_deposit_above_maximum`, `hub_deposit_above_ratio`. \
+            `bad_signature`: not the client's signature on the state. `idempotency_key_reused`.",
+            body = ErrorBody),
+        (status = 500, description = "`internal`: the database or signing failed; the cause is logged.",
+            body = ErrorBody),
+    ))]
 async fn open_channel(
     State(app): State<AppState>,
     Client(client): Client,
@@ -551,7 +661,34 @@ async fn advance(
     Ok(answer)
 }
 
-/// `POST /v1/channels/{id}/top-up`: the client countersigns the hub's confirmed top-up.
+/// Take the hub's collateral top-up
+///
+/// When the channel's view offers a `topUp` (the hub deposited more and the deposit is
+/// confirmed on chain), the client signs the latest state with the hub's balance of that
+/// asset raised by the amount (version + 1) after checking the deposit on chain; the hub
+/// countersigns it.
+#[utoipa::path(post, path = "/v1/channels/{id}/top-up", tag = "channels", operation_id = "top_up_channel",
+    security(("client" = [])),
+    params(
+        ("id" = HexB256, Path, description = "The channel id."),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255,
+            description = "Makes retries safe: a retry with the same key and request replays the first answer."),
+    ),
+    request_body = StateRequest,
+    responses(
+        (status = 200, description = "Applied: the hub's signature on the topped-up state.", body = SignatureResponse),
+        (status = 400, description = "`malformed_channel_id`, `malformed_idempotency_key`, `malformed_json`.",
+            body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, unknown or expired bearer token.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such channel of this client.", body = ErrorBody),
+        (status = 409, description = "`channel_not_open`; `no_top_up`: no confirmed top-up to apply; \
+            `wrong_version`: not the latest version + 1.", body = ErrorBody),
+        (status = 413, description = "`body_too_large`: the body exceeds 1 MiB.", body = ErrorBody),
+        (status = 422, description = "`top_up_mismatch`: not exactly the latest state with the hub's balance \
+            raised by the top-up; `bad_signature`; `idempotency_key_reused`.", body = ErrorBody),
+        (status = 500, description = "`internal`: the database or signing failed; the cause is logged.",
+            body = ErrorBody),
+    ))]
 async fn top_up_channel(
     State(app): State<AppState>,
     Client(client): Client,
@@ -563,6 +700,35 @@ async fn top_up_channel(
     advance(&app, client, &id, &method, &headers, &body, Advance::TopUp).await
 }
 
+/// Update a channel
+///
+/// Proposes the next state (version + 1) of an `open` channel, signed by the client. The hub
+/// countersigns transfers that keep each asset's total and locks and do not lower its own
+/// balance.
+#[utoipa::path(post, path = "/v1/channels/{id}/updates", tag = "channels", operation_id = "update_channel",
+    security(("client" = [])),
+    params(
+        ("id" = HexB256, Path, description = "The channel id."),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255,
+            description = "Makes retries safe: a retry with the same key and request replays the first answer."),
+    ),
+    request_body = StateRequest,
+    responses(
+        (status = 200, description = "Accepted: the hub's signature on the new state.", body = SignatureResponse),
+        (status = 400, description = "`malformed_channel_id`, `malformed_idempotency_key`, `malformed_json` \
+            (the body is not a `StateRequest`).", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, unknown or expired bearer token.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such channel of this client.", body = ErrorBody),
+        (status = 409, description = "`channel_not_open`: the channel is not `open`; `wrong_version`: not the \
+            latest version + 1 (stale or ahead); `channel_final`: the latest state is final.", body = ErrorBody),
+        (status = 413, description = "`body_too_large`: the body exceeds 1 MiB.", body = ErrorBody),
+        (status = 422, description = "Refused: `final_state` (final states go to `/close`), \
+            `channel_id_mismatch`, `app_data_not_empty`, `assets_changed`, `duplicate_asset`, `balance_shape`, \
+            `invalid_index_map`, `duplicate_lock`, `overflow`, `total_changed`, `locks_changed`, \
+            `hub_balance_decreased`, `bad_signature`, `idempotency_key_reused`.", body = ErrorBody),
+        (status = 500, description = "`internal`: the database or signing failed; the cause is logged.",
+            body = ErrorBody),
+    ))]
 async fn update_channel(
     State(app): State<AppState>,
     Client(client): Client,
@@ -574,6 +740,36 @@ async fn update_channel(
     advance(&app, client, &id, &method, &headers, &body, Advance::Update).await
 }
 
+/// Close a channel
+///
+/// Proposes the final state of a `funding` or `open` channel: the latest balances, no locks,
+/// `isFinal` set, signed by the client. The hub countersigns, marks the channel `closing`
+/// and queues the conclusion on chain and its withdrawals.
+#[utoipa::path(post, path = "/v1/channels/{id}/close", tag = "channels", operation_id = "close_channel",
+    security(("client" = [])),
+    params(
+        ("id" = HexB256, Path, description = "The channel id."),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255,
+            description = "Makes retries safe: a retry with the same key and request replays the first answer."),
+    ),
+    request_body = StateRequest,
+    responses(
+        (status = 200, description = "Accepted: the hub's signature on the final state.", body = SignatureResponse),
+        (status = 400, description = "`malformed_channel_id`, `malformed_idempotency_key`, `malformed_json` \
+            (the body is not a `StateRequest`).", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, unknown or expired bearer token.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such channel of this client.", body = ErrorBody),
+        (status = 409, description = "`channel_not_open`: the channel is neither `funding` nor `open` (e.g. \
+            already closing); `locks_held`: close its virtual channels first; `wrong_version`: not the latest \
+            version + 1; `channel_final`: the latest state is final.", body = ErrorBody),
+        (status = 413, description = "`body_too_large`: the body exceeds 1 MiB.", body = ErrorBody),
+        (status = 422, description = "Refused: `not_final`, `balances_changed`, `channel_id_mismatch`, \
+            `app_data_not_empty`, `assets_changed`, `duplicate_asset`, `balance_shape`, `invalid_index_map`, \
+            `duplicate_lock`, `overflow`, `total_changed`, `locks_changed`, `bad_signature`, \
+            `idempotency_key_reused`.", body = ErrorBody),
+        (status = 500, description = "`internal`: the database or signing failed; the cause is logged.",
+            body = ErrorBody),
+    ))]
 async fn close_channel(
     State(app): State<AppState>,
     Client(client): Client,
@@ -597,6 +793,19 @@ impl Page {
     }
 }
 
+/// List my channels
+///
+/// The authenticated client's basic channels, newest first.
+#[utoipa::path(get, path = "/v1/channels", tag = "channels", operation_id = "list_channels",
+    security(("client" = [])),
+    params(("limit" = Option<i64>, Query,
+        description = "Most channels to return; default 100, clamped to 1..=1000.", example = 100)),
+    responses(
+        (status = 200, description = "The channels.", body = ChannelList),
+        (status = 400, description = "`bad_request`: `limit` is not an integer.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, unknown or expired bearer token.", body = ErrorBody),
+        (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
+    ))]
 async fn list_channels(
     State(app): State<AppState>,
     Client(client): Client,
@@ -606,6 +815,19 @@ async fn list_channels(
     Ok(Json(ChannelList { channels: db::channel_views(&mut conn, None, Some(client), page.limit()).await? }))
 }
 
+/// Get a channel
+///
+/// One of the authenticated client's channels, with its latest fully signed state.
+#[utoipa::path(get, path = "/v1/channels/{id}", tag = "channels", operation_id = "get_channel",
+    security(("client" = [])),
+    params(("id" = HexB256, Path, description = "The channel id.")),
+    responses(
+        (status = 200, description = "The channel.", body = ChannelView),
+        (status = 400, description = "`malformed_channel_id`: `id` is not 32 bytes of hex.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, unknown or expired bearer token.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such channel of this client.", body = ErrorBody),
+        (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
+    ))]
 async fn get_channel(
     State(app): State<AppState>,
     Client(client): Client,
@@ -618,23 +840,6 @@ async fn get_channel(
         .pop()
         .ok_or_else(|| ApiError::NotFound(format!("no channel {id} of yours")))?;
     Ok(Json(view).into_response())
-}
-
-async fn admin_channels(
-    State(app): State<AppState>,
-    _: Operator,
-    Query(page): Query<Page>,
-) -> Result<Json<ChannelList>, ApiError> {
-    let mut conn = app.pool.acquire().await?;
-    Ok(Json(ChannelList { channels: db::channel_views(&mut conn, None, None, page.limit()).await? }))
-}
-
-async fn admin_outbox(
-    State(app): State<AppState>,
-    _: Operator,
-    Query(page): Query<Page>,
-) -> Result<Json<db::OutboxList>, ApiError> {
-    Ok(Json(db::outbox_views(&app.pool, page.limit()).await?))
 }
 
 // ------------------------------------------------------------------ virtual channels
@@ -683,14 +888,37 @@ async fn policy_books(
         .collect())
 }
 
-/// `POST /v1/virtual-channels/quote`: the price and limits of a virtual channel, signed,
-/// valid `channels.quote_ttl` seconds. Stores nothing.
+/// Quote a virtual channel
+///
+/// The fee per asset and the limits that apply to a virtual channel with these terms,
+/// signed by the hub and valid `channels.quote_ttl` seconds (60 by default). Propose with
+/// it: the parent update then also pays the fees to the hub (the client's balance down,
+/// the hub's up by exactly the fee). Stores nothing; limits are checked again when the
+/// virtual channel opens.
+#[utoipa::path(post, path = "/v1/virtual-channels/quote", tag = "virtual-channels",
+    operation_id = "quote_virtual_channel",
+    security(("client" = [])),
+    request_body = QuoteRequest,
+    responses(
+        (status = 200, description = "The signed quote.", body = Quote),
+        (status = 400, description = "`malformed_json`: the body is not a `QuoteRequest`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, unknown or expired bearer token.", body = ErrorBody),
+        (status = 404, description = "`not_found`: `parent` is not a basic channel of this client.",
+            body = ErrorBody),
+        (status = 409, description = "A limit would be exceeded: `client_limit_exceeded`, \
+            `total_limit_exceeded`, `fraction_limit_exceeded`; the message names the numbers.", body = ErrorBody),
+        (status = 413, description = "`body_too_large`: the body exceeds 1 MiB.", body = ErrorBody),
+        (status = 422, description = "`balance_shape` (not one deposit pair per asset of the parent), \
+            `invalid_validity`, `virtual_amount_below_minimum`, `virtual_amount_above_maximum`, `overflow`.",
+            body = ErrorBody),
+        (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
+    ))]
 async fn quote_virtual(
     State(app): State<AppState>,
     Client(client): Client,
     body: Body,
-) -> Result<Json<ingrid_client_sdk::api::Quote>, ApiError> {
-    let request: ingrid_client_sdk::api::QuoteRequest = parse(&body)?;
+) -> Result<Json<Quote>, ApiError> {
+    let request: QuoteRequest = parse(&body)?;
     let rules = app.hub.rules();
     let now = now_secs();
     let mut tx = app.pool.begin().await?;
@@ -725,7 +953,7 @@ async fn quote_virtual(
     let books = policy_books(&rules, &mut tx, &latest.outcome.assets, [client, request.peer]).await?;
     let fees = rules.check_virtual_policy(&opening, request.valid_until - now, &books)?;
     tx.rollback().await?;
-    let mut quote = ingrid_client_sdk::api::Quote {
+    let mut quote = Quote {
         proposer: client,
         peer: request.peer,
         parent: request.parent,
@@ -759,6 +987,58 @@ fn parent<'a>(row: &'a db::ChannelRow, latest: &'a ingrid_client_sdk::State, in_
     }
 }
 
+/// Propose a virtual channel
+///
+/// Proposes a virtual channel to another client of the hub (the peer). The proposer is its
+/// participant 0 and sends its params (`isVirtual`, participants `[proposer, peer]`), its
+/// opening state (version 0, balances per asset `[proposer's deposit, peer's deposit]`, the
+/// parent's assets in their order) signed by the proposer, `validUntil`, and its parent
+/// update: the next version of the proposer's own `open` basic channel with the hub in which
+/// the proposer pays in its deposit and the hub the peer's, into a lock with the virtual
+/// channel's id appended to `locked` (exactly what the SDK's `virtual_channel::lock_in_parent`
+/// computes), signed by the proposer. The hub checks it all but signs nothing yet: it stores
+/// the proposal (`proposed`) for the peer to accept or reject.
+#[utoipa::path(post, path = "/v1/virtual-channels", tag = "virtual-channels",
+    operation_id = "propose_virtual_channel",
+    security(("client" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255,
+        description = "Makes retries safe: a retry with the same key and request replays the first answer.")),
+    request_body = VirtualProposal,
+    responses(
+        (status = 201, description = "Stored: the proposal, `proposed`, as both participants see it.",
+            body = VirtualView),
+        (status = 400, description = "`malformed_idempotency_key`: not 1 to 255 visible ASCII characters; \
+            `malformed_json`: the body is not a `VirtualProposal`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, unknown or expired bearer token.", body = ErrorBody),
+        (status = 404, description = "`not_found`: `parent.state.channelId` is not a basic channel of this \
+            client.", body = ErrorBody),
+        (status = 409, description = "`parent_not_open`: the parent is not `open`; `parent_in_dispute`: the \
+            parent is registered on chain and not concluded; `wrong_version`: the parent update is not the \
+            parent's latest version + 1; `insufficient_hub_balance`: the hub's balance in the parent is below \
+            the peer's deposit, which the hub locks; `virtual_exists`: a virtual channel with this id exists. \
+            Policy: `quote_required` (the hub charges a fee: propose with a quote), `quote_expired`, \
+            `client_limit_exceeded`, `total_limit_exceeded`, `fraction_limit_exceeded` (the hub's locked coins \
+            per client, in total, as a share of its coins), `too_many_virtual_channels`, \
+            `virtual_channels_paused` (the operator paused new virtual channels); each message names the \
+            numbers.",
+            body = ErrorBody),
+        (status = 413, description = "`body_too_large`: the body exceeds 1 MiB.", body = ErrorBody),
+        (status = 422, description = "Refused. Params: `client_not_participant` (the client is not \
+            participant 0), `invalid_params` (zero or equal participants, not exactly virtual, an app, the hub \
+            as a participant, challenge duration out of the hub's bounds), `challenge_too_long` (longer than \
+            the parent's). Opening state: `channel_id_mismatch`, `wrong_version` (not version 0), \
+            `app_data_not_empty`, `locks_changed` (an opening state holds no locks), `duplicate_asset`, \
+            `balance_shape`, `overflow`, `final_state`, `assets_mismatch` (not the parent's assets in their \
+            order), `empty_virtual_channel` (nothing deposited), `virtual_amount_below_minimum`, \
+            `virtual_amount_above_maximum`. Quote: `quote_altered` (not signed by this hub as it is), \
+            `quote_mismatch` (other terms). `invalid_validity`: `validUntil` is not after \
+            now or is further ahead than the hub allows. Parent update: `insufficient_balance` (the client's \
+            balance in the parent is below the proposer's deposit), `parent_update_mismatch` (not exactly the \
+            parent's latest state with this lock applied). `bad_signature`: not the client's signature on the \
+            opening state or on the parent update. `unknown_peer`: participant 1 is not a client of this hub. \
+            `idempotency_key_reused`.", body = ErrorBody),
+        (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
+    ))]
 async fn propose_virtual(
     State(app): State<AppState>,
     Client(client): Client,
@@ -832,6 +1112,50 @@ impl<T: DeserializeOwned> VirtualRequest<T> {
     }
 }
 
+/// Accept a virtual channel
+///
+/// Accepts a `proposed` virtual channel; sent by its participant 1 (the peer) with its
+/// signature on the opening state and its parent update: the next version of its own `open`
+/// basic channel with the hub in which it pays in its deposit and the hub the proposer's,
+/// into the virtual channel's lock (the SDK's `virtual_channel::lock_in_parent`), signed by
+/// the peer. The hub checks both parent updates against both parents' latest states,
+/// countersigns both, stores them as the parents' latest states and marks the virtual
+/// channel `open`. It answers its signature on the peer's parent update; the proposer finds
+/// the hub's signature on its own in its parent's latest state (`GET /v1/channels/{id}`).
+#[utoipa::path(post, path = "/v1/virtual-channels/{id}/accept", tag = "virtual-channels",
+    operation_id = "accept_virtual_channel",
+    security(("client" = [])),
+    params(
+        ("id" = HexB256, Path, description = "The virtual channel id."),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255,
+            description = "Makes retries safe: a retry with the same key and request replays the first answer."),
+    ),
+    request_body = VirtualAccept,
+    responses(
+        (status = 200, description = "Accepted: the hub's signature on the peer's parent update.",
+            body = SignatureResponse),
+        (status = 400, description = "`malformed_channel_id`, `malformed_idempotency_key`, `malformed_json` \
+            (the body is not a `VirtualAccept`).", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, unknown or expired bearer token.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such virtual channel of this client, the client is not \
+            its participant 1, or `parent.state.channelId` is no basic channel of this client.", body = ErrorBody),
+        (status = 409, description = "`not_proposed`: the virtual channel is not `proposed` (accepted, \
+            rejected or closed already); `proposal_expired`: its `validUntil` has passed; `parent_not_open`: a parent is not `open`; `parent_in_dispute`: a \
+            parent is registered on chain and not concluded; `wrong_version`: the parent update is not its \
+            parent's latest version + 1, or the proposer's parent has moved on since the proposal; \
+            `insufficient_hub_balance`: the hub's balance in the peer's parent is below the proposer's \
+            deposit, which the hub locks.", body = ErrorBody),
+        (status = 413, description = "`body_too_large`: the body exceeds 1 MiB.", body = ErrorBody),
+        (status = 422, description = "Refused: `wrong_parent` (the parent update is for the proposer's \
+            parent), `assets_mismatch` (the parent does not hold the \
+            virtual channel's assets in their order), `challenge_too_long` (the virtual channel's challenge \
+            duration is longer than the parent's), `insufficient_balance` (the client's balance in the parent \
+            is below its deposit), `parent_update_mismatch` (not exactly the parent's latest state with this \
+            lock applied), `bad_signature` (not the client's signature on the opening state or on the parent \
+            update), `idempotency_key_reused`.", body = ErrorBody),
+        (status = 500, description = "`internal`: the database or signing failed; the cause is logged.",
+            body = ErrorBody),
+    ))]
 async fn accept_virtual(
     State(app): State<AppState>,
     Client(client): Client,
@@ -902,6 +1226,25 @@ async fn accept_virtual(
     Ok(answer)
 }
 
+/// Reject a virtual channel
+///
+/// Declines a `proposed` virtual channel (its participant 1, the peer) or withdraws it (its
+/// participant 0, the proposer). Nothing was signed or locked for a proposal, so nothing
+/// else changes. No request body (a body is
+/// ignored) and no `Idempotency-Key`: repeating it answers 409 `not_proposed`.
+#[utoipa::path(post, path = "/v1/virtual-channels/{id}/reject", tag = "virtual-channels",
+    operation_id = "reject_virtual_channel",
+    security(("client" = [])),
+    params(("id" = HexB256, Path, description = "The virtual channel id.")),
+    responses(
+        (status = 200, description = "Rejected: the virtual channel, now `rejected`.", body = VirtualView),
+        (status = 400, description = "`malformed_channel_id`: `id` is not 32 bytes of hex.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, unknown or expired bearer token.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such virtual channel of this client.", body = ErrorBody),
+        (status = 409, description = "`not_proposed`: the virtual channel is not `proposed` (accepted, rejected \
+            or closed already).", body = ErrorBody),
+        (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
+    ))]
 async fn reject_virtual(
     State(app): State<AppState>,
     Client(client): Client,
@@ -926,6 +1269,56 @@ async fn reject_virtual(
     Ok(Json(view))
 }
 
+/// Close a virtual channel
+///
+/// Closes an `open` virtual channel from its final state signed by both participants, and
+/// settles one or both parents; sent by either participant. Each parent update is the next
+/// version of a parent with the virtual channel's lock removed and the final balances
+/// credited through the lock's index map (the SDK's `virtual_channel::settle_in_parent`),
+/// signed by that parent's client. The first close records the final state; the virtual
+/// channel is `closed` once both parents are settled and `closing` until then, and a later
+/// close with the same final state settles the other parent. The hub countersigns each
+/// parent update and stores it as that parent's latest state.
+#[utoipa::path(post, path = "/v1/virtual-channels/{id}/close", tag = "virtual-channels",
+    operation_id = "close_virtual_channel",
+    security(("client" = [])),
+    params(
+        ("id" = HexB256, Path, description = "The virtual channel id."),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255,
+            description = "Makes retries safe: a retry with the same key and request replays the first answer."),
+    ),
+    request_body = VirtualClose,
+    responses(
+        (status = 200, description = "Accepted: the hub's signatures on the parent updates, in request order.",
+            body = VirtualCloseResponse),
+        (status = 202, description = "Pending (empty `signatures`): the request settles one parent while the \
+            other is unsettled and the final state is not fixed on chain yet. The hub records the final state \
+            and registers the other parent on chain with it (which fixes it: a final state cannot be \
+            refuted); ask again once that registration is confirmed. Never replayed for its idempotency key.",
+            body = VirtualCloseResponse),
+        (status = 400, description = "`malformed_channel_id`, `malformed_idempotency_key`, `malformed_json` \
+            (the body is not a `VirtualClose`).", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, unknown or expired bearer token.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such virtual channel of this client.", body = ErrorBody),
+        (status = 409, description = "`not_open`: the virtual channel is neither `open` nor `closing`; \
+            `final_state_differs`: another final state is recorded; `parent_settled_or_unknown`: a parent \
+            update is for a parent settled already or for no parent of this virtual channel; \
+            `parent_not_open`: a parent is not `open`; `parent_in_dispute`: a parent is registered on chain \
+            and not concluded; `wrong_version`: a parent update is not its parent's latest version + 1; \
+            `virtual_in_dispute`: the virtual channel is registered on chain with another state than this \
+            final one (it settles through the chain).",
+            body = ErrorBody),
+        (status = 413, description = "`body_too_large`: the body exceeds 1 MiB.", body = ErrorBody),
+        (status = 422, description = "Refused. Final state: `not_final`; on the first close also \
+            `invalid_final_state` (another channel's id, app data or locks), `assets_changed`, \
+            `balance_shape`, `overflow`, `total_changed` (the totals differ from the opening deposits), \
+            `bad_signature` (not signed by both participants). Parent updates: `no_parent_update` (`parents` \
+            is empty), `duplicate_parent_update` (two updates of one parent), `parent_update_mismatch` (not \
+            exactly the parent's latest state with the lock settled), `bad_signature` (not signed by the \
+            parent's client). `idempotency_key_reused`.", body = ErrorBody),
+        (status = 500, description = "`internal`: the database or signing failed; the cause is logged.",
+            body = ErrorBody),
+    ))]
 async fn close_virtual(
     State(app): State<AppState>,
     Client(client): Client,
@@ -1016,6 +1409,20 @@ async fn close_virtual(
     Ok(answer)
 }
 
+/// List my virtual channels
+///
+/// The virtual channels the authenticated client proposed or was proposed, in every status,
+/// newest first.
+#[utoipa::path(get, path = "/v1/virtual-channels", tag = "virtual-channels", operation_id = "list_virtual_channels",
+    security(("client" = [])),
+    params(("limit" = Option<i64>, Query,
+        description = "Most virtual channels to return; default 100, clamped to 1..=1000.", example = 100)),
+    responses(
+        (status = 200, description = "The virtual channels.", body = VirtualList),
+        (status = 400, description = "`bad_request`: `limit` is not an integer.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, unknown or expired bearer token.", body = ErrorBody),
+        (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
+    ))]
 async fn list_virtual(
     State(app): State<AppState>,
     Client(client): Client,
@@ -1035,6 +1442,28 @@ struct Wait {
     wait_ms: Option<u64>,
 }
 
+/// Get a virtual channel
+///
+/// One of the authenticated client's virtual channels (as proposer or peer). With
+/// `unlessStatus` and `waitMs` it is a long poll: the answer comes as soon as the status
+/// is not `unlessStatus` any more, or after `waitMs` (at most 30000), e.g. a proposer
+/// waiting for its peer to accept.
+#[utoipa::path(get, path = "/v1/virtual-channels/{id}", tag = "virtual-channels",
+    operation_id = "get_virtual_channel",
+    security(("client" = [])),
+    params(
+        ("id" = HexB256, Path, description = "The virtual channel id."),
+        ("unlessStatus" = Option<VirtualStatus>, Query, description = "Wait while the status is this one."),
+        ("waitMs" = Option<u64>, Query, description = "Longest wait, milliseconds (default 0, at most 30000)."),
+    ),
+    responses(
+        (status = 200, description = "The virtual channel.", body = VirtualView),
+        (status = 400, description = "`malformed_channel_id`: `id` is not 32 bytes of hex; `bad_request`: \
+            `unlessStatus` or `waitMs` is malformed.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: missing, unknown or expired bearer token.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such virtual channel of this client.", body = ErrorBody),
+        (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
+    ))]
 async fn get_virtual(
     State(app): State<AppState>,
     Client(client): Client,

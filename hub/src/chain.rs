@@ -21,21 +21,26 @@ use tokio::sync::watch;
 use crate::db;
 
 /// A transaction the hub owes the chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[schema(as = OutboxAction)]
 pub enum Action {
     /// Deposit the hub's share of a basic channel.
     Deposit {
         /// Channel.
+        #[schema(value_type = ingrid_client_sdk::openapi::HexB256)]
         channel: B256,
         /// Asset holder.
+        #[schema(value_type = ingrid_client_sdk::openapi::HexAddress)]
         asset: Address,
         /// The hub's required holding.
+        #[schema(value_type = ingrid_client_sdk::openapi::HexU256)]
         amount: U256,
     },
     /// Conclude a basic channel from its final state.
     ConcludeFinal {
         /// Channel.
+        #[schema(value_type = ingrid_client_sdk::openapi::HexB256)]
         channel: B256,
         /// Version of the final state.
         version: u64,
@@ -43,22 +48,27 @@ pub enum Action {
     /// Withdraw the hub's payout of a concluded channel.
     Withdraw {
         /// Channel.
+        #[schema(value_type = ingrid_client_sdk::openapi::HexB256)]
         channel: B256,
         /// Asset holder.
+        #[schema(value_type = ingrid_client_sdk::openapi::HexAddress)]
         asset: Address,
     },
     /// Register a basic channel on chain with the hub's latest states, because of virtual
     /// channel `because` (registered elsewhere, or its client stopped answering).
     Register {
         /// Channel.
+        #[schema(value_type = ingrid_client_sdk::openapi::HexB256)]
         channel: B256,
         /// The virtual channel locked in it that makes this necessary (skipped once the
         /// channel no longer locks it); none when the operator closes the channel.
+        #[schema(value_type = Option<ingrid_client_sdk::openapi::HexB256>)]
         because: Option<B256>,
     },
     /// Refute a stale registration (version `registered`) of a basic channel.
     Refute {
         /// Channel.
+        #[schema(value_type = ingrid_client_sdk::openapi::HexB256)]
         channel: B256,
         /// The stale version.
         registered: u64,
@@ -66,6 +76,7 @@ pub enum Action {
     /// Refute a stale registration (version `registered`) of a virtual channel's record.
     RefuteVirtual {
         /// The virtual channel.
+        #[schema(value_type = ingrid_client_sdk::openapi::HexB256)]
         id: B256,
         /// The stale version.
         registered: u64,
@@ -73,6 +84,7 @@ pub enum Action {
     /// Conclude a registered basic channel once its timeouts passed.
     Conclude {
         /// Channel.
+        #[schema(value_type = ingrid_client_sdk::openapi::HexB256)]
         channel: B256,
     },
     /// Top up the hub's collateral in an open basic channel: its coins on standby there
@@ -80,10 +92,13 @@ pub enum Action {
     /// hub at settlement) reach `amount`.
     TopUp {
         /// Channel.
+        #[schema(value_type = ingrid_client_sdk::openapi::HexB256)]
         channel: B256,
         /// Asset holder.
+        #[schema(value_type = ingrid_client_sdk::openapi::HexAddress)]
         asset: Address,
         /// The hub's standby after the top-up (all its top-ups of this channel and asset).
+        #[schema(value_type = ingrid_client_sdk::openapi::HexU256)]
         amount: U256,
     },
 }
