@@ -1,0 +1,79 @@
+//! Handler tests that need no database.
+
+use super::*;
+use axum::body::Body as HttpBody;
+use axum::http::Request;
+use tower::ServiceExt;
+
+/// A hub whose database pool never connects: enough for what is answered before any query.
+pub(crate) fn offline_state() -> AppState {
+    let key = PrivateKeySigner::random();
+    let deployment = ingrid_client_sdk::Deployment { chain_id: 31337, adjudicator: Address::repeat_byte(0xad) };
+    let hub = Hub {
+        rules: std::sync::RwLock::new(Arc::new(Rules {
+            hub: key.address(),
+            deployment,
+            assets: Vec::new(),
+            channels: Default::default(),
+        })),
+        info: HubInfo {
+            address: key.address(),
+            chain_id: 31337,
+            adjudicator: deployment.adjudicator,
+            assets: Vec::new(),
+            challenge_duration: [60, 600],
+            confirmations: 1,
+            virtual_fees: false,
+        },
+        challenges: Challenges::new(&[1], key.address(), 31337),
+        requests: Default::default(),
+        virtual_changed: Default::default(),
+        metrics: crate::metrics::Metrics::new(&[]),
+        key,
+        auth: AuthConfig::default(),
+        operator_token: None,
+        paused: Default::default(),
+        config_source: None,
+        provider: alloy::providers::Provider::erased(
+            alloy::providers::ProviderBuilder::new().connect_http("http://127.0.0.1:1".parse().expect("url")),
+        ),
+    };
+    let pool = sqlx::PgPool::connect_lazy("postgres://localhost:1/unused").expect("lazy pool");
+    AppState { pool, hub: Arc::new(hub) }
+}
+
+async fn error_of(response: Response) -> (StatusCode, ErrorBody) {
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 16).await.expect("body");
+    (status, serde_json::from_slice(&bytes).expect("an ErrorBody"))
+}
+
+#[tokio::test]
+async fn layer_refusals_carry_an_error_body() {
+    let router = router(offline_state());
+    let huge = Request::post("/v1/channels")
+        .header(header::CONTENT_LENGTH, (2 << 20).to_string())
+        .body(HttpBody::from(vec![b' '; 2 << 20]))
+        .expect("request");
+    let (status, body) = error_of(router.clone().oneshot(huge).await.expect("response")).await;
+    assert_eq!((status, body.error.as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"));
+
+    let malformed = Request::post("/v1/auth/challenge").body(HttpBody::from("{")).expect("request");
+    let (status, body) = error_of(router.clone().oneshot(malformed).await.expect("response")).await;
+    assert_eq!((status, body.error.as_str()), (StatusCode::BAD_REQUEST, "malformed_json"));
+
+    let wrong_method = Request::delete("/v1/hub").body(HttpBody::empty()).expect("request");
+    let (status, body) = error_of(router.oneshot(wrong_method).await.expect("response")).await;
+    assert_eq!((status, body.error.as_str()), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
+}
+
+#[tokio::test]
+async fn a_challenge_is_issued_without_the_database() {
+    let state = offline_state();
+    let hub = state.hub.info.address;
+    let request = Request::post("/v1/auth/challenge")
+        .body(HttpBody::from(format!("{{\"address\":\"{hub}\"}}")))
+        .expect("request");
+    let response = router(state).oneshot(request).await.expect("response");
+    assert_eq!(response.status(), StatusCode::OK);
+}
