@@ -99,12 +99,8 @@ impl LocalPostgres {
     pub async fn create_database(&self, name: &str) -> anyhow::Result<()> {
         use sqlx::Connection;
         let mut conn = sqlx::PgConnection::connect(&self.url("postgres")).await?;
-        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(name)
-            .fetch_one(&mut conn)
-            .await?;
-        if !exists {
-            sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut conn).await?;
+        if !crate::db::database_exists(&mut conn, name).await? {
+            crate::db::create_database(&mut conn, name).await?;
         }
         Ok(())
     }
@@ -151,7 +147,7 @@ pub async fn fresh_database(server_url: &str, prefix: &str) -> anyhow::Result<St
     use sqlx::Connection;
     let name = format!("{prefix}_{}", hex::encode(rand::random::<[u8; 8]>()));
     let mut conn = sqlx::PgConnection::connect(server_url).await.context("connecting to the Postgres server")?;
-    sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut conn).await?;
+    crate::db::create_database(&mut conn, &name).await?;
     let base = server_url.rsplit_once('/').map_or(server_url, |(base, _)| base);
     Ok(format!("{base}/{name}"))
 }

@@ -2,15 +2,16 @@
 //!
 //! - [`core`]: the hub's pure decisions (what to accept, sign and deposit); [`policy`]: the
 //!   operator's limits and fees for virtual channels; [`topup`]: collateral top-ups.
-//! - [`api`]: the HTTP API; [`admin`]: the operator's API and `ingrid admin`; [`error`]: its error type; [`openapi`]: its OpenAPI document.
+//! - [`api`]: the HTTP API by resource, with [`admin`] (the operator's API and `ingrid admin`,
+//!   re-exported here); [`error`]: its error type; [`openapi`]: its OpenAPI document.
 //! - [`db`]: Postgres, the source of truth; [`metrics`]: the Prometheus metrics on `/metrics`.
-//! - [`chain`]: the event watcher and the outbox of the hub's transactions; [`disputes`]: the
-//!   hub's answers to registrations on chain; [`leader`]: one replica runs them.
+//! - [`chain`]: the event watcher, the hub's answers to registrations on chain ([`disputes`],
+//!   re-exported here) and the outbox of the hub's transactions; [`leader`]: one replica runs
+//!   them.
 //! - [`server`]: starting and stopping a hub process; [`config`]: its configuration.
 //! - [`dev`]: the embedded local stack (`ingrid dev`); [`demo`]: the seed's example on chain;
 //!   [`sale`]: the seed's nanoservice sale through a real hub (the README demo).
 
-pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod chain;
@@ -19,7 +20,6 @@ pub mod core;
 pub mod db;
 pub mod demo;
 pub mod dev;
-pub mod disputes;
 pub mod error;
 pub mod leader;
 pub mod metrics;
@@ -28,3 +28,6 @@ pub mod policy;
 pub mod sale;
 pub mod server;
 pub mod topup;
+
+pub use api::admin;
+pub use chain::disputes;

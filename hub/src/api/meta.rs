@@ -34,7 +34,7 @@ pub(super) async fn openapi_json() -> impl IntoResponse {
 pub(super) async fn readyz(State(app): State<AppState>) -> Response {
     use alloy::providers::Provider;
     let limit = Duration::from_secs(2);
-    let database = tokio::time::timeout(limit, sqlx::query("SELECT 1").execute(&app.pool)).await;
+    let database = tokio::time::timeout(limit, db::ping(&app.pool)).await;
     let chain = tokio::time::timeout(limit, app.hub.provider.get_block_number()).await;
     match (database, chain) {
         (Ok(Ok(_)), Ok(Ok(block))) => {

@@ -42,6 +42,7 @@ use crate::error::ApiError;
 use ingrid_client_sdk::virtual_channel::Side;
 use ingrid_protocol::machine::{self, ChannelEvent, VirtualEvent};
 
+pub mod admin;
 mod auth;
 mod channels;
 mod meta;
@@ -132,7 +133,7 @@ impl Hub {
 
 /// Every route with its OpenAPI operation: [`router`] and [`document`] are built from this one
 /// list (each handler's `#[utoipa::path]` names its method and path). Add a route here or in
-/// [`crate::admin::routes`], never on the router itself: the document would miss it.
+/// [`admin::routes`], never on the router itself: the document would miss it.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(crate::openapi::base())
         .routes(routes!(healthz))
@@ -153,7 +154,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(accept_virtual))
         .routes(routes!(reject_virtual))
         .routes(routes!(close_virtual))
-        .merge(crate::admin::routes())
+        .merge(admin::routes())
 }
 
 /// The router with every route of [`routes`] and every layer.

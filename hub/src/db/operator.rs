@@ -60,13 +60,110 @@ pub async fn fees_earned(db: &PgPool) -> sqlx::Result<std::collections::BTreeMap
     Ok(out)
 }
 
-/// A round trip to the database.
-pub async fn ping(db: &mut PgConnection) -> sqlx::Result<()> {
+/// A round trip to the database (a connection or the pool).
+pub async fn ping<'e>(db: impl sqlx::PgExecutor<'e>) -> sqlx::Result<()> {
     sqlx::query("SELECT 1").execute(db).await.map(|_| ())
+}
+
+/// Whether database `name` exists on the server of `db` (the local stack).
+pub async fn database_exists(db: &mut PgConnection, name: &str) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)").bind(name).fetch_one(db).await
+}
+
+/// Creates database `name` (the local stack and the tests; `name` is the caller's own, never
+/// a client's input).
+pub async fn create_database(db: &mut PgConnection, name: &str) -> sqlx::Result<()> {
+    sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(db).await.map(|_| ())
 }
 
 /// Takes the session-level advisory lock `key` on `db` if nobody holds it; held until the
 /// connection closes (the leader election).
 pub async fn try_advisory_lock(db: &mut PgConnection, key: i64) -> sqlx::Result<bool> {
     sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(key).fetch_one(db).await
+}
+
+/// A client with its basic channels counted.
+#[derive(Debug, Clone)]
+pub struct ClientSummary {
+    /// Address.
+    pub address: Address,
+    /// When it first logged in (Unix seconds).
+    pub created_at: i64,
+    /// Basic channels, any status.
+    pub channels: i64,
+    /// Open basic channels.
+    pub open_channels: i64,
+}
+
+/// The newest `limit` clients.
+pub async fn client_summaries(db: &PgPool, limit: i64) -> sqlx::Result<Vec<ClientSummary>> {
+    let rows = sqlx::query(
+        "SELECT c.address, extract(epoch FROM c.created_at)::bigint AS created_at,
+                count(b.id) AS channels, count(b.id) FILTER (WHERE b.status = 'open') AS open_channels
+         FROM clients c LEFT JOIN basic_channels b ON b.client = c.address
+         GROUP BY c.address, c.created_at ORDER BY c.created_at DESC, c.address LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ClientSummary {
+                address: address(r.try_get::<&[u8], _>("address")?)?,
+                created_at: r.try_get("created_at")?,
+                channels: r.try_get("channels")?,
+                open_channels: r.try_get("open_channels")?,
+            })
+        })
+        .collect()
+}
+
+/// A dispute as the operator sees it.
+#[derive(Debug, Clone)]
+pub struct DisputeSummary {
+    /// The channel.
+    pub channel_id: B256,
+    /// The adjudicator's record (zero if not keyed).
+    pub record_key: B256,
+    /// Whether the record is the one the hub's channels read.
+    pub ours: bool,
+    /// `basic` or `virtual`.
+    pub kind: String,
+    /// The version registered on chain.
+    pub registered_version: u64,
+    /// The newest version the hub holds.
+    pub hub_version: u64,
+    /// When the record's challenge ends (chain time).
+    pub timeout: u64,
+    /// Where the dispute stands.
+    pub result: String,
+    /// The block it was first seen in.
+    pub first_block: i64,
+}
+
+/// The newest `limit` disputes.
+pub async fn dispute_rows(db: &PgPool, limit: i64) -> sqlx::Result<Vec<DisputeSummary>> {
+    let rows = sqlx::query(
+        "SELECT channel_id, record_key, ours, kind, registered_version::text AS registered_version,
+                hub_version::text AS hub_version, timeout::text AS timeout, result, first_block
+         FROM disputes ORDER BY first_block DESC, record_key LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(DisputeSummary {
+                channel_id: b256(r.try_get::<&[u8], _>("channel_id")?)?,
+                record_key: r.try_get::<Option<&[u8]>, _>("record_key")?.map(b256).transpose()?.unwrap_or_default(),
+                ours: r.try_get("ours")?,
+                kind: r.try_get("kind")?,
+                registered_version: u64_column(r, "registered_version")?,
+                hub_version: u64_column(r, "hub_version")?,
+                timeout: u64_column(r, "timeout")?,
+                result: r.try_get("result")?,
+                first_block: r.try_get("first_block")?,
+            })
+        })
+        .collect()
 }

@@ -211,3 +211,13 @@ pub async fn prune_expired(db: &PgPool) -> sqlx::Result<u64> {
         .rows_affected();
     Ok(deleted)
 }
+
+/// Whether the hub's latest state of a basic channel still locks virtual channel `id`.
+pub async fn still_locks(db: &mut PgConnection, parent: B256, id: B256) -> sqlx::Result<bool> {
+    let Some(row) = channel(db, parent).await? else { return Ok(false) };
+    if row.status == ChannelStatus::Closed {
+        return Ok(false);
+    }
+    let latest = state(db, parent, row.latest_version).await?.state;
+    Ok(latest.outcome.locked.iter().any(|l| l.id == id))
+}

@@ -13,21 +13,17 @@
 //!   then the hub first gives the clients `settle_grace` to settle off chain.
 //!
 //! [`sweep_once`] (run by the leader) registers the parents of virtual channels whose
-//! validity ended more than `settle_grace` ago without a close. The outbox actions
-//! ([`Chain::register`], [`Chain::refute`], [`Chain::refute_virtual`], [`Chain::conclude`])
-//! each check the chain first, so a retry or a restart in the middle never does one twice.
-
-use std::collections::HashMap;
+//! validity ended more than `settle_grace` ago without a close. The outbox performs the
+//! actions (see [`super::outbox`]); each checks the chain first, so a retry or a restart in
+//! the middle never does one twice.
 
 use alloy::primitives::{Address, B256};
-use anyhow::Context;
-use ingrid_client_sdk::api::{ChannelStatus, FullySignedState};
 use ingrid_client_sdk::chain::{self, phase};
-use ingrid_client_sdk::dispute::{self, Response};
+use ingrid_client_sdk::dispute;
 use ingrid_client_sdk::{Deployment, Params, State};
 use sqlx::{PgConnection, PgPool};
 
-use crate::chain::{Action, Chain, Step};
+use super::outbox::Action;
 use crate::db;
 
 /// A `Registered` or `Refuted` event of the adjudicator.
@@ -110,16 +106,6 @@ pub fn fixed_on_chain(record: &chain::DisputeRecord, now: u64, digest: B256) -> 
     OnChain::Open { version: record.version, timeout: record.timeout }
 }
 
-/// Whether the hub's latest state of a basic channel still locks virtual channel `id`.
-async fn still_locks(db: &mut PgConnection, parent: B256, id: B256) -> sqlx::Result<bool> {
-    let Some(row) = db::channel(db, parent).await? else { return Ok(false) };
-    if row.status == ChannelStatus::Closed {
-        return Ok(false);
-    }
-    let latest = db::state(db, parent, row.latest_version).await?.state;
-    Ok(latest.outcome.locked.iter().any(|l| l.id == id))
-}
-
 async fn enqueue_all(db: &mut PgConnection, plan: Vec<Planned>) -> sqlx::Result<()> {
     for (action, delay) in plan {
         action.enqueue(db, delay).await?;
@@ -181,7 +167,7 @@ pub async fn on_registration(
         tracing::warn!(virtual_channel = %id, version, hub_version = best, "virtual channel registered on chain");
         let mut parents = Vec::new();
         for parent in v.view.parents {
-            if still_locks(db, parent, id).await? {
+            if db::still_locks(db, parent, id).await? {
                 parents.push(parent);
             }
         }
@@ -216,7 +202,7 @@ pub async fn sweep_once(pool: &PgPool, now: u64, grace: u64) -> anyhow::Result<u
         tracing::warn!(virtual_channel = %vc, "virtual channel past its validity without a close: going to chain");
         let mut plan = Vec::new();
         for parent in parents {
-            if still_locks(&mut tx, *parent, *vc).await? {
+            if db::still_locks(&mut tx, *parent, *vc).await? {
                 plan.push((Action::Register { channel: *parent, because: Some(*vc) }, 0));
             }
         }
@@ -224,114 +210,6 @@ pub async fn sweep_once(pool: &PgPool, now: u64, grace: u64) -> anyhow::Result<u
     }
     tx.commit().await?;
     Ok(overdue.len())
-}
-
-impl Chain {
-    /// The registration of basic channel `channel` from the hub's latest states.
-    async fn registration(
-        &self,
-        db: &mut PgConnection,
-        channel: B256,
-    ) -> anyhow::Result<(ingrid_client_sdk::SignedState, Vec<ingrid_client_sdk::SignedState>, FullySignedState)> {
-        let row = db::channel(db, channel).await?.context("channel not found")?;
-        let latest = db::state(db, channel, row.latest_version).await?;
-        let ids: Vec<B256> = latest.state.outcome.locked.iter().map(|l| l.id).collect();
-        let best: HashMap<B256, (Params, FullySignedState)> = db::best_virtual_states(db, &ids).await?;
-        let (ledger, subs) = dispute::registration(&row.params, &latest, |id| best.get(&id).cloned())
-            .map_err(|id| anyhow::anyhow!("no signed state of virtual channel {id} locked in {channel}"))?;
-        Ok((ledger, subs, latest))
-    }
-
-    /// Registers basic channel `channel` with the hub's latest state, unless it is registered
-    /// already or no longer locks virtual channel `because`.
-    pub(crate) async fn register(
-        &self,
-        pool: &PgPool,
-        channel: B256,
-        because: Option<B256>,
-    ) -> anyhow::Result<Option<alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>>> {
-        if chain::dispute(&self.provider, &self.deployment, channel).await?.phase != phase::NONE {
-            return Ok(None);
-        }
-        let mut conn = pool.acquire().await?;
-        if let Some(vc) = because
-            && !still_locks(&mut conn, channel, vc).await?
-        {
-            return Ok(None);
-        }
-        let (ledger, subs, _) = self.registration(&mut conn, channel).await?;
-        tracing::warn!(%channel, virtual_channel = ?because, "registering basic channel on chain");
-        Ok(Some(dispute::send_register(&self.provider, &self.deployment, ledger, subs).await?))
-    }
-
-    /// Refutes a stale registration of basic channel `channel` with the hub's latest state.
-    pub(crate) async fn refute(
-        &self,
-        pool: &PgPool,
-        channel: B256,
-    ) -> anyhow::Result<Option<alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>>> {
-        let record = chain::dispute(&self.provider, &self.deployment, channel).await?;
-        let mut conn = pool.acquire().await?;
-        let (ledger, subs, latest) = self.registration(&mut conn, channel).await?;
-        let now = dispute::chain_time(&self.provider).await?;
-        match dispute::respond(&record, latest.state.version, now) {
-            Response::Refute => {
-                tracing::warn!(%channel, stale = record.version, latest = latest.state.version, "refuting");
-                Ok(Some(dispute::send_refute(&self.provider, &self.deployment, ledger, subs).await?))
-            }
-            Response::TooLate => {
-                tracing::error!(%channel, stale = record.version, "a stale registration timed out before the refutation");
-                Ok(None)
-            }
-            Response::Nothing => Ok(None),
-        }
-    }
-
-    /// Refutes a stale registration of virtual channel `id` with the newest state the hub holds.
-    pub(crate) async fn refute_virtual(
-        &self,
-        pool: &PgPool,
-        id: B256,
-    ) -> anyhow::Result<Option<alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>>> {
-        let mut conn = pool.acquire().await?;
-        let (params, best) =
-            db::best_virtual_states(&mut conn, &[id]).await?.remove(&id).context("virtual channel not found")?;
-        let key = dispute::record_key(&params, &best.state)?;
-        let record = chain::dispute(&self.provider, &self.deployment, key).await?;
-        let now = dispute::chain_time(&self.provider).await?;
-        if dispute::respond(&record, best.state.version, now) != Response::Refute {
-            return Ok(None);
-        }
-        tracing::warn!(virtual_channel = %id, stale = record.version, latest = best.state.version, "refuting");
-        let signed = ingrid_client_sdk::SignedState { params, state: best.state, sigs: best.sigs };
-        Ok(Some(dispute::send_refute(&self.provider, &self.deployment, signed, Vec::new()).await?))
-    }
-
-    /// Concludes registered basic channel `channel` once every timeout it depends on passed.
-    pub(crate) async fn conclude(
-        &self,
-        channel: B256,
-    ) -> anyhow::Result<Result<alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>, Step>> {
-        let record = chain::dispute(&self.provider, &self.deployment, channel).await?;
-        if record.phase == phase::CONCLUDED {
-            return Ok(Err(Step::Done));
-        }
-        if record.phase == phase::NONE {
-            return Ok(Err(Step::NotYet("channel not registered yet".into())));
-        }
-        let registered = dispute::registered_tree(&self.provider, &self.deployment, channel, self.start_block).await?;
-        let Some(ready) = dispute::conclusion_time(channel, &registered) else {
-            return Ok(Err(Step::NotYet("registered states not found yet".into())));
-        };
-        let now = dispute::chain_time(&self.provider).await?;
-        if now < ready {
-            return Ok(Err(Step::NotYet(format!("concludable from {ready}, chain time {now}"))));
-        }
-        match dispute::send_conclude(&self.provider, &self.deployment, channel, &registered).await? {
-            Some(pending) => Ok(Ok(pending)),
-            None => Ok(Err(Step::NotYet("registered states not found yet".into()))),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,23 +1,25 @@
-//! The hub's seams to the chain: the event watcher (durable cursor, confirmation depth,
-//! idempotent on replay) and the outbox worker (the hub's own transactions, retried,
-//! correct after a restart because every action first checks what the chain already shows).
+//! The outbox: the hub's own transactions ([`Action`]), stored with the change that makes
+//! them due, performed by the leader one at a time in priority order (disputes first). An
+//! attempt waits at most [`RECEIPT_WAIT`] for its receipt; a transaction unmined after
+//! `fee_bump_after` is replaced at its nonce with a higher fee; every action first reads
+//! what the chain already shows, so nothing is done twice.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use alloy::primitives::{Address, B256, U256};
-use alloy::providers::{DynProvider, Provider};
-use alloy::rpc::types::{Filter, Log};
-use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::SolEvent;
+use alloy::providers::Provider;
 use anyhow::Context;
-use ingrid_client_sdk::bindings::adjudicator::Adjudicator;
-use ingrid_client_sdk::bindings::eth_holder::EthAssetHolder;
+use ingrid_client_sdk::Params;
+use ingrid_client_sdk::SignedState;
+use ingrid_client_sdk::api::FullySignedState;
 use ingrid_client_sdk::chain::{self, Asset, phase};
-use ingrid_client_sdk::{Deployment, SignedState};
+use ingrid_client_sdk::dispute::{self, Response};
 use serde::{Deserialize, Serialize};
-use sqlx::{Connection, PgPool};
+use sqlx::{PgConnection, PgPool};
 use tokio::sync::watch;
 
+use super::context::{Chain, sleep_or_stop};
 use crate::db;
 
 /// A transaction the hub owes the chain.
@@ -167,115 +169,11 @@ impl Action {
     }
 }
 
-/// What the watcher and the outbox need.
-#[derive(Clone)]
-pub struct Chain {
-    /// RPC with the hub's wallet.
-    pub provider: DynProvider,
-    /// Chain and adjudicator.
-    pub deployment: Deployment,
-    /// Accepted assets.
-    pub assets: Vec<Asset>,
-    /// The hub's key.
-    pub key: PrivateKeySigner,
-    /// Confirmation depth.
-    pub confirmations: u64,
-    /// First block to ingest on a fresh database.
-    pub start_block: u64,
-    /// Poll interval.
-    pub poll: Duration,
-    /// The latest head the watcher saw (read by the metrics).
-    pub head: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    /// `channels.settle_grace`: how long the clients get before the hub goes to chain.
-    pub settle_grace: u64,
-    /// `chain.fee_bump_after_secs`: how long a transaction may wait unmined before it is
-    /// replaced with a higher fee.
-    pub fee_bump_after: Duration,
-}
-
 /// How long one outbox attempt waits for its transaction's receipt; then the worker moves on
 /// (to a dispute, say) and a later attempt follows the same transaction.
 const RECEIPT_WAIT: Duration = Duration::from_secs(15);
 
-const CURSOR: &str = "events";
-/// Most blocks fetched per `eth_getLogs`.
-const MAX_RANGE: u64 = 2_000;
-
 impl Chain {
-    /// Ingests confirmed events up to the confirmation depth, at most [`MAX_RANGE`] blocks;
-    /// returns the new cursor, or `None` if there was nothing new.
-    pub async fn ingest_once(&self, pool: &PgPool) -> anyhow::Result<Option<u64>> {
-        let head = self.provider.get_block_number().await?;
-        self.head.store(head, std::sync::atomic::Ordering::Relaxed);
-        let Some(safe) = head.checked_sub(self.confirmations) else { return Ok(None) };
-        let from = match db::cursor(pool, CURSOR).await? {
-            Some(done) => done + 1,
-            None => self.start_block,
-        };
-        if from > safe {
-            return Ok(None);
-        }
-        let to = safe.min(from + MAX_RANGE - 1);
-        let mut addresses = vec![self.deployment.adjudicator];
-        addresses.extend(self.assets.iter().map(|a| a.holder));
-        let filter = Filter::new().address(addresses).from_block(from).to_block(to);
-        let logs = self.provider.get_logs(&filter).await?;
-        self.ingest_logs(pool, &logs, to).await?;
-        Ok(Some(to))
-    }
-
-    /// Applies `logs` (of the blocks up to `to`) in one transaction and moves the cursor to
-    /// `to`. An event that cannot be applied (malformed, unexpected, out of range) is stored
-    /// with the reason in `chain_events.skipped`, logged and skipped (the metric
-    /// `ingrid_chain_events_skipped` counts them): no single event stops ingestion. Only a
-    /// failure of the database itself (connection, deadlock, serialisation) fails the batch,
-    /// which is then retried whole.
-    pub async fn ingest_logs(&self, pool: &PgPool, logs: &[Log], to: u64) -> anyhow::Result<()> {
-        let mut tx = pool.begin().await?;
-        for (i, log) in logs.iter().enumerate() {
-            let mut savepoint = tx.begin().await?;
-            match self.apply_log(&mut savepoint, log).await {
-                Ok(()) => savepoint.commit().await?,
-                Err(e) if is_transient(&e) => return Err(e),
-                Err(e) => {
-                    savepoint.rollback().await?;
-                    let record = skipped_record(log, i, to, &e);
-                    tracing::error!(
-                        block = record.block_number,
-                        log_index = record.log_index,
-                        event = record.name,
-                        channel = ?record.channel_id,
-                        error = ?e,
-                        "chain event skipped: it cannot be applied"
-                    );
-                    db::insert_event(&mut tx, &record).await?;
-                }
-            }
-        }
-        db::set_cursor(&mut tx, CURSOR, to).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Runs [`Self::ingest_once`] until `stop` turns true.
-    pub async fn run_watcher(self, pool: PgPool, mut stop: watch::Receiver<bool>) {
-        loop {
-            let caught_up = match self.ingest_once(&pool).await {
-                Ok(progress) => progress.is_none(),
-                Err(e) => {
-                    tracing::warn!(error = ?e, "event ingestion failed; retrying");
-                    true
-                }
-            };
-            if caught_up && sleep_or_stop(&mut stop, self.poll).await {
-                return;
-            }
-            if *stop.borrow() {
-                return;
-            }
-        }
-    }
-
     /// Processes one due outbox entry; returns whether there was one.
     pub async fn outbox_once(&self, pool: &PgPool) -> anyhow::Result<bool> {
         // A claim outlives the longest attempt (a receipt wait plus a few calls) but not by
@@ -431,6 +329,112 @@ impl Chain {
         request.max_priority_fee_per_gas = Some(tip);
         Ok(self.provider.send_transaction(request).await?)
     }
+
+    /// The registration of basic channel `channel` from the hub's latest states.
+    async fn registration(
+        &self,
+        db: &mut PgConnection,
+        channel: B256,
+    ) -> anyhow::Result<(ingrid_client_sdk::SignedState, Vec<ingrid_client_sdk::SignedState>, FullySignedState)> {
+        let row = db::channel(db, channel).await?.context("channel not found")?;
+        let latest = db::state(db, channel, row.latest_version).await?;
+        let ids: Vec<B256> = latest.state.outcome.locked.iter().map(|l| l.id).collect();
+        let best: HashMap<B256, (Params, FullySignedState)> = db::best_virtual_states(db, &ids).await?;
+        let (ledger, subs) = dispute::registration(&row.params, &latest, |id| best.get(&id).cloned())
+            .map_err(|id| anyhow::anyhow!("no signed state of virtual channel {id} locked in {channel}"))?;
+        Ok((ledger, subs, latest))
+    }
+
+    /// Registers basic channel `channel` with the hub's latest state, unless it is registered
+    /// already or no longer locks virtual channel `because`.
+    pub(crate) async fn register(
+        &self,
+        pool: &PgPool,
+        channel: B256,
+        because: Option<B256>,
+    ) -> anyhow::Result<Option<alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>>> {
+        if chain::dispute(&self.provider, &self.deployment, channel).await?.phase != phase::NONE {
+            return Ok(None);
+        }
+        let mut conn = pool.acquire().await?;
+        if let Some(vc) = because
+            && !db::still_locks(&mut conn, channel, vc).await?
+        {
+            return Ok(None);
+        }
+        let (ledger, subs, _) = self.registration(&mut conn, channel).await?;
+        tracing::warn!(%channel, virtual_channel = ?because, "registering basic channel on chain");
+        Ok(Some(dispute::send_register(&self.provider, &self.deployment, ledger, subs).await?))
+    }
+
+    /// Refutes a stale registration of basic channel `channel` with the hub's latest state.
+    pub(crate) async fn refute(
+        &self,
+        pool: &PgPool,
+        channel: B256,
+    ) -> anyhow::Result<Option<alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>>> {
+        let record = chain::dispute(&self.provider, &self.deployment, channel).await?;
+        let mut conn = pool.acquire().await?;
+        let (ledger, subs, latest) = self.registration(&mut conn, channel).await?;
+        let now = dispute::chain_time(&self.provider).await?;
+        match dispute::respond(&record, latest.state.version, now) {
+            Response::Refute => {
+                tracing::warn!(%channel, stale = record.version, latest = latest.state.version, "refuting");
+                Ok(Some(dispute::send_refute(&self.provider, &self.deployment, ledger, subs).await?))
+            }
+            Response::TooLate => {
+                tracing::error!(%channel, stale = record.version, "a stale registration timed out before the refutation");
+                Ok(None)
+            }
+            Response::Nothing => Ok(None),
+        }
+    }
+
+    /// Refutes a stale registration of virtual channel `id` with the newest state the hub holds.
+    pub(crate) async fn refute_virtual(
+        &self,
+        pool: &PgPool,
+        id: B256,
+    ) -> anyhow::Result<Option<alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>>> {
+        let mut conn = pool.acquire().await?;
+        let (params, best) =
+            db::best_virtual_states(&mut conn, &[id]).await?.remove(&id).context("virtual channel not found")?;
+        let key = dispute::record_key(&params, &best.state)?;
+        let record = chain::dispute(&self.provider, &self.deployment, key).await?;
+        let now = dispute::chain_time(&self.provider).await?;
+        if dispute::respond(&record, best.state.version, now) != Response::Refute {
+            return Ok(None);
+        }
+        tracing::warn!(virtual_channel = %id, stale = record.version, latest = best.state.version, "refuting");
+        let signed = ingrid_client_sdk::SignedState { params, state: best.state, sigs: best.sigs };
+        Ok(Some(dispute::send_refute(&self.provider, &self.deployment, signed, Vec::new()).await?))
+    }
+
+    /// Concludes registered basic channel `channel` once every timeout it depends on passed.
+    pub(crate) async fn conclude(
+        &self,
+        channel: B256,
+    ) -> anyhow::Result<Result<alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>, Step>> {
+        let record = chain::dispute(&self.provider, &self.deployment, channel).await?;
+        if record.phase == phase::CONCLUDED {
+            return Ok(Err(Step::Done));
+        }
+        if record.phase == phase::NONE {
+            return Ok(Err(Step::NotYet("channel not registered yet".into())));
+        }
+        let registered = dispute::registered_tree(&self.provider, &self.deployment, channel, self.start_block).await?;
+        let Some(ready) = dispute::conclusion_time(channel, &registered) else {
+            return Ok(Err(Step::NotYet("registered states not found yet".into())));
+        };
+        let now = dispute::chain_time(&self.provider).await?;
+        if now < ready {
+            return Ok(Err(Step::NotYet(format!("concludable from {ready}, chain time {now}"))));
+        }
+        match dispute::send_conclude(&self.provider, &self.deployment, channel, &registered).await? {
+            Some(pending) => Ok(Ok(pending)),
+            None => Ok(Err(Step::NotYet("registered states not found yet".into()))),
+        }
+    }
 }
 
 /// The fees of a replacement transaction: each at least 12.5 % (rounded up) above the old one
@@ -461,181 +465,6 @@ pub(crate) enum Step {
     Done,
     /// Not possible yet (waiting for the chain); retried without counting as a failure.
     NotYet(String),
-}
-
-/// Sleeps for `period`; returns true if `stop` turned true meanwhile.
-async fn sleep_or_stop(stop: &mut watch::Receiver<bool>, period: Duration) -> bool {
-    tokio::select! {
-        _ = tokio::time::sleep(period) => *stop.borrow(),
-        changed = stop.changed() => changed.is_err() || *stop.borrow(),
-    }
-}
-
-/// What an ingested event changes in the books.
-enum Effect {
-    /// A deposit's new confirmed total.
-    Deposit { channel: B256, participant: Address, total: U256 },
-    /// A standby deposit's new confirmed total.
-    Standby { channel: B256, participant: Address, total: U256 },
-    /// A channel's conclusion with its final balances.
-    Conclusion { channel: B256, version: u64, balances: Vec<[U256; 2]> },
-    /// A registration or refutation of a channel's record.
-    Registration(Box<crate::disputes::Registration>),
-    /// Recorded only.
-    None,
-}
-
-/// Decodes a log of type `E` into its name, channel, JSON payload and effect.
-fn decode<E: SolEvent + Serialize>(
-    log: &Log,
-    channel: impl Fn(&E) -> B256,
-    effect: impl Fn(&E) -> Effect,
-) -> anyhow::Result<(&'static str, B256, serde_json::Value, Effect)> {
-    let e = log.log_decode::<E>()?.inner.data;
-    let name = E::SIGNATURE.split('(').next().unwrap_or(E::SIGNATURE);
-    Ok((name, channel(&e), serde_json::to_value(&e)?, effect(&e)))
-}
-
-impl Chain {
-    /// Stores one log (once) and applies its effect on the books.
-    async fn apply_log(&self, tx: &mut sqlx::PgConnection, log: &Log) -> anyhow::Result<()> {
-        use Adjudicator::{Concluded, Refuted, Registered};
-        use EthAssetHolder::{Deposited, OutcomeSet, StandbyDeposited, Withdrawn};
-        let (Some(block_number), Some(log_index), Some(block_hash), Some(tx_hash)) =
-            (log.block_number, log.log_index, log.block_hash, log.transaction_hash)
-        else {
-            anyhow::bail!("log without position: {log:?}");
-        };
-        let Some(topic) = log.topic0() else { return Ok(()) };
-        let (name, channel, payload, effect) = match *topic {
-            Deposited::SIGNATURE_HASH => decode::<Deposited>(
-                log,
-                |e| e.channelId,
-                |e| Effect::Deposit { channel: e.channelId, participant: e.participant, total: e.total },
-            )?,
-            StandbyDeposited::SIGNATURE_HASH => decode::<StandbyDeposited>(
-                log,
-                |e| e.channelId,
-                |e| Effect::Standby { channel: e.channelId, participant: e.participant, total: e.total },
-            )?,
-            OutcomeSet::SIGNATURE_HASH => decode::<OutcomeSet>(log, |e| e.channelId, |_| Effect::None)?,
-            Withdrawn::SIGNATURE_HASH => decode::<Withdrawn>(log, |e| e.channelId, |_| Effect::None)?,
-            Registered::SIGNATURE_HASH => decode::<Registered>(
-                log,
-                |e| e.channelId,
-                |e| registration(e.params.clone(), e.state.clone(), e.timeout),
-            )?,
-            Refuted::SIGNATURE_HASH => {
-                decode::<Refuted>(log, |e| e.channelId, |e| registration(e.params.clone(), e.state.clone(), e.timeout))?
-            }
-            Concluded::SIGNATURE_HASH => decode::<Concluded>(
-                log,
-                |e| e.channelId,
-                |e| Effect::Conclusion { channel: e.channelId, version: e.version, balances: e.balances.clone() },
-            )?,
-            _ => return Ok(()),
-        };
-        let contract = log.address();
-        let record = db::EventRecord {
-            block_number,
-            log_index,
-            block_hash,
-            tx_hash,
-            contract,
-            name,
-            channel_id: Some(channel),
-            payload,
-            skipped: None,
-        };
-        if !db::insert_event(tx, &record).await? {
-            return Ok(()); // a replay: applied before
-        }
-        match effect {
-            Effect::Deposit { channel, participant, total } => {
-                if db::record_deposit(tx, channel, contract, participant, total).await?
-                    && db::open_if_funded(tx, channel).await?
-                {
-                    tracing::info!(%channel, "basic channel funded");
-                }
-                // The client's deposits are all confirmed: now the hub deposits its share.
-                for (asset, amount) in db::hub_deposits_due(tx, channel, self.key.address()).await? {
-                    let action = Action::Deposit { channel, asset, amount };
-                    action.enqueue(tx, 0).await?;
-                    tracing::info!(%channel, %asset, %amount, "client deposits confirmed: depositing the hub's share");
-                }
-            }
-            Effect::Standby { channel, participant, total } => {
-                if db::confirm_top_up(tx, channel, contract, participant, total).await? {
-                    tracing::info!(%channel, asset = %contract, "collateral top-up confirmed on chain");
-                }
-            }
-            Effect::Conclusion { channel, version, balances } => {
-                if db::record_conclusion(tx, channel, &balances).await? {
-                    tracing::info!(%channel, version, "basic channel concluded");
-                }
-                crate::disputes::on_conclusion(tx, channel).await?;
-            }
-            Effect::Registration(reg) => {
-                crate::disputes::on_registration(tx, &self.deployment, self.settle_grace, &reg, block_number).await?;
-            }
-            Effect::None => {}
-        }
-        Ok(())
-    }
-}
-
-/// Whether an ingestion error is the database's own trouble (worth retrying the batch) rather
-/// than something wrong with the event (which is skipped).
-fn is_transient(e: &anyhow::Error) -> bool {
-    e.chain().any(|cause| match cause.downcast_ref::<sqlx::Error>() {
-        // Connection exceptions, transaction rollbacks (serialisation, deadlock), resources,
-        // operator intervention, system errors.
-        Some(sqlx::Error::Database(db)) => {
-            db.code().is_some_and(|c| ["08", "40", "53", "57", "58", "XX"].iter().any(|class| c.starts_with(class)))
-        }
-        Some(
-            sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::Protocol(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed,
-        ) => true,
-        _ => false,
-    })
-}
-
-/// The record of a log that could not be applied: its position (made up, past every real
-/// index of block `to`, if the node gave none), the event's name as far as it is known, the
-/// channel from its first indexed topic, the raw log and the reason.
-fn skipped_record<'a>(log: &Log, i: usize, to: u64, e: &anyhow::Error) -> db::EventRecord<'a> {
-    use Adjudicator::{Concluded, Refuted, Registered};
-    use EthAssetHolder::{Deposited, OutcomeSet, Withdrawn};
-    let name = match log.topic0().copied() {
-        Some(Deposited::SIGNATURE_HASH) => "Deposited",
-        Some(OutcomeSet::SIGNATURE_HASH) => "OutcomeSet",
-        Some(Withdrawn::SIGNATURE_HASH) => "Withdrawn",
-        Some(Registered::SIGNATURE_HASH) => "Registered",
-        Some(Refuted::SIGNATURE_HASH) => "Refuted",
-        Some(Concluded::SIGNATURE_HASH) => "Concluded",
-        _ => "unknown",
-    };
-    let positioned = log.block_number.is_some() && log.log_index.is_some();
-    db::EventRecord {
-        block_number: log.block_number.unwrap_or(to),
-        log_index: if positioned { log.log_index.unwrap_or_default() } else { (1 << 40) + i as u64 },
-        block_hash: log.block_hash.unwrap_or_default(),
-        tx_hash: log.transaction_hash.unwrap_or_default(),
-        contract: log.address(),
-        name,
-        channel_id: log.topics().get(1).copied(),
-        payload: serde_json::to_value(log).unwrap_or_default(),
-        skipped: Some(format!("{e:#}")),
-    }
-}
-
-fn registration(params: ingrid_client_sdk::Params, state: ingrid_client_sdk::State, timeout: u64) -> Effect {
-    Effect::Registration(Box::new(crate::disputes::Registration { params, state, timeout }))
 }
 
 #[cfg(test)]

@@ -12,13 +12,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use ingrid_client_sdk::api::{ChannelList, ChannelStatus, ErrorBody, VirtualList};
 use serde::Serialize;
-use sqlx::Row;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use ingrid_client_sdk::openapi::{HexAddress, HexB256, HexU256};
 
-use crate::api::{AppState, Operator, Page, now_secs, parse_id};
+use super::{AppState, Operator, Page, now_secs, parse_id};
 use crate::chain::Action;
 use crate::db;
 use crate::error::ApiError;
@@ -264,26 +263,16 @@ pub(crate) async fn clients(
     _: Operator,
     Query(page): Query<Page>,
 ) -> Result<Json<ClientList>, ApiError> {
-    let rows = sqlx::query(
-        "SELECT c.address, extract(epoch FROM c.created_at)::bigint AS created_at,
-                count(b.id) AS channels, count(b.id) FILTER (WHERE b.status = 'open') AS open_channels
-         FROM clients c LEFT JOIN basic_channels b ON b.client = c.address
-         GROUP BY c.address, c.created_at ORDER BY c.created_at DESC, c.address LIMIT $1",
-    )
-    .bind(page.limit())
-    .fetch_all(&app.pool)
-    .await?;
-    let clients = rows
-        .iter()
-        .map(|r| {
-            Ok(ClientView {
-                address: Address::try_from(r.get::<&[u8], _>("address")).map_err(|e| ApiError::Internal(e.into()))?,
-                channels: r.get("channels"),
-                open_channels: r.get("open_channels"),
-                created_at: r.get("created_at"),
-            })
+    let clients = db::client_summaries(&app.pool, page.limit())
+        .await?
+        .into_iter()
+        .map(|c| ClientView {
+            address: c.address,
+            channels: c.channels,
+            open_channels: c.open_channels,
+            created_at: c.created_at,
         })
-        .collect::<Result<_, ApiError>>()?;
+        .collect();
     Ok(Json(ClientList { clients }))
 }
 
@@ -365,32 +354,21 @@ pub(crate) async fn disputes(
     _: Operator,
     Query(page): Query<Page>,
 ) -> Result<Json<DisputeList>, ApiError> {
-    let rows = sqlx::query(
-        "SELECT channel_id, record_key, ours, kind, registered_version::text AS registered_version,
-                hub_version::text AS hub_version, timeout::text AS timeout, result, first_block
-         FROM disputes ORDER BY first_block DESC, record_key LIMIT $1",
-    )
-    .bind(page.limit())
-    .fetch_all(&app.pool)
-    .await?;
-    let disputes = rows
-        .iter()
-        .map(|r| {
-            Ok(DisputeView {
-                channel_id: B256::try_from(r.get::<&[u8], _>("channel_id"))
-                    .map_err(|e| ApiError::Internal(e.into()))?,
-                record_key: B256::try_from(r.get::<Option<&[u8]>, _>("record_key").unwrap_or_default())
-                    .unwrap_or_default(),
-                ours: r.get("ours"),
-                kind: r.get("kind"),
-                registered_version: crate::db::u64_column(r, "registered_version")?,
-                hub_version: crate::db::u64_column(r, "hub_version")?,
-                timeout: crate::db::u64_column(r, "timeout")?,
-                result: r.get("result"),
-                first_block: r.get("first_block"),
-            })
+    let disputes = db::dispute_rows(&app.pool, page.limit())
+        .await?
+        .into_iter()
+        .map(|d| DisputeView {
+            channel_id: d.channel_id,
+            record_key: d.record_key,
+            ours: d.ours,
+            kind: d.kind,
+            registered_version: d.registered_version,
+            hub_version: d.hub_version,
+            timeout: d.timeout,
+            result: d.result,
+            first_block: d.first_block,
         })
-        .collect::<Result<_, ApiError>>()?;
+        .collect();
     Ok(Json(DisputeList { disputes }))
 }
 
