@@ -1,6 +1,9 @@
 //! The client's own durable record of its channels: the latest state signed by both, kept
-//! so the client can always settle on chain without the hub.
+//! so the client can always settle on chain without the hub. [`ChannelStore`] keeps the rule
+//! (never back to an older version) on any [`Storage`]; [`FileStorage`] keeps the records in
+//! a directory, [`MemoryStorage`] in memory.
 //!
+//! The file formats:
 //! - Basic channels: one JSON file per channel, replaced atomically (write, fsync, rename,
 //!   fsync the directory); they change rarely.
 //! - Virtual channels change with every payment: one append-only log per channel, a JSON
@@ -61,9 +64,127 @@ pub enum StoreError {
     },
 }
 
-/// A directory of channel records.
+/// Where records are kept: the durable operations a [`ChannelStore`] needs. Implementations
+/// write durably before they return (a client must be able to settle on chain with what it
+/// stored) and need not check versions (the store does). [`FileStorage`] is the default;
+/// [`MemoryStorage`] keeps records in memory (tests, or a client that keeps its records
+/// elsewhere by wrapping it).
+pub trait Storage: std::fmt::Debug + Send + Sync {
+    /// Replaces the record of basic channel `record.id()`.
+    fn put(&self, record: &ChannelRecord) -> Result<(), StoreError>;
+    /// The record of basic channel `id`, if any.
+    fn get(&self, id: B256) -> Result<Option<ChannelRecord>, StoreError>;
+    /// Every basic channel record.
+    fn all(&self) -> Result<Vec<ChannelRecord>, StoreError>;
+    /// Replaces the record of virtual channel `record.id()` (called at every payment).
+    fn put_virtual(&self, record: &VirtualRecord) -> Result<(), StoreError>;
+    /// The record of virtual channel `id`, if any.
+    fn get_virtual(&self, id: B256) -> Result<Option<VirtualRecord>, StoreError>;
+    /// Every virtual channel record.
+    fn all_virtual(&self) -> Result<Vec<VirtualRecord>, StoreError>;
+}
+
+/// The client's channel records, on a [`Storage`]: it refuses to replace a record with an
+/// older version, whatever the storage.
 #[derive(Debug, Clone)]
 pub struct ChannelStore {
+    storage: std::sync::Arc<dyn Storage>,
+}
+
+impl ChannelStore {
+    /// Opens (creating) the file store in `dir` ([`FileStorage`]).
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Ok(Self::on(FileStorage::open(dir)?))
+    }
+
+    /// A store kept in memory only ([`MemoryStorage`]).
+    pub fn in_memory() -> Self {
+        Self::on(MemoryStorage::default())
+    }
+
+    /// A store on `storage`.
+    pub fn on(storage: impl Storage + 'static) -> Self {
+        Self { storage: std::sync::Arc::new(storage) }
+    }
+
+    /// Saves a virtual channel's record durably, refusing to replace a newer version.
+    pub fn save_virtual(&self, record: &VirtualRecord) -> Result<(), StoreError> {
+        if let Some(stored) = self.storage.get_virtual(record.id())? {
+            not_older(stored.latest.state.version, record.latest.state.version)?;
+        }
+        self.storage.put_virtual(record)
+    }
+
+    /// Loads the record of virtual channel `id`, if any.
+    pub fn load_virtual(&self, id: B256) -> Result<Option<VirtualRecord>, StoreError> {
+        self.storage.get_virtual(id)
+    }
+
+    /// Saves `record` durably, refusing to replace a newer version.
+    pub fn save(&self, record: &ChannelRecord) -> Result<(), StoreError> {
+        if let Some(stored) = self.storage.get(record.id())? {
+            not_older(stored.latest.state.version, record.latest.state.version)?;
+        }
+        self.storage.put(record)
+    }
+
+    /// Loads the record of channel `id`, if any.
+    pub fn load(&self, id: B256) -> Result<Option<ChannelRecord>, StoreError> {
+        self.storage.get(id)
+    }
+
+    /// Every record in the store.
+    pub fn list(&self) -> Result<Vec<ChannelRecord>, StoreError> {
+        self.storage.all()
+    }
+
+    /// Every virtual channel record in the store.
+    pub fn list_virtual(&self) -> Result<Vec<VirtualRecord>, StoreError> {
+        self.storage.all_virtual()
+    }
+}
+
+fn not_older(stored: u64, new: u64) -> Result<(), StoreError> {
+    if new < stored { Err(StoreError::Older { stored, new }) } else { Ok(()) }
+}
+
+/// Records kept in memory only: lost with the process.
+#[derive(Debug, Default)]
+pub struct MemoryStorage {
+    basic: std::sync::Mutex<std::collections::BTreeMap<B256, ChannelRecord>>,
+    virtuals: std::sync::Mutex<std::collections::BTreeMap<B256, VirtualRecord>>,
+}
+
+fn poisoned<T>(_: T) -> StoreError {
+    StoreError::Io(std::io::Error::other("memory storage lock poisoned"))
+}
+
+impl Storage for MemoryStorage {
+    fn put(&self, record: &ChannelRecord) -> Result<(), StoreError> {
+        self.basic.lock().map_err(poisoned)?.insert(record.id(), record.clone());
+        Ok(())
+    }
+    fn get(&self, id: B256) -> Result<Option<ChannelRecord>, StoreError> {
+        Ok(self.basic.lock().map_err(poisoned)?.get(&id).cloned())
+    }
+    fn all(&self) -> Result<Vec<ChannelRecord>, StoreError> {
+        Ok(self.basic.lock().map_err(poisoned)?.values().cloned().collect())
+    }
+    fn put_virtual(&self, record: &VirtualRecord) -> Result<(), StoreError> {
+        self.virtuals.lock().map_err(poisoned)?.insert(record.id(), record.clone());
+        Ok(())
+    }
+    fn get_virtual(&self, id: B256) -> Result<Option<VirtualRecord>, StoreError> {
+        Ok(self.virtuals.lock().map_err(poisoned)?.get(&id).cloned())
+    }
+    fn all_virtual(&self) -> Result<Vec<VirtualRecord>, StoreError> {
+        Ok(self.virtuals.lock().map_err(poisoned)?.values().cloned().collect())
+    }
+}
+
+/// A directory of channel records (see the module's doc for the formats).
+#[derive(Debug, Clone)]
+pub struct FileStorage {
     dir: PathBuf,
     /// The latest record of each virtual channel loaded or saved so far.
     virtual_cache: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<B256, VirtualRecord>>>,
@@ -72,13 +193,12 @@ pub struct ChannelStore {
 /// Logs larger than this are compacted to their last record.
 const COMPACT_AT: u64 = 1 << 20;
 
-impl ChannelStore {
-    /// Opens (creating) the store in `dir`.
+impl FileStorage {
+    /// Opens (creating) the directory `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir)?;
         Ok(Self { dir: dir.to_path_buf(), virtual_cache: Default::default() })
     }
-
     fn path(&self, id: B256) -> PathBuf {
         self.dir.join(format!("{id}.json"))
     }
@@ -109,16 +229,32 @@ impl ChannelStore {
             Err(e) => Err(e.into()),
         }
     }
+}
 
-    /// Saves a virtual channel's record durably (appended to its log, `fdatasync`ed),
-    /// refusing to replace a newer version.
-    pub fn save_virtual(&self, record: &VirtualRecord) -> Result<(), StoreError> {
-        if let Some(stored) = self.load_virtual(record.id())? {
-            let (stored, new) = (stored.latest.state.version, record.latest.state.version);
-            if new < stored {
-                return Err(StoreError::Older { stored, new });
+impl Storage for FileStorage {
+    fn put(&self, record: &ChannelRecord) -> Result<(), StoreError> {
+        self.write(&self.path(record.id()), record)
+    }
+
+    fn get(&self, id: B256) -> Result<Option<ChannelRecord>, StoreError> {
+        Self::read(self.path(id))
+    }
+
+    fn all(&self) -> Result<Vec<ChannelRecord>, StoreError> {
+        let mut records = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let bytes = std::fs::read(&path)?;
+                records.push(
+                    serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt { path, error: e.to_string() })?,
+                );
             }
         }
+        Ok(records)
+    }
+
+    fn put_virtual(&self, record: &VirtualRecord) -> Result<(), StoreError> {
         let path = self.virtual_path(record.id());
         let dir = path.parent().unwrap_or(&self.dir).to_path_buf();
         let fresh = !path.exists();
@@ -146,8 +282,8 @@ impl ChannelStore {
         Ok(())
     }
 
-    /// Loads the record of virtual channel `id`, if any: the last complete line of its log.
-    pub fn load_virtual(&self, id: B256) -> Result<Option<VirtualRecord>, StoreError> {
+    /// The last complete line of the channel's log.
+    fn get_virtual(&self, id: B256) -> Result<Option<VirtualRecord>, StoreError> {
         if let Some(record) = self.virtual_cache.lock().ok().and_then(|c| c.get(&id).cloned()) {
             return Ok(Some(record));
         }
@@ -170,39 +306,7 @@ impl ChannelStore {
         Ok(Some(record))
     }
 
-    /// Saves `record` durably, refusing to replace a newer version.
-    pub fn save(&self, record: &ChannelRecord) -> Result<(), StoreError> {
-        if let Some(stored) = self.load(record.id())? {
-            let (stored, new) = (stored.latest.state.version, record.latest.state.version);
-            if new < stored {
-                return Err(StoreError::Older { stored, new });
-            }
-        }
-        self.write(&self.path(record.id()), record)
-    }
-
-    /// Loads the record of channel `id`, if any.
-    pub fn load(&self, id: B256) -> Result<Option<ChannelRecord>, StoreError> {
-        Self::read(self.path(id))
-    }
-
-    /// Every record in the store.
-    pub fn list(&self) -> Result<Vec<ChannelRecord>, StoreError> {
-        let mut records = Vec::new();
-        for entry in std::fs::read_dir(&self.dir)? {
-            let path = entry?.path();
-            if path.extension().is_some_and(|e| e == "json") {
-                let bytes = std::fs::read(&path)?;
-                records.push(
-                    serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt { path, error: e.to_string() })?,
-                );
-            }
-        }
-        Ok(records)
-    }
-
-    /// Every virtual channel record in the store.
-    pub fn list_virtual(&self) -> Result<Vec<VirtualRecord>, StoreError> {
+    fn all_virtual(&self) -> Result<Vec<VirtualRecord>, StoreError> {
         let dir = self.dir.join("virtual");
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
@@ -214,7 +318,7 @@ impl ChannelStore {
             let path = entry?.path();
             let id = path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse::<B256>().ok());
             if let (Some(id), true) = (id, path.extension().is_some_and(|e| e == "log")) {
-                records.extend(self.load_virtual(id)?);
+                records.extend(self.get_virtual(id)?);
             }
         }
         Ok(records)
@@ -253,6 +357,29 @@ mod tests {
             latest: FullySignedState { state, sigs: [Bytes::new(), Bytes::new()] },
             pending: None,
             pending_sig: None,
+        }
+    }
+
+    fn basic(version: u64) -> ChannelRecord {
+        let v = record(version);
+        ChannelRecord { params: v.params, hub_index: 1, latest: v.latest }
+    }
+
+    /// Both storages keep the latest record of each channel and refuse an older one,
+    /// whatever they hold.
+    #[test]
+    fn every_storage_keeps_the_latest_and_refuses_older_versions() {
+        let dir = tempfile::tempdir().expect("dir");
+        for store in [ChannelStore::open(dir.path()).expect("store"), ChannelStore::in_memory()] {
+            store.save(&basic(5)).expect("save");
+            assert!(matches!(store.save(&basic(3)), Err(StoreError::Older { stored: 5, new: 3 })));
+            store.save(&basic(6)).expect("newer");
+            assert_eq!(store.load(B256::repeat_byte(5)).expect("load").expect("some").latest.state.version, 6);
+            assert_eq!(store.list().expect("list").len(), 1);
+            store.save_virtual(&record(9)).expect("save");
+            assert!(matches!(store.save_virtual(&record(8)), Err(StoreError::Older { stored: 9, new: 8 })));
+            assert_eq!(store.list_virtual().expect("list").len(), 1);
+            assert_eq!(store.load_virtual(B256::repeat_byte(6)).expect("load"), None);
         }
     }
 
