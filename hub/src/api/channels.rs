@@ -19,14 +19,17 @@ use super::*;
         (status = 400, description = "`malformed_idempotency_key`: not 1 to 255 visible ASCII characters; \
             `malformed_json`: the body is not an `OpenChannelRequest`.", body = ErrorBody),
         (status = 401, description = "`unauthorized`: missing, unknown or expired bearer token.", body = ErrorBody),
-        (status = 409, description = "`channel_exists`: a channel with this id is already open.", body = ErrorBody),
+        (status = 409, description = "`channel_exists`: a channel with this id is already open; \
+            `too_many_unfunded`: the client already has `channels.max_unfunded_per_client` channels waiting \
+            for their funding.", body = ErrorBody),
         (status = 413, description = "`body_too_large`: the body exceeds 1 MiB.", body = ErrorBody),
         (status = 422, description = "Refused. Params: `invalid_params` (zero or equal participants, not \
             exactly a ledger channel, an app, challenge duration out of the hub's bounds), \
             `hub_not_participant`, `client_not_participant` (the token's address is not the other \
             participant). State: `channel_id_mismatch`, `app_data_not_empty`, `locks_changed` (an opening \
             state holds no locks), `duplicate_asset`, `balance_shape`, `overflow`, `final_state`, \
-            `no_assets`, `wrong_version` (not version 0). Terms: `unknown_asset`, `hub_deposit_above_maximum`, `hub_deposit_above_ratio`. \
+            `no_assets`, `wrong_version` (not version 0). Terms: `unknown_asset`, `hub_deposit_above_maximum`, \
+            `hub_deposit_below_minimum`, `hub_deposit_above_ratio`. \
             `bad_signature`: not the client's signature on the state. `idempotency_key_reused`.",
             body = ErrorBody),
         (status = 500, description = "`internal`: the database or signing failed; the cause is logged.",

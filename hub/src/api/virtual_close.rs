@@ -50,7 +50,8 @@ use super::*;
             is empty), `duplicate_parent_update` (two updates of one parent), `parent_update_mismatch` (not \
             exactly the parent's latest state with the lock settled), `bad_signature` (not signed by the \
             parent's client). `idempotency_key_reused`.", body = ErrorBody),
-        (status = 500, description = "`internal`: the database or signing failed; the cause is logged.",
+        (status = 500, description = "`internal`: the database, signing or reading the virtual channel's \
+            record on chain failed; the cause is logged.",
             body = ErrorBody),
     ))]
 pub(super) async fn close_virtual(

@@ -308,7 +308,9 @@ impl<T: DeserializeOwned> VirtualRequest<T> {
             parent is registered on chain and not concluded; `wrong_version`: the parent update is not its \
             parent's latest version + 1, or the proposer's parent has moved on since the proposal; \
             `insufficient_hub_balance`: the hub's balance in the peer's parent is below the proposer's \
-            deposit, which the hub locks.", body = ErrorBody),
+            deposit, which the hub locks; `virtual_channels_paused`: the operator paused new virtual \
+            channels; the operator's limits, checked again at accept: `client_limit_exceeded`, \
+            `total_limit_exceeded`, `fraction_limit_exceeded`, `too_many_virtual_channels`.", body = ErrorBody),
         (status = 413, description = "`body_too_large`: the body exceeds 1 MiB.", body = ErrorBody),
         (status = 422, description = "Refused: `wrong_parent` (the parent update is for the proposer's \
             parent), `assets_mismatch` (the parent does not hold the \
@@ -316,7 +318,8 @@ impl<T: DeserializeOwned> VirtualRequest<T> {
             duration is longer than the parent's), `insufficient_balance` (the client's balance in the parent \
             is below its deposit), `parent_update_mismatch` (not exactly the parent's latest state with this \
             lock applied), `bad_signature` (not the client's signature on the opening state or on the parent \
-            update), `idempotency_key_reused`.", body = ErrorBody),
+            update), `virtual_amount_below_minimum`, `virtual_amount_above_maximum` (the operator's limits, \
+            checked again at accept), `idempotency_key_reused`.", body = ErrorBody),
         (status = 500, description = "`internal`: the database or signing failed; the cause is logged.",
             body = ErrorBody),
     ))]
