@@ -145,11 +145,12 @@ pub(super) async fn advance(
     if kind == Advance::Close {
         let conclude = Action::ConcludeFinal { channel: id, version: req.state.version };
         conclude.enqueue(&mut tx, 0).await?;
-        for (asset, balances) in req.state.outcome.assets.iter().zip(&req.state.outcome.balances) {
-            if !balances[channel.hub_index].is_zero() {
-                let withdraw = Action::Withdraw { channel: id, asset: *asset };
-                withdraw.enqueue(&mut tx, 0).await?;
-            }
+        // Every asset, even where the hub's final balance is 0: the holder may credit the hub
+        // more than its balance (a standby the client never took, coins given to it). A
+        // withdrawal that finds nothing is done without a transaction.
+        for asset in &req.state.outcome.assets {
+            let withdraw = Action::Withdraw { channel: id, asset: *asset };
+            withdraw.enqueue(&mut tx, 0).await?;
         }
     }
     if let Some(asset) = top_up {

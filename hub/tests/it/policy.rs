@@ -387,6 +387,43 @@ async fn a_top_up_the_client_ignores_goes_back_to_the_hub_in_full() -> anyhow::R
     Ok(())
 }
 
+/// A top-up the client ignores while the hub's own balance is 0: the channel closes with the
+/// hub at 0, the holder credits the hub its whole standby, and the hub withdraws it (it did
+/// not plan a withdrawal where its final balance was 0, so the coins stayed idle).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ignored_top_up_is_withdrawn_even_when_the_hubs_balance_is_zero() -> anyhow::Result<()> {
+    let (env, hub, alice, bob) = top_up_world().await?;
+    let eth = env.eth().holder;
+    let x = open_basic(&alice, eth, 5, 5).await?;
+    let y = open_basic(&bob, eth, 5, 3).await?;
+    // V: Alice 3, Bob 0: the hub locks 3 in Y (free 0 < 2): a top-up of 3 goes on standby.
+    let v = alice.propose_virtual(bob.address(), x, &[[ether(3), U256::ZERO]], 600, now() + 3600).await?;
+    let p = bob.proposals().await?.into_iter().find(|p| p.id == v).expect("proposal");
+    bob.accept_virtual(&p, y).await?;
+    alice.wait_virtual_open(v, WAIT).await?;
+    crate::harness::wait_until(WAIT, "the top-up offer", || async { Ok(bob.hub().channel(y).await?.top_up.is_some()) })
+        .await?;
+    // Alice pays Bob all 3; V closes: Y is Bob 8, the hub 0.
+    let payment = alice.pay(v, eth, ether(3)).await?;
+    let receipt = bob.receive_payment(&payment, eth, ether(3)).await?;
+    alice.accept_receipt(&receipt).await?;
+    let request = alice.close_request(v).await?;
+    let answer = bob.answer_close(&request).await?;
+    alice.finish_close(v, &request, answer).await?;
+    bob.sync_channel(y).await?;
+    bob.close(y).await?;
+    assert_eq!(crate::harness::wait_concluded(&env, y).await?, vec![[ether(8), U256::ZERO]]);
+    let provider = env.provider(&env.hub_key);
+    let hub_addr = env.hub_key.address();
+    crate::harness::wait_until(WAIT, "the hub's withdrawal of its standby", || async {
+        Ok(ingrid_client_sdk::chain::holdings(&provider, eth, y, hub_addr).await?.is_zero())
+    })
+    .await?;
+    assert_eq!(bob.withdraw(y, WAIT).await?, vec![ether(8)]);
+    hub.stop().await;
+    Ok(())
+}
+
 /// A collateral top-up: the hub's free balance in Bob's channel drops below the threshold when
 /// a virtual channel locks it; the hub puts more on standby on chain, and once it is confirmed
 /// Bob's wallet checks the chain and countersigns the raised balance. The bigger total then
