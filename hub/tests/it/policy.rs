@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use alloy::primitives::{Address, Bytes, U256};
+use alloy::primitives::{Address, B256, Bytes, U256};
 use ingrid_client_sdk::api::{Quote, QuoteRequest, StateRequest, VirtualProposal};
 use ingrid_client_sdk::bindings::eth_holder::EthAssetHolder;
 use ingrid_client_sdk::client::ClientError;
@@ -335,6 +335,33 @@ async fn top_up_world() -> anyhow::Result<(Env, Running, Wallet, Wallet)> {
     Ok((env, hub, alice, bob))
 }
 
+/// Alice proposes V to Bob with `deposits` from X, Bob accepts it from Y, and both wait until
+/// V is open and the hub offers Bob a top-up of Y.
+async fn open_virtual_until_top_up(
+    alice: &Wallet,
+    bob: &Wallet,
+    x: B256,
+    y: B256,
+    deposits: [U256; 2],
+) -> anyhow::Result<B256> {
+    let v = alice.propose_virtual(bob.address(), x, &[deposits], 600, now() + 3600).await?;
+    let p = bob.proposals().await?.into_iter().find(|p| p.id == v).expect("proposal");
+    bob.accept_virtual(&p, y).await?;
+    alice.wait_virtual_open(v, WAIT).await?;
+    crate::harness::wait_until(WAIT, "the top-up offer", || async { Ok(bob.hub().channel(y).await?.top_up.is_some()) })
+        .await?;
+    Ok(v)
+}
+
+/// Alice and Bob close V directly; Bob syncs Y, his parent.
+async fn close_virtual(alice: &Wallet, bob: &Wallet, v: B256, y: B256) -> anyhow::Result<()> {
+    let request = alice.close_request(v).await?;
+    let answer = bob.answer_close(&request).await?;
+    alice.finish_close(v, &request, answer).await?;
+    bob.sync_channel(y).await?;
+    Ok(())
+}
+
 /// Flaw 3 of "the hub cannot be robbed": a client that paid the hub and then ignores the hub's
 /// top-up, closing with its last state, gets exactly that state's balance, and the hub gets
 /// its balance plus the whole top-up back. (With the top-up deposited as funding, the
@@ -348,21 +375,13 @@ async fn a_top_up_the_client_ignores_goes_back_to_the_hub_in_full() -> anyhow::R
     bob.pay_hub(y, eth, ether(2)).await?; // Y: Bob 3, the hub 5
 
     // V: Alice 4, Bob 1: the hub locks 4 in Y (free 1 < 2): a top-up of 3 goes on standby.
-    let v = alice.propose_virtual(bob.address(), x, &[[ether(4), ether(1)]], 600, now() + 3600).await?;
-    let p = bob.proposals().await?.into_iter().find(|p| p.id == v).expect("proposal");
-    bob.accept_virtual(&p, y).await?;
-    alice.wait_virtual_open(v, WAIT).await?;
-    crate::harness::wait_until(WAIT, "the top-up offer", || async { Ok(bob.hub().channel(y).await?.top_up.is_some()) })
-        .await?;
+    let v = open_virtual_until_top_up(&alice, &bob, x, y, [ether(4), ether(1)]).await?;
     let provider = env.provider(&env.hub_key);
     let hub_addr = env.hub_key.address();
     assert_eq!(ingrid_client_sdk::chain::standby(&provider, eth, y, hub_addr).await?, ether(3));
 
     // V closes unchanged; Bob never takes the top-up and closes Y with his last state.
-    let request = alice.close_request(v).await?;
-    let answer = bob.answer_close(&request).await?;
-    alice.finish_close(v, &request, answer).await?;
-    bob.sync_channel(y).await?;
+    close_virtual(&alice, &bob, v, y).await?;
     bob.close(y).await?;
     assert_eq!(crate::harness::wait_concluded(&env, y).await?, vec![[ether(3), ether(5)]]);
     let logs = alloy::providers::Provider::get_logs(
@@ -397,20 +416,12 @@ async fn an_ignored_top_up_is_withdrawn_even_when_the_hubs_balance_is_zero() -> 
     let x = open_basic(&alice, eth, 5, 5).await?;
     let y = open_basic(&bob, eth, 5, 3).await?;
     // V: Alice 3, Bob 0: the hub locks 3 in Y (free 0 < 2): a top-up of 3 goes on standby.
-    let v = alice.propose_virtual(bob.address(), x, &[[ether(3), U256::ZERO]], 600, now() + 3600).await?;
-    let p = bob.proposals().await?.into_iter().find(|p| p.id == v).expect("proposal");
-    bob.accept_virtual(&p, y).await?;
-    alice.wait_virtual_open(v, WAIT).await?;
-    crate::harness::wait_until(WAIT, "the top-up offer", || async { Ok(bob.hub().channel(y).await?.top_up.is_some()) })
-        .await?;
+    let v = open_virtual_until_top_up(&alice, &bob, x, y, [ether(3), U256::ZERO]).await?;
     // Alice pays Bob all 3; V closes: Y is Bob 8, the hub 0.
     let payment = alice.pay(v, eth, ether(3)).await?;
     let receipt = bob.receive_payment(&payment, eth, ether(3)).await?;
     alice.accept_receipt(&receipt).await?;
-    let request = alice.close_request(v).await?;
-    let answer = bob.answer_close(&request).await?;
-    alice.finish_close(v, &request, answer).await?;
-    bob.sync_channel(y).await?;
+    close_virtual(&alice, &bob, v, y).await?;
     bob.close(y).await?;
     assert_eq!(crate::harness::wait_concluded(&env, y).await?, vec![[ether(8), U256::ZERO]]);
     let provider = env.provider(&env.hub_key);
@@ -437,12 +448,7 @@ async fn a_busy_channel_is_topped_up_once_the_deposit_is_on_chain() -> anyhow::R
     assert!(!bob.accept_top_up(y).await?, "nothing to take while the hub's balance is high");
 
     // V: Alice 3, Bob 1: the hub locks 3 in Y (free 0 < 2) and 1 in X (free 4).
-    let v = alice.propose_virtual(bob.address(), x, &[[ether(3), ether(1)]], 600, now() + 3600).await?;
-    let p = bob.proposals().await?.into_iter().find(|p| p.id == v).expect("proposal");
-    bob.accept_virtual(&p, y).await?;
-    alice.wait_virtual_open(v, WAIT).await?;
-    crate::harness::wait_until(WAIT, "the top-up offer", || async { Ok(bob.hub().channel(y).await?.top_up.is_some()) })
-        .await?;
+    let v = open_virtual_until_top_up(&alice, &bob, x, y, [ether(3), ether(1)]).await?;
     let provider = env.provider(&env.hub_key);
     let hub_addr = env.hub_key.address();
     assert_eq!(ingrid_client_sdk::chain::holdings(&provider, eth, y, hub_addr).await?, ether(3), "funding unchanged");
@@ -470,10 +476,7 @@ async fn a_busy_channel_is_topped_up_once_the_deposit_is_on_chain() -> anyhow::R
     assert!(!bob.accept_top_up(y).await?, "applied once");
 
     // Close V and Y: Y's total of 11 is paid out in full.
-    let request = alice.close_request(v).await?;
-    let answer = bob.answer_close(&request).await?;
-    alice.finish_close(v, &request, answer).await?;
-    bob.sync_channel(y).await?;
+    close_virtual(&alice, &bob, v, y).await?;
     bob.close(y).await?;
     assert_eq!(crate::harness::wait_concluded(&env, y).await?, vec![[ether(5), ether(6)]]);
     assert_eq!(bob.withdraw(y, WAIT).await?, vec![ether(5)]);
