@@ -6,6 +6,7 @@
 use alloy::primitives::{Address, B256, Bytes, U256};
 use serde::{Deserialize, Serialize};
 
+use crate::Role;
 use crate::bindings::Channel::{Params, State};
 
 /// Header carrying the idempotency key of a state-changing request.
@@ -185,8 +186,7 @@ pub struct ChannelView {
     /// Life-cycle status.
     pub status: ChannelStatus,
     /// The hub's participant index (0 or 1).
-    #[cfg_attr(feature = "openapi", schema(maximum = 1))]
-    pub hub_index: u8,
+    pub hub_index: Role,
     /// The latest state signed by both.
     pub latest: FullySignedState,
     /// Confirmed deposits.

@@ -33,6 +33,6 @@ pub mod virtual_channel;
 pub mod wallet;
 
 pub use alloy;
-pub use ingrid_protocol::{Allocation, Deployment, Params, SignatureError, SignedState, State, SubAlloc};
+pub use ingrid_protocol::{Allocation, Deployment, Params, Role, SignatureError, SignedState, State, SubAlloc};
 pub use ingrid_protocol::{UpdateError, UpdateKind};
 pub use ingrid_protocol::{bindings, state, validate};

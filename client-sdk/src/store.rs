@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use alloy::primitives::B256;
 use serde::{Deserialize, Serialize};
 
+use crate::Role;
 use crate::api::FullySignedState;
 use crate::bindings::Channel::Params;
 use crate::virtual_channel::VirtualRecord;
@@ -28,7 +29,7 @@ pub struct ChannelRecord {
     /// Params.
     pub params: Params,
     /// The hub's participant index.
-    pub hub_index: u8,
+    pub hub_index: Role,
     /// The latest state signed by both.
     pub latest: FullySignedState,
 }
@@ -352,8 +353,8 @@ mod tests {
                 isVirtual: true,
                 app: Address::ZERO,
             },
-            parents: [B256::ZERO; 2],
-            my_index: 0,
+            parents: vec![B256::ZERO; 2],
+            my_index: Role::First,
             latest: FullySignedState { state, sigs: [Bytes::new(), Bytes::new()] },
             pending: None,
             pending_sig: None,
@@ -362,7 +363,7 @@ mod tests {
 
     fn basic(version: u64) -> ChannelRecord {
         let v = record(version);
-        ChannelRecord { params: v.params, hub_index: 1, latest: v.latest }
+        ChannelRecord { params: v.params, hub_index: Role::Second, latest: v.latest }
     }
 
     /// Both storages keep the latest record of each channel and refuse an older one,

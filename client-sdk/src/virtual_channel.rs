@@ -1,11 +1,11 @@
 //! Virtual channels: the protocol's pure arithmetic (re-exported from
 //! [`ingrid_protocol::virtual_channel`]) and what a client keeps about one.
 
-use alloy::primitives::B256;
+use alloy::primitives::{Address, B256};
 use serde::{Deserialize, Serialize};
 
 use crate::api::FullySignedState;
-use crate::{Params, State};
+use crate::{Params, Role, State};
 
 pub use ingrid_protocol::virtual_channel::*;
 
@@ -15,10 +15,10 @@ pub use ingrid_protocol::virtual_channel::*;
 pub struct VirtualRecord {
     /// Params (participants `[proposer, acceptor]`).
     pub params: Params,
-    /// The parents: proposer's basic channel, acceptor's basic channel.
-    pub parents: [B256; 2],
-    /// This client's index in the virtual channel.
-    pub my_index: u8,
+    /// The parents, in participant order: the proposer's basic channel, the acceptor's.
+    pub parents: Vec<B256>,
+    /// This client's participant index in the virtual channel (`0` proposer, `1` peer).
+    pub my_index: Role,
     /// The latest state signed by both.
     pub latest: FullySignedState,
     /// A newer state this client signed and sent (a payment) whose countersignature it has
@@ -37,11 +37,16 @@ impl VirtualRecord {
 
     /// The parent of this client.
     pub fn my_parent(&self) -> B256 {
-        self.parents[self.my_index as usize]
+        self.parents[self.my_index.index()]
     }
 
-    /// This client's side.
-    pub fn side(&self) -> Side {
-        if self.my_index == 0 { Side::Proposer } else { Side::Acceptor }
+    /// The parent of the peer.
+    pub fn peer_parent(&self) -> B256 {
+        self.parents[self.my_index.peer().index()]
+    }
+
+    /// The peer's address.
+    pub fn peer(&self) -> Address {
+        self.params.participants[self.my_index.peer().index()]
     }
 }

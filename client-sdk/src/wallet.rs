@@ -9,6 +9,7 @@ use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::DynProvider;
 use alloy::signers::local::PrivateKeySigner;
 
+use crate::Role;
 use crate::api::{
     ChannelStatus, FullySignedState, HubInfo, OpenChannelRequest, Quote, QuoteRequest, StateRequest, VirtualAccept,
     VirtualClose, VirtualProposal, VirtualStatus, VirtualView,
@@ -19,7 +20,9 @@ use crate::client::{ClientError, HubClient};
 use crate::state::{Deployment, SignatureError, channel_id};
 use crate::store::{ChannelRecord, ChannelStore, StoreError};
 use crate::validate::UpdateError;
-use crate::virtual_channel::{Side, VirtualRecord, lock_in_parent, pay_fees, settle_in_parent, top_up, top_up_covered};
+use crate::virtual_channel::{
+    Link, VirtualRecord, lock_in_parent, pay_fees, settle_in_parent, top_up, top_up_covered, transfer,
+};
 
 /// Why a wallet operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -148,7 +151,7 @@ impl Wallet {
         hub_sig: Bytes,
     ) -> Result<ChannelRecord, WalletError> {
         self.deployment().verify_state(&state, &hub_sig, self.info.address)?;
-        let sigs = if record.hub_index == 0 { [hub_sig, mine] } else { [mine, hub_sig] };
+        let sigs = record.hub_index.pair(hub_sig, mine);
         let record = ChannelRecord {
             params: record.params.clone(),
             hub_index: record.hub_index,
@@ -186,7 +189,7 @@ impl Wallet {
         let answer = self.hub.open_channel(&request, Some(&format!("open-{id}"))).await?;
         let draft = ChannelRecord {
             params,
-            hub_index: 1,
+            hub_index: Role::Second,
             latest: FullySignedState { state: state.clone(), sigs: [mine.clone(), answer.signature.clone()] },
         };
         self.seal(&draft, state, mine, answer.signature)?;
@@ -223,15 +226,14 @@ impl Wallet {
     /// Pays the hub `amount` of asset `asset` off-chain (version + 1).
     pub async fn pay_hub(&self, id: B256, asset: Address, amount: U256) -> Result<(), WalletError> {
         let record = self.record(id)?;
-        let mut state = record.latest.state.clone();
-        let a = state.outcome.assets.iter().position(|x| *x == asset).ok_or(WalletError::UnknownAsset(asset))?;
-        let (me, hub) = (1 - record.hub_index as usize, record.hub_index as usize);
-        let balances = &mut state.outcome.balances[a];
-        balances[me] = balances[me]
-            .checked_sub(amount)
-            .ok_or_else(|| WalletError::Invalid(format!("balance {} is below {amount}", balances[me])))?;
-        balances[hub] += amount;
-        state.version += 1;
+        let latest = &record.latest.state;
+        let a = latest.outcome.assets.iter().position(|x| *x == asset).ok_or(WalletError::UnknownAsset(asset))?;
+        let me = record.hub_index.peer();
+        let balance = latest.outcome.balances[a][me.index()];
+        if balance < amount {
+            return Err(WalletError::Invalid(format!("balance {balance} is below {amount}")));
+        }
+        let state = transfer(latest, me, asset, amount)?;
         let mine = self.deployment().sign_state(&self.key, &state)?;
         let request = StateRequest { state: state.clone(), signature: mine.clone() };
         let answer = self.hub.update(id, &request, Some(&format!("update-{id}-{}", state.version))).await?;
@@ -294,8 +296,7 @@ impl Wallet {
         if view.latest.state.version != record.latest.state.version {
             return Err(WalletError::Invalid(format!("channel {id} is not in sync with the hub; sync it first")));
         }
-        let hub_index = record.hub_index as usize;
-        let next = top_up(&record.latest.state, hub_index, offer.asset, offer.amount)?;
+        let next = top_up(&record.latest.state, record.hub_index, offer.asset, offer.amount)?;
         let mut held = U256::ZERO;
         for p in record.params.participants {
             held += chain::holdings(&self.provider, offer.asset, id, p).await?;
@@ -371,8 +372,8 @@ impl Wallet {
             appData: Bytes::new(),
             isFinal: false,
         };
-        let hub_index = record.hub_index as usize;
-        let locked = lock_in_parent(&record.latest.state, hub_index, Side::Proposer, &opening)?;
+        let hub_index = record.hub_index;
+        let locked = lock_in_parent(&record.latest.state, Link::client_parent(Role::First, hub_index), &opening)?;
         let d = self.deployment();
         let signature = d.sign_state(&self.key, &opening)?;
         // A hub that charges fees wants a quote; ask for one first (or when it says so).
@@ -449,7 +450,8 @@ impl Wallet {
         let d = self.deployment();
         d.verify_state(&view.initial, &view.initial_sigs[0], view.params.participants[0])?;
         let record = self.record(parent)?;
-        let update = lock_in_parent(&record.latest.state, record.hub_index as usize, Side::Acceptor, &view.initial)?;
+        let link = Link::client_parent(Role::Second, record.hub_index);
+        let update = lock_in_parent(&record.latest.state, link, &view.initial)?;
         let mine = d.sign_state(&self.key, &view.initial)?;
         let accept = VirtualAccept {
             signature: mine.clone(),
@@ -459,8 +461,8 @@ impl Wallet {
         self.seal(&record, update, accept.parent.signature, answer.signature)?;
         let virtual_record = VirtualRecord {
             params: view.params.clone(),
-            parents: [view.parents[0], parent],
-            my_index: 1,
+            parents: vec![view.parents[0], parent],
+            my_index: Role::Second,
             latest: FullySignedState { state: view.initial.clone(), sigs: [view.initial_sigs[0].clone(), mine] },
             pending: None,
             pending_sig: None,
@@ -495,8 +497,8 @@ impl Wallet {
         }
         let record = VirtualRecord {
             params: view.params.clone(),
-            parents: view.parents,
-            my_index: 0,
+            parents: view.parents.to_vec(),
+            my_index: Role::First,
             latest: FullySignedState { state: view.initial.clone(), sigs: view.initial_sigs.clone() },
             pending: None,
             pending_sig: None,

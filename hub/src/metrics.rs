@@ -22,6 +22,7 @@ use sqlx::PgPool;
 
 use crate::config::AssetConfig;
 use crate::db;
+use ingrid_client_sdk::virtual_channel::Link;
 
 /// Content type of the Prometheus text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -431,7 +432,7 @@ pub async fn collateral_of(db: &mut sqlx::PgConnection, client: Option<Address>)
     for (hub, open, outcome) in &parents {
         for (k, asset) in outcome.assets.iter().enumerate() {
             if *open && let Some(b) = outcome.balances.get(k) {
-                *hub_free.entry(*asset).or_default() += b[*hub];
+                *hub_free.entry(*asset).or_default() += b[hub.index()];
             }
             for lock in &outcome.locked {
                 let amount = lock.balances.get(k).copied().unwrap_or_default();
@@ -441,11 +442,8 @@ pub async fn collateral_of(db: &mut sqlx::PgConnection, client: Option<Address>)
                 let Some(v) = initial.get(lock.id.as_slice()) else { continue };
                 let Some(vk) = v.assets.iter().position(|a| a == asset) else { continue };
                 let Some(vb) = v.balances.get(vk) else { continue };
-                for (i, parent_index) in lock.indexMap.iter().enumerate() {
-                    if usize::from(*parent_index) == *hub {
-                        *hub_locked.entry(*asset).or_default() += vb[i];
-                    }
-                }
+                let Some(link) = Link::from_index_map(lock.indexMap) else { continue };
+                *hub_locked.entry(*asset).or_default() += link.pays(*hub, vb).unwrap_or_default();
             }
         }
     }

@@ -335,7 +335,7 @@ mod tests {
             id: B256::repeat_byte(0xc1),
             params: sample_params(),
             status: ChannelStatus::Open,
-            hub_index: 1,
+            hub_index: ingrid_protocol::Role::Second,
             latest: FullySignedState { state: sample_state(), sigs: [signature(), signature()] },
             funding: vec![Funding {
                 asset: Address::repeat_byte(0xee),

@@ -30,7 +30,7 @@ pub async fn sweep_once(pool: &PgPool, rules: &Rules, limit: i64) -> anyhow::Res
             if required.is_zero() {
                 continue;
             }
-            let free = balances[c.hub_index];
+            let free = balances[c.hub_index.index()];
             let Some(target) =
                 top_up_due(free, required, config.top_up_below, config.top_up_amount, config.max_hub_deposit)
             else {

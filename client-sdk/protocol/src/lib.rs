@@ -8,6 +8,7 @@
 //!   adjudicator computes them.
 //! - [`validate`]: pure checks of a proposed channel update.
 //! - [`error`]: [`ProtocolError`], the one refusal type of the decisions (kind, code, message).
+//! - [`role`]: [`Role`], a participant of a two-party channel (first or second; its peer).
 //! - [`machine`]: the life cycles (basic channel, virtual channel, top-up) as transition
 //!   functions of status and event.
 //! - [`virtual_channel`]: the arithmetic of virtual channels in their parents, and transfers.
@@ -18,6 +19,7 @@ pub mod error;
 pub mod machine;
 #[cfg(feature = "openapi")]
 pub mod openapi;
+pub mod role;
 pub mod state;
 pub mod validate;
 pub mod virtual_channel;
@@ -25,5 +27,6 @@ pub mod virtual_channel;
 pub use alloy;
 pub use bindings::Channel::{Allocation, Params, SignedState, State, SubAlloc};
 pub use error::ProtocolError;
+pub use role::Role;
 pub use state::{Deployment, SignatureError};
 pub use validate::{UpdateError, UpdateKind};

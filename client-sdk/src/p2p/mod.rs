@@ -163,11 +163,6 @@ fn internal(error: impl std::fmt::Display) -> PaymentRefusal {
     PaymentRefusal::Internal(error.to_string())
 }
 
-/// `sigs` in participant order from this client's and the peer's signature.
-fn ordered(my_index: usize, mine: Bytes, peer: Bytes) -> [Bytes; 2] {
-    if my_index == 0 { [mine, peer] } else { [peer, mine] }
-}
-
 impl Wallet {
     /// A wallet from its parts, without contacting the hub (`hub` should be logged in for
     /// the operations that use it; direct payments never do).
@@ -196,9 +191,9 @@ impl Wallet {
         if latest.isFinal {
             return Err(WalletError::Invalid(format!("virtual channel {id} is final")));
         }
-        let me = record.my_index as usize;
+        let me = record.my_index;
         let a = latest.outcome.assets.iter().position(|x| *x == asset).ok_or(WalletError::UnknownAsset(asset))?;
-        let balance = latest.outcome.balances[a][me];
+        let balance = latest.outcome.balances[a][me.index()];
         if balance < amount {
             return Err(WalletError::Invalid(format!("balance {balance} is below the payment {amount}")));
         }
@@ -230,8 +225,8 @@ impl Wallet {
     pub async fn accept_receipt(&self, receipt: &Receipt) -> Result<(), WalletError> {
         let _guard = self.lock.lock().await;
         let mut record = self.virtual_record(receipt.channel)?;
-        let me = record.my_index as usize;
-        let peer = record.params.participants[1 - me];
+        let me = record.my_index;
+        let peer = record.peer();
         let d = self.deployment();
         let pending_sig = record.pending_sig.take();
         match record.pending.take() {
@@ -241,7 +236,7 @@ impl Wallet {
                     Some(sig) => sig,
                     None => d.sign_state(&self.key, &state)?,
                 };
-                record.latest = FullySignedState { state, sigs: ordered(me, mine, receipt.signature.clone()) };
+                record.latest = FullySignedState { state, sigs: me.pair(mine, receipt.signature.clone()) };
                 self.store.save_virtual(&record)?;
                 Ok(())
             }
@@ -279,10 +274,9 @@ impl Wallet {
         if proposed.isFinal {
             return Err(PaymentRefusal::Malformed("a payment's state is not final".into()));
         }
-        let me = record.my_index as usize;
+        let me = record.my_index.index();
         let d = self.deployment();
-        d.verify_state(proposed, &payment.signature, record.params.participants[1 - me])
-            .map_err(PaymentRefusal::BadSignature)?;
+        d.verify_state(proposed, &payment.signature, record.peer()).map_err(PaymentRefusal::BadSignature)?;
         let current = &record.latest.state;
         validate_update(current, proposed, UpdateKind::Transfer).map_err(|e| match e {
             UpdateError::WrongVersion { expected, actual } => {
@@ -314,7 +308,7 @@ impl Wallet {
         let version = proposed.version;
         record.latest = FullySignedState {
             state: payment.state.clone(),
-            sigs: ordered(me, mine.clone(), payment.signature.clone()),
+            sigs: record.my_index.pair(mine.clone(), payment.signature.clone()),
         };
         self.store.save_virtual(&record).map_err(internal)?;
         Ok(Receipt { channel: id, version, signature: mine })
@@ -402,18 +396,16 @@ impl Wallet {
                 "the close is not the final state of the channel's latest balances".into(),
             ));
         }
-        let me = vrecord.my_index as usize;
+        let me = vrecord.my_index;
         let d = self.deployment();
-        d.verify_state(&close.state, &close.signature, vrecord.params.participants[1 - me])?;
+        d.verify_state(&close.state, &close.signature, vrecord.peer())?;
         let mine = d.sign_state(&self.key, &close.state)?;
         let parent = self.record(vrecord.my_parent())?;
         let update = settle_in_parent(&parent.latest.state, &close.state)?;
         let parent_sig = d.sign_state(&self.key, &update)?;
         if !vrecord.latest.state.isFinal {
-            vrecord.latest = FullySignedState {
-                state: close.state.clone(),
-                sigs: ordered(me, mine.clone(), close.signature.clone()),
-            };
+            vrecord.latest =
+                FullySignedState { state: close.state.clone(), sigs: me.pair(mine.clone(), close.signature.clone()) };
             vrecord.pending = None;
             vrecord.pending_sig = None;
             self.store.save_virtual(&vrecord)?;
@@ -431,14 +423,14 @@ impl Wallet {
             if close.channel != id || close.state.channelId != id || !close.state.isFinal {
                 return Err(WalletError::Invalid(format!("the close is not a final state of channel {id}")));
             }
-            let me = vrecord.my_index as usize;
-            if answer.parent.state.channelId != vrecord.parents[1 - me] {
+            let me = vrecord.my_index;
+            if answer.parent.state.channelId != vrecord.peer_parent() {
                 return Err(WalletError::Invalid("the answer's parent update is not for the peer's parent".into()));
             }
             let d = self.deployment();
-            d.verify_state(&close.state, &answer.signature, vrecord.params.participants[1 - me])?;
+            d.verify_state(&close.state, &answer.signature, vrecord.peer())?;
             d.verify_state(&close.state, &close.signature, self.key.address())?;
-            let sigs = ordered(me, close.signature.clone(), answer.signature.clone());
+            let sigs = me.pair(close.signature.clone(), answer.signature.clone());
             if vrecord.latest.state.version < close.state.version {
                 vrecord.latest = FullySignedState { state: close.state.clone(), sigs: sigs.clone() };
                 vrecord.pending = None;

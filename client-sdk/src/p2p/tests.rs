@@ -7,12 +7,13 @@ use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::signers::local::PrivateKeySigner;
 
 use super::*;
+use crate::Role;
 use crate::api::{AssetInfo, FullySignedState, HubInfo};
 use crate::bindings::Channel::{Allocation, Params, State};
 use crate::devnet::Devnet;
 use crate::state::{Deployment, channel_id};
 use crate::store::{ChannelRecord, ChannelStore};
-use crate::virtual_channel::{Side, VirtualRecord, lock_in_parent, settle_in_parent};
+use crate::virtual_channel::{Link, VirtualRecord, lock_in_parent, settle_in_parent};
 
 pub(crate) fn eth() -> Address {
     Address::repeat_byte(0xee)
@@ -104,10 +105,11 @@ pub(crate) fn pair(hub_url: &str, deposit: u64) -> Pair {
     let yparams = params([bob_key.address(), hub_key.address()], true);
     let x0 = opening(&xparams, vec![[u(2 * deposit), u(2 * deposit)], [u(100), u(100)]]);
     let y0 = opening(&yparams, vec![[u(10), u(2 * deposit)], [u(100), u(100)]]);
-    let x1 = lock_in_parent(&x0, 1, Side::Proposer, &v0).expect("lock X");
-    let y1 = lock_in_parent(&y0, 1, Side::Acceptor, &v0).expect("lock Y");
-    let x = ChannelRecord { params: xparams, hub_index: 1, latest: sign_both(&d, [&alice_key, &hub_key], x1) };
-    let y = ChannelRecord { params: yparams, hub_index: 1, latest: sign_both(&d, [&bob_key, &hub_key], y1) };
+    let x1 = lock_in_parent(&x0, Link::client_parent(Role::First, Role::Second), &v0).expect("lock X");
+    let y1 = lock_in_parent(&y0, Link::client_parent(Role::Second, Role::Second), &v0).expect("lock Y");
+    let x =
+        ChannelRecord { params: xparams, hub_index: Role::Second, latest: sign_both(&d, [&alice_key, &hub_key], x1) };
+    let y = ChannelRecord { params: yparams, hub_index: Role::Second, latest: sign_both(&d, [&bob_key, &hub_key], y1) };
     let opened = sign_both(&d, [&alice_key, &bob_key], v0);
     let mut dirs = Vec::new();
     let mut wallets = Vec::new();
@@ -118,8 +120,8 @@ pub(crate) fn pair(hub_url: &str, deposit: u64) -> Pair {
         store
             .save_virtual(&VirtualRecord {
                 params: vparams.clone(),
-                parents: [x.id(), y.id()],
-                my_index: i as u8,
+                parents: vec![x.id(), y.id()],
+                my_index: Role::ALL[i],
                 latest: opened.clone(),
                 pending: None,
                 pending_sig: None,
@@ -182,7 +184,7 @@ async fn forged_short_and_malformed_payments_are_refused_and_nothing_is_stored()
     let (hub, _) = unreachable_hub().await;
     let p = pair(&hub, 100);
     let before = p.bob.virtual_record(p.id).expect("record");
-    let next = |from: usize, asset: Address, amount: u64| {
+    let next = |from: Role, asset: Address, amount: u64| {
         transfer(&before.latest.state, from, asset, u(amount)).expect("transfer")
     };
     let sign = |state: &State| p.deployment.sign_state(&p.alice.key, state).expect("sign");
@@ -190,16 +192,16 @@ async fn forged_short_and_malformed_payments_are_refused_and_nothing_is_stored()
 
     // Signed by someone else (Mallory), or the state altered after Alice signed.
     let mallory = PrivateKeySigner::random();
-    let state = next(0, eth(), 5);
+    let state = next(Role::First, eth(), 5);
     let forged = Payment { channel: p.id, signature: p.deployment.sign_state(&mallory, &state).expect("sign"), state };
     assert!(matches!(
         p.bob.receive_payment(&forged, eth(), u(5)).await,
         Err(PaymentRefusal::BadSignature(SignatureError::WrongSigner { .. }))
     ));
-    let mut altered = payment(next(0, eth(), 1));
+    let mut altered = payment(next(Role::First, eth(), 1));
     altered.state.outcome.balances[0] = [u(90), u(10)];
     assert!(matches!(p.bob.receive_payment(&altered, eth(), u(5)).await, Err(PaymentRefusal::BadSignature(_))));
-    let mut truncated = payment(next(0, eth(), 5));
+    let mut truncated = payment(next(Role::First, eth(), 5));
     truncated.signature = truncated.signature.slice(..64);
     assert!(matches!(
         p.bob.receive_payment(&truncated, eth(), u(5)).await,
@@ -208,50 +210,50 @@ async fn forged_short_and_malformed_payments_are_refused_and_nothing_is_stored()
 
     // Short, in another asset, taking from the payee, minting money, final, elsewhere.
     assert_eq!(
-        p.bob.receive_payment(&payment(next(0, eth(), 3)), eth(), u(5)).await,
+        p.bob.receive_payment(&payment(next(Role::First, eth(), 3)), eth(), u(5)).await,
         Err(PaymentRefusal::Short { price: u(5), paid: u(3), latest: Box::new(before.latest.clone()) })
     );
     assert_eq!(
-        p.bob.receive_payment(&payment(next(0, token(), 5)), eth(), u(5)).await,
+        p.bob.receive_payment(&payment(next(Role::First, token(), 5)), eth(), u(5)).await,
         Err(PaymentRefusal::WrongAsset(eth()))
     );
     assert_eq!(
-        p.bob.receive_payment(&payment(next(0, eth(), 5)), Address::repeat_byte(1), u(5)).await,
+        p.bob.receive_payment(&payment(next(Role::First, eth(), 5)), Address::repeat_byte(1), u(5)).await,
         Err(PaymentRefusal::WrongAsset(Address::repeat_byte(1)))
     );
-    let mut taking = next(0, eth(), 5);
+    let mut taking = next(Role::First, eth(), 5);
     taking.outcome.balances[1] = [u(51), u(49)];
     assert_eq!(
         p.bob.receive_payment(&payment(taking), eth(), u(5)).await,
         Err(PaymentRefusal::TakesFromPayee(token()))
     );
     assert_eq!(
-        p.bob.receive_payment(&payment(next(1, token(), 5)), eth(), u(0)).await,
+        p.bob.receive_payment(&payment(next(Role::Second, token(), 5)), eth(), u(0)).await,
         Err(PaymentRefusal::TakesFromPayee(token()))
     );
-    let mut minting = next(0, eth(), 5);
+    let mut minting = next(Role::First, eth(), 5);
     minting.outcome.balances[0][1] = u(500);
     assert!(matches!(
         p.bob.receive_payment(&payment(minting), eth(), u(5)).await,
         Err(PaymentRefusal::Invalid(UpdateError::TotalChanged { .. }))
     ));
-    let mut last = next(0, eth(), 5);
+    let mut last = next(Role::First, eth(), 5);
     last.isFinal = true;
     assert!(matches!(p.bob.receive_payment(&payment(last), eth(), u(5)).await, Err(PaymentRefusal::Malformed(_))));
-    let mut elsewhere = payment(next(0, eth(), 5));
+    let mut elsewhere = payment(next(Role::First, eth(), 5));
     elsewhere.channel = B256::repeat_byte(3);
     assert_eq!(
         p.bob.receive_payment(&elsewhere, eth(), u(5)).await,
         Err(PaymentRefusal::UnknownChannel(B256::repeat_byte(3)))
     );
-    let mut mismatched = payment(next(0, eth(), 5));
+    let mut mismatched = payment(next(Role::First, eth(), 5));
     mismatched.state.channelId = B256::repeat_byte(3);
     mismatched.signature = sign(&mismatched.state);
     assert!(matches!(p.bob.receive_payment(&mismatched, eth(), u(5)).await, Err(PaymentRefusal::Malformed(_))));
 
     assert_eq!(p.bob.virtual_record(p.id).expect("record"), before, "nothing stored");
     // A good payment still goes through at version 1.
-    let receipt = p.bob.receive_payment(&payment(next(0, eth(), 5)), eth(), u(5)).await.expect("good");
+    let receipt = p.bob.receive_payment(&payment(next(Role::First, eth(), 5)), eth(), u(5)).await.expect("good");
     assert_eq!(receipt.version, 1);
 }
 

@@ -123,10 +123,11 @@ mod tests {
     use axum::routing::get;
 
     use super::*;
+    use crate::Role;
     use crate::api::{SignatureResponse, StateRequest, VirtualAccept};
     use crate::client::HubClient;
     use crate::p2p::tests::{Pair, eth, opening, pair, u, unreachable_hub};
-    use crate::virtual_channel::{Side, lock_in_parent, settle_in_parent, transfer};
+    use crate::virtual_channel::{Link, lock_in_parent, settle_in_parent, transfer};
 
     const PRICE: u64 = 3;
 
@@ -229,7 +230,7 @@ mod tests {
         assert_eq!((status, refusal(&body).error.as_str()), (StatusCode::BAD_REQUEST, "malformed_payment"));
 
         let opened = p.bob.virtual_record(p.id).expect("record");
-        let state = transfer(&opened.latest.state, 0, eth(), u(PRICE)).expect("transfer");
+        let state = transfer(&opened.latest.state, Role::First, eth(), u(PRICE)).expect("transfer");
         let forged = Payment {
             channel: p.id,
             signature: p.deployment.sign_state(&PrivateKeySigner::random(), &state).expect("sign"),
@@ -335,8 +336,8 @@ mod tests {
         let initial = opening(&params, deposits);
         let x = &p.parents[0];
         // (A proposal the seller refuses may not even fit in the parent.)
-        let update =
-            lock_in_parent(&x.latest.state, 1, Side::Proposer, &initial).unwrap_or_else(|_| x.latest.state.clone());
+        let update = lock_in_parent(&x.latest.state, Link::client_parent(Role::First, Role::Second), &initial)
+            .unwrap_or_else(|_| x.latest.state.clone());
         VirtualView {
             id: initial.channelId,
             params,
@@ -418,9 +419,11 @@ mod tests {
             p.deployment.verify_state(&good.initial, sig, who).expect("opening signed by both");
         }
         let record = p.bob.virtual_record(good.id).expect("stored");
-        assert_eq!((record.my_index, record.parents), (1, [p.parents[0].id(), p.parents[1].id()]));
+        assert_eq!((record.my_index, record.parents), (Role::Second, vec![p.parents[0].id(), p.parents[1].id()]));
         let y = p.bob.record(p.parents[1].id()).expect("parent");
-        let expected = lock_in_parent(&p.parents[1].latest.state, 1, Side::Acceptor, &good.initial).expect("lock");
+        let expected =
+            lock_in_parent(&p.parents[1].latest.state, Link::client_parent(Role::Second, Role::Second), &good.initial)
+                .expect("lock");
         assert_eq!(y.latest.state, expected, "the parent locks the new channel, countersigned by the hub");
         // A retried notice gets the same answer without a second acceptance.
         let again: ProposalAccepted = notify(good.id).await.expect("send").json().await.expect("answer");

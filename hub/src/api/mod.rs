@@ -35,11 +35,11 @@ use utoipa_axum::routes;
 use crate::auth::Challenges;
 use crate::chain::Action;
 use crate::config::AuthConfig;
-use crate::core::{Parent, Rules};
+use crate::core::{Parent, ParentUpdate, Rules};
 use crate::db;
 use crate::disputes::OnChain;
 use crate::error::ApiError;
-use ingrid_client_sdk::virtual_channel::Side;
+use ingrid_protocol::Role;
 use ingrid_protocol::machine::{self, ChannelEvent, VirtualEvent};
 
 pub mod admin;
@@ -368,23 +368,18 @@ async fn countersign(
     hub: &Hub,
     tx: &mut PgConnection,
     channel: B256,
-    hub_index: usize,
+    hub_index: Role,
     update: &StateRequest,
     digest: B256,
     status: Option<ChannelStatus>,
 ) -> Result<Bytes, ApiError> {
     let hub_sig = hub.sign(&digest)?;
-    let sigs = ordered(hub_index, update.signature.clone(), hub_sig.clone());
+    let sigs = hub_index.pair(hub_sig.clone(), update.signature.clone());
     db::insert_state(tx, &update.state, digest, [&sigs[0], &sigs[1]]).await?;
     if let Some(status) = status {
         db::set_latest(tx, channel, update.state.version, status).await?;
     }
     Ok(hub_sig)
-}
-
-/// Signatures in participant order, given the hub's index.
-fn ordered(hub_index: usize, client_sig: Bytes, hub_sig: Bytes) -> [Bytes; 2] {
-    if hub_index == 0 { [hub_sig, client_sig] } else { [client_sig, hub_sig] }
 }
 
 /// Paging of lists.

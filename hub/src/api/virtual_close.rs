@@ -62,26 +62,35 @@ pub(super) async fn close_virtual(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (idem, close, mut tx, v) =
+    let (idem, close, mut tx, row) =
         match VirtualRequest::<VirtualClose>::begin(&app, client, &id, "close", &method, &headers, &body).await? {
             Ok(started) => started,
             Err(replayed) => return Ok(replayed),
         };
+    let v = &row.view;
     let id = v.id;
     machine::virtual_channel(v.status, VirtualEvent::CloseRequest)
         .map_err(|_| ApiError::conflict("not_open", format!("virtual channel {id} is {:?}", v.status)))?;
-    let rows = db::lock_channels(&mut tx, &v.parents).await?;
-    let (Some(x_row), Some(y_row)) = (&rows[0], &rows[1]) else {
-        return Err(ApiError::Internal(anyhow::anyhow!("parent of virtual channel {id} missing")));
-    };
-    let (x_latest, x_dispute) = parent_snapshot(&mut tx, x_row).await?;
-    let (y_latest, y_dispute) = parent_snapshot(&mut tx, y_row).await?;
-    let snapshots = [
-        (!v.settled[0]).then(|| parent(x_row, &x_latest, x_dispute)),
-        (!v.settled[1]).then(|| parent(y_row, &y_latest, y_dispute)),
-    ];
+    // An open virtual channel has every parent: participant i's parent is parents[i].
+    let parent_ids = row.locking_parents();
+    if parent_ids.len() != row.parents.len() || parent_ids.len() != Role::ALL.len() {
+        return Err(ApiError::Internal(anyhow::anyhow!("virtual channel {id} is open without all its parents")));
+    }
+    let rows = db::lock_channels(&mut tx, &parent_ids).await?;
+    let mut parent_rows = Vec::with_capacity(rows.len());
+    for r in rows {
+        let r = r.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("parent of virtual channel {id} missing")))?;
+        let snapshot = parent_snapshot(&mut tx, &r).await?;
+        parent_rows.push((r, snapshot));
+    }
+    let snapshots: Vec<Option<Parent<'_>>> = parent_rows
+        .iter()
+        .zip(Role::ALL)
+        .zip(&row.settled)
+        .map(|(((r, (latest, dispute)), owner), settled)| (!settled).then(|| parent(r, owner, latest, *dispute)))
+        .collect();
     let recorded = v.final_state.as_ref().map(|f| &f.state);
-    let accepted = app.hub.rules().check_virtual_close(&v.params, &v.initial, recorded, &close, snapshots)?;
+    let accepted = app.hub.rules().check_virtual_close(&v.params, &v.initial, recorded, &close, &snapshots)?;
     let last =
         v.final_state.clone().unwrap_or(FullySignedState { state: close.state.clone(), sigs: close.sigs.clone() });
     // Off chain, a virtual channel settles in both parents at once, or one parent alone after
@@ -91,7 +100,11 @@ pub(super) async fn close_virtual(
     // from the hub's books; the books only tell whether a record may exist.
     let deployment = app.hub.rules().deployment;
     let final_digest = deployment.state_digest(&close.state);
-    let both = accepted.len() + v.settled.iter().filter(|s| **s).count() == 2;
+    let mut settled = row.settled.clone();
+    for (position, _) in &accepted {
+        settled[*position] = true;
+    }
+    let both = settled.iter().all(|s| *s);
     let record_key = crate::disputes::virtual_record_key(&v.initial)?;
     let registered = db::dispute_of(&mut tx, record_key).await?.is_some();
     if registered || !both {
@@ -116,9 +129,9 @@ pub(super) async fn close_virtual(
             OnChain::Unregistered => {
                 // The other end did not sign its parent's update: fix the final state on chain
                 // through the other parent first. The client asks again once it is fixed.
-                let other = if v.settled[0] || accepted.iter().any(|(s, _)| *s == Side::Proposer) { 1 } else { 0 };
-                let register = Action::Register { channel: v.parents[other], because: Some(id) };
-                db::close_virtual(&mut tx, id, &last, v.settled).await?;
+                let other = settled.iter().position(|s| !s).unwrap_or_default();
+                let register = Action::Register { channel: parent_ids[other], because: Some(id) };
+                db::close_virtual(&mut tx, id, &last, &row.settled).await?;
                 register.enqueue(&mut tx, 0).await?;
                 idem.release(&mut tx).await?;
                 tx.commit().await?;
@@ -128,18 +141,17 @@ pub(super) async fn close_virtual(
             }
         }
     }
-    let mut settled = v.settled;
     let mut signatures = Vec::with_capacity(accepted.len());
-    for ((side, digest), update) in accepted.into_iter().zip(&close.parents) {
-        let row = if side == Side::Proposer { x_row } else { y_row };
-        let hub_sig = countersign(&app.hub, &mut tx, row.id, row.hub_index, update, digest, Some(row.status)).await?;
-        settled[side.virtual_index()] = true;
-        signatures.push(SignatureResponse { channel_id: row.id, version: update.state.version, signature: hub_sig });
+    for ((position, digest), update) in accepted.into_iter().zip(&close.parents) {
+        let (parent_row, _) = &parent_rows[position];
+        let (channel, hub, status) = (parent_row.id, parent_row.hub_index, parent_row.status);
+        let hub_sig = countersign(&app.hub, &mut tx, channel, hub, update, digest, Some(status)).await?;
+        signatures.push(SignatureResponse { channel_id: channel, version: update.state.version, signature: hub_sig });
     }
-    db::close_virtual(&mut tx, id, &last, settled).await?;
+    db::close_virtual(&mut tx, id, &last, &settled).await?;
     let answer = idem.answer(&mut tx, StatusCode::OK, &VirtualCloseResponse { signatures }).await?;
     tx.commit().await?;
-    app.hub.metrics.virtual_closed(settled[0] && settled[1]);
+    app.hub.metrics.virtual_closed(both);
     app.hub.virtual_changed.notify_waiters();
     Ok(answer)
 }

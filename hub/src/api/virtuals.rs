@@ -137,14 +137,17 @@ pub(super) async fn parent_snapshot(
     Ok((latest, in_dispute))
 }
 
+/// The parent of V's participant `owner`, from its locked row and latest state.
 pub(super) fn parent<'a>(
     row: &'a db::ChannelRow,
+    owner: Role,
     latest: &'a ingrid_client_sdk::State,
     in_dispute: bool,
 ) -> Parent<'a> {
     Parent {
         params: &row.params,
-        hub_index: row.hub_index,
+        owner,
+        hub: row.hub_index,
         open: row.status == ChannelStatus::Open,
         in_dispute,
         latest,
@@ -227,7 +230,8 @@ pub(super) async fn propose_virtual(
     let now = now_secs();
     check_counts(&rules, &mut tx, [(client, "proposer"), (peer, "peer")], &["proposed", "open", "closing"]).await?;
     let books = policy_books(&rules, &mut tx, &latest.outcome.assets, [client, peer]).await?;
-    let fees = rules.check_virtual_proposal(client, &proposal, parent(&row, &latest, in_dispute), now, &books)?;
+    let fees =
+        rules.check_virtual_proposal(client, &proposal, parent(&row, Role::First, &latest, in_dispute), now, &books)?;
     if !db::is_client(&mut tx, peer).await? {
         return Err(ApiError::unprocessable("unknown_peer", format!("{peer} is not a client of this hub")));
     }
@@ -259,7 +263,7 @@ impl<T: DeserializeOwned> VirtualRequest<T> {
         method: &Method,
         headers: &HeaderMap,
         body: &[u8],
-    ) -> Result<Result<(Idempotent, T, sqlx::Transaction<'static, sqlx::Postgres>, VirtualView), Response>, ApiError>
+    ) -> Result<Result<(Idempotent, T, sqlx::Transaction<'static, sqlx::Postgres>, db::VirtualRow), Response>, ApiError>
     {
         let id = parse_id(id)?;
         let idem = Idempotent::new(client, headers, method, &format!("/v1/virtual-channels/{id}/{action}"), body)?;
@@ -270,8 +274,7 @@ impl<T: DeserializeOwned> VirtualRequest<T> {
         }
         let v = db::lock_virtual(&mut tx, id, client, now_secs())
             .await?
-            .ok_or_else(|| ApiError::NotFound(format!("no virtual channel {id} of yours")))?
-            .view;
+            .ok_or_else(|| ApiError::NotFound(format!("no virtual channel {id} of yours")))?;
         Ok(Ok((idem, request, tx, v)))
     }
 }
@@ -332,13 +335,14 @@ pub(super) async fn accept_virtual(
     body: Body,
 ) -> Result<Response, ApiError> {
     refuse_if_paused(&app)?;
-    let (idem, accept, mut tx, v) =
+    let (idem, accept, mut tx, row) =
         match VirtualRequest::<VirtualAccept>::begin(&app, client, &id, "accept", &method, &headers, &body).await? {
             Ok(started) => started,
             Err(replayed) => return Ok(replayed),
         };
+    let v = &row.view;
     let id = v.id;
-    if v.params.participants[1] != client {
+    if v.params.participants[Role::Second.index()] != client {
         return Err(ApiError::NotFound(format!("no proposal {id} to you")));
     }
     machine::virtual_channel(v.status, VirtualEvent::Accept)
@@ -349,7 +353,7 @@ pub(super) async fn accept_virtual(
             format!("the proposal's validity ended at {}", v.valid_until),
         ));
     }
-    let (x_id, y_id) = (v.parents[0], accept.parent.state.channelId);
+    let (x_id, y_id) = (row.parents[Role::First.index()].unwrap_or_default(), accept.parent.state.channelId);
     let rows = db::lock_channels(&mut tx, &[x_id, y_id]).await?;
     let (Some(x_row), Some(y_row)) = (&rows[0], &rows[1]) else {
         return Err(ApiError::NotFound("a parent channel does not exist".into()));
@@ -371,20 +375,21 @@ pub(super) async fn accept_virtual(
     check_counts(&rules, &mut tx, [(participants[0], "proposer"), (client, "acceptor")], &["open", "closing"]).await?;
     let books = policy_books(&rules, &mut tx, &v.initial.outcome.assets, participants).await?;
     rules.check_virtual_policy(&v.initial, v.valid_until.saturating_sub(now_secs()), &books)?;
-    let (x_digest, y_digest) = rules.check_virtual_accept(
-        client,
-        &v.params,
-        &v.initial,
-        &v.proposed_parent,
-        &accept,
-        parent(x_row, &x_latest, x_dispute),
-        parent(y_row, &y_latest, y_dispute),
-        &v.fees,
-    )?;
-    countersign(&app.hub, &mut tx, x_row.id, x_row.hub_index, &v.proposed_parent, x_digest, Some(x_row.status)).await?;
-    let y_sig =
-        countersign(&app.hub, &mut tx, y_row.id, y_row.hub_index, &accept.parent, y_digest, Some(y_row.status)).await?;
-    db::open_virtual(&mut tx, id, y_id, &accept.signature).await?;
+    let updates = [
+        ParentUpdate {
+            parent: parent(x_row, Role::First, &x_latest, x_dispute),
+            update: &v.proposed_parent,
+            fees: &v.fees,
+        },
+        ParentUpdate { parent: parent(y_row, Role::Second, &y_latest, y_dispute), update: &accept.parent, fees: &[] },
+    ];
+    let digests = rules.check_virtual_accept(client, &v.params, &v.initial, &accept.signature, &updates)?;
+    let mut signatures = Vec::with_capacity(updates.len());
+    for ((row, update), digest) in [(x_row, &v.proposed_parent), (y_row, &accept.parent)].into_iter().zip(digests) {
+        signatures.push(countersign(&app.hub, &mut tx, row.id, row.hub_index, update, digest, Some(row.status)).await?);
+    }
+    let y_sig = signatures.pop().unwrap_or_default();
+    db::open_virtual(&mut tx, id, Role::Second, y_id, &accept.signature).await?;
     let response = SignatureResponse { channel_id: y_id, version: accept.parent.state.version, signature: y_sig };
     let answer = idem.answer(&mut tx, StatusCode::OK, &response).await?;
     tx.commit().await?;

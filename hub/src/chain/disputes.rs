@@ -166,7 +166,7 @@ pub async fn on_registration(
         }
         tracing::warn!(virtual_channel = %id, version, hub_version = best, "virtual channel registered on chain");
         let mut parents = Vec::new();
-        for parent in v.view.parents {
+        for parent in v.locking_parents() {
             if db::still_locks(db, parent, id).await? {
                 parents.push(parent);
             }

@@ -4,14 +4,14 @@
 //! [`ProtocolError`].
 
 use alloy::primitives::{Address, B256, U256};
-use ingrid_client_sdk::api::{StateRequest, VirtualAccept, VirtualClose, VirtualProposal};
+use ingrid_client_sdk::api::{StateRequest, VirtualClose, VirtualProposal};
 use ingrid_client_sdk::state::verify_digest;
 use ingrid_client_sdk::validate::{UpdateKind, asset_totals, validate_initial, validate_params, validate_update};
-use ingrid_client_sdk::virtual_channel::{Side, lock_in_parent, pay_fees, settle_in_parent};
+use ingrid_client_sdk::virtual_channel::{Link, lock_in_parent, pay_fees, settle_in_parent};
 use ingrid_client_sdk::{Deployment, Params, State, UpdateError};
 
 use crate::config::{AssetConfig, ChannelConfig};
-use ingrid_protocol::ProtocolError;
+use ingrid_protocol::{ProtocolError, Role};
 
 /// What the hub's decisions depend on.
 #[derive(Debug, Clone)]
@@ -43,7 +43,7 @@ pub struct OpenPlan {
     /// Channel id.
     pub id: B256,
     /// The hub's participant index.
-    pub hub_index: usize,
+    pub hub_index: Role,
     /// Every non-zero deposit the opening state calls for.
     pub requirements: Vec<Requirement>,
     /// The digest of the opening state, checked against the client's signature.
@@ -76,11 +76,10 @@ impl Rules {
         if !params.ledger {
             return Err(ProtocolError::invalid("invalid_params", "a basic channel must have ledger = true"));
         }
-        let hub_index = params.participants.iter().position(|p| *p == self.hub).ok_or_else(|| {
+        let hub_index = Role::of(&params.participants, &self.hub).ok_or_else(|| {
             ProtocolError::invalid("hub_not_participant", format!("the hub {} is not a participant", self.hub))
         })?;
-        let client_index = 1 - hub_index;
-        if params.participants[client_index] != client {
+        if params.participants[hub_index.peer().index()] != client {
             return Err(ProtocolError::invalid(
                 "client_not_participant",
                 format!("the authenticated client {client} is not the other participant"),
@@ -102,7 +101,7 @@ impl Rules {
             let asset = self.asset(holder).ok_or_else(|| {
                 ProtocolError::invalid("unknown_asset", format!("asset holder {holder} is not accepted by this hub"))
             })?;
-            let (hub_amount, client_amount) = (balances[hub_index], balances[client_index]);
+            let (hub_amount, client_amount) = (balances[hub_index.index()], balances[hub_index.peer().index()]);
             if hub_amount > asset.max_hub_deposit {
                 return Err(ProtocolError::invalid(
                     "hub_deposit_above_maximum",
@@ -160,7 +159,7 @@ impl Rules {
     /// Returns the digest of the accepted state.
     pub fn check_update(
         &self,
-        hub_index: usize,
+        hub: Role,
         client: Address,
         current: &State,
         proposed: &State,
@@ -171,13 +170,11 @@ impl Rules {
         }
         validate_update(current, proposed, UpdateKind::Transfer)?;
         for (asset, (before, after)) in current.outcome.balances.iter().zip(&proposed.outcome.balances).enumerate() {
-            if after[hub_index] < before[hub_index] {
+            let (before, after) = (before[hub.index()], after[hub.index()]);
+            if after < before {
                 return Err(ProtocolError::invalid(
                     "hub_balance_decreased",
-                    format!(
-                        "the update lowers the hub's balance of asset {asset} from {} to {}",
-                        before[hub_index], after[hub_index]
-                    ),
+                    format!("the update lowers the hub's balance of asset {asset} from {before} to {after}"),
                 ));
             }
         }
@@ -189,14 +186,14 @@ impl Rules {
     /// Returns the digest of the accepted state.
     pub fn check_top_up(
         &self,
-        hub_index: usize,
+        hub: Role,
         client: Address,
         current: &State,
         proposed: &State,
         client_sig: &[u8],
         (asset, amount): (Address, U256),
     ) -> Result<B256, ProtocolError> {
-        let expected = ingrid_client_sdk::virtual_channel::top_up(current, hub_index, asset, amount)?;
+        let expected = ingrid_client_sdk::virtual_channel::top_up(current, hub, asset, amount)?;
         if proposed.version != expected.version {
             return Err(ProtocolError::conflict(
                 "wrong_version",
@@ -241,7 +238,7 @@ impl Rules {
 }
 
 mod virtuals;
-pub use virtuals::Parent;
+pub use virtuals::{Parent, ParentUpdate};
 
 #[cfg(test)]
 mod tests;

@@ -61,7 +61,7 @@ fn open_matching_deposit_is_accepted_with_both_requirements() {
     let s = state(&p, 0, [500, 500]);
     let sig = r.deployment.sign_state(&client, &s).expect("sign");
     let plan = r.check_open(client.address(), &p, &s, &sig).expect("accepted");
-    assert_eq!(plan.hub_index, 1);
+    assert_eq!(plan.hub_index, Role::Second);
     assert_eq!(plan.requirements.len(), 2);
     assert_eq!(plan.hub_deposits(hub).map(|r| r.amount).collect::<Vec<_>>(), vec![U256::from(500)]);
 }
@@ -107,15 +107,15 @@ fn updates_may_pay_the_hub_but_never_take_from_it() {
     let cur = state(&p, 3, [500, 500]);
     let pay_hub = state(&p, 4, [400, 600]);
     let sig = r.deployment.sign_state(&client, &pay_hub).expect("sign");
-    assert!(r.check_update(1, client.address(), &cur, &pay_hub, &sig).is_ok());
+    assert!(r.check_update(Role::Second, client.address(), &cur, &pay_hub, &sig).is_ok());
     let take = state(&p, 4, [600, 400]);
     let sig = r.deployment.sign_state(&client, &take).expect("sign");
-    let err = r.check_update(1, client.address(), &cur, &take, &sig).unwrap_err();
+    let err = r.check_update(Role::Second, client.address(), &cur, &take, &sig).unwrap_err();
     assert_eq!(err.code, "hub_balance_decreased");
     let stale = state(&p, 3, [400, 600]);
     let sig = r.deployment.sign_state(&client, &stale).expect("sign");
     assert_eq!(
-        r.check_update(1, client.address(), &cur, &stale, &sig).unwrap_err().kind,
+        r.check_update(Role::Second, client.address(), &cur, &stale, &sig).unwrap_err().kind,
         ingrid_protocol::error::Kind::Conflict
     );
 }

@@ -3,13 +3,27 @@
 
 use super::*;
 
+/// A parent's update to check at acceptance: the parent, the update its client signed, and
+/// the fees paid in it.
+#[derive(Debug, Clone, Copy)]
+pub struct ParentUpdate<'a> {
+    /// The parent.
+    pub parent: Parent<'a>,
+    /// The update.
+    pub update: &'a StateRequest,
+    /// The fees per asset paid in it (empty: none).
+    pub fees: &'a [U256],
+}
+
 /// A parent of a virtual channel as the decisions need it: a snapshot under row lock.
 #[derive(Debug, Clone, Copy)]
 pub struct Parent<'a> {
     /// Its params.
     pub params: &'a Params,
-    /// The hub's index in it.
-    pub hub_index: usize,
+    /// The virtual channel's participant whose parent it is (its client).
+    pub owner: Role,
+    /// The hub's role in it.
+    pub hub: Role,
     /// Funded and usable.
     pub open: bool,
     /// Registered on chain and not concluded.
@@ -19,6 +33,18 @@ pub struct Parent<'a> {
 }
 
 /// The operator's policy on virtual channels (see [`crate::policy`]).
+impl Parent<'_> {
+    /// How the virtual channel is locked in it.
+    pub fn link(&self) -> Link {
+        Link::client_parent(self.owner, self.hub)
+    }
+
+    /// Its client.
+    pub fn client(&self) -> Address {
+        self.params.participants[self.hub.peer().index()]
+    }
+}
+
 impl Rules {
     /// The fees per asset of a virtual channel opening with `opening` for `seconds` of
     /// validity, if it keeps within every limit given the books before it (`books[a]` for the
@@ -103,11 +129,9 @@ impl Rules {
     /// Checks a parent update that locks (`settle = None`) or settles (`settle = Some(final)`)
     /// virtual channel `v` in `parent`, signed by the parent's client, against the exact
     /// update the hub computes itself. Returns the digest to countersign.
-    #[allow(clippy::too_many_arguments)]
     fn check_parent_update(
         &self,
         parent: Parent<'_>,
-        side: Side,
         update: &StateRequest,
         v_params: &Params,
         opening: &State,
@@ -149,10 +173,9 @@ impl Rules {
             ));
         }
         let expected = match settle {
-            None => lock_in_parent(parent.latest, parent.hub_index, side, opening).map_err(|_| {
+            None => lock_in_parent(parent.latest, parent.link(), opening).map_err(|_| {
                 let hub_short = opening.outcome.balances.iter().zip(&parent.latest.outcome.balances).any(|(v, b)| {
-                    let hub_pays = v[1 - side.virtual_index()];
-                    b[parent.hub_index] < hub_pays
+                    parent.link().pays(parent.hub, v).is_ok_and(|hub_pays| b[parent.hub.index()] < hub_pays)
                 });
                 if hub_short {
                     ProtocolError::conflict(
@@ -169,7 +192,7 @@ impl Rules {
             Some(final_state) => settle_in_parent(parent.latest, final_state)?,
         };
         let expected = if fees.iter().any(|f| !f.is_zero()) {
-            pay_fees(&expected, parent.hub_index, fees).map_err(|_| {
+            pay_fees(&expected, parent.hub, fees).map_err(|_| {
                 ProtocolError::invalid(
                     "insufficient_balance",
                     "the client's balance in the parent is below its deposit and the fee",
@@ -184,8 +207,7 @@ impl Rules {
                 "the parent update is not the parent's latest state with exactly this lock applied (balances, lock amounts and index map)",
             ));
         }
-        let client = parent.params.participants[1 - parent.hub_index];
-        self.verified_digest(&update.state, &update.signature, client)
+        self.verified_digest(&update.state, &update.signature, parent.client())
     }
 
     fn check_opening(&self, params: &Params, opening: &State, parent_assets: &[Address]) -> Result<(), ProtocolError> {
@@ -251,52 +273,48 @@ impl Rules {
         self.verified_digest(&proposal.state, &proposal.signature, client)?;
         let fees_now = self.check_virtual_policy(&proposal.state, proposal.valid_until - now, books)?;
         let fees = self.quoted_fees(client, proposal, fees_now, now)?;
-        self.check_parent_update(parent, Side::Proposer, &proposal.parent, p, &proposal.state, None, &fees)?;
+        self.check_parent_update(parent, &proposal.parent, p, &proposal.state, None, &fees)?;
         Ok(fees)
     }
 
-    /// Decides on the acceptance of a proposed virtual channel by `client` (participant 1):
-    /// the acceptor's signature on the opening state and both parent updates against the
-    /// parents' current states. Returns the digests of the proposer's and the acceptor's
-    /// parent updates, for the hub to countersign.
-    #[allow(clippy::too_many_arguments)]
+    /// Decides on the acceptance of a proposed virtual channel by `client` (participant 1)
+    /// with its signature `signature` on the opening state: every parent's update against
+    /// the parent's current state (`updates`, in participant order: the proposer's as
+    /// proposed, with its fees, then the acceptor's). Returns the digests of the parent
+    /// updates in the same order, for the hub to countersign.
     pub fn check_virtual_accept(
         &self,
         client: Address,
         params: &Params,
         opening: &State,
-        proposed_parent: &StateRequest,
-        accept: &VirtualAccept,
-        x: Parent<'_>,
-        y: Parent<'_>,
-        fees: &[U256],
-    ) -> Result<(B256, B256), ProtocolError> {
-        if params.participants[1] != client {
+        signature: &[u8],
+        updates: &[ParentUpdate<'_>],
+    ) -> Result<Vec<B256>, ProtocolError> {
+        if params.participants[Role::Second.index()] != client {
             return Err(ProtocolError::not_found("no proposal to you with this id"));
         }
-        if y.latest.outcome.assets != opening.outcome.assets {
+        if updates.iter().any(|u| u.parent.latest.outcome.assets != opening.outcome.assets) {
             return Err(ProtocolError::invalid(
                 "assets_mismatch",
                 "the accepting parent does not hold the virtual channel's assets",
             ));
         }
-        self.verified_digest(opening, &accept.signature, client)?;
-        let x_digest = self.check_parent_update(x, Side::Proposer, proposed_parent, params, opening, None, fees)?;
-        let y_digest = self.check_parent_update(y, Side::Acceptor, &accept.parent, params, opening, None, &[])?;
-        Ok((x_digest, y_digest))
+        self.verified_digest(opening, signature, client)?;
+        updates.iter().map(|u| self.check_parent_update(u.parent, u.update, params, opening, None, u.fees)).collect()
     }
 
     /// Decides on a close: the final state signed by both (equal to the one recorded, if
-    /// any), and each parent update against its parent (`parents[side]`, `None` once
-    /// settled). Returns, per update in request order, its side and digest to countersign.
+    /// any), and each parent update against its parent (`parents[i]`, `None` once
+    /// settled). Returns, per update in request order, its parent's position and the digest
+    /// to countersign.
     pub fn check_virtual_close(
         &self,
         params: &Params,
         opening: &State,
         recorded: Option<&State>,
         close: &VirtualClose,
-        parents: [Option<Parent<'_>>; 2],
-    ) -> Result<Vec<(Side, B256)>, ProtocolError> {
+        parents: &[Option<Parent<'_>>],
+    ) -> Result<Vec<(usize, B256)>, ProtocolError> {
         let last = &close.state;
         if !last.isFinal {
             return Err(ProtocolError::invalid("not_final", "a virtual channel closes from a final state"));
@@ -337,21 +355,20 @@ impl Rules {
         }
         let mut out = Vec::with_capacity(close.parents.len());
         for update in &close.parents {
-            let side = [Side::Proposer, Side::Acceptor]
-                .into_iter()
-                .find(|s| parents[s.virtual_index()].is_some_and(|p| p.latest.channelId == update.state.channelId))
+            let (position, parent) = parents
+                .iter()
+                .enumerate()
+                .find_map(|(i, p)| p.filter(|p| p.latest.channelId == update.state.channelId).map(|p| (i, p)))
                 .ok_or_else(|| {
                     ProtocolError::conflict(
                         "parent_settled_or_unknown",
                         "the update is for a parent already settled, or not a parent",
                     )
                 })?;
-            if out.iter().any(|(s, _)| *s == side) {
+            if out.iter().any(|(p, _)| *p == position) {
                 return Err(ProtocolError::invalid("duplicate_parent_update", "one update per parent"));
             }
-            let parent = parents[side.virtual_index()]
-                .ok_or_else(|| ProtocolError::conflict("parent_settled_or_unknown", "parent settled"))?;
-            out.push((side, self.check_parent_update(parent, side, update, params, opening, Some(last), &[])?));
+            out.push((position, self.check_parent_update(parent, update, params, opening, Some(last), &[])?));
         }
         Ok(out)
     }

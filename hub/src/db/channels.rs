@@ -10,7 +10,7 @@ pub struct ChannelRow {
     /// The client.
     pub client: Address,
     /// The hub's participant index.
-    pub hub_index: usize,
+    pub hub_index: Role,
     /// Params.
     pub params: Params,
     /// Status.
@@ -23,7 +23,7 @@ pub(super) fn channel_row(row: &sqlx::postgres::PgRow) -> sqlx::Result<ChannelRo
     Ok(ChannelRow {
         id: b256(row.get::<&[u8], _>("id"))?,
         client: address(row.get::<&[u8], _>("client"))?,
-        hub_index: row.get::<i16, _>("hub_index") as usize,
+        hub_index: role(row.get::<i16, _>("hub_index"))?,
         params: row.get::<Json<Params>, _>("params").0,
         status: parse_status(row.get::<&str, _>("status"))?,
         latest_version: row.get::<i64, _>("latest_version") as u64,
@@ -38,7 +38,7 @@ pub async fn insert_channel(
     db: &mut PgConnection,
     id: B256,
     client: Address,
-    hub_index: usize,
+    hub_index: Role,
     params: &Params,
     requirements: &[Requirement],
 ) -> sqlx::Result<bool> {
@@ -48,7 +48,7 @@ pub async fn insert_channel(
     )
     .bind(id.as_slice())
     .bind(client.as_slice())
-    .bind(hub_index as i16)
+    .bind(hub_index.index() as i16)
     .bind(Json(params))
     .execute(&mut *db)
     .await?
@@ -159,7 +159,7 @@ pub async fn channel_views(
                 id: b256(row.get::<&[u8], _>("id"))?,
                 params: row.get::<Json<Params>, _>("params").0,
                 status: parse_status(row.get::<&str, _>("status"))?,
-                hub_index: row.get::<i16, _>("hub_index") as u8,
+                hub_index: role(row.get::<i16, _>("hub_index"))?,
                 latest: FullySignedState {
                     state: row.get::<Json<State>, _>("state").0,
                     sigs: [Bytes::from(row.get::<Vec<u8>, _>("sig0")), Bytes::from(row.get::<Vec<u8>, _>("sig1"))],

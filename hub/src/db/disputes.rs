@@ -17,8 +17,8 @@ pub async fn best_virtual_states(
 ) -> sqlx::Result<HashMap<B256, (Params, FullySignedState)>> {
     let keys: Vec<Vec<u8>> = ids.iter().map(|id| id.to_vec()).collect();
     let rows = sqlx::query(
-        "SELECT id, params, initial, sig_proposer, sig_acceptor, final_state, final_sig0, final_sig1
-         FROM virtual_channels WHERE id = ANY($1) AND sig_acceptor IS NOT NULL",
+        "SELECT id, params, initial, initial_sigs, final_state, final_sig0, final_sig1
+         FROM virtual_channels WHERE id = ANY($1) AND array_position(initial_sigs, NULL) IS NULL",
     )
     .bind(&keys)
     .fetch_all(db)
@@ -30,7 +30,9 @@ pub async fn best_virtual_states(
             Some(f) => FullySignedState { state: f.0, sigs: [bytes("final_sig0"), bytes("final_sig1")] },
             None => FullySignedState {
                 state: row.get::<Json<State>, _>("initial").0,
-                sigs: [bytes("sig_proposer"), bytes("sig_acceptor")],
+                sigs: pair(
+                    &row.get::<Vec<Vec<u8>>, _>("initial_sigs").into_iter().map(Bytes::from).collect::<Vec<_>>(),
+                ),
             },
         };
         out.insert(b256(row.get::<&[u8], _>("id"))?, (row.get::<Json<Params>, _>("params").0, best));
@@ -196,14 +198,18 @@ pub async fn record_dispute_conclusion(db: &mut PgConnection, channel: B256) -> 
     let (from, both) = virtual_move(VirtualEvent::Settled { both: true });
     let (_, one) = virtual_move(VirtualEvent::Settled { both: false });
     let settled: Vec<Vec<u8>> = sqlx::query_scalar(
-        "UPDATE virtual_channels SET
-            settled_proposer = settled_proposer OR parent_proposer = $1,
-            settled_acceptor = settled_acceptor OR parent_acceptor = $1,
-            status = CASE WHEN (settled_proposer OR parent_proposer = $1) AND (settled_acceptor OR parent_acceptor = $1)
-                          THEN $3::virtual_status ELSE $4::virtual_status END,
+        "UPDATE virtual_channels v SET
+            settled = s.settled,
+            status = CASE WHEN s.all_settled THEN $3::virtual_status ELSE $4::virtual_status END,
             updated_at = now()
-         WHERE (parent_proposer = $1 OR parent_acceptor = $1) AND status = ANY($2::virtual_status[])
-         RETURNING id",
+         FROM (SELECT id,
+                      array_agg(u.settled OR coalesce(u.parent = $1, false) ORDER BY u.i) AS settled,
+                      bool_and(u.settled OR coalesce(u.parent = $1, false)) AS all_settled
+               FROM virtual_channels, unnest(parents, settled) WITH ORDINALITY AS u (parent, settled, i)
+               WHERE parents @> ARRAY[$1::bytea]
+               GROUP BY id) s
+         WHERE v.id = s.id AND v.status = ANY($2::virtual_status[])
+         RETURNING v.id",
     )
     .bind(channel.as_slice())
     .bind(from)
@@ -245,9 +251,9 @@ pub async fn enqueue_after<T: Serialize>(
 
 /// Open virtual channels past their validity by more than `grace` seconds at `now` that
 /// are not registered on chain, with their parents.
-pub async fn overdue_virtual(db: &PgPool, now: u64, grace: u64, limit: i64) -> sqlx::Result<Vec<(B256, [B256; 2])>> {
+pub async fn overdue_virtual(db: &PgPool, now: u64, grace: u64, limit: i64) -> sqlx::Result<Vec<(B256, Vec<B256>)>> {
     let rows = sqlx::query(
-        "SELECT v.id, v.parent_proposer, v.parent_acceptor FROM virtual_channels v
+        "SELECT v.id, v.parents FROM virtual_channels v
          WHERE v.status = 'open' AND v.valid_until + $2 < $1
            AND NOT EXISTS (SELECT 1 FROM disputes d WHERE d.channel_id = v.id AND d.ours)
          ORDER BY v.valid_until LIMIT $3",
@@ -259,9 +265,9 @@ pub async fn overdue_virtual(db: &PgPool, now: u64, grace: u64, limit: i64) -> s
     .await?;
     rows.iter()
         .map(|r| {
-            let parent =
-                |name: &str| r.get::<Option<&[u8]>, _>(name).map(b256).transpose().map(Option::unwrap_or_default);
-            Ok((b256(r.get::<&[u8], _>("id"))?, [parent("parent_proposer")?, parent("parent_acceptor")?]))
+            let parents = r.get::<Vec<Option<Vec<u8>>>, _>("parents");
+            let parents = parents.iter().flatten().map(|p| b256(p)).collect::<sqlx::Result<Vec<_>>>()?;
+            Ok((b256(r.get::<&[u8], _>("id"))?, parents))
         })
         .collect()
 }

@@ -58,7 +58,7 @@ pub async fn chain_work(db: &PgPool) -> sqlx::Result<ChainWork> {
 pub async fn live_outcomes(
     db: &mut PgConnection,
     client: Option<Address>,
-) -> sqlx::Result<Vec<(usize, bool, ingrid_client_sdk::Allocation)>> {
+) -> sqlx::Result<Vec<(Role, bool, ingrid_client_sdk::Allocation)>> {
     let rows = sqlx::query(
         "SELECT b.hub_index, b.status = 'open' AS open, s.state->'outcome' AS outcome
          FROM basic_channels b JOIN channel_states s ON s.channel_id = b.id AND s.version = b.latest_version
@@ -70,7 +70,7 @@ pub async fn live_outcomes(
     rows.iter()
         .map(|r| {
             Ok((
-                usize::from(r.try_get::<i16, _>("hub_index")? == 1),
+                role(r.try_get::<i16, _>("hub_index")?)?,
                 r.try_get("open")?,
                 r.try_get::<Json<ingrid_client_sdk::Allocation>, _>("outcome")?.0,
             ))

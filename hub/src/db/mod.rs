@@ -9,6 +9,7 @@ use ingrid_client_sdk::api::{
     ChannelStatus, ChannelView, FullySignedState, Funding, StateRequest, VirtualProposal, VirtualStatus, VirtualView,
 };
 use ingrid_client_sdk::{Params, State};
+use ingrid_protocol::Role;
 use ingrid_protocol::machine::{ChannelEvent, Move, TopUpEvent, TopUpStatus, VirtualEvent};
 use serde::{Serialize, de::DeserializeOwned};
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
@@ -31,6 +32,11 @@ fn address(bytes: &[u8]) -> sqlx::Result<Address> {
 
 fn b256(bytes: &[u8]) -> sqlx::Result<B256> {
     B256::try_from(bytes).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+/// A participant role stored as its index (`SMALLINT`).
+fn role(index: i16) -> sqlx::Result<Role> {
+    Role::from_index(index as usize).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
 fn u256(text: &str) -> sqlx::Result<U256> {

@@ -24,7 +24,7 @@ pub async fn set_virtual_paused(db: &PgPool, paused: bool) -> sqlx::Result<()> {
 pub async fn virtual_count(db: &mut PgConnection, client: Address, statuses: &[&str]) -> sqlx::Result<u64> {
     let statuses: Vec<String> = statuses.iter().map(|s| s.to_string()).collect();
     let n: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM virtual_channels WHERE (proposer = $1 OR acceptor = $1) AND status::text = ANY($2)",
+        "SELECT count(*) FROM virtual_channels WHERE participants @> ARRAY[$1::bytea] AND status::text = ANY($2)",
     )
     .bind(client.as_slice())
     .bind(&statuses)

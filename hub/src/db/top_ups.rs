@@ -8,7 +8,7 @@ pub struct TopUpCandidate {
     /// Channel.
     pub id: B256,
     /// The hub's index.
-    pub hub_index: usize,
+    pub hub_index: Role,
     /// The hub's address.
     pub hub: Address,
     /// The latest outcome.
@@ -33,9 +33,9 @@ pub async fn top_up_candidates(db: &PgPool, limit: i64) -> sqlx::Result<Vec<TopU
     .await?;
     rows.iter()
         .map(|row| {
-            let hub_index = row.get::<i16, _>("hub_index") as usize;
+            let hub_index = role(row.get::<i16, _>("hub_index"))?;
             let params = row.get::<Json<Params>, _>("params").0;
-            let hub = params.participants[hub_index];
+            let hub = params.participants[hub_index.index()];
             let funding = parse_funding(&row.get::<serde_json::Value, _>("funding"))?;
             Ok(TopUpCandidate {
                 id: b256(row.get::<&[u8], _>("id"))?,

@@ -2,11 +2,26 @@
 
 use super::*;
 
-/// A virtual channel's row.
+/// A virtual channel's row: the lists as stored (one entry per parent, per participant),
+/// and the wire view the participants see.
 #[derive(Debug, Clone)]
 pub struct VirtualRow {
-    /// The hub's view of it.
+    /// The basic channels locking it, in participant order (`None` until that participant
+    /// accepted).
+    pub parents: Vec<Option<B256>>,
+    /// Per parent, whether it is settled after the close.
+    pub settled: Vec<bool>,
+    /// The app it runs (zero: payments).
+    pub app: Address,
+    /// The hub's view of it, as its participants see it.
     pub view: VirtualView,
+}
+
+impl VirtualRow {
+    /// The parents that lock it now (accepted), in order.
+    pub fn locking_parents(&self) -> Vec<B256> {
+        self.parents.iter().flatten().copied().collect()
+    }
 }
 
 pub(super) fn parse_virtual_status(name: &str) -> sqlx::Result<VirtualStatus> {
@@ -17,8 +32,13 @@ pub(super) fn parse_virtual_status(name: &str) -> sqlx::Result<VirtualStatus> {
 }
 
 pub(super) const VIRTUAL_COLUMNS: &str =
-    "id, params, parent_proposer, parent_acceptor, initial, sig_proposer, sig_acceptor, proposed_parent,
-    valid_until, status::text AS status, final_state, final_sig0, final_sig1, settled_proposer, settled_acceptor, fees";
+    "id, params, app, parents, initial, initial_sigs, proposed_parent, valid_until, status::text AS status,
+    final_state, final_sig0, final_sig1, settled, fees";
+
+/// The first two entries of a stored list as the wire's pair (the wire shows two parents).
+pub(super) fn pair<T: Clone + Default>(list: &[T]) -> [T; 2] {
+    [list.first().cloned().unwrap_or_default(), list.get(1).cloned().unwrap_or_default()]
+}
 
 pub(super) fn virtual_row(row: &sqlx::postgres::PgRow, now: u64) -> sqlx::Result<VirtualRow> {
     let status = parse_virtual_status(row.get::<&str, _>("status"))?;
@@ -27,25 +47,32 @@ pub(super) fn virtual_row(row: &sqlx::postgres::PgRow, now: u64) -> sqlx::Result
     let final_state = row
         .get::<Option<Json<State>>, _>("final_state")
         .map(|s| FullySignedState { state: s.0, sigs: [bytes("final_sig0"), bytes("final_sig1")] });
-    Ok(VirtualRow {
-        view: VirtualView {
-            id: b256(row.get::<&[u8], _>("id"))?,
-            params: row.get::<Json<Params>, _>("params").0,
-            status,
-            valid_until,
-            close_requested: status == VirtualStatus::Open && now >= valid_until,
-            parents: [
-                b256(row.get::<&[u8], _>("parent_proposer"))?,
-                row.get::<Option<&[u8]>, _>("parent_acceptor").map(b256).transpose()?.unwrap_or_default(),
-            ],
-            initial: row.get::<Json<State>, _>("initial").0,
-            initial_sigs: [bytes("sig_proposer"), bytes("sig_acceptor")],
-            proposed_parent: row.get::<Json<StateRequest>, _>("proposed_parent").0,
-            final_state,
-            settled: [row.get("settled_proposer"), row.get("settled_acceptor")],
-            fees: row.get::<Json<Vec<U256>>, _>("fees").0,
-        },
-    })
+    let parents = row
+        .get::<Vec<Option<Vec<u8>>>, _>("parents")
+        .iter()
+        .map(|p| p.as_deref().map(b256).transpose())
+        .collect::<sqlx::Result<Vec<_>>>()?;
+    let initial_sigs: Vec<Bytes> = row
+        .get::<Vec<Option<Vec<u8>>>, _>("initial_sigs")
+        .into_iter()
+        .map(|s| s.map(Bytes::from).unwrap_or_default())
+        .collect();
+    let settled: Vec<bool> = row.get("settled");
+    let view = VirtualView {
+        id: b256(row.get::<&[u8], _>("id"))?,
+        params: row.get::<Json<Params>, _>("params").0,
+        status,
+        valid_until,
+        close_requested: status == VirtualStatus::Open && now >= valid_until,
+        parents: pair(&parents.iter().map(|p| p.unwrap_or_default()).collect::<Vec<_>>()),
+        initial: row.get::<Json<State>, _>("initial").0,
+        initial_sigs: pair(&initial_sigs),
+        proposed_parent: row.get::<Json<StateRequest>, _>("proposed_parent").0,
+        final_state,
+        settled: pair(&settled),
+        fees: row.get::<Json<Vec<U256>>, _>("fees").0,
+    };
+    Ok(VirtualRow { parents, settled, app: address(row.get::<&[u8], _>("app"))?, view })
 }
 
 /// Inserts a proposed virtual channel; false (nothing written) if the id exists.
@@ -56,17 +83,26 @@ pub async fn insert_virtual(
     parent: B256,
     fees: &[U256],
 ) -> sqlx::Result<bool> {
+    // One parent per participant, in participant order: the proposer's now, the others'
+    // (and their signatures on the opening state) when they accept.
+    let participants: Vec<Vec<u8>> = proposal.params.participants.iter().map(|p| p.to_vec()).collect();
+    let mut parents: Vec<Option<Vec<u8>>> = vec![None; participants.len()];
+    parents[0] = Some(parent.to_vec());
+    let mut initial_sigs: Vec<Option<Vec<u8>>> = vec![None; participants.len()];
+    initial_sigs[0] = Some(proposal.signature.to_vec());
     let n = sqlx::query(
-        "INSERT INTO virtual_channels (id, params, proposer, acceptor, parent_proposer, initial, sig_proposer, proposed_parent, valid_until, fees)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+        "INSERT INTO virtual_channels (id, params, app, participants, parents, initial, initial_sigs, settled,
+                proposed_parent, valid_until, fees)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
     )
     .bind(id.as_slice())
     .bind(Json(&proposal.params))
-    .bind(proposal.params.participants[0].as_slice())
-    .bind(proposal.params.participants[1].as_slice())
-    .bind(parent.as_slice())
+    .bind(proposal.params.app.as_slice())
+    .bind(participants)
+    .bind(parents)
     .bind(Json(&proposal.state))
-    .bind(proposal.signature.as_ref())
+    .bind(initial_sigs)
+    .bind(vec![false; proposal.params.participants.len()])
     .bind(Json(&proposal.parent))
     .bind(proposal.valid_until as i64)
     .bind(Json(fees))
@@ -83,9 +119,8 @@ pub async fn lock_virtual(
     participant: Address,
     now: u64,
 ) -> sqlx::Result<Option<VirtualRow>> {
-    let sql = format!(
-        "SELECT {VIRTUAL_COLUMNS} FROM virtual_channels WHERE id = $1 AND (proposer = $2 OR acceptor = $2) FOR UPDATE"
-    );
+    let sql =
+        format!("SELECT {VIRTUAL_COLUMNS} FROM virtual_channels WHERE id = $1 AND $2 = ANY(participants) FOR UPDATE");
     let row = sqlx::query(&sql).bind(id.as_slice()).bind(participant.as_slice()).fetch_optional(db).await?;
     row.as_ref().map(|r| virtual_row(r, now)).transpose()
 }
@@ -100,7 +135,7 @@ pub async fn virtual_views(
 ) -> sqlx::Result<Vec<VirtualView>> {
     let sql = format!(
         "SELECT {VIRTUAL_COLUMNS} FROM virtual_channels
-         WHERE (proposer = $2 OR acceptor = $2) AND ($1::bytea IS NULL OR id = $1)
+         WHERE participants @> ARRAY[$2::bytea] AND ($1::bytea IS NULL OR id = $1)
          ORDER BY created_at DESC, id LIMIT $3"
     );
     let rows = sqlx::query(&sql)
@@ -112,12 +147,18 @@ pub async fn virtual_views(
     rows.iter().map(|r| virtual_row(r, now).map(|v| v.view)).collect()
 }
 
-/// Marks a proposal accepted (the machine's `Accept`): open, with the acceptor's parent and
-/// signature.
-pub async fn open_virtual(db: &mut PgConnection, id: B256, parent: B256, signature: &Bytes) -> sqlx::Result<()> {
+/// Marks a proposal accepted by its participant `participant` (the machine's `Accept`): open,
+/// with that participant's parent and signature on the opening state.
+pub async fn open_virtual(
+    db: &mut PgConnection,
+    id: B256,
+    participant: Role,
+    parent: B256,
+    signature: &Bytes,
+) -> sqlx::Result<()> {
     let (from, to) = virtual_move(VirtualEvent::Accept);
     sqlx::query(
-        "UPDATE virtual_channels SET status = $5::virtual_status, parent_acceptor = $2, sig_acceptor = $3, updated_at = now()
+        "UPDATE virtual_channels SET status = $5::virtual_status, parents[$6] = $2, initial_sigs[$6] = $3, updated_at = now()
          WHERE id = $1 AND status = ANY($4::virtual_status[])",
     )
     .bind(id.as_slice())
@@ -125,6 +166,7 @@ pub async fn open_virtual(db: &mut PgConnection, id: B256, parent: B256, signatu
     .bind(signature.as_ref())
     .bind(from)
     .bind(to)
+    .bind(participant.index() as i32 + 1)
     .execute(db)
     .await?;
     Ok(())
@@ -145,26 +187,27 @@ pub async fn reject_virtual(db: &mut PgConnection, id: B256) -> sqlx::Result<()>
     Ok(())
 }
 
-/// Records a close: the final state and which parents are settled now.
+/// Records a close: the final state and which parents are settled now (per parent); the
+/// status moves by the machine's `Settled { both }`.
 pub async fn close_virtual(
     db: &mut PgConnection,
     id: B256,
     last: &FullySignedState,
-    settled: [bool; 2],
+    settled: &[bool],
 ) -> sqlx::Result<()> {
-    let status = if settled[0] && settled[1] { "closed" } else { "closing" };
+    let (from, to) = virtual_move(VirtualEvent::Settled { both: settled.iter().all(|s| *s) });
     sqlx::query(
-        "UPDATE virtual_channels SET final_state = $2, final_sig0 = $3, final_sig1 = $4, settled_proposer = $5,
-                settled_acceptor = $6, status = $7::virtual_status, updated_at = now()
-         WHERE id = $1",
+        "UPDATE virtual_channels SET final_state = $2, final_sig0 = $3, final_sig1 = $4, settled = $5,
+                status = $7::virtual_status, updated_at = now()
+         WHERE id = $1 AND status = ANY($6::virtual_status[])",
     )
     .bind(id.as_slice())
     .bind(Json(&last.state))
     .bind(last.sigs[0].as_ref())
     .bind(last.sigs[1].as_ref())
-    .bind(settled[0])
-    .bind(settled[1])
-    .bind(status)
+    .bind(settled)
+    .bind(from)
+    .bind(to)
     .execute(db)
     .await?;
     Ok(())

@@ -6,11 +6,12 @@
 use std::time::Duration;
 
 use alloy::primitives::{Address, B256, Bytes, U256};
+use ingrid_client_sdk::Role;
 use ingrid_client_sdk::api::{Quote, QuoteRequest, StateRequest, VirtualProposal};
 use ingrid_client_sdk::bindings::eth_holder::EthAssetHolder;
 use ingrid_client_sdk::client::ClientError;
 use ingrid_client_sdk::state::channel_id;
-use ingrid_client_sdk::virtual_channel::{Side, lock_in_parent, pay_fees};
+use ingrid_client_sdk::virtual_channel::{Link, lock_in_parent, pay_fees};
 use ingrid_client_sdk::wallet::{Wallet, WalletError};
 use ingrid_client_sdk::{Allocation, Params, State};
 use ingrid_hub::config::Config;
@@ -269,7 +270,11 @@ async fn expired_altered_and_missing_quotes_are_refused() -> anyhow::Result<()> 
             appData: Bytes::new(),
             isFinal: false,
         };
-        let update = pay_fees(&lock_in_parent(&parent, 1, Side::Proposer, &opening)?, 1, &fees)?;
+        let update = pay_fees(
+            &lock_in_parent(&parent, Link::client_parent(Role::First, Role::Second), &opening)?,
+            Role::Second,
+            &fees,
+        )?;
         Ok(VirtualProposal {
             signature: d.sign_state(&key, &opening)?,
             parent: StateRequest { signature: d.sign_state(&key, &update)?, state: update },
@@ -457,7 +462,7 @@ async fn a_busy_channel_is_topped_up_once_the_deposit_is_on_chain() -> anyhow::R
 
     // A top-up state with another amount is refused and changes nothing.
     let record = bob.store().load(y)?.expect("Y");
-    let wrong = ingrid_client_sdk::virtual_channel::top_up(&record.latest.state, 1, eth, ether(2))?;
+    let wrong = ingrid_client_sdk::virtual_channel::top_up(&record.latest.state, Role::Second, eth, ether(2))?;
     let signature = env.stack.contracts.deployment.sign_state(&env.devnet.key(2), &wrong)?;
     let bob_api = bob.hub();
     refused(&env, 422, "top_up_mismatch", "raised by", async {

@@ -7,11 +7,12 @@ use std::time::Duration;
 use alloy::primitives::{Address, Bytes, U256};
 use alloy::providers::ext::AnvilApi;
 use alloy::signers::local::PrivateKeySigner;
+use ingrid_client_sdk::Role;
 use ingrid_client_sdk::api::{StateRequest, VirtualAccept, VirtualClose, VirtualProposal, VirtualStatus};
 use ingrid_client_sdk::chain;
 use ingrid_client_sdk::client::ClientError;
 use ingrid_client_sdk::state::channel_id;
-use ingrid_client_sdk::virtual_channel::{Side, finalize, lock_in_parent, settle_in_parent, transfer};
+use ingrid_client_sdk::virtual_channel::{Link, finalize, lock_in_parent, settle_in_parent, transfer};
 use ingrid_client_sdk::{Allocation, Deployment, Params, SignedState, State};
 
 use crate::harness::{Env, ether, now, open_basic, wait_until};
@@ -69,7 +70,9 @@ impl World {
         parent: &State,
         update: Option<State>,
     ) -> VirtualProposal {
-        let update = update.unwrap_or_else(|| lock_in_parent(parent, 1, Side::Proposer, &opening).expect("lock"));
+        let update = update.unwrap_or_else(|| {
+            lock_in_parent(parent, Link::client_parent(Role::First, Role::Second), &opening).expect("lock")
+        });
         VirtualProposal {
             signature: self.d.sign_state(key, &opening).expect("sign"),
             parent: StateRequest { signature: self.d.sign_state(key, &update).expect("sign"), state: update },
@@ -99,7 +102,7 @@ async fn bad_virtual_channel_requests_change_nothing() -> anyhow::Result<()> {
     let p = w.params(ak.address(), bk.address(), 600);
     let v0 = w.opening(&p, [ether(2), ether(3)]);
     // Mismatched amounts: Alice locks only 1 of her 2.
-    let mut short = lock_in_parent(&x_state, 1, Side::Proposer, &v0)?;
+    let mut short = lock_in_parent(&x_state, Link::client_parent(Role::First, Role::Second), &v0)?;
     short.outcome.balances[0][0] += ether(1);
     short.outcome.balances[0][1] -= ether(1);
     w.refused(
@@ -109,7 +112,7 @@ async fn bad_virtual_channel_requests_change_nothing() -> anyhow::Result<()> {
     )
     .await?;
     // Wrong index map: V's Bob mapped to Alice.
-    let mut wrong_map = lock_in_parent(&x_state, 1, Side::Proposer, &v0)?;
+    let mut wrong_map = lock_in_parent(&x_state, Link::client_parent(Role::First, Role::Second), &v0)?;
     wrong_map.outcome.locked[0].indexMap = [1, 0];
     w.refused(
         422,
@@ -144,7 +147,7 @@ async fn bad_virtual_channel_requests_change_nothing() -> anyhow::Result<()> {
     let v_stranger = w.opening(&stranger, [ether(1), U256::ZERO]);
     w.refused(422, "unknown_peer", api.propose_virtual(&w.proposal(&ak, stranger, v_stranger, &x_state, None), None))
         .await?;
-    let mut stale = lock_in_parent(&x_state, 1, Side::Proposer, &v0)?;
+    let mut stale = lock_in_parent(&x_state, Link::client_parent(Role::First, Role::Second), &v0)?;
     stale.version -= 1;
     w.refused(
         409,
@@ -166,7 +169,7 @@ async fn bad_virtual_channel_requests_change_nothing() -> anyhow::Result<()> {
         signature: w.d.sign_state(key, &v0).expect("sign"),
         parent: StateRequest { signature: w.d.sign_state(key, &update).expect("sign"), state: update },
     };
-    let good_y = lock_in_parent(&y_state, 1, Side::Acceptor, &v0)?;
+    let good_y = lock_in_parent(&y_state, Link::client_parent(Role::Second, Role::Second), &v0)?;
     // Only the proposed peer may accept; Carol cannot.
     w.refused(
         404,
@@ -256,7 +259,7 @@ async fn close_with_one_side_offline_and_expiry() -> anyhow::Result<()> {
 
     // Both sign the final state. Alice cannot settle Bob's parent without Bob's signature on
     // its update. (Settling one parent alone is a dispute path: see disputes.rs.)
-    let last = finalize(&transfer(&opened.latest.state, 1, eth, ether(2))?)?;
+    let last = finalize(&transfer(&opened.latest.state, Role::Second, eth, ether(2))?)?;
     let sigs = [d.sign_state(&ak, &last)?, d.sign_state(&bk, &last)?];
     let y_state = bob.store().load(y)?.expect("Y").latest.state;
     let y_update = settle_in_parent(&y_state, &last)?;

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use alloy::primitives::{B256, U256};
 use futures::future::join_all;
+use ingrid_client_sdk::Role;
 use ingrid_client_sdk::api::{StateRequest, VirtualAccept, VirtualStatus};
 use ingrid_client_sdk::client::ClientError;
-use ingrid_client_sdk::virtual_channel::{Side, finalize, lock_in_parent, settle_in_parent, transfer};
+use ingrid_client_sdk::virtual_channel::{Link, finalize, lock_in_parent, settle_in_parent, transfer};
 use ingrid_client_sdk::wallet::{Wallet, WalletError};
 
 use crate::harness::{Env, ether, now, open_basic, wait_until};
@@ -46,7 +47,7 @@ async fn seed_worked_example_through_the_hub() -> anyhow::Result<()> {
     let before = hub.requests();
     let keys = [env.devnet.key(1), env.devnet.key(2)];
     let d = env.stack.contracts.deployment;
-    let last = finalize(&transfer(&opened.latest.state, 1, eth, ether(2))?)?;
+    let last = finalize(&transfer(&opened.latest.state, Role::Second, eth, ether(2))?)?;
     let sigs = [d.sign_state(&keys[0], &last)?, d.sign_state(&keys[1], &last)?];
     assert_eq!(hub.requests(), before, "paying inside the virtual channel needs no hub request");
 
@@ -106,7 +107,7 @@ async fn concurrent_opens_never_over_lock_the_hubs_coins() -> anyhow::Result<()>
     let bob_key = env.devnet.key(3);
     let y_now = bob.store().load(y)?.expect("Y").latest.state;
     let accepts = proposals.iter().map(|p| {
-        let update = lock_in_parent(&y_now, 1, Side::Acceptor, &p.initial).expect("lock");
+        let update = lock_in_parent(&y_now, Link::client_parent(Role::Second, Role::Second), &p.initial).expect("lock");
         let accept = VirtualAccept {
             signature: d.sign_state(&bob_key, &p.initial).expect("sign"),
             parent: StateRequest { signature: d.sign_state(&bob_key, &update).expect("sign"), state: update },

@@ -100,7 +100,7 @@ async fn two_hundred_virtual_channels_among_fifty_clients() -> anyhow::Result<()
                 let (payer, payee) = if *amount > 0 { (&alice, &bob) } else { (&bob, &alice) };
                 let want = U256::from(amount.unsigned_abs() * MILLI);
                 let record = payer.virtual_record(*v)?;
-                let mine = record.latest.state.outcome.balances[0][record.my_index as usize];
+                let mine = record.latest.state.outcome.balances[0][record.my_index.index()];
                 if mine < want {
                     continue; // more than the payer has: it would refuse; skip as a real payer would
                 }

@@ -7,6 +7,7 @@
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::DynProvider;
 use alloy::signers::local::PrivateKeySigner;
+use ingrid_client_sdk::Role;
 use ingrid_client_sdk::api::{
     ChannelStatus, ChannelView, FullySignedState, OpenChannelRequest, QuoteRequest, StateRequest, VirtualAccept,
     VirtualClose, VirtualProposal,
@@ -16,7 +17,7 @@ use ingrid_client_sdk::client::{ClientError, HubClient};
 use ingrid_client_sdk::dispute::{self, record_key, sub_channel_key};
 use ingrid_client_sdk::state::channel_id;
 use ingrid_client_sdk::validate::asset_totals;
-use ingrid_client_sdk::virtual_channel::{Side, lock_in_parent, pay_fees, settle_in_parent, top_up};
+use ingrid_client_sdk::virtual_channel::{Link, lock_in_parent, pay_fees, settle_in_parent, top_up};
 use ingrid_client_sdk::{Allocation, Params, SignedState, State, SubAlloc};
 use rand::Rng;
 
@@ -43,7 +44,7 @@ pub struct CChannel {
     /// Params.
     pub params: Params,
     /// The hub's index.
-    pub hub_index: usize,
+    pub hub_index: Role,
     /// Every state signed by both, by version (ascending).
     pub states: Vec<FullySignedState>,
     /// The member's opening deposit.
@@ -64,7 +65,7 @@ impl CChannel {
     }
 
     fn client_index(&self) -> usize {
-        1 - self.hub_index
+        self.hub_index.peer().index()
     }
 
     fn keep(&mut self, signed: FullySignedState) {
@@ -230,7 +231,7 @@ impl World {
         self.d.verify_state(&state, &hub_sig, self.hub_addr)?;
         let ch = &self.co.channels[c];
         let mine = self.co_sign(ch.owner, &state)?;
-        let sigs = if ch.hub_index == 0 { [hub_sig, mine] } else { [mine, hub_sig] };
+        let sigs = ch.hub_index.pair(hub_sig, mine);
         self.co.channels[c].keep(FullySignedState { state, sigs });
         Ok(())
     }
@@ -249,7 +250,7 @@ impl World {
             .enumerate()
             .all(|(i, p)| self.d.verify_state(&view.latest.state, &view.latest.sigs[i], *p).is_ok());
         if ok {
-            self.sigs.see(&self.d, self.hub_addr, &view.latest.state, &view.latest.sigs[hub_index]);
+            self.sigs.see(&self.d, self.hub_addr, &view.latest.state, &view.latest.sigs[hub_index.index()]);
             self.co.channels[c].keep(view.latest.clone());
         }
         Some(view)
@@ -395,7 +396,7 @@ impl World {
             name: name.clone(),
             owner,
             params,
-            hub_index: 1,
+            hub_index: Role::Second,
             states: vec![FullySignedState { state, sigs: [mine, answer.signature] }],
             deposit: units(mine_units),
             funded: false,
@@ -488,7 +489,7 @@ impl World {
             return Ok(Outcome::Skipped);
         }
         state.outcome.balances[0][ci] -= amount;
-        state.outcome.balances[0][hi] += amount;
+        state.outcome.balances[0][hi.index()] += amount;
         state.version += 1;
         let signature = self.co_sign(owner, &state)?;
         let request = StateRequest { state: state.clone(), signature };
@@ -625,11 +626,11 @@ impl World {
         let (xs, ys) = (self.co.channels[x].latest().state.clone(), self.co.channels[y].latest().state.clone());
         let (xc, xh) = (
             xs.outcome.balances[0][self.co.channels[x].client_index()],
-            xs.outcome.balances[0][self.co.channels[x].hub_index],
+            xs.outcome.balances[0][self.co.channels[x].hub_index.index()],
         );
         let (yc, yh) = (
             ys.outcome.balances[0][self.co.channels[y].client_index()],
-            ys.outcome.balances[0][self.co.channels[y].hub_index],
+            ys.outcome.balances[0][self.co.channels[y].hub_index.index()],
         );
         // Within what the parents hold, mostly (room for the proposer's fee).
         let fit = self.rng.random_bool(0.9);
@@ -725,12 +726,13 @@ impl World {
         };
         let opening = cv.opening.clone();
         let xh = self.co.channels[x].hub_index;
-        let update = match lock_in_parent(&self.co.channels[x].latest().state, xh, Side::Proposer, &opening)
-            .and_then(|u| pay_fees(&u, xh, &quote.fees))
-        {
-            Ok(u) => u,
-            Err(e) => return Ok(refusal(format!("cannot lock: {e}"))),
-        };
+        let update =
+            match lock_in_parent(&self.co.channels[x].latest().state, Link::client_parent(Role::First, xh), &opening)
+                .and_then(|u| pay_fees(&u, xh, &quote.fees))
+            {
+                Ok(u) => u,
+                Err(e) => return Ok(refusal(format!("cannot lock: {e}"))),
+            };
         let proposal = VirtualProposal {
             params: cv.params.clone(),
             state: opening.clone(),
@@ -770,7 +772,11 @@ impl World {
         self.co_sync(y).await;
         let opening = self.co.virtuals[v].opening.clone();
         let yh = self.co.channels[y].hub_index;
-        let update = match lock_in_parent(&self.co.channels[y].latest().state, yh, Side::Acceptor, &opening) {
+        let update = match lock_in_parent(
+            &self.co.channels[y].latest().state,
+            Link::client_parent(Role::Second, yh),
+            &opening,
+        ) {
             Ok(u) => u,
             Err(e) => return Ok(refusal(format!("cannot lock: {e}"))),
         };
@@ -1307,7 +1313,8 @@ impl World {
                 let px = self.co.virtuals[v].members[0];
                 let opening = self.co.virtuals[v].opening.clone();
                 let yh = self.co.channels[y].hub_index;
-                let Ok(update) = lock_in_parent(&self.co.channels[y].latest().state, yh, Side::Proposer, &opening)
+                let Ok(update) =
+                    lock_in_parent(&self.co.channels[y].latest().state, Link::client_parent(Role::First, yh), &opening)
                 else {
                     return Ok(Outcome::Skipped);
                 };

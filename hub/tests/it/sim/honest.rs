@@ -67,9 +67,9 @@ impl World {
     /// The client's and the hub's balance in the stored latest state of `id`.
     fn h_balances(&self, h: usize, id: B256) -> Option<(U256, U256, bool)> {
         let r = self.honest[h].wallet.store().load(id).ok()??;
-        let hi = r.hub_index as usize;
+        let (hub, client) = (r.hub_index.index(), r.hub_index.peer().index());
         let s = &r.latest.state;
-        Some((s.outcome.balances[0][1 - hi], s.outcome.balances[0][hi], s.outcome.locked.is_empty() && !s.isFinal))
+        Some((s.outcome.balances[0][client], s.outcome.balances[0][hub], s.outcome.locked.is_empty() && !s.isFinal))
     }
 
     /// The client's channels the hub reports open.
@@ -232,7 +232,7 @@ impl World {
         if record.latest.state.isFinal || record.pending.is_some() {
             return Ok(Outcome::Skipped);
         }
-        let mine = record.latest.state.outcome.balances[0][record.my_index as usize];
+        let mine = record.latest.state.outcome.balances[0][record.my_index.index()];
         let amount = self.fraction(mine, 40);
         if amount.is_zero() {
             return Ok(Outcome::Skipped);

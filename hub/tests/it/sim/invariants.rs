@@ -127,7 +127,7 @@ impl World {
                 .co
                 .channels
                 .iter()
-                .map(|c| (c.name.clone(), c.id(), c.states[0].state.outcome.balances[0][c.hub_index]))
+                .map(|c| (c.name.clone(), c.id(), c.states[0].state.outcome.balances[0][c.hub_index.index()]))
                 .collect();
             for h in &self.honest {
                 for (i, id) in h.channels.iter().enumerate() {
@@ -329,13 +329,13 @@ impl World {
     fn honest_value(&self, h: usize, id: B256) -> anyhow::Result<U256> {
         let w = &self.honest[h].wallet;
         let Some(record) = w.store().load(id)? else { return Ok(U256::ZERO) };
-        let me = 1 - record.hub_index as usize;
+        let me = record.hub_index.peer().index();
         let state = &record.latest.state;
         let mut value = state.outcome.balances[0][me];
         for lock in &state.outcome.locked {
             // An unknown virtual channel counts nothing: no false alarm, at worst a miss.
             let Ok(v) = w.virtual_record(lock.id) else { continue };
-            let i = v.my_index as usize;
+            let i = v.my_index.index();
             let mut share = v.latest.state.outcome.balances[0][i];
             if let Some(p) = &v.pending {
                 share = share.min(p.outcome.balances[0][i]);

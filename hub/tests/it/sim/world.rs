@@ -388,7 +388,7 @@ impl World {
         for h in &self.honest {
             let Ok(records) = h.wallet.store().list() else { continue };
             for r in records {
-                let i = r.hub_index as usize;
+                let i = r.hub_index.index();
                 self.sigs.see(&self.d, self.hub_addr, &r.latest.state, &r.latest.sigs[i]);
             }
         }
