@@ -254,6 +254,15 @@ pub struct DisputeRecord {
     pub state_hash: B256,
 }
 
+impl DisputeRecord {
+    /// What this record (of a virtual channel, read by its record key) means for a close
+    /// whose final state has digest `digest`, at chain time `now`.
+    pub fn on_chain(&self, now: u64, digest: B256) -> ingrid_protocol::machine::OnChain {
+        let registered = self.phase != phase::NONE;
+        ingrid_protocol::machine::OnChain::of(registered, self.version, self.state_hash, self.timeout, now, digest)
+    }
+}
+
 /// The dispute record of a channel.
 pub async fn dispute<P: Provider>(provider: &P, deployment: &Deployment, channel: B256) -> ChainResult<DisputeRecord> {
     let r = Adjudicator::new(deployment.adjudicator, provider).disputes(channel).call().await?;

@@ -37,10 +37,9 @@ use crate::chain::Action;
 use crate::config::AuthConfig;
 use crate::core::{Parent, ParentUpdate, Rules};
 use crate::db;
-use crate::disputes::OnChain;
 use crate::error::ApiError;
 use ingrid_protocol::Role;
-use ingrid_protocol::machine::{self, ChannelEvent, VirtualEvent};
+use ingrid_protocol::machine::{self, ChannelEvent, Effect, VirtualEvent, VirtualInput};
 
 pub mod admin;
 mod auth;

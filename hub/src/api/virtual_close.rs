@@ -69,8 +69,8 @@ pub(super) async fn close_virtual(
         };
     let v = &row.view;
     let id = v.id;
-    machine::virtual_channel(v.status, VirtualEvent::CloseRequest)
-        .map_err(|_| ApiError::conflict("not_open", format!("virtual channel {id} is {:?}", v.status)))?;
+    let book = row.book();
+    book.admits(VirtualEvent::CloseRequest)?;
     // An open virtual channel has every parent: participant i's parent is parents[i].
     let parent_ids = row.locking_parents();
     if parent_ids.len() != row.parents.len() || parent_ids.len() != Role::ALL.len() {
@@ -93,65 +93,59 @@ pub(super) async fn close_virtual(
     let accepted = app.hub.rules().check_virtual_close(&v.params, &v.initial, recorded, &close, &snapshots)?;
     let last =
         v.final_state.clone().unwrap_or(FullySignedState { state: close.state.clone(), sigs: close.sigs.clone() });
-    // Off chain, a virtual channel settles in both parents at once, or one parent alone after
-    // its final state is fixed on chain: settling one parent alone while the other end could
-    // still register another state of it through the other parent would break the hub's
-    // neutrality. What is fixed is read from the chain (the record by its subChannelKey), not
-    // from the hub's books; the books only tell whether a record may exist.
-    let deployment = app.hub.rules().deployment;
-    let final_digest = deployment.state_digest(&close.state);
-    let mut settled = row.settled.clone();
-    for (position, _) in &accepted {
-        settled[*position] = true;
-    }
-    let both = settled.iter().all(|s| *s);
+    // What the chain has fixed is read from the chain (the record by its subChannelKey) when
+    // the protocol asks for it; the books only tell whether a record may exist.
+    let settles: Vec<usize> = accepted.iter().map(|(position, _)| *position).collect();
     let record_key = crate::disputes::virtual_record_key(&v.initial)?;
     let registered = db::dispute_of(&mut tx, record_key).await?.is_some();
-    if registered || !both {
+    let on_chain = if book.close_needs_chain(&settles, registered) {
+        let deployment = app.hub.rules().deployment;
         let record = ingrid_client_sdk::chain::dispute(&app.hub.provider, &deployment, record_key)
             .await
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("reading the record of {id}: {e}")))?;
         let chain_now = ingrid_client_sdk::dispute::chain_time(&app.hub.provider)
             .await
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("reading the chain's time: {e}")))?;
-        match crate::disputes::fixed_on_chain(&record, chain_now, final_digest) {
-            OnChain::Fixed => {}
-            OnChain::Open { version, timeout } => {
-                return Err(ApiError::conflict(
-                    "virtual_in_dispute",
-                    format!(
-                        "virtual channel {id} is registered on chain at version {version} (fixed from {timeout}), \
-                         not with this final state: it settles through the chain"
-                    ),
-                ));
+        Some(record.on_chain(chain_now, deployment.state_digest(&close.state)))
+    } else {
+        None
+    };
+    let t = book.apply(&VirtualInput::Close { settles, on_chain }, now_secs())?;
+    let mut signatures = Vec::with_capacity(accepted.len());
+    for effect in &t.effects {
+        match *effect {
+            Effect::CountersignParent(position) => {
+                let index = accepted.iter().position(|(p, _)| *p == position).ok_or_else(|| {
+                    ApiError::Internal(anyhow::anyhow!("no checked update of parent {position} of {id}"))
+                })?;
+                let (update, digest) = (&close.parents[index], accepted[index].1);
+                let (parent_row, _) = &parent_rows[position];
+                let (channel, hub, status) = (parent_row.id, parent_row.hub_index, parent_row.status);
+                let hub_sig = countersign(&app.hub, &mut tx, channel, hub, update, digest, Some(status)).await?;
+                signatures.push(SignatureResponse {
+                    channel_id: channel,
+                    version: update.state.version,
+                    signature: hub_sig,
+                });
             }
-            OnChain::Unregistered if both => {}
-            OnChain::Unregistered => {
-                // The other end did not sign its parent's update: fix the final state on chain
-                // through the other parent first. The client asks again once it is fixed.
-                let other = settled.iter().position(|s| !s).unwrap_or_default();
-                let register = Action::Register { channel: parent_ids[other], because: Some(id) };
-                db::close_virtual(&mut tx, id, &last, &row.settled).await?;
-                register.enqueue(&mut tx, 0).await?;
-                idem.release(&mut tx).await?;
-                tx.commit().await?;
-                app.hub.virtual_changed.notify_waiters();
-                let pending = VirtualCloseResponse { signatures: Vec::new() };
-                return Ok((StatusCode::ACCEPTED, Json(pending)).into_response());
+            Effect::StoreClose => db::close_virtual(&mut tx, id, &last, &t.settled, t.status).await?,
+            Effect::RegisterParent(position) => {
+                Action::Register { channel: parent_ids[position], because: Some(id) }.enqueue(&mut tx, 0).await?
             }
+            other => return Err(ApiError::Internal(anyhow::anyhow!("a close does not {other:?}"))),
         }
     }
-    let mut signatures = Vec::with_capacity(accepted.len());
-    for ((position, digest), update) in accepted.into_iter().zip(&close.parents) {
-        let (parent_row, _) = &parent_rows[position];
-        let (channel, hub, status) = (parent_row.id, parent_row.hub_index, parent_row.status);
-        let hub_sig = countersign(&app.hub, &mut tx, channel, hub, update, digest, Some(status)).await?;
-        signatures.push(SignatureResponse { channel_id: channel, version: update.state.version, signature: hub_sig });
+    if t.pending {
+        // Nothing settled: the client asks again once the final state is fixed on chain.
+        idem.release(&mut tx).await?;
+        tx.commit().await?;
+        app.hub.virtual_changed.notify_waiters();
+        let pending = VirtualCloseResponse { signatures: Vec::new() };
+        return Ok((StatusCode::ACCEPTED, Json(pending)).into_response());
     }
-    db::close_virtual(&mut tx, id, &last, &settled).await?;
     let answer = idem.answer(&mut tx, StatusCode::OK, &VirtualCloseResponse { signatures }).await?;
     tx.commit().await?;
-    app.hub.metrics.virtual_closed(both);
+    app.hub.metrics.virtual_closed(t.status == VirtualStatus::Closed);
     app.hub.virtual_changed.notify_waiters();
     Ok(answer)
 }

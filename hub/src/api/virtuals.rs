@@ -345,14 +345,7 @@ pub(super) async fn accept_virtual(
     if v.params.participants[Role::Second.index()] != client {
         return Err(ApiError::NotFound(format!("no proposal {id} to you")));
     }
-    machine::virtual_channel(v.status, VirtualEvent::Accept)
-        .map_err(|_| ApiError::conflict("not_proposed", format!("virtual channel {id} is {:?}", v.status)))?;
-    if now_secs() >= v.valid_until {
-        return Err(ApiError::conflict(
-            "proposal_expired",
-            format!("the proposal's validity ended at {}", v.valid_until),
-        ));
-    }
+    let t = row.book().apply(&VirtualInput::Accept { by: Role::Second }, now_secs())?;
     let (x_id, y_id) = (row.parents[Role::First.index()].unwrap_or_default(), accept.parent.state.channelId);
     let rows = db::lock_channels(&mut tx, &[x_id, y_id]).await?;
     let (Some(x_row), Some(y_row)) = (&rows[0], &rows[1]) else {
@@ -384,12 +377,22 @@ pub(super) async fn accept_virtual(
         ParentUpdate { parent: parent(y_row, Role::Second, &y_latest, y_dispute), update: &accept.parent, fees: &[] },
     ];
     let digests = rules.check_virtual_accept(client, &v.params, &v.initial, &accept.signature, &updates)?;
-    let mut signatures = Vec::with_capacity(updates.len());
-    for ((row, update), digest) in [(x_row, &v.proposed_parent), (y_row, &accept.parent)].into_iter().zip(digests) {
-        signatures.push(countersign(&app.hub, &mut tx, row.id, row.hub_index, update, digest, Some(row.status)).await?);
+    let parents = [(x_row, &v.proposed_parent), (y_row, &accept.parent)];
+    let mut signatures = Vec::with_capacity(parents.len());
+    for effect in &t.effects {
+        match *effect {
+            Effect::CountersignParent(p) => {
+                let (row, update) = parents[p];
+                let digest = digests[p];
+                signatures.push(
+                    countersign(&app.hub, &mut tx, row.id, row.hub_index, update, digest, Some(row.status)).await?,
+                );
+            }
+            Effect::StoreAcceptance(by) => db::open_virtual(&mut tx, id, by, y_id, &accept.signature).await?,
+            other => return Err(ApiError::Internal(anyhow::anyhow!("an acceptance does not {other:?}"))),
+        }
     }
     let y_sig = signatures.pop().unwrap_or_default();
-    db::open_virtual(&mut tx, id, Role::Second, y_id, &accept.signature).await?;
     let response = SignatureResponse { channel_id: y_id, version: accept.parent.state.version, signature: y_sig };
     let answer = idem.answer(&mut tx, StatusCode::OK, &response).await?;
     tx.commit().await?;
@@ -424,14 +427,17 @@ pub(super) async fn reject_virtual(
 ) -> Result<Json<VirtualView>, ApiError> {
     let id = parse_id(&id)?;
     let mut tx = app.pool.begin().await?;
-    let v = db::lock_virtual(&mut tx, id, client, now_secs())
+    let row = db::lock_virtual(&mut tx, id, client, now_secs())
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no virtual channel {id} of yours")))?
-        .view;
+        .ok_or_else(|| ApiError::NotFound(format!("no virtual channel {id} of yours")))?;
     // The peer declines, or the proposer withdraws its proposal.
-    machine::virtual_channel(v.status, VirtualEvent::Reject)
-        .map_err(|_| ApiError::conflict("not_proposed", format!("virtual channel {id} is {:?}", v.status)))?;
-    db::reject_virtual(&mut tx, id).await?;
+    let t = row.book().apply(&VirtualInput::Reject, now_secs())?;
+    for effect in &t.effects {
+        match *effect {
+            Effect::StoreRejection => db::reject_virtual(&mut tx, id).await?,
+            other => return Err(ApiError::Internal(anyhow::anyhow!("a rejection does not {other:?}"))),
+        }
+    }
     let view = db::virtual_views(&mut *tx, Some(id), client, now_secs(), 1)
         .await?
         .pop()

@@ -18,7 +18,7 @@
 //! the middle never does one twice.
 
 use alloy::primitives::{Address, B256};
-use ingrid_client_sdk::chain::{self, phase};
+
 use ingrid_client_sdk::dispute;
 use ingrid_client_sdk::{Deployment, Params, State};
 use sqlx::{PgConnection, PgPool};
@@ -73,37 +73,6 @@ pub fn plan_virtual(
     let delay = if is_final { grace } else { 0 };
     plan.extend(parents.iter().map(|p| (Action::Register { channel: *p, because: Some(id) }, delay)));
     plan
-}
-
-/// What the chain has fixed of a virtual channel's record, for settling one parent alone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnChain {
-    /// No record: nothing registered.
-    Unregistered,
-    /// The record holds the state with the given digest and can no longer change (its timeout
-    /// passed at chain time `now`: no refutation and no parent's registration replaces it).
-    Fixed,
-    /// Registered, but with another state, or it can still change (until `timeout`).
-    Open {
-        /// The registered version.
-        version: u64,
-        /// From when it is fixed.
-        timeout: u64,
-    },
-}
-
-/// Decides from a virtual channel's record read on chain (by its `subChannelKey`) whether the
-/// state with digest `digest` is fixed there at chain time `now`. A parent may be settled off
-/// chain alone only on [`OnChain::Fixed`]: then its other parent settles on chain with the same
-/// state, whoever registers what.
-pub fn fixed_on_chain(record: &chain::DisputeRecord, now: u64, digest: B256) -> OnChain {
-    if record.phase == phase::NONE {
-        return OnChain::Unregistered;
-    }
-    if record.state_hash == digest && now >= record.timeout {
-        return OnChain::Fixed;
-    }
-    OnChain::Open { version: record.version, timeout: record.timeout }
 }
 
 async fn enqueue_all(db: &mut PgConnection, plan: Vec<Planned>) -> sqlx::Result<()> {
@@ -215,6 +184,8 @@ pub async fn sweep_once(pool: &PgPool, now: u64, grace: u64) -> anyhow::Result<u
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ingrid_client_sdk::chain::{self, phase};
+    use ingrid_protocol::machine::OnChain;
 
     fn b(n: u8) -> B256 {
         B256::repeat_byte(n)
@@ -227,17 +198,17 @@ mod tests {
     #[test]
     fn only_a_record_holding_this_state_past_its_timeout_is_fixed() {
         let digest = b(5);
-        assert_eq!(fixed_on_chain(&record(phase::NONE, 0, 0, B256::ZERO), 100, digest), OnChain::Unregistered);
-        assert_eq!(fixed_on_chain(&record(phase::DISPUTE, 7, 100, digest), 100, digest), OnChain::Fixed);
-        assert_eq!(fixed_on_chain(&record(phase::DISPUTE, 7, 100, digest), 150, digest), OnChain::Fixed);
+        assert_eq!(record(phase::NONE, 0, 0, B256::ZERO).on_chain(100, digest), OnChain::Unregistered);
+        assert_eq!(record(phase::DISPUTE, 7, 100, digest).on_chain(100, digest), OnChain::Fixed);
+        assert_eq!(record(phase::DISPUTE, 7, 100, digest).on_chain(150, digest), OnChain::Fixed);
         // The final state is registered but the record can still be replaced until its timeout.
         assert_eq!(
-            fixed_on_chain(&record(phase::DISPUTE, 7, 101, digest), 100, digest),
+            record(phase::DISPUTE, 7, 101, digest).on_chain(100, digest),
             OnChain::Open { version: 7, timeout: 101 }
         );
         // Another state is fixed: this one never settles anything.
         assert_eq!(
-            fixed_on_chain(&record(phase::DISPUTE, 9, 50, b(6)), 100, digest),
+            record(phase::DISPUTE, 9, 50, b(6)).on_chain(100, digest),
             OnChain::Open { version: 9, timeout: 50 }
         );
     }

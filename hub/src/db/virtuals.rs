@@ -22,6 +22,16 @@ impl VirtualRow {
     pub fn locking_parents(&self) -> Vec<B256> {
         self.parents.iter().flatten().copied().collect()
     }
+
+    /// Its book, for the protocol's transitions.
+    pub fn book(&self) -> VirtualBook {
+        VirtualBook {
+            id: self.view.id,
+            status: self.view.status,
+            valid_until: self.view.valid_until,
+            settled: self.settled.clone(),
+        }
+    }
 }
 
 pub(super) fn parse_virtual_status(name: &str) -> sqlx::Result<VirtualStatus> {
@@ -187,15 +197,18 @@ pub async fn reject_virtual(db: &mut PgConnection, id: B256) -> sqlx::Result<()>
     Ok(())
 }
 
-/// Records a close: the final state and which parents are settled now (per parent); the
-/// status moves by the machine's `Settled { both }`.
+/// Records a close (the machine's `StoreClose`): the final state, which parents are settled
+/// now (per parent) and the status the transition decided, as a compare-and-set from the
+/// statuses a settlement moves from.
 pub async fn close_virtual(
     db: &mut PgConnection,
     id: B256,
     last: &FullySignedState,
     settled: &[bool],
+    status: VirtualStatus,
 ) -> sqlx::Result<()> {
-    let (from, to) = virtual_move(VirtualEvent::Settled { both: settled.iter().all(|s| *s) });
+    let (from, _) = virtual_move(VirtualEvent::Settled { both: settled.iter().all(|s| *s) });
+    let to = status.as_str();
     sqlx::query(
         "UPDATE virtual_channels SET final_state = $2, final_sig0 = $3, final_sig1 = $4, settled = $5,
                 status = $7::virtual_status, updated_at = now()

@@ -10,6 +10,9 @@
 
 use serde::{Deserialize, Serialize};
 
+mod virtuals;
+pub use virtuals::*;
+
 /// An event that does not apply in the current status: nothing changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("{event} is not possible in status {status}")]
@@ -124,105 +127,6 @@ pub fn channel(status: ChannelStatus, event: ChannelEvent) -> Result<ChannelStat
         (Funded, Open | Closing | Closed) | (Registered, Closing | Closed) | (Concluded, Closed) => Ok(status),
         _ => Err(Refused { status: status.as_str(), event: event.name() }),
     }
-}
-
-/// Where a virtual channel is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum VirtualStatus {
-    /// Proposed, waiting for the peer.
-    Proposed,
-    /// Both parents lock it: the participants pay each other directly.
-    Open,
-    /// Its final state is recorded and one parent is settled; the other waits for its client.
-    Closing,
-    /// Both parents are settled.
-    Closed,
-    /// The peer declined, or the proposer withdrew it.
-    Rejected,
-}
-
-impl VirtualStatus {
-    /// Every status.
-    pub const ALL: [Self; 5] = [Self::Proposed, Self::Open, Self::Closing, Self::Closed, Self::Rejected];
-
-    /// The wire (and database) name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Proposed => "proposed",
-            Self::Open => "open",
-            Self::Closing => "closing",
-            Self::Closed => "closed",
-            Self::Rejected => "rejected",
-        }
-    }
-
-    /// Whether nothing can happen to it any more.
-    pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Closed | Self::Rejected)
-    }
-}
-
-impl std::fmt::Display for VirtualStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What happens to a virtual channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum VirtualEvent {
-    /// The peer accepts the proposal: both parents lock it.
-    Accept,
-    /// The peer declines, or the proposer withdraws.
-    Reject,
-    /// A participant asks to close it with a final state (allowed while a parent still locks
-    /// it; the status moves with the parents' settlements).
-    CloseRequest,
-    /// Its parents are settled: `both`, or one of them.
-    Settled {
-        /// Whether both parents are settled now.
-        both: bool,
-    },
-}
-
-impl VirtualEvent {
-    /// Its name, for refusals and logs.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Accept => "accept",
-            Self::Reject => "reject",
-            Self::CloseRequest => "close",
-            Self::Settled { both: false } => "one parent settled",
-            Self::Settled { both: true } => "both parents settled",
-        }
-    }
-
-    /// What the event does to a stored status.
-    pub fn moves(self) -> Move<VirtualStatus> {
-        use VirtualStatus::*;
-        match self {
-            Self::Accept => Move { from: &[Proposed], to: Open },
-            Self::Reject => Move { from: &[Proposed], to: Rejected },
-            Self::CloseRequest => Move { from: &[Open, Closing], to: Open },
-            Self::Settled { both: false } => Move { from: &[Open, Closing], to: Closing },
-            Self::Settled { both: true } => Move { from: &[Open, Closing], to: Closed },
-        }
-    }
-}
-
-/// The virtual channel's transition function: the status after `event`, or a refusal.
-pub fn virtual_channel(status: VirtualStatus, event: VirtualEvent) -> Result<VirtualStatus, Refused> {
-    let m = event.moves();
-    if !m.from.contains(&status) {
-        if event == (VirtualEvent::Settled { both: true }) && status == VirtualStatus::Closed {
-            return Ok(status); // seen again
-        }
-        return Err(Refused { status: status.as_str(), event: event.name() });
-    }
-    // A close request moves nothing by itself: it is allowed while a parent still locks it.
-    Ok(if event == VirtualEvent::CloseRequest { status } else { m.to })
 }
 
 /// Where a collateral top-up is in its life.
