@@ -169,18 +169,7 @@ impl From<db::OutboxView> for OutboxEntry {
     }
 }
 
-/// Sending status of an outbox entry.
-// The database's `outbox_status`; documentation only (the handler passes the stored text on).
-#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum OutboxStatus {
-    /// Not sent yet, or to be retried.
-    Pending,
-    /// Sent and mined.
-    Done,
-    /// Given up.
-    Failed,
-}
+use ingrid_protocol::machine::OutboxStatus;
 
 /// The operator's routes, merged into [`crate::api::routes`].
 pub fn routes() -> OpenApiRouter<AppState> {

@@ -21,6 +21,7 @@ use tokio::sync::watch;
 
 use super::context::{Chain, sleep_or_stop};
 use crate::db;
+use ingrid_protocol::machine::{self, Attempt, OutboxStatus, RetryPolicy};
 
 /// A transaction the hub owes the chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -180,20 +181,20 @@ impl Chain {
         // much: after a leader dies mid-attempt, the next one retries within this, well
         // inside the shortest challenge period the hub accepts in development (60 s).
         const LEASE_SECS: u64 = 2 * RECEIPT_WAIT.as_secs();
-        const MAX_ATTEMPTS: i32 = 25;
+        let policy = RetryPolicy { max_attempts: 25, not_yet_secs: self.poll.as_secs_f64().max(1.0) };
         let Some(entry) = db::claim_outbox::<Action>(pool, LEASE_SECS).await? else { return Ok(false) };
-        match self.perform(pool, &entry).await {
-            Ok(Step::Done) => db::complete_outbox(pool, entry.id).await?,
-            Ok(Step::NotYet(why)) => {
-                db::retry_outbox(pool, entry.id, &why, self.poll.as_secs_f64().max(1.0), false).await?
-            }
+        let (attempt, error) = match self.perform(pool, &entry).await {
+            Ok(Step::Done) => (Attempt::Done, None),
+            Ok(Step::NotYet(why)) => (Attempt::NotYet, Some(why)),
             Err(e) => {
-                let backoff = 2f64.powi(entry.attempts.min(6)).min(60.0);
-                let give_up = entry.attempts >= MAX_ATTEMPTS;
                 tracing::warn!(id = entry.id, action = ?entry.action, attempts = entry.attempts, error = ?e, "outbox action failed");
-                db::retry_outbox(pool, entry.id, &format!("{e:#}"), backoff, give_up).await?;
+                (Attempt::Failed, Some(format!("{e:#}")))
             }
-        }
+        };
+        let attempts = u32::try_from(entry.attempts).unwrap_or_default();
+        let after = machine::outbox(OutboxStatus::Pending, attempts, attempt, policy)?;
+        let status = attempt.moves(attempts, policy);
+        db::finish_outbox_attempt(pool, entry.id, status, after.retry_after_secs, error.as_deref()).await?;
         Ok(true)
     }
 

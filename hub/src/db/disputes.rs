@@ -87,14 +87,30 @@ pub struct SeenRegistration {
 /// Records a registration (or a refutation) seen on chain, keyed by its record. Versions and
 /// timeouts are uint64 on chain and stored as such (NUMERIC), whatever their value.
 pub async fn record_dispute(db: &mut PgConnection, r: &SeenRegistration) -> sqlx::Result<()> {
+    // The dispute machine decides the result from what is recorded (locked until commit).
+    let prior = sqlx::query(
+        "SELECT result, registered_version::text AS registered_version, hub_version::text AS hub_version
+         FROM disputes WHERE record_key = $1 FOR UPDATE",
+    )
+    .bind(r.record_key.as_slice())
+    .fetch_optional(&mut *db)
+    .await?;
+    let result = match &prior {
+        None => DisputeResult::Open,
+        Some(p) => {
+            let stored = p.get::<&str, _>("result");
+            let result = DisputeResult::parse(stored)
+                .ok_or_else(|| sqlx::Error::Decode(format!("unknown dispute result {stored}").into()))?;
+            let (before, hub_version) = (u64_column(p, "registered_version")?, u64_column(p, "hub_version")?);
+            dispute(result, DisputeEvent::Registered { before, after: r.version, hub_version })
+        }
+    };
     sqlx::query(
         "INSERT INTO disputes (record_key, channel_id, kind, ours, registered_version, registered_digest,
-                               registered_final, timeout, hub_version, first_block)
-         VALUES ($1, $2, $3, $4, $5::numeric, $6, $7, $8::numeric, $9::numeric, $10)
+                               registered_final, timeout, hub_version, first_block, result)
+         VALUES ($1, $2, $3, $4, $5::numeric, $6, $7, $8::numeric, $9::numeric, $10, $11)
          ON CONFLICT (record_key) DO UPDATE SET
-            result = CASE WHEN disputes.result = 'open' AND disputes.registered_version < disputes.hub_version
-                               AND EXCLUDED.registered_version >= disputes.hub_version
-                          THEN 'refuted' ELSE disputes.result END,
+            result = EXCLUDED.result,
             registered_version = EXCLUDED.registered_version, registered_digest = EXCLUDED.registered_digest,
             registered_final = EXCLUDED.registered_final, timeout = EXCLUDED.timeout, updated_at = now()
          WHERE EXCLUDED.registered_version > disputes.registered_version",
@@ -109,6 +125,7 @@ pub async fn record_dispute(db: &mut PgConnection, r: &SeenRegistration) -> sqlx
     .bind(r.timeout.to_string())
     .bind(r.hub_version.to_string())
     .bind(i64::try_from(r.block).unwrap_or(i64::MAX))
+    .bind(result.as_str())
     .execute(db)
     .await?;
     Ok(())
@@ -217,8 +234,11 @@ pub async fn record_dispute_conclusion(db: &mut PgConnection, channel: B256) -> 
     .bind(one)
     .fetch_all(&mut *db)
     .await?;
-    sqlx::query("UPDATE disputes SET result = 'concluded', updated_at = now() WHERE channel_id = ANY($1)")
+    let (from, to) = sql_move(DisputeEvent::concluded_moves(), DisputeResult::as_str);
+    sqlx::query("UPDATE disputes SET result = $3, updated_at = now() WHERE channel_id = ANY($1) AND result = ANY($2)")
         .bind([vec![channel.to_vec()], settled].concat())
+        .bind(from)
+        .bind(to)
         .execute(db)
         .await?;
     Ok(())

@@ -10,7 +10,10 @@ use ingrid_client_sdk::api::{
 };
 use ingrid_client_sdk::{Params, State};
 use ingrid_protocol::Role;
-use ingrid_protocol::machine::{ChannelEvent, Move, TopUpEvent, TopUpStatus, VirtualBook, VirtualEvent};
+use ingrid_protocol::machine::dispute;
+use ingrid_protocol::machine::{
+    ChannelEvent, DisputeEvent, DisputeResult, Move, OutboxStatus, TopUpEvent, TopUpStatus, VirtualBook, VirtualEvent,
+};
 use serde::{Serialize, de::DeserializeOwned};
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::types::Json;

@@ -55,27 +55,27 @@ pub async fn set_outbox_tx(db: &PgPool, id: i64, tx_hash: Option<B256>) -> sqlx:
     Ok(())
 }
 
-/// Marks an entry done.
-pub async fn complete_outbox(db: &PgPool, id: i64) -> sqlx::Result<()> {
-    sqlx::query("UPDATE outbox SET status = 'done', last_error = NULL, updated_at = now() WHERE id = $1")
-        .bind(id)
-        .execute(db)
-        .await?;
-    Ok(())
-}
-
-/// Records a failed or not-yet-possible attempt: retried after `retry_secs`, or marked
-/// failed for the operator when `give_up`.
-pub async fn retry_outbox(db: &PgPool, id: i64, error: &str, retry_secs: f64, give_up: bool) -> sqlx::Result<()> {
+/// Records how an attempt ended, as the outbox machine decided: the move of its status (a
+/// compare-and-set), when to try again, and the error of a failed or not-yet-possible
+/// attempt (`None` clears it).
+pub async fn finish_outbox_attempt(
+    db: &PgPool,
+    id: i64,
+    status: Move<OutboxStatus>,
+    retry_secs: f64,
+    error: Option<&str>,
+) -> sqlx::Result<()> {
+    let (from, to) = sql_move(status, OutboxStatus::as_str);
     sqlx::query(
-        "UPDATE outbox SET last_error = $2, not_before = now() + make_interval(secs => $3),
-                status = CASE WHEN $4 THEN 'failed'::outbox_status ELSE status END, updated_at = now()
-         WHERE id = $1",
+        "UPDATE outbox SET status = $4::outbox_status, last_error = $2, not_before = now() + make_interval(secs => $5),
+                updated_at = now()
+         WHERE id = $1 AND status = ANY($3::outbox_status[])",
     )
     .bind(id)
     .bind(error)
+    .bind(from)
+    .bind(to)
     .bind(retry_secs)
-    .bind(give_up)
     .execute(db)
     .await?;
     Ok(())

@@ -1,5 +1,5 @@
 //! Life cycles as explicit state machines: the statuses of a basic channel, a virtual channel
-//! and a collateral top-up, the events that move them, and one transition function each.
+//! ([`VirtualBook`]), a collateral top-up, a dispute and an outbox entry of the hub, the events that move them, and one transition function each.
 //! The hub's handlers, its watcher and its store ask these functions what an event does
 //! instead of deciding it themselves; the store executes a move as a compare-and-set from the
 //! statuses [`Move::from`] lists to [`Move::to`].
@@ -10,7 +10,11 @@
 
 use serde::{Deserialize, Serialize};
 
+mod dispute;
+mod outbox;
 mod virtuals;
+pub use dispute::*;
+pub use outbox::*;
 pub use virtuals::*;
 
 /// An event that does not apply in the current status: nothing changes.
