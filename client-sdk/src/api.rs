@@ -316,6 +316,89 @@ impl Quote {
                 .abi_encode_params(),
         )
     }
+
+    /// The terms it is for.
+    pub fn terms(&self) -> QuoteTerms<'_> {
+        QuoteTerms {
+            proposer: self.proposer,
+            peer: self.peer,
+            parent: self.parent,
+            deposits: &self.deposits,
+            valid_until: self.valid_until,
+        }
+    }
+
+    /// Its fees, if it is `hub`'s quote (signed for chain `chain_id`) exactly as it is, for
+    /// exactly `terms`, with one fee per deposited asset, and (given `now`) unexpired. The
+    /// hub checks a quote it is handed, and a wallet the quote it is given, with this.
+    pub fn check(
+        &self,
+        chain_id: u64,
+        hub: Address,
+        terms: &QuoteTerms<'_>,
+        now: Option<u64>,
+    ) -> Result<&[U256], QuoteError> {
+        crate::state::verify_digest(&self.digest(chain_id, hub), &self.signature, hub)
+            .map_err(|_| QuoteError::Altered)?;
+        if let Some(now) = now
+            && self.expires_at <= now
+        {
+            return Err(QuoteError::Expired { expires_at: self.expires_at, now });
+        }
+        if self.terms() != *terms {
+            return Err(QuoteError::Mismatch(
+                "the quote is for other terms (proposer, peer, parent, deposits or validity)",
+            ));
+        }
+        if self.fees.len() != self.deposits.len() {
+            return Err(QuoteError::Mismatch("the quote has one fee per asset"));
+        }
+        Ok(&self.fees)
+    }
+}
+
+/// The terms of a virtual channel a [`Quote`] prices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuoteTerms<'a> {
+    /// The proposer (participant 0).
+    pub proposer: Address,
+    /// The peer (participant 1).
+    pub peer: Address,
+    /// The proposer's parent.
+    pub parent: B256,
+    /// Deposits per asset, `[proposer's, peer's]`.
+    pub deposits: &'a [[U256; 2]],
+    /// The virtual channel's validity, Unix seconds.
+    pub valid_until: u64,
+}
+
+/// Why a quote does not hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuoteError {
+    /// Not the hub's signature on the quote as it is.
+    #[error("the quote is not signed by this hub as it is")]
+    Altered,
+    /// Past its expiry.
+    #[error("the quote expired at {expires_at} (now {now}); ask for a new one")]
+    Expired {
+        /// When it expired.
+        expires_at: u64,
+        /// Now.
+        now: u64,
+    },
+    /// For other terms, or of the wrong shape.
+    #[error("{0}")]
+    Mismatch(&'static str),
+}
+
+impl From<QuoteError> for ingrid_protocol::ProtocolError {
+    fn from(e: QuoteError) -> Self {
+        match e {
+            QuoteError::Altered => Self::invalid("quote_altered", e.to_string()),
+            QuoteError::Expired { .. } => Self::conflict("quote_expired", e.to_string()),
+            QuoteError::Mismatch(_) => Self::invalid("quote_mismatch", e.to_string()),
+        }
+    }
 }
 
 /// Accepts a proposed virtual channel. Sent by its participant 1.

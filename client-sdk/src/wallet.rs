@@ -11,8 +11,8 @@ use alloy::signers::local::PrivateKeySigner;
 
 use crate::Role;
 use crate::api::{
-    ChannelStatus, FullySignedState, HubInfo, OpenChannelRequest, Quote, QuoteRequest, StateRequest, VirtualAccept,
-    VirtualClose, VirtualProposal, VirtualStatus, VirtualView,
+    ChannelStatus, FullySignedState, HubInfo, OpenChannelRequest, Quote, QuoteRequest, QuoteTerms, StateRequest,
+    VirtualAccept, VirtualClose, VirtualProposal, VirtualStatus, VirtualView,
 };
 use crate::bindings::Channel::{Allocation, Params, State};
 use crate::chain::{self, Asset, ChainError};
@@ -415,13 +415,11 @@ impl Wallet {
         deposits: &[[U256; 2]],
         valid_until: u64,
     ) -> Result<Vec<U256>, WalletError> {
-        let digest = quote.digest(self.info.chain_id, self.info.address);
-        crate::state::verify_digest(&digest, &quote.signature, self.info.address)?;
-        let terms = (quote.proposer, quote.peer, quote.parent, quote.deposits.as_slice(), quote.valid_until);
-        if terms != (self.key.address(), peer, parent, deposits, valid_until) {
-            return Err(WalletError::Invalid("the hub's quote is for other terms".into()));
-        }
-        Ok(quote.fees.clone())
+        let terms = QuoteTerms { proposer: self.key.address(), peer, parent, deposits, valid_until };
+        let fees = quote
+            .check(self.info.chain_id, self.info.address, &terms, None)
+            .map_err(|e| WalletError::Invalid(format!("the hub's quote: {e}")))?;
+        Ok(fees.to_vec())
     }
 
     /// Proposals of virtual channels to this client, waiting for its answer.

@@ -4,7 +4,7 @@
 //! [`ProtocolError`].
 
 use alloy::primitives::{Address, B256, U256};
-use ingrid_client_sdk::api::{StateRequest, VirtualClose, VirtualProposal};
+use ingrid_client_sdk::api::{QuoteTerms, StateRequest, VirtualClose, VirtualProposal};
 use ingrid_client_sdk::state::verify_digest;
 use ingrid_client_sdk::validate::{UpdateKind, asset_totals, validate_initial, validate_params, validate_update};
 use ingrid_client_sdk::virtual_channel::{Link, lock_in_parent, pay_fees, settle_in_parent};

@@ -94,33 +94,14 @@ impl Rules {
             }
             return Ok(fees_now);
         };
-        let digest = quote.digest(self.deployment.chain_id, self.hub);
-        verify_digest(&digest, &quote.signature, self.hub)
-            .map_err(|_| ProtocolError::invalid("quote_altered", "the quote is not signed by this hub as it is"))?;
-        if quote.expires_at <= now {
-            return Err(ProtocolError::conflict(
-                "quote_expired",
-                format!("the quote expired at {} (now {now}); ask for a new one", quote.expires_at),
-            ));
-        }
-        let terms = (quote.proposer, quote.peer, quote.parent, &quote.deposits, quote.valid_until);
-        let asked = (
-            client,
-            proposal.params.participants[1],
-            proposal.parent.state.channelId,
-            &proposal.state.outcome.balances,
-            proposal.valid_until,
-        );
-        if terms != asked {
-            return Err(ProtocolError::invalid(
-                "quote_mismatch",
-                "the quote is for other terms (proposer, peer, parent, deposits or validity)",
-            ));
-        }
-        if quote.fees.len() != proposal.state.outcome.assets.len() {
-            return Err(ProtocolError::invalid("quote_mismatch", "the quote has one fee per asset"));
-        }
-        Ok(quote.fees.clone())
+        let asked = QuoteTerms {
+            proposer: client,
+            peer: proposal.params.participants[Role::Second.index()],
+            parent: proposal.parent.state.channelId,
+            deposits: &proposal.state.outcome.balances,
+            valid_until: proposal.valid_until,
+        };
+        Ok(quote.check(self.deployment.chain_id, self.hub, &asked, Some(now))?.to_vec())
     }
 }
 

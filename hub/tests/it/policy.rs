@@ -242,7 +242,9 @@ async fn expired_altered_and_missing_quotes_are_refused() -> anyhow::Result<()> 
     let env = Env::new(3).await?;
     let policy = VirtualPolicy { fee_flat: U256::from(5_000u64), ..Default::default() };
     let mut hub = PolicyHub::start(&env, policy, None).await?;
-    hub.config.channels.quote_ttl = 1;
+    // Long enough for the refusals before expiry even on a loaded machine (with 1 s, a
+    // quote could expire before the "other terms" case was sent: a flaky quote_expired).
+    hub.config.channels.quote_ttl = 4;
     std::fs::write(&hub.file, toml::to_string(&hub.config)?)?;
     hub.reload(hub.config.assets[0].virtual_policy.clone(), None).await?;
     let eth = env.eth().holder;
@@ -312,7 +314,9 @@ async fn expired_altered_and_missing_quotes_are_refused() -> anyhow::Result<()> 
     })
     .await?;
 
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    while now() <= quote.expires_at {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let late = proposal(Some(quote.clone()), quote.fees.clone())?;
     refused(&env, 409, "quote_expired", &format!("expired at {}", quote.expires_at), async {
         wallet_err(hub_api.propose_virtual(&late, None).await)
