@@ -54,8 +54,8 @@ pub enum WalletError {
     /// A state could not be built or is not a valid next state.
     #[error(transparent)]
     Update(#[from] UpdateError),
-    /// The peer declined the virtual channel, or the hub dropped the proposal.
-    #[error("virtual channel {0} was rejected")]
+    /// The peer declined the virtual channel, or its proposal expired unaccepted.
+    #[error("virtual channel {0} was rejected or expired unaccepted")]
     Rejected(B256),
 }
 
@@ -479,7 +479,7 @@ impl Wallet {
                 self.hub.wait_virtual_channel(id, VirtualStatus::Proposed, left.min(Duration::from_secs(25))).await?;
             match view.status {
                 VirtualStatus::Proposed => {}
-                VirtualStatus::Rejected => return Err(WalletError::Rejected(id)),
+                VirtualStatus::Rejected | VirtualStatus::Expired => return Err(WalletError::Rejected(id)),
                 _ => break view,
             }
             if tokio::time::Instant::now() >= deadline {

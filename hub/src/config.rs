@@ -39,6 +39,10 @@ pub struct Config {
     /// Client authentication.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// Limits against abuse: request rates, requests in flight, sessions, proposals and long
+    /// polls (`[limits]`).
+    #[serde(default)]
+    pub limits: LimitsConfig,
     /// The file this configuration was loaded from (a reload reads it again).
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -134,7 +138,8 @@ pub struct ChannelConfig {
     /// channel's validity (no final state yet), or after a final state fixed on chain lets
     /// the other parent settle off chain. Default 3600.
     pub settle_grace: u64,
-    /// Most virtual channels one client may hold open or proposed at once. Default: no limit.
+    /// Most virtual channels one client may hold open or closing at once (its waiting
+    /// proposals are capped by `limits.proposals_per_proposer`). Default: no limit.
     pub max_virtual_per_client: Option<u64>,
     /// Most basic channels one client may hold unfunded (status `funding`) at once. Default 2.
     /// The hub deposits its share only once the client's deposits are confirmed, so an
@@ -178,6 +183,75 @@ pub struct AuthConfig {
 impl Default for AuthConfig {
     fn default() -> Self {
         Self { challenge_ttl: 300, session_ttl: 86_400 }
+    }
+}
+
+/// Limits against abuse. A request over a rate or a cap of requests in flight is answered
+/// 429 with a JSON reason and `Retry-After`, a cap of stored things (proposals) 409; either
+/// changes nothing. Set a rate to 0 to turn it off.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Requests per second from one IP address, sustained (all routes). Default 50.
+    pub ip_per_second: u32,
+    /// Requests one IP address may send at once beyond its rate. Default 100.
+    pub ip_burst: u32,
+    /// Requests per second of one authenticated client (all its sessions), sustained.
+    /// Default 20.
+    pub client_per_second: u32,
+    /// Requests one client may send at once beyond its rate. Default 40.
+    pub client_burst: u32,
+    /// Requests of one client in flight at once (long polls included). Default 8.
+    pub client_concurrent: u32,
+    /// Live sessions of one client; a login beyond it ends the client's oldest session.
+    /// Default 8.
+    pub sessions_per_client: u32,
+    /// Proposals of one proposer waiting for their peers at once (a proposal stops counting
+    /// when accepted, rejected or past its `validUntil`); incoming proposals never count
+    /// against their peer. Default 16.
+    pub proposals_per_proposer: u32,
+    /// Long polls (`GET /v1/virtual-channels/{id}?unlessStatus=..&waitMs=..`) of one client at
+    /// once. Default 2.
+    pub long_polls_per_client: u32,
+    /// Long polls of all clients at once. Default 1000.
+    pub long_polls_total: u32,
+    /// The request header naming the client's IP address, for a hub behind a reverse proxy
+    /// that sets it (its last entry counts: the one the proxy appended). Unset (the default):
+    /// the TCP peer's address. Set it only behind such a proxy: a client can write the header.
+    pub client_ip_header: Option<String>,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            ip_per_second: 50,
+            ip_burst: 100,
+            client_per_second: 20,
+            client_burst: 40,
+            client_concurrent: 8,
+            sessions_per_client: 8,
+            proposals_per_proposer: 16,
+            long_polls_per_client: 2,
+            long_polls_total: 1000,
+            client_ip_header: None,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// No rate or cap that a local stack's tests and benchmarks (many clients on one address,
+    /// thousands of requests a second) would reach.
+    pub fn generous() -> Self {
+        Self {
+            ip_per_second: 0,
+            client_per_second: 0,
+            client_concurrent: 1_000,
+            sessions_per_client: 1_000,
+            proposals_per_proposer: 1_000,
+            long_polls_per_client: 1_000,
+            long_polls_total: 100_000,
+            ..Self::default()
+        }
     }
 }
 
@@ -234,6 +308,22 @@ impl Config {
         );
         ensure!(self.auth.challenge_ttl > 0 && self.auth.session_ttl > 0, "auth ttls must be positive");
         ensure!(self.db_max_connections > 0, "db_max_connections must be positive");
+        let l = &self.limits;
+        for (value, key) in [
+            (l.client_concurrent, "limits.client_concurrent"),
+            (l.sessions_per_client, "limits.sessions_per_client"),
+            (l.proposals_per_proposer, "limits.proposals_per_proposer"),
+            (l.long_polls_per_client, "limits.long_polls_per_client"),
+            (l.long_polls_total, "limits.long_polls_total"),
+        ] {
+            ensure!(value > 0, "{key} must be positive");
+        }
+        for (rate, burst, key) in [
+            (l.ip_per_second, l.ip_burst, "limits.ip_burst"),
+            (l.client_per_second, l.client_burst, "limits.client_burst"),
+        ] {
+            ensure!(rate == 0 || burst > 0, "{key} must be positive while its rate is on");
+        }
         self.hub_key().map(|_| ())
     }
 

@@ -222,6 +222,8 @@ pub fn local_config(
         // A local chain: disputes of a minute are enough (production: a day at least).
         channels: ChannelConfig { min_challenge_duration: 60, ..ChannelConfig::default() },
         auth: AuthConfig::default(),
+        // Every client of a local stack comes from 127.0.0.1.
+        limits: crate::config::LimitsConfig::generous(),
         source: None,
     }
 }

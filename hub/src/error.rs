@@ -44,9 +44,17 @@ pub enum ApiError {
     /// The route exists but not with this method (405).
     #[error("method not allowed on this route")]
     MethodNotAllowed,
-    /// Too many requests (429).
-    #[error("{0}")]
-    TooManyRequests(String),
+    /// Too many requests (429): a rate or a cap of requests in flight; the client may try
+    /// again after `retry_after` seconds (sent as `Retry-After`).
+    #[error("{message}")]
+    TooManyRequests {
+        /// Reason code.
+        code: &'static str,
+        /// Explanation.
+        message: String,
+        /// Seconds to wait before trying again.
+        retry_after: u64,
+    },
     /// A bug or an unavailable dependency (500); the cause is logged only.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -60,6 +68,10 @@ impl ApiError {
     /// A 409 with `code`.
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
         Self::Conflict { code, message: message.into() }
+    }
+    /// A 429 with `code`, to try again after `retry_after` seconds.
+    pub fn too_many(code: &'static str, message: impl Into<String>, retry_after: u64) -> Self {
+        Self::TooManyRequests { code, message: message.into(), retry_after }
     }
     /// A 422 with `code`.
     pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
@@ -75,7 +87,7 @@ impl ApiError {
             Self::Conflict { code, .. } => (StatusCode::CONFLICT, *code),
             Self::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, *code),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            Self::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::TooManyRequests { code, .. } => (StatusCode::TOO_MANY_REQUESTS, *code),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         let message = match self {
@@ -92,7 +104,11 @@ impl IntoResponse for ApiError {
             tracing::error!(error = ?e, "request failed");
         }
         let (status, body) = self.parts();
-        (status, axum::Json(body)).into_response()
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Self::TooManyRequests { retry_after, .. } = self {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, retry_after.max(1).into());
+        }
+        response
     }
 }
 

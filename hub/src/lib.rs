@@ -1,7 +1,8 @@
 //! Ingrid: a payment hub for Perun virtual payment channels.
 //!
 //! - [`core`]: the hub's pure decisions (what to accept, sign and deposit); [`policy`]: the
-//!   operator's limits and fees for virtual channels; [`topup`]: collateral top-ups.
+//!   operator's limits and fees for virtual channels; [`topup`]: collateral top-ups;
+//!   [`proposals`]: proposals that expire unaccepted.
 //! - [`api`]: the HTTP API by resource, with [`admin`] (the operator's API and `ingrid admin`,
 //!   re-exported here); [`error`]: its error type; [`openapi`]: its OpenAPI document.
 //! - [`db`]: Postgres, the source of truth; [`metrics`]: the Prometheus metrics on `/metrics`.
@@ -25,6 +26,7 @@ pub mod leader;
 pub mod metrics;
 pub mod openapi;
 pub mod policy;
+pub mod proposals;
 pub mod sale;
 pub mod server;
 pub mod topup;

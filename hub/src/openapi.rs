@@ -86,6 +86,60 @@ pub fn base() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
+/// Adds to every operation of `document` the answers any route may give, so that a client
+/// generated from the document knows them: 429 (the limits of `[limits]`: `ip_rate_limited`,
+/// `client_rate_limited`, `too_many_concurrent_requests`, with `Retry-After`) and 503
+/// (`timeout`). An operation that documents its own 429 keeps it, extended by these reasons.
+pub fn add_every_route_answers(document: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr, ResponseBuilder, Type};
+    let error_body = || ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+    let limited = |own: Option<&str>| {
+        let reasons = "`ip_rate_limited` (requests per second from one address), `client_rate_limited` \
+            (requests per second of one account), `too_many_concurrent_requests` (requests of one account at \
+            once); try again after `Retry-After` seconds.";
+        let description = match own {
+            Some(own) => format!("{own} Also {reasons}"),
+            None => format!("A limit against abuse: {reasons}"),
+        };
+        ResponseBuilder::new()
+            .description(description)
+            .header(
+                "Retry-After",
+                HeaderBuilder::new()
+                    .schema(utoipa::openapi::ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)))
+                    .description(Some("Seconds to wait before trying again."))
+                    .build(),
+            )
+            .content("application/json", error_body())
+            .build()
+    };
+    let timeout = ResponseBuilder::new()
+        .description("`timeout`: the request was not answered within 30 s.")
+        .content("application/json", error_body())
+        .build();
+    for item in document.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let responses = &mut operation.responses.responses;
+            let own = match responses.get("429") {
+                Some(RefOr::T(r)) => Some(r.description.clone()),
+                _ => None,
+            };
+            responses.insert("429".into(), RefOr::T(limited(own.as_deref())));
+            responses.entry("503".into()).or_insert_with(|| RefOr::T(timeout.clone()));
+        }
+    }
+}
+
 /// `document` as pretty JSON with a trailing newline (what `hub/openapi.json` holds).
 pub fn to_json(document: &utoipa::openapi::OpenApi) -> String {
     // Every map of the document has string keys, so serializing it cannot fail.
@@ -413,7 +467,7 @@ mod tests {
         let mut initial = sample_state();
         initial.version = 0;
         initial.outcome.locked.clear();
-        let accepted = status != VirtualStatus::Proposed && status != VirtualStatus::Rejected;
+        let accepted = !matches!(status, VirtualStatus::Proposed | VirtualStatus::Rejected | VirtualStatus::Expired);
         VirtualView {
             id: B256::repeat_byte(0x5b),
             params,
@@ -466,14 +520,7 @@ mod tests {
             },
         );
         conforms("VirtualAccept", &VirtualAccept { signature: signature(), parent: parent.clone() });
-        let statuses = [
-            VirtualStatus::Proposed,
-            VirtualStatus::Open,
-            VirtualStatus::Closing,
-            VirtualStatus::Closed,
-            VirtualStatus::Rejected,
-        ];
-        for status in statuses {
+        for status in VirtualStatus::ALL {
             conforms("VirtualStatus", &status);
         }
         let mut last = sample_state();
@@ -485,7 +532,7 @@ mod tests {
         conforms(
             "VirtualList",
             &VirtualList {
-                channels: statuses
+                channels: VirtualStatus::ALL
                     .iter()
                     .map(|s| sample_virtual_view(*s, (*s == VirtualStatus::Closed).then(|| signed.clone())))
                     .collect(),

@@ -2,7 +2,8 @@
 //! virtual channel may be, how much of the hub's coins may be locked for one client and in
 //! total, how many virtual channels a client may hold open, and what the hub charges for
 //! lending its coins. Pure functions of the configuration and a snapshot of the hub's books;
-//! every refusal names the rule and the numbers.
+//! every refusal names the rule, and the numbers that are the asker's own: never another
+//! client's books nor the hub's (a refusal must not let a client read them).
 //!
 //! Fee of a virtual channel, per asset, on the hub's locked amount `L` (what the hub locks in
 //! both parents: the acceptor's deposit in the proposer's parent plus the proposer's deposit
@@ -16,7 +17,7 @@
 use alloy::primitives::{Address, U256};
 use serde::{Deserialize, Serialize};
 
-use ingrid_protocol::ProtocolError;
+use ingrid_protocol::{ProtocolError, Role};
 
 /// Per-asset policy for virtual channels (part of an asset's configuration). Every limit is
 /// in the asset's smallest unit; an unset limit does not apply.
@@ -79,14 +80,16 @@ fn refuse(code: &'static str, message: String) -> ProtocolError {
 }
 
 /// Decides whether the hub may open a virtual channel of `deposits` (`[proposer, acceptor]`)
-/// in asset `symbol` under `policy` with the books `books`, for `seconds` of validity.
-/// Returns the fee.
+/// in asset `symbol` under `policy` with the books `books`, for `seconds` of validity, asked
+/// by the participant `asker` (the proposer is [`Role::First`]): a refusal names the asker's
+/// own numbers only. Returns the fee.
 pub fn check_asset(
     symbol: &str,
     policy: &VirtualPolicy,
     books: &AssetBooks,
     deposits: [U256; 2],
     seconds: u64,
+    asker: Role,
 ) -> Result<U256, ProtocolError> {
     let overflow = || ProtocolError::invalid("overflow", format!("{symbol}: amounts overflow"));
     let total = deposits[0].checked_add(deposits[1]).ok_or_else(overflow)?;
@@ -108,18 +111,21 @@ pub fn check_asset(
     }
     let (in_proposer, in_acceptor) = hub_locks(deposits);
     if let Some(max) = policy.max_locked_per_client {
-        for (who, before, more) in
-            [("proposer", books.locked_proposer, in_proposer), ("acceptor", books.locked_acceptor, in_acceptor)]
-        {
+        for (role, who, before, more) in [
+            (Role::First, "proposer", books.locked_proposer, in_proposer),
+            (Role::Second, "acceptor", books.locked_acceptor, in_acceptor),
+        ] {
             let after = before.checked_add(more).ok_or_else(overflow)?;
             if !more.is_zero() && after > max {
-                return Err(refuse(
-                    "client_limit_exceeded",
+                let message = if role == asker {
                     format!(
-                        "{symbol}: the hub would lock {after} for the {who} ({before} locked now + {more}), above the \
-                         per-client limit {max}"
-                    ),
-                ));
+                        "{symbol}: the hub would lock {after} for you, the {who} ({before} locked now + {more}), above \
+                         the per-client limit {max}"
+                    )
+                } else {
+                    format!("{symbol}: the hub cannot lock {more} more for the {who} (its per-client limit)")
+                };
+                return Err(refuse("client_limit_exceeded", message));
             }
         }
     }
@@ -131,10 +137,7 @@ pub fn check_asset(
     {
         return Err(refuse(
             "total_limit_exceeded",
-            format!(
-                "{symbol}: the hub would lock {locked_after} in total ({} now + {hub_more}), above {max}",
-                books.hub_locked
-            ),
+            format!("{symbol}: the hub cannot lock {hub_more} more now (its limit on coins locked in total)"),
         ));
     }
     if let Some(bps) = policy.max_locked_fraction_bps {
@@ -145,8 +148,7 @@ pub fn check_asset(
             return Err(refuse(
                 "fraction_limit_exceeded",
                 format!(
-                    "{symbol}: the hub would lock {locked_after} of its {funds} in channels, above {bps} basis points \
-                     ({allowed})"
+                    "{symbol}: the hub cannot lock {hub_more} more now (its limit on the share of its coins locked)"
                 ),
             ));
         }
@@ -154,12 +156,24 @@ pub fn check_asset(
     fee(policy, hub_more, seconds).ok_or_else(overflow)
 }
 
-/// The per-client count limit: `open` virtual channels held open (or proposed) by a client.
-pub fn check_open_count(who: &str, client: Address, open: u64, max: Option<u64>) -> Result<(), ProtocolError> {
+/// The per-client count limit: `open` virtual channels held open or closing by a client, the
+/// `who` of the request; `asker` when that is the client asking (a refusal names
+/// the numbers to the client they are about only).
+pub fn check_open_count(
+    who: &str,
+    client: Address,
+    open: u64,
+    max: Option<u64>,
+    asker: bool,
+) -> Result<(), ProtocolError> {
     match max {
         Some(max) if open >= max => Err(refuse(
             "too_many_virtual_channels",
-            format!("the {who} {client} holds {open} virtual channels open or proposed, the limit is {max}"),
+            if asker {
+                format!("you ({who}, {client}) hold {open} virtual channels open or closing, the limit is {max}")
+            } else {
+                format!("the {who} can hold no more virtual channels now")
+            },
         )),
         _ => Ok(()),
     }
@@ -199,22 +213,59 @@ mod tests {
     #[test]
     fn each_limit_refuses_with_its_rule_and_numbers() {
         let books = AssetBooks { hub_locked: u(50), hub_free: u(50), locked_proposer: u(10), locked_acceptor: u(0) };
-        let code = |p: VirtualPolicy, d: [u64; 2]| match check_asset("ETH", &p, &books, [u(d[0]), u(d[1])], 60) {
-            Err(ProtocolError { code, message, .. }) => format!("{code}: {message}"),
-            other => format!("{other:?}"),
-        };
+        let code =
+            |p: VirtualPolicy, d: [u64; 2]| match check_asset("ETH", &p, &books, [u(d[0]), u(d[1])], 60, Role::First) {
+                Err(ProtocolError { code, message, .. }) => format!("{code}: {message}"),
+                other => format!("{other:?}"),
+            };
         let p = VirtualPolicy { min_virtual_amount: Some(u(5)), ..Default::default() };
         assert!(code(p, [2, 2]).starts_with("virtual_amount_below_minimum: ETH: the virtual channel holds 4"));
         let p = VirtualPolicy { max_virtual_amount: Some(u(5)), ..Default::default() };
         assert!(code(p, [3, 3]).starts_with("virtual_amount_above_maximum"));
         let p = VirtualPolicy { max_locked_per_client: Some(u(12)), ..Default::default() };
         let refusal = code(p, [1, 3]);
-        assert!(refusal.contains("lock 13 for the proposer (10 locked now + 3)"), "{refusal}");
+        assert!(refusal.contains("lock 13 for you, the proposer (10 locked now + 3)"), "{refusal}");
         let p = VirtualPolicy { max_locked_total: Some(u(55)), ..Default::default() };
-        assert!(code(p, [3, 3]).starts_with("total_limit_exceeded: ETH: the hub would lock 56"));
+        assert!(code(p, [3, 3]).starts_with("total_limit_exceeded: ETH: the hub cannot lock 6 more"));
         let p = VirtualPolicy { max_locked_fraction_bps: Some(5500), ..Default::default() };
         assert!(code(p, [3, 3]).starts_with("fraction_limit_exceeded"));
-        assert!(check_asset("ETH", &VirtualPolicy::default(), &books, [u(3), u(3)], 60).is_ok());
+        assert!(check_asset("ETH", &VirtualPolicy::default(), &books, [u(3), u(3)], 60, Role::First).is_ok());
+    }
+
+    #[test]
+    fn a_refusal_names_no_other_clients_books_nor_the_hubs() {
+        // The acceptor has 987654 locked; the hub 123456789 locked and 55555 free.
+        let books = AssetBooks {
+            hub_locked: u(123_456_789),
+            hub_free: u(55_555),
+            locked_proposer: u(0),
+            locked_acceptor: u(987_654),
+        };
+        let secrets = ["987654", "987655", "123456789", "55555", "123512344"];
+        let policies = [
+            VirtualPolicy { max_locked_per_client: Some(u(987_654)), ..Default::default() },
+            VirtualPolicy { max_locked_total: Some(u(123_456_789)), ..Default::default() },
+            VirtualPolicy { max_locked_fraction_bps: Some(1), ..Default::default() },
+        ];
+        for policy in policies {
+            let refusal = check_asset("ETH", &policy, &books, [u(1), u(1)], 60, Role::First).expect_err("refused");
+            assert!(secrets.iter().all(|s| !refusal.message.contains(s)), "{}", refusal.message);
+        }
+        // The acceptor asking learns its own figures.
+        let own = check_asset(
+            "ETH",
+            &VirtualPolicy { max_locked_per_client: Some(u(987_654)), ..Default::default() },
+            &books,
+            [u(1), u(1)],
+            60,
+            Role::Second,
+        )
+        .expect_err("refused");
+        assert!(own.message.contains("987654 locked now"), "{}", own.message);
+        let other = check_open_count("peer", Address::repeat_byte(9), 41, Some(40), false).expect_err("refused");
+        assert!(!other.message.contains("41") && !other.message.contains("40"), "{}", other.message);
+        let mine = check_open_count("proposer", Address::repeat_byte(9), 41, Some(40), true).expect_err("refused");
+        assert!(mine.message.contains("41") && mine.message.contains("40"), "{}", mine.message);
     }
 
     #[test]
@@ -258,7 +309,7 @@ mod tests {
                 if books.hub_free < p + q {
                     continue;
                 }
-                if check_asset("T", &policy, &books, deposits, 3600).is_ok() {
+                if check_asset("T", &policy, &books, deposits, 3600, Role::First).is_ok() {
                     apply(&mut books, deposits);
                 }
                 prop_assert!(books.hub_locked <= u(total));

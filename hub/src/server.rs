@@ -142,6 +142,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         paused: db::virtual_paused(&pool).await?.into(),
         provider: provider.clone(),
         config_source: config.source.clone(),
+        limits: crate::api::limits::Limits::new(&config.limits),
     };
     let chain = Chain {
         provider,
@@ -167,11 +168,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         let graceful = async move {
             let _ = http_stop.wait_for(|s| *s).await;
         };
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(graceful).await {
             tracing::error!(error = ?e, "http server failed");
         }
     });
-    let janitor = tokio::spawn(run_janitor(pool.clone(), stopped.clone()));
+    let janitor = tokio::spawn(run_janitor(pool.clone(), hub.clone(), stopped.clone()));
     let settings = tokio::spawn(refresh_settings(pool.clone(), hub.clone(), stopped.clone()));
     let reloads = tokio::spawn(reload_on_hangup(hub.clone(), stopped.clone()));
     let leading = hub.metrics.leading.clone();
@@ -197,8 +199,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 }
 
 /// Goes to chain for virtual channels left open past their validity (see
-/// [`crate::disputes::sweep_once`]) and starts collateral top-ups ([`crate::topup`]), every
-/// ten polls.
+/// [`crate::disputes::sweep_once`]), starts collateral top-ups ([`crate::topup`]) and expires
+/// proposals left unaccepted ([`crate::proposals`]), every ten polls.
 async fn run_sweeper(pool: sqlx::PgPool, hub: Arc<Hub>, grace: u64, poll: Duration, mut stop: watch::Receiver<bool>) {
     loop {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -207,6 +209,14 @@ async fn run_sweeper(pool: sqlx::PgPool, hub: Arc<Hub>, grace: u64, poll: Durati
         }
         if let Err(e) = crate::topup::sweep_once(&pool, &hub.rules(), 1000).await {
             tracing::warn!(error = ?e, "sweeping collateral top-ups failed");
+        }
+        match crate::proposals::expire_once(&pool, now, 1000).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(expired = n, "proposals expired unaccepted");
+                hub.virtual_changed.notify_waiters();
+            }
+            Err(e) => tracing::warn!(error = ?e, "expiring proposals failed"),
         }
         tokio::select! {
             _ = tokio::time::sleep(poll * 10) => {}
@@ -249,9 +259,11 @@ async fn refresh_settings(pool: sqlx::PgPool, hub: Arc<Hub>, mut stop: watch::Re
     }
 }
 
-/// Every ten minutes, deletes expired sessions, used challenges and old idempotency answers.
-async fn run_janitor(pool: sqlx::PgPool, mut stop: watch::Receiver<bool>) {
+/// Every ten minutes, deletes expired sessions, used challenges and old idempotency answers,
+/// and forgets the rate state of idle addresses and clients.
+async fn run_janitor(pool: sqlx::PgPool, hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
     loop {
+        hub.limits.forget_idle();
         match db::prune_expired(&pool).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(deleted = n, "pruned expired sessions, challenges and idempotency answers"),

@@ -24,7 +24,9 @@ pub(super) async fn challenge(State(app): State<AppState>, body: Body) -> Result
 
 /// Log in
 ///
-/// Exchanges a challenge signed by `address` for a bearer token of the client routes.
+/// Exchanges a challenge signed by `address` for a bearer token of the client routes. A
+/// client holds at most `limits.sessions_per_client` sessions (8 by default): a login beyond
+/// it ends the client's oldest session.
 #[utoipa::path(post, path = "/v1/auth/token", tag = "auth", operation_id = "token",
     request_body = TokenRequest,
     responses(
@@ -49,6 +51,10 @@ pub(super) async fn token(State(app): State<AppState>, body: Body) -> Result<Jso
     let token = hex::encode(rand::random::<[u8; 32]>());
     db::ensure_client(&mut tx, req.address).await?;
     db::insert_session(&mut tx, keccak256(token.as_bytes()), req.address, app.hub.auth.session_ttl).await?;
+    let ended = db::trim_sessions(&mut tx, req.address, app.hub.limits.config().sessions_per_client).await?;
     tx.commit().await?;
+    if ended > 0 {
+        tracing::info!(client = %req.address, ended, "a login beyond the cap of sessions ended the oldest");
+    }
     Ok(Json(TokenResponse { token, expires_at: now_secs() + app.hub.auth.session_ttl }))
 }

@@ -44,6 +44,7 @@ use ingrid_protocol::machine::{self, ChannelEvent, Effect, VirtualEvent, Virtual
 pub mod admin;
 mod auth;
 mod channels;
+pub mod limits;
 mod meta;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -91,6 +92,8 @@ pub struct Hub {
     pub provider: alloy::providers::DynProvider,
     /// The configuration file, read again by a reload.
     pub config_source: Option<std::path::PathBuf>,
+    /// Rates and caps of requests (see [`limits`]).
+    pub limits: limits::Limits,
 }
 
 impl Hub {
@@ -165,6 +168,7 @@ pub fn router(state: AppState) -> Router {
         .layer(RequestBodyLimitLayer::new(1 << 20))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
         .layer(axum::middleware::map_response(json_errors))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<axum::body::Body>| {
@@ -177,7 +181,9 @@ pub fn router(state: AppState) -> Router {
 
 /// The OpenAPI document of the API: [`crate::openapi::base`] with the operations of [`routes`].
 pub fn document() -> utoipa::openapi::OpenApi {
-    routes().into_openapi()
+    let mut document = routes().into_openapi();
+    crate::openapi::add_every_route_answers(&mut document);
+    document
 }
 
 /// [`document`] as pretty JSON with a trailing newline: what `GET /openapi.json` answers and
@@ -263,10 +269,12 @@ impl FromRequestParts<AppState> for Client {
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts).ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))?;
-        let client = db::session_client(&app.pool, keccak256(token.as_bytes()))
-            .await?
-            .ok_or_else(|| ApiError::Unauthorized("unknown or expired token".into()))?;
-        Ok(Self(client))
+        // The limits layer looked the session up already.
+        let client = match parts.extensions.get::<limits::Session>() {
+            Some(session) => session.0,
+            None => db::session_client(&app.pool, keccak256(token.as_bytes())).await?,
+        };
+        Ok(Self(client.ok_or_else(|| ApiError::Unauthorized("unknown or expired token".into()))?))
     }
 }
 

@@ -7,6 +7,11 @@ use tower::ServiceExt;
 
 /// A hub whose database pool never connects: enough for what is answered before any query.
 pub(crate) fn offline_state() -> AppState {
+    offline_state_with(crate::config::LimitsConfig::default())
+}
+
+/// [`offline_state`] with `limits`.
+pub(crate) fn offline_state_with(limits: crate::config::LimitsConfig) -> AppState {
     let key = PrivateKeySigner::random();
     let deployment = ingrid_client_sdk::Deployment { chain_id: 31337, adjudicator: Address::repeat_byte(0xad) };
     let hub = Hub {
@@ -34,6 +39,7 @@ pub(crate) fn offline_state() -> AppState {
         operator_token: None,
         paused: Default::default(),
         config_source: None,
+        limits: limits::Limits::new(&limits),
         provider: alloy::providers::Provider::erased(
             alloy::providers::ProviderBuilder::new().connect_http("http://127.0.0.1:1".parse().expect("url")),
         ),
@@ -76,4 +82,30 @@ async fn a_challenge_is_issued_without_the_database() {
         .expect("request");
     let response = router(state).oneshot(request).await.expect("response");
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_address_over_its_rate_gets_429_with_retry_after_before_any_work() {
+    let limits = crate::config::LimitsConfig { ip_per_second: 1, ip_burst: 2, ..Default::default() };
+    let router = router(offline_state_with(limits));
+    let from = |ip: &str| {
+        let mut request = Request::get("/v1/hub").body(HttpBody::empty()).expect("request");
+        let peer: std::net::SocketAddr = format!("{ip}:4000").parse().expect("address");
+        request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+        request
+    };
+    for _ in 0..2 {
+        assert_eq!(router.clone().oneshot(from("10.1.1.1")).await.expect("response").status(), StatusCode::OK);
+    }
+    let refused = router.clone().oneshot(from("10.1.1.1")).await.expect("response");
+    assert_eq!(refused.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()), Some("1"));
+    let (status, body) = error_of(refused).await;
+    assert_eq!((status, body.error.as_str()), (StatusCode::TOO_MANY_REQUESTS, "ip_rate_limited"));
+    assert_eq!(router.clone().oneshot(from("10.1.1.2")).await.expect("response").status(), StatusCode::OK);
+    // A refused request is refused before its body or bearer token is looked at: this hub's
+    // database is unreachable, and the answer is still a 429, not a 500.
+    let mut with_token = from("10.1.1.1");
+    with_token.headers_mut().insert(header::AUTHORIZATION, "Bearer x".parse().expect("header"));
+    let (status, _) = error_of(router.oneshot(with_token).await.expect("response")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
 }

@@ -203,6 +203,9 @@ pub(super) struct Wait {
             `unlessStatus` or `waitMs` is malformed.", body = ErrorBody),
         (status = 401, description = "`unauthorized`: missing, unknown or expired bearer token.", body = ErrorBody),
         (status = 404, description = "`not_found`: no such virtual channel of this client.", body = ErrorBody),
+        (status = 429, description = "`too_many_long_polls`: the client holds `limits.long_polls_per_client` \
+            long polls already, or the hub `limits.long_polls_total`; try again after `Retry-After` seconds.",
+            body = ErrorBody),
         (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
     ))]
 pub(super) async fn get_virtual(
@@ -212,7 +215,12 @@ pub(super) async fn get_virtual(
     Query(wait): Query<Wait>,
 ) -> Result<Json<VirtualView>, ApiError> {
     let id = parse_id(&id)?;
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(wait.wait_ms.unwrap_or(0).min(30_000));
+    let wait_ms = wait.wait_ms.unwrap_or(0).min(30_000);
+    let _long_poll = match wait.unless_status {
+        Some(_) if wait_ms > 0 => Some(app.hub.limits.admit_long_poll(client)?),
+        _ => None,
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
     loop {
         // Register for a change before reading, so a change in between is not missed.
         let changed = app.hub.virtual_changed.notified();

@@ -4,17 +4,41 @@ use super::*;
 
 // ------------------------------------------------------------------ virtual channels
 
-/// The per-client count limit, for each of `who` (their virtual channels in `statuses`).
+/// The caps on the virtual channels of a proposal's or an acceptance's participants
+/// (`participants[asker]` asks): the channels each one holds `open` or `closing` count against
+/// `channels.max_virtual_per_client`, a proposer's waiting proposals against
+/// `limits.proposals_per_proposer`. A proposal never counts against its peer, so nobody can
+/// fill another client's quota by proposing to it. At a proposal only the proposer is
+/// checked; at an acceptance both.
 pub(super) async fn check_counts(
+    app: &AppState,
     rules: &Rules,
     tx: &mut PgConnection,
-    who: [(Address, &str); 2],
-    statuses: &[&str],
+    participants: [Address; 2],
+    asker: Role,
+    now: u64,
 ) -> Result<(), ApiError> {
+    let proposing = asker == Role::First;
+    if proposing {
+        let max = app.hub.limits.config().proposals_per_proposer;
+        let (_, proposed) = db::virtual_counts(tx, participants[0], now).await?;
+        if proposed >= u64::from(max) {
+            return Err(ApiError::conflict(
+                "too_many_proposals",
+                format!(
+                    "you have {proposed} proposals waiting for their peers, the limit is {max}; they stop counting \
+                     when accepted, rejected or expired"
+                ),
+            ));
+        }
+    }
     let Some(max) = rules.channels.max_virtual_per_client else { return Ok(()) };
-    for (client, role) in who {
-        let open = db::virtual_count(tx, client, statuses).await?;
-        crate::policy::check_open_count(role, client, open, Some(max))?;
+    for (role, who) in [(Role::First, "proposer"), (Role::Second, "acceptor")] {
+        if proposing && role == Role::Second {
+            continue;
+        }
+        let (held, _) = db::virtual_counts(tx, participants[role.index()], now).await?;
+        crate::policy::check_open_count(who, participants[role.index()], held, Some(max), role == asker)?;
     }
     Ok(())
 }
@@ -111,7 +135,7 @@ pub(super) async fn quote_virtual(
         isFinal: false,
     };
     let books = policy_books(&rules, &mut tx, &latest.outcome.assets, [client, request.peer]).await?;
-    let fees = rules.check_virtual_policy(&opening, request.valid_until - now, &books)?;
+    let fees = rules.check_virtual_policy(&opening, request.valid_until - now, &books, Role::First)?;
     tx.rollback().await?;
     let mut quote = Quote {
         proposer: client,
@@ -216,6 +240,7 @@ pub(super) async fn propose_virtual(
     refuse_if_paused(&app)?;
     let idem = Idempotent::new(client, &headers, &method, "/v1/virtual-channels", &body)?;
     let proposal: VirtualProposal = parse(&body)?;
+    app.hub.rules().check_signatures_first(client, &proposal.state, &proposal.signature, &proposal.parent)?;
     let mut tx = app.pool.begin().await?;
     if let Some(answer) = idem.replay(&mut tx).await? {
         return Ok(answer);
@@ -228,7 +253,7 @@ pub(super) async fn propose_virtual(
     let peer = proposal.params.participants[1];
     let rules = app.hub.rules();
     let now = now_secs();
-    check_counts(&rules, &mut tx, [(client, "proposer"), (peer, "peer")], &["proposed", "open", "closing"]).await?;
+    check_counts(&app, &rules, &mut tx, [client, peer], Role::First, now).await?;
     let books = policy_books(&rules, &mut tx, &latest.outcome.assets, [client, peer]).await?;
     let fees =
         rules.check_virtual_proposal(client, &proposal, parent(&row, Role::First, &latest, in_dispute), now, &books)?;
@@ -346,6 +371,9 @@ pub(super) async fn accept_virtual(
         return Err(ApiError::NotFound(format!("no proposal {id} to you")));
     }
     let t = row.book().apply(&VirtualInput::Accept { by: Role::Second }, now_secs())?;
+    // Signatures before the parents' locks and the policy's global one: a badly signed
+    // acceptance holds nothing up.
+    app.hub.rules().check_signatures_first(client, &v.initial, &accept.signature, &accept.parent)?;
     let (x_id, y_id) = (row.parents[Role::First.index()].unwrap_or_default(), accept.parent.state.channelId);
     let rows = db::lock_channels(&mut tx, &[x_id, y_id]).await?;
     let (Some(x_row), Some(y_row)) = (&rows[0], &rows[1]) else {
@@ -365,9 +393,9 @@ pub(super) async fn accept_virtual(
     if rules.limits_locked_coins() || rules.channels.max_virtual_per_client.is_some() {
         db::lock_policy(&mut tx).await?;
     }
-    check_counts(&rules, &mut tx, [(participants[0], "proposer"), (client, "acceptor")], &["open", "closing"]).await?;
+    check_counts(&app, &rules, &mut tx, participants, Role::Second, now_secs()).await?;
     let books = policy_books(&rules, &mut tx, &v.initial.outcome.assets, participants).await?;
-    rules.check_virtual_policy(&v.initial, v.valid_until.saturating_sub(now_secs()), &books)?;
+    rules.check_virtual_policy(&v.initial, v.valid_until.saturating_sub(now_secs()), &books, Role::Second)?;
     let updates = [
         ParentUpdate {
             parent: parent(x_row, Role::First, &x_latest, x_dispute),
@@ -434,7 +462,7 @@ pub(super) async fn reject_virtual(
     let t = row.book().apply(&VirtualInput::Reject, now_secs())?;
     for effect in &t.effects {
         match *effect {
-            Effect::StoreRejection => db::reject_virtual(&mut tx, id).await?,
+            Effect::StoreRejection => db::end_proposal(&mut tx, id, VirtualEvent::Reject).await?,
             other => return Err(ApiError::Internal(anyhow::anyhow!("a rejection does not {other:?}"))),
         }
     }

@@ -48,12 +48,13 @@ impl Parent<'_> {
 impl Rules {
     /// The fees per asset of a virtual channel opening with `opening` for `seconds` of
     /// validity, if it keeps within every limit given the books before it (`books[a]` for the
-    /// opening's asset `a`).
+    /// opening's asset `a`), asked by its participant `asker`.
     pub fn check_virtual_policy(
         &self,
         opening: &State,
         seconds: u64,
         books: &[crate::policy::AssetBooks],
+        asker: Role,
     ) -> Result<Vec<U256>, ProtocolError> {
         let mut fees = Vec::with_capacity(opening.outcome.assets.len());
         for (a, (holder, deposits)) in opening.outcome.assets.iter().zip(&opening.outcome.balances).enumerate() {
@@ -61,7 +62,14 @@ impl Rules {
                 ProtocolError::invalid("unknown_asset", format!("asset holder {holder} is not accepted by this hub"))
             })?;
             let books = books.get(a).copied().unwrap_or_default();
-            fees.push(crate::policy::check_asset(&asset.symbol, &asset.virtual_policy, &books, *deposits, seconds)?);
+            fees.push(crate::policy::check_asset(
+                &asset.symbol,
+                &asset.virtual_policy,
+                &books,
+                *deposits,
+                seconds,
+                asker,
+            )?);
         }
         Ok(fees)
     }
@@ -222,6 +230,20 @@ impl Rules {
         Ok(())
     }
 
+    /// The cheap check before any lock or query: `client` signed both `opening` and its
+    /// parent update `parent` (the full decisions check them again with the rest).
+    pub fn check_signatures_first(
+        &self,
+        client: Address,
+        opening: &State,
+        signature: &[u8],
+        parent: &StateRequest,
+    ) -> Result<(), ProtocolError> {
+        self.verified_digest(opening, signature, client)?;
+        self.verified_digest(&parent.state, &parent.signature, client)?;
+        Ok(())
+    }
+
     /// Decides on a proposal by `client` (participant 0) with its parent snapshot `parent`,
     /// at unix time `now`, the hub's books being `books` (per asset). Returns the fees the
     /// proposer pays; nothing to sign: the hub signs only once both have.
@@ -252,7 +274,7 @@ impl Rules {
             ));
         }
         self.verified_digest(&proposal.state, &proposal.signature, client)?;
-        let fees_now = self.check_virtual_policy(&proposal.state, proposal.valid_until - now, books)?;
+        let fees_now = self.check_virtual_policy(&proposal.state, proposal.valid_until - now, books, Role::First)?;
         let fees = self.quoted_fees(client, proposal, fees_now, now)?;
         self.check_parent_update(parent, &proposal.parent, p, &proposal.state, None, &fees)?;
         Ok(fees)

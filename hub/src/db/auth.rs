@@ -91,6 +91,20 @@ pub async fn insert_session(
     Ok(())
 }
 
+/// Ends the sessions of `client` beyond its newest `keep` (the cap of sessions per client);
+/// returns how many ended.
+pub async fn trim_sessions(db: &mut PgConnection, client: Address, keep: u32) -> sqlx::Result<u64> {
+    let ended = sqlx::query(
+        "DELETE FROM sessions WHERE token_hash IN (
+             SELECT token_hash FROM sessions WHERE client = $1 ORDER BY expires_at DESC, token_hash OFFSET $2)",
+    )
+    .bind(client.as_slice())
+    .bind(i64::from(keep))
+    .execute(db)
+    .await?;
+    Ok(ended.rows_affected())
+}
+
 /// The client of a live session.
 pub async fn session_client(db: &PgPool, token_hash: B256) -> sqlx::Result<Option<Address>> {
     let row = sqlx::query("SELECT client FROM sessions WHERE token_hash = $1 AND expires_at > now()")

@@ -20,17 +20,20 @@ pub async fn set_virtual_paused(db: &PgPool, paused: bool) -> sqlx::Result<()> {
     Ok(())
 }
 
-/// Virtual channels of `client` in one of `statuses`.
-pub async fn virtual_count(db: &mut PgConnection, client: Address, statuses: &[&str]) -> sqlx::Result<u64> {
-    let statuses: Vec<String> = statuses.iter().map(|s| s.to_string()).collect();
-    let n: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM virtual_channels WHERE participants @> ARRAY[$1::bytea] AND status::text = ANY($2)",
+/// What counts against a client's caps of virtual channels at unix time `now`: those it
+/// holds `open` or `closing` (with any peer), and the proposals it made that wait for their
+/// peers (`proposed`, validity not ended). Proposals to it are not counted.
+pub async fn virtual_counts(db: &mut PgConnection, client: Address, now: u64) -> sqlx::Result<(u64, u64)> {
+    let (held, proposed): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE status IN ('open', 'closing')),
+                count(*) FILTER (WHERE status = 'proposed' AND participants[1] = $1 AND valid_until > $2)
+         FROM virtual_channels WHERE participants @> ARRAY[$1::bytea]",
     )
     .bind(client.as_slice())
-    .bind(&statuses)
+    .bind(now as i64)
     .fetch_one(db)
     .await?;
-    Ok(n as u64)
+    Ok((held as u64, proposed as u64))
 }
 
 /// Serializes, across hub processes, the decisions that read the hub's total locked coins

@@ -182,9 +182,10 @@ pub async fn open_virtual(
     Ok(())
 }
 
-/// Marks a proposal rejected (the machine's `Reject`).
-pub async fn reject_virtual(db: &mut PgConnection, id: B256) -> sqlx::Result<()> {
-    let (from, to) = virtual_move(VirtualEvent::Reject);
+/// Ends a proposal: rejected (the machine's `StoreRejection`, `event` `Reject`) or expired
+/// (`StoreExpiry`, `Expire`).
+pub async fn end_proposal(db: &mut PgConnection, id: B256, event: VirtualEvent) -> sqlx::Result<()> {
+    let (from, to) = virtual_move(event);
     sqlx::query(
         "UPDATE virtual_channels SET status = $3::virtual_status, updated_at = now()
          WHERE id = $1 AND status = ANY($2::virtual_status[])",
@@ -195,6 +196,20 @@ pub async fn reject_virtual(db: &mut PgConnection, id: B256) -> sqlx::Result<()>
     .execute(db)
     .await?;
     Ok(())
+}
+
+/// Proposals whose validity ended by unix time `now`, at most `limit`, locked in `db`
+/// (rows another transaction holds are skipped: it decides on them).
+pub async fn lock_ended_proposals(db: &mut PgConnection, now: u64, limit: i64) -> sqlx::Result<Vec<VirtualRow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {VIRTUAL_COLUMNS} FROM virtual_channels WHERE status = 'proposed' AND valid_until <= $1
+         ORDER BY valid_until LIMIT $2 FOR UPDATE SKIP LOCKED"
+    ))
+    .bind(now as i64)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    rows.iter().map(|r| virtual_row(r, now)).collect()
 }
 
 /// Records a close (the machine's `StoreClose`): the final state, which parents are settled

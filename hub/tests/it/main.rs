@@ -6,6 +6,7 @@ mod demo;
 mod dev_stack;
 mod disputes;
 mod harness;
+mod limits;
 mod metrics;
 mod operations;
 mod policy;

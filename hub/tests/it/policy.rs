@@ -1,5 +1,6 @@
 //! The operator's policy end to end on a real hub, Postgres and anvil: every limit refuses
-//! with its rule and numbers and changes nothing, fees are paid in the proposer's parent
+//! with its rule and the asker's own numbers (never another client's or the hub's books) and
+//! changes nothing, fees are paid in the proposer's parent
 //! exactly to the unit, quotes that expired or were altered are refused, and a reload
 //! changes the policy for new decisions only.
 
@@ -61,7 +62,7 @@ impl PolicyHub {
 
 /// Expects a refusal with `status` and `code` whose message contains `numbers`, and that
 /// the database did not change.
-async fn refused<T: std::fmt::Debug>(
+pub(crate) async fn refused<T: std::fmt::Debug>(
     env: &Env,
     status: u16,
     code: &str,
@@ -126,7 +127,7 @@ async fn every_limit_refuses_with_its_rule_and_numbers_and_changes_nothing() -> 
         &env,
         409,
         "client_limit_exceeded",
-        &format!("lock {} for the proposer", e(5)),
+        &format!("lock {} for you, the proposer", e(5)),
         alice.propose_virtual(bob.address(), x, &[[ether(1), ether(3)]], 600, until),
     )
     .await?;
@@ -136,7 +137,7 @@ async fn every_limit_refuses_with_its_rule_and_numbers_and_changes_nothing() -> 
         &env,
         409,
         "total_limit_exceeded",
-        &format!("lock {} in total", e(7)),
+        &format!("cannot lock {} more", e(4)),
         carol.propose_virtual(bob.address(), z, &[[ether(2), ether(2)]], 600, until),
     )
     .await?;
@@ -147,20 +148,26 @@ async fn every_limit_refuses_with_its_rule_and_numbers_and_changes_nothing() -> 
         &env,
         409,
         "fraction_limit_exceeded",
-        &format!("lock {} of its {}", e(5), e(30)),
+        &format!("cannot lock {} more", e(2)),
         carol.propose_virtual(bob.address(), z, &[[ether(1), ether(1)]], 600, until),
     )
     .await?;
 
+    // A count per client: Alice holds V1. Carol's proposal to her counts against Carol only,
+    // so it is taken; Alice's acceptance would be her second and is refused.
     hub.reload(size.clone(), Some(1)).await?;
+    let v_count = carol.propose_virtual(alice.address(), z, &[[ether(1), ether(1)]], 600, until).await?;
+    let p_count = alice.proposals().await?.into_iter().find(|p| p.id == v_count).expect("proposal");
+    refused(&env, 409, "too_many_virtual_channels", "the limit is 1", alice.accept_virtual(&p_count, x)).await?;
     refused(
         &env,
         409,
         "too_many_virtual_channels",
         "the limit is 1",
-        carol.propose_virtual(alice.address(), z, &[[ether(1), ether(1)]], 600, until),
+        alice.propose_virtual(carol.address(), x, &[[ether(1), ether(1)]], 600, until),
     )
     .await?;
+    alice.hub().reject_virtual(v_count).await?;
 
     // At accept, against the books of that moment: two proposals that fit alone, not together.
     hub.reload(VirtualPolicy { max_locked_total: Some(ether(6)), ..size.clone() }, None).await?;
@@ -169,7 +176,7 @@ async fn every_limit_refuses_with_its_rule_and_numbers_and_changes_nothing() -> 
     let p2 = bob.proposals().await?.into_iter().find(|p| p.id == v2).expect("proposal");
     bob.accept_virtual(&p2, y).await?;
     let p3 = alice.proposals().await?.into_iter().find(|p| p.id == v3).expect("proposal");
-    refused(&env, 409, "total_limit_exceeded", &format!("lock {} in total", e(7)), alice.accept_virtual(&p3, x))
+    refused(&env, 409, "total_limit_exceeded", &format!("cannot lock {} more", e(2)), alice.accept_virtual(&p3, x))
         .await?;
     hub.hub.stop().await;
     Ok(())

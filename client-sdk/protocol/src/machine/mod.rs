@@ -211,7 +211,14 @@ mod tests {
 
     fn virtual_event() -> impl Strategy<Value = VirtualEvent> {
         use VirtualEvent::*;
-        prop::sample::select(vec![Accept, Reject, CloseRequest, Settled { both: false }, Settled { both: true }])
+        prop::sample::select(vec![
+            Accept,
+            Reject,
+            Expire,
+            CloseRequest,
+            Settled { both: false },
+            Settled { both: true },
+        ])
     }
 
     fn virtual_rank(s: VirtualStatus) -> u8 {
@@ -219,7 +226,7 @@ mod tests {
             VirtualStatus::Proposed => 0,
             VirtualStatus::Open => 1,
             VirtualStatus::Closing => 2,
-            VirtualStatus::Closed | VirtualStatus::Rejected => 3,
+            VirtualStatus::Closed | VirtualStatus::Rejected | VirtualStatus::Expired => 3,
         }
     }
 

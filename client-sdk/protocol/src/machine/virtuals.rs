@@ -24,11 +24,13 @@ pub enum VirtualStatus {
     Closed,
     /// The peer declined, or the proposer withdrew it.
     Rejected,
+    /// Its validity ended before the peer accepted: it no longer counts against anyone.
+    Expired,
 }
 
 impl VirtualStatus {
     /// Every status.
-    pub const ALL: [Self; 5] = [Self::Proposed, Self::Open, Self::Closing, Self::Closed, Self::Rejected];
+    pub const ALL: [Self; 6] = [Self::Proposed, Self::Open, Self::Closing, Self::Closed, Self::Rejected, Self::Expired];
 
     /// The wire (and database) name.
     pub fn as_str(self) -> &'static str {
@@ -38,12 +40,13 @@ impl VirtualStatus {
             Self::Closing => "closing",
             Self::Closed => "closed",
             Self::Rejected => "rejected",
+            Self::Expired => "expired",
         }
     }
 
     /// Whether nothing can happen to it any more.
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Closed | Self::Rejected)
+        matches!(self, Self::Closed | Self::Rejected | Self::Expired)
     }
 }
 
@@ -60,6 +63,8 @@ pub enum VirtualEvent {
     Accept,
     /// The peer declines, or the proposer withdraws.
     Reject,
+    /// The proposal's validity ended before the peer accepted.
+    Expire,
     /// A participant asks to close it with a final state (allowed while a parent still locks
     /// it; the status moves with the parents' settlements).
     CloseRequest,
@@ -76,6 +81,7 @@ impl VirtualEvent {
         match self {
             Self::Accept => "accept",
             Self::Reject => "reject",
+            Self::Expire => "expire",
             Self::CloseRequest => "close",
             Self::Settled { both: false } => "one parent settled",
             Self::Settled { both: true } => "both parents settled",
@@ -88,6 +94,7 @@ impl VirtualEvent {
         match self {
             Self::Accept => Move { from: &[Proposed], to: Open },
             Self::Reject => Move { from: &[Proposed], to: Rejected },
+            Self::Expire => Move { from: &[Proposed], to: Expired },
             Self::CloseRequest => Move { from: &[Open, Closing], to: Open },
             Self::Settled { both: false } => Move { from: &[Open, Closing], to: Closing },
             Self::Settled { both: true } => Move { from: &[Open, Closing], to: Closed },
@@ -165,6 +172,8 @@ pub enum VirtualInput {
     },
     /// The peer declines, or the proposer withdraws.
     Reject,
+    /// The proposal's validity has ended (refused before `valid_until`).
+    Expire,
     /// A close with the final state signed by both, whose updates of the parents at
     /// `settles` (positions) passed the checks. `on_chain` is the record read from the chain
     /// when [`VirtualBook::close_needs_chain`] asked for it.
@@ -186,6 +195,8 @@ pub enum Effect {
     StoreAcceptance(Role),
     /// Store the rejection.
     StoreRejection,
+    /// Store the expiry of the proposal.
+    StoreExpiry,
     /// Store the final state signed by both (the first close records it), which parents are
     /// settled and the status.
     StoreClose,
@@ -212,7 +223,7 @@ impl VirtualBook {
     pub fn admits(&self, event: VirtualEvent) -> Result<VirtualStatus, ProtocolError> {
         virtual_channel(self.status, event).map_err(|_| {
             let code = match event {
-                VirtualEvent::Accept | VirtualEvent::Reject => "not_proposed",
+                VirtualEvent::Accept | VirtualEvent::Reject | VirtualEvent::Expire => "not_proposed",
                 VirtualEvent::CloseRequest | VirtualEvent::Settled { .. } => "not_open",
             };
             ProtocolError::conflict(code, format!("virtual channel {} is {:?}", self.id, self.status))
@@ -256,6 +267,16 @@ impl VirtualBook {
                 Ok(unchanged(status, effects))
             }
             VirtualInput::Reject => Ok(unchanged(self.admits(VirtualEvent::Reject)?, vec![Effect::StoreRejection])),
+            VirtualInput::Expire => {
+                let status = self.admits(VirtualEvent::Expire)?;
+                if now < self.valid_until {
+                    return Err(ProtocolError::conflict(
+                        "not_expired",
+                        format!("the proposal is valid until {}", self.valid_until),
+                    ));
+                }
+                Ok(unchanged(status, vec![Effect::StoreExpiry]))
+            }
             VirtualInput::Close { settles, on_chain } => {
                 self.admits(VirtualEvent::CloseRequest)?;
                 if settles.iter().any(|p| self.settled.get(*p) != Some(&false)) {
@@ -318,7 +339,7 @@ mod tests {
             VirtualStatus::Proposed => 0,
             VirtualStatus::Open => 1,
             VirtualStatus::Closing => 2,
-            VirtualStatus::Closed | VirtualStatus::Rejected => 3,
+            VirtualStatus::Closed | VirtualStatus::Rejected | VirtualStatus::Expired => 3,
         }
     }
 
@@ -335,6 +356,7 @@ mod tests {
         prop_oneof![
             Just(VirtualInput::Accept { by: Role::Second }),
             Just(VirtualInput::Reject),
+            Just(VirtualInput::Expire),
             (prop::collection::vec(0usize..3, 0..3), on_chain())
                 .prop_map(|(settles, on_chain)| VirtualInput::Close { settles, on_chain }),
         ]
@@ -391,6 +413,10 @@ mod tests {
                 if let VirtualInput::Accept { .. } = input {
                     prop_assert!(now < book.valid_until);
                 }
+                if t.status == VirtualStatus::Expired {
+                    prop_assert!(book.status != VirtualStatus::Open && now >= book.valid_until,
+                        "only a proposal expires, and only after its validity");
+                }
                 book = VirtualBook { status: t.status, settled: t.settled, ..book };
             }
         }
@@ -422,6 +448,22 @@ mod tests {
             Err("proposal_expired")
         );
         assert_eq!(book.apply(&VirtualInput::Reject, 0).map_err(|e| e.code), Err("not_proposed"));
+    }
+
+    #[test]
+    fn a_proposal_expires_only_after_its_validity_and_then_cannot_be_accepted() {
+        let book =
+            VirtualBook { id: B256::ZERO, status: VirtualStatus::Proposed, valid_until: 10, settled: vec![false; 2] };
+        assert_eq!(book.apply(&VirtualInput::Expire, 9).map_err(|e| e.code), Err("not_expired"));
+        let t = book.apply(&VirtualInput::Expire, 10).expect("expires");
+        assert_eq!((t.status, t.effects), (VirtualStatus::Expired, vec![Effect::StoreExpiry]));
+        let expired = VirtualBook { status: VirtualStatus::Expired, ..book.clone() };
+        assert!(expired.status.is_terminal());
+        for input in [VirtualInput::Accept { by: Role::Second }, VirtualInput::Reject, VirtualInput::Expire] {
+            assert_eq!(expired.apply(&input, 0).map_err(|e| e.code), Err("not_proposed"));
+        }
+        let open = VirtualBook { status: VirtualStatus::Open, ..book };
+        assert_eq!(open.apply(&VirtualInput::Expire, 99).map_err(|e| e.code), Err("not_proposed"));
     }
 
     #[test]

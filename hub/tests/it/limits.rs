@@ -1,0 +1,163 @@
+//! Limits against abuse end to end on a real hub, Postgres and anvil: a proposer's cap of
+//! waiting proposals (a proposal never counts against its peer, and stops counting when it
+//! expires), long polls per client, sessions per client, a client's request rate. Every
+//! refusal has its status, reason and `Retry-After` where it fits, and changes nothing.
+
+use std::time::Duration;
+
+use alloy::primitives::U256;
+use ingrid_client_sdk::api::VirtualStatus;
+use ingrid_client_sdk::client::HubClient;
+use ingrid_hub::server;
+use reqwest::StatusCode;
+
+use crate::harness::{Env, ether, now, open_basic, wait_until};
+use crate::policy::refused;
+
+fn tenth() -> U256 {
+    ether(1) / U256::from(10)
+}
+
+/// Mallory fills her cap of proposals with proposals to Bob: a third is refused, yet Bob,
+/// whose quota is one virtual channel, still proposes to Alice and opens. Mallory's
+/// proposals expire at their validity (a status of their own), Bob can no longer accept
+/// them, and Mallory may propose again. A second long poll of one client is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proposals_count_against_their_proposer_only_and_stop_counting_when_they_expire() -> anyhow::Result<()> {
+    let env = Env::new(4).await?;
+    let mut config = env.config();
+    config.limits.proposals_per_proposer = 2;
+    config.limits.long_polls_per_client = 1;
+    config.channels.max_virtual_per_client = Some(1);
+    let hub = server::start(config).await?;
+    let url = format!("http://{}", hub.addr);
+    let eth = env.eth().holder;
+    let (alice, bob, mallory) = (env.wallet(&url, 1).await?, env.wallet(&url, 2).await?, env.wallet(&url, 3).await?);
+    let x = open_basic(&alice, eth, 2, 2).await?;
+    let y = open_basic(&bob, eth, 2, 2).await?;
+    let m = open_basic(&mallory, eth, 2, 2).await?;
+
+    let soon = now() + 6;
+    let mut floods = Vec::new();
+    for _ in 0..2 {
+        floods.push(mallory.propose_virtual(bob.address(), m, &[[tenth(), tenth()]], 600, soon).await?);
+    }
+    refused(
+        &env,
+        409,
+        "too_many_proposals",
+        "the limit is 2",
+        mallory.propose_virtual(bob.address(), m, &[[tenth(), tenth()]], 600, soon),
+    )
+    .await?;
+
+    // Bob, proposed to twice, is untouched: his own proposal to Alice opens.
+    let v = bob.propose_virtual(alice.address(), y, &[[tenth(), tenth()]], 600, now() + 3600).await?;
+    // While Bob long-polls for Alice's answer, a second long poll of his is refused.
+    let waiting = bob.hub().wait_virtual_channel(v, VirtualStatus::Proposed, Duration::from_secs(3));
+    let second = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let answer = reqwest::Client::new()
+            .get(format!("{url}/v1/virtual-channels/{v}?unlessStatus=proposed&waitMs=3000"))
+            .bearer_auth(bob.hub().token().unwrap_or_default())
+            .send()
+            .await?;
+        anyhow::Ok((answer.status(), answer.headers().get("retry-after").cloned(), answer.text().await?))
+    };
+    let (first, second) = tokio::join!(waiting, second);
+    let (status, retry_after, body) = second?;
+    assert_eq!(first?.status, VirtualStatus::Proposed, "the first long poll ran to its end");
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(body.contains("too_many_long_polls") && retry_after.is_some(), "{body}");
+    let proposal = alice.proposals().await?.into_iter().find(|p| p.id == v).expect("Bob's proposal");
+    alice.accept_virtual(&proposal, x).await?;
+    assert_eq!(bob.hub().virtual_channel(v).await?.status, VirtualStatus::Open);
+
+    // Mallory's proposals expire, and stop counting.
+    let stale = bob.proposals().await?.into_iter().find(|p| p.id == floods[0]).expect("Mallory's proposal");
+    wait_until(Duration::from_secs(30), "Mallory's proposals to expire", || async {
+        let mut all = Vec::new();
+        for id in &floods {
+            all.push(mallory.hub().virtual_channel(*id).await?.status);
+        }
+        Ok(all.iter().all(|s| *s == VirtualStatus::Expired))
+    })
+    .await?;
+    assert!(bob.proposals().await?.iter().all(|p| !floods.contains(&p.id)), "expired proposals are not offered");
+    refused(&env, 409, "not_proposed", "", bob.accept_virtual(&stale, y)).await?;
+    mallory.propose_virtual(alice.address(), m, &[[tenth(), tenth()]], 600, now() + 3600).await?;
+    hub.stop().await;
+    Ok(())
+}
+
+/// A client holds at most `limits.sessions_per_client` sessions: a login beyond it ends the
+/// oldest, whose token is refused from then on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_beyond_the_cap_of_sessions_ends_the_oldest() -> anyhow::Result<()> {
+    let env = Env::new(2).await?;
+    let mut config = env.config();
+    config.limits.sessions_per_client = 2;
+    let hub = server::start(config).await?;
+    let url = format!("http://{}", hub.addr);
+    let key = env.devnet.key(1);
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        let mut client = HubClient::new(&url);
+        tokens.push(client.login(&key).await?.token);
+    }
+    let status = |token: String| {
+        let url = url.clone();
+        async move {
+            anyhow::Ok(
+                reqwest::Client::new().get(format!("{url}/v1/channels")).bearer_auth(token).send().await?.status(),
+            )
+        }
+    };
+    assert_eq!(status(tokens[0].clone()).await?, StatusCode::UNAUTHORIZED, "the oldest session ended");
+    assert_eq!(status(tokens[1].clone()).await?, StatusCode::OK);
+    assert_eq!(status(tokens[2].clone()).await?, StatusCode::OK);
+    let sessions: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions WHERE client = $1")
+        .bind(key.address().as_slice())
+        .fetch_one(&env.pool)
+        .await?;
+    assert_eq!(sessions, 2);
+    hub.stop().await;
+    Ok(())
+}
+
+/// A client over its rate gets 429 `client_rate_limited` with `Retry-After`, across its
+/// sessions, and its refused write stores nothing; another client is not touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_rate_is_limited_across_its_sessions_and_others_are_not_touched() -> anyhow::Result<()> {
+    let env = Env::new(3).await?;
+    let mut config = env.config();
+    config.limits.client_per_second = 1;
+    config.limits.client_burst = 3;
+    let hub = server::start(config).await?;
+    let url = format!("http://{}", hub.addr);
+    let login = |i: usize| {
+        let (url, key) = (url.clone(), env.devnet.key(i));
+        async move {
+            let mut client = HubClient::new(&url);
+            anyhow::Ok(client.login(&key).await?.token)
+        }
+    };
+    let (alice_1, alice_2, bob) = (login(1).await?, login(1).await?, login(2).await?);
+    let http = reqwest::Client::new();
+    for token in [&alice_1, &alice_2, &alice_1] {
+        assert_eq!(http.get(format!("{url}/v1/channels")).bearer_auth(token).send().await?.status(), StatusCode::OK);
+    }
+    let before = env.snapshot().await?;
+    let refused = http.post(format!("{url}/v1/channels")).bearer_auth(&alice_2).body("{}").send().await?;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = refused.headers()["retry-after"].to_str()?.parse()?;
+    assert!((1..=2).contains(&retry_after), "Retry-After {retry_after}");
+    let body: serde_json::Value = refused.json().await?;
+    assert_eq!(body["error"], "client_rate_limited", "{body}");
+    assert_eq!(env.snapshot().await?, before, "a refused request changed the database");
+    assert_eq!(http.get(format!("{url}/v1/channels")).bearer_auth(&bob).send().await?.status(), StatusCode::OK);
+    tokio::time::sleep(Duration::from_secs(retry_after)).await;
+    assert_eq!(http.get(format!("{url}/v1/channels")).bearer_auth(&alice_1).send().await?.status(), StatusCode::OK);
+    hub.stop().await;
+    Ok(())
+}
