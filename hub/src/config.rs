@@ -21,9 +21,30 @@ pub struct Config {
     /// Address the HTTP API listens on. Default `127.0.0.1:8547`.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// Address the operator API (`/v1/admin/*`) listens on, apart from the public API (which
+    /// then answers 404 there). Default: unset, the operator API is served on `listen`.
+    #[serde(default)]
+    pub operator_listen: Option<SocketAddr>,
+    /// Address `/metrics` (with `/readyz` and `/healthz`) is served on, apart from the public
+    /// API (which then does not serve `/metrics`). Default: unset, served on `listen`.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// How often the metrics read the database and the readiness probe the database and the
+    /// chain, milliseconds: `/metrics` and `/readyz` answer from these readings, so a scrape
+    /// costs no query. Default 5000.
+    #[serde(default = "default_metrics_refresh_ms")]
+    pub metrics_refresh_ms: u64,
     /// File holding the hub's channel key as hex (the key also pays the hub's gas). Required.
+    /// The hub refuses to start when others may read or write it (mode `o+rwx`) or its group
+    /// may write it; chmod 600 (or 640/440 for a group that runs the hub).
     pub hub_key_file: PathBuf,
-    /// Bearer token of the operator API; the operator API is off when unset.
+    /// Skips the check of `hub_key_file`'s permissions. Only for a publicly known key of a
+    /// local development chain (the compose stack's). Default false.
+    #[serde(default)]
+    pub insecure_key_file: bool,
+    /// Bearer token of the operator API; the operator API is off when unset. It must be long
+    /// and random (at least 32 characters, e.g. `openssl rand -hex 32`): the hub refuses to
+    /// start otherwise.
     #[serde(default)]
     pub operator_token: Option<String>,
     /// Largest pool of database connections. Default 16.
@@ -258,6 +279,9 @@ impl LimitsConfig {
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8547))
 }
+fn default_metrics_refresh_ms() -> u64 {
+    5000
+}
 fn default_db_connections() -> u32 {
     16
 }
@@ -308,6 +332,18 @@ impl Config {
         );
         ensure!(self.auth.challenge_ttl > 0 && self.auth.session_ttl > 0, "auth ttls must be positive");
         ensure!(self.db_max_connections > 0, "db_max_connections must be positive");
+        ensure!(self.metrics_refresh_ms > 0, "metrics_refresh_ms must be positive");
+        if let Some(token) = &self.operator_token {
+            check_operator_token(token)?;
+        }
+        let mut addresses = vec![("listen", self.listen)];
+        addresses.extend(self.operator_listen.map(|a| ("operator_listen", a)));
+        addresses.extend(self.metrics_listen.map(|a| ("metrics_listen", a)));
+        for (i, (key, address)) in addresses.iter().enumerate() {
+            if let Some((other, _)) = addresses[..i].iter().find(|(_, a)| a == address && a.port() != 0) {
+                bail!("{key} {address} is also {other}");
+            }
+        }
         let l = &self.limits;
         for (value, key) in [
             (l.client_concurrent, "limits.client_concurrent"),
@@ -327,10 +363,66 @@ impl Config {
         self.hub_key().map(|_| ())
     }
 
-    /// Reads the hub's key from `hub_key_file`.
+    /// Reads the hub's key from `hub_key_file`, refusing a file others may read (unless
+    /// `insecure_key_file`).
     pub fn hub_key(&self) -> anyhow::Result<PrivateKeySigner> {
+        if !self.insecure_key_file {
+            check_key_file_mode(&self.hub_key_file)?;
+        }
         read_key_file(&self.hub_key_file)
     }
+}
+
+/// Refuses an operator token that is short or visibly not random: fewer than 32 characters,
+/// or fewer than 10 distinct ones (a 32-digit random hex string has about 15).
+pub fn check_operator_token(token: &str) -> anyhow::Result<()> {
+    let distinct: std::collections::BTreeSet<char> = token.chars().collect();
+    ensure!(
+        token.chars().count() >= 32 && distinct.len() >= 10,
+        "operator_token must be long and random: at least 32 characters with 10 distinct ones (e.g. `openssl rand \
+         -hex 32`); this one has {} characters, {} distinct",
+        token.chars().count(),
+        distinct.len()
+    );
+    Ok(())
+}
+
+/// Refuses a key file whose mode lets others read, write or run it, or its group write it.
+#[cfg(unix)]
+pub fn check_key_file_mode(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .with_context(|| format!("hub_key_file: cannot read {}", path.display()))?
+        .permissions()
+        .mode();
+    ensure!(
+        mode & 0o027 == 0,
+        "hub_key_file: {} has mode {:o}: others may read it or its group write it; chmod 600 it (640 or 440 for \
+         a group that runs the hub)",
+        path.display(),
+        mode & 0o777
+    );
+    Ok(())
+}
+
+/// Permissions are not checked where they are not Unix modes.
+#[cfg(not(unix))]
+pub fn check_key_file_mode(_path: &Path) -> anyhow::Result<()> {
+    Ok(())
+}
+
+/// Writes a key file readable by its owner only (mode 600).
+pub fn write_key_file(path: &Path, key: &PrivateKeySigner) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).with_context(|| format!("writing {}", path.display()))?;
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    writeln!(file, "{:#x}", key.to_bytes())?;
+    Ok(())
 }
 
 /// Reads a hex private key (with or without `0x`, surrounding whitespace ignored).
@@ -374,6 +466,29 @@ mod tests {
             Figment::new().merge(Toml::string("database_url = \"x\"\nlisten = \"127.0.0.1:1\"\ncolour = 3\n"));
         let err = figment.extract::<Config>().expect_err("refused");
         assert!(err.to_string().contains("colour") || err.to_string().contains("missing"), "{err}");
+    }
+
+    #[test]
+    fn a_short_or_patterned_operator_token_is_refused() {
+        assert!(check_operator_token("change-me").is_err());
+        assert!(check_operator_token(&"ab".repeat(20)).is_err(), "long but not random");
+        assert!(check_operator_token("3f9a0c7e1b5d2f8a6c4e0b9d7f1a3c5e").is_ok());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_others_can_read_is_refused() -> anyhow::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("hub.key");
+        write_key_file(&path, &PrivateKeySigner::random())?;
+        assert_eq!(std::fs::metadata(&path)?.permissions().mode() & 0o777, 0o600);
+        check_key_file_mode(&path)?;
+        for (mode, ok) in [(0o644, false), (0o604, false), (0o620, false), (0o640, true), (0o440, true)] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
+            assert_eq!(check_key_file_mode(&path).is_ok(), ok, "mode {mode:o}");
+        }
+        Ok(())
     }
 
     #[test]

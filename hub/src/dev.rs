@@ -168,10 +168,13 @@ pub async fn run_dev(options: DevOptions) -> anyhow::Result<()> {
     let devnet = Devnet::start_with_block_time(1).context("starting anvil (run scripts/setup.sh first)")?;
     let hub_key = devnet.key(0);
     let stack = deploy_stack(&devnet, &hub_key, &options.data_dir).await?;
-    let config = local_config(postgres.url("ingrid"), &devnet, &stack, options.listen, 1, 500);
+    let mut config = local_config(postgres.url("ingrid"), &devnet, &stack, options.listen, 1, 500);
     config.validate()?;
     let config_file = options.data_dir.join("ingrid.toml");
     std::fs::write(&config_file, toml_of(&config)?)?;
+    // A reload (`POST /v1/admin/reload`, SIGHUP) reads this file again.
+    config.source = Some(config_file.clone());
+    let operator_token = config.operator_token.clone().unwrap_or_default();
     let running = server::start(config).await?;
     println!("ingrid dev: hub {} serving on http://{}", hub_key.address(), running.addr);
     println!("  chain      {} (chain id {})", devnet.anvil.endpoint_url(), stack.contracts.deployment.chain_id);
@@ -186,7 +189,7 @@ pub async fn run_dev(options: DevOptions) -> anyhow::Result<()> {
     }
     println!("  postgres   {}", postgres.url("ingrid"));
     println!("  config     {}", config_file.display());
-    println!("  operator token: {DEV_OPERATOR_TOKEN}");
+    println!("  operator token: {operator_token}");
     println!("  funded client keys: anvil dev accounts 1..9 (e.g. {:#x})", devnet.anvil.keys()[1].to_bytes());
     println!("Ctrl-C stops the hub, the chain and the database.");
     running.run_until_signal().await;
@@ -207,7 +210,11 @@ pub fn local_config(
         database_url,
         listen,
         hub_key_file: stack.key_file.clone(),
-        operator_token: Some(DEV_OPERATOR_TOKEN.into()),
+        operator_token: Some(hex::encode(rand::random::<[u8; 32]>())),
+        operator_listen: None,
+        metrics_listen: None,
+        metrics_refresh_ms: 200,
+        insecure_key_file: false,
         db_max_connections: 16,
         chain: ChainConfig {
             rpc_url: devnet.anvil.endpoint_url().to_string(),
@@ -227,9 +234,6 @@ pub fn local_config(
         source: None,
     }
 }
-
-/// The operator token of local stacks.
-pub const DEV_OPERATOR_TOKEN: &str = "dev-operator-token";
 
 /// What [`deploy_stack`] deployed.
 pub struct Stack {
@@ -254,7 +258,7 @@ pub async fn deploy_stack(devnet: &Devnet, hub_key: &PrivateKeySigner, dir: &Pat
     }
     std::fs::create_dir_all(dir)?;
     let key_file = dir.join("hub.key");
-    std::fs::write(&key_file, format!("{:#x}\n", hub_key.to_bytes()))?;
+    crate::config::write_key_file(&key_file, hub_key)?;
     let ether = U256::from(10u64).pow(U256::from(18));
     let assets = vec![
         AssetConfig {

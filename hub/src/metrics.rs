@@ -22,13 +22,13 @@ use sqlx::PgPool;
 
 use crate::config::AssetConfig;
 use crate::db;
+use ingrid_client_sdk::api::VirtualStatus;
 use ingrid_client_sdk::virtual_channel::Link;
 
 /// Content type of the Prometheus text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 const BASIC_STATUSES: [&str; 4] = ["funding", "open", "closing", "closed"];
-const VIRTUAL_STATUSES: [&str; 5] = ["proposed", "open", "closing", "closed", "rejected"];
 const METHODS: [&str; 7] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
 
 /// Every metric of the hub, registered in its own [`Registry`].
@@ -65,6 +65,7 @@ pub struct Metrics {
     outbox_failed: IntGauge,
     events_skipped: IntGauge,
     scrape_seconds: Gauge,
+    refreshed_at: Gauge,
 }
 
 const DISPUTE_KINDS: [&str; 2] = ["basic", "virtual"];
@@ -264,7 +265,14 @@ impl Metrics {
                 r,
                 Gauge,
                 "ingrid_metrics_refresh_seconds",
-                "Time the last scrape spent reading the database, seconds."
+                "Time the last refresh spent reading the database, seconds."
+            ),
+            refreshed_at: metric!(
+                r,
+                Gauge,
+                "ingrid_metrics_refreshed_at_seconds",
+                "Unix time of the last refresh that read the database (every metrics_refresh_ms): the gauges read \
+                 from the database are as old as this. Stale while the database is unreachable."
             ),
             registry: r,
         };
@@ -276,7 +284,7 @@ impl Metrics {
         for s in BASIC_STATUSES {
             m.basic_channels.with_label_values(&[s]).set(0);
         }
-        for s in VIRTUAL_STATUSES {
+        for s in VirtualStatus::ALL.map(VirtualStatus::as_str) {
             m.virtual_channels.with_label_values(&[s]).set(0);
         }
         for kind in DISPUTE_KINDS {
@@ -323,6 +331,10 @@ impl Metrics {
         let result = self.refresh_from_db(pool).await;
         self.scrape_seconds.set(started.elapsed().as_secs_f64());
         self.db_up.set(i64::from(result.is_ok()));
+        if result.is_ok() {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            self.refreshed_at.set(now.as_secs_f64());
+        }
         result
     }
 
@@ -334,7 +346,7 @@ impl Metrics {
         for s in BASIC_STATUSES {
             self.basic_channels.with_label_values(&[s]).set(count("basic", s));
         }
-        for s in VIRTUAL_STATUSES {
+        for s in VirtualStatus::ALL.map(VirtualStatus::as_str) {
             let n = count("virtual", s);
             self.virtual_channels.with_label_values(&[s]).set(n);
             if s == "open" {
@@ -489,13 +501,14 @@ mod tests {
             "ingrid_outbox_failed",
             "ingrid_chain_events_skipped",
             "ingrid_metrics_refresh_seconds",
+            "ingrid_metrics_refreshed_at_seconds",
             "ingrid_leader",
             "ingrid_disputes",
             "ingrid_fees_earned",
         ] {
             assert!(names.contains(&expected), "{expected} missing from {names:?}");
         }
-        assert_eq!(families.len(), 24, "a metric without a test: {names:?}");
+        assert_eq!(families.len(), 25, "a metric without a test: {names:?}");
         for f in &families {
             assert!(f.help().len() > 20, "{} has no real help text", f.name());
         }

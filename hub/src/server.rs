@@ -25,6 +25,10 @@ use crate::metrics::Metrics;
 pub struct Running {
     /// Where the HTTP API listens.
     pub addr: SocketAddr,
+    /// Where the operator API listens, when apart (`operator_listen`).
+    pub operator_addr: Option<SocketAddr>,
+    /// Where `/metrics` listens, when apart (`metrics_listen`).
+    pub metrics_addr: Option<SocketAddr>,
     hub: Arc<Hub>,
     leading: Arc<std::sync::atomic::AtomicBool>,
     stop: watch::Sender<bool>,
@@ -143,6 +147,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         provider: provider.clone(),
         config_source: config.source.clone(),
         limits: crate::api::limits::Limits::new(&config.limits),
+        readiness: Default::default(),
+        refresh: Duration::from_millis(config.metrics_refresh_ms),
     };
     let chain = Chain {
         provider,
@@ -158,21 +164,33 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     };
 
     let (stop, stopped) = watch::channel(false);
-    let listener =
-        tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
-    let addr = listener.local_addr()?;
     let hub = Arc::new(hub);
-    let app = api::router(AppState { pool: pool.clone(), hub: hub.clone() });
-    let mut http_stop = stopped.clone();
-    let http = tokio::spawn(async move {
-        let graceful = async move {
-            let _ = http_stop.wait_for(|s| *s).await;
-        };
-        let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(graceful).await {
-            tracing::error!(error = ?e, "http server failed");
+    let state = AppState { pool: pool.clone(), hub: hub.clone() };
+    let public = api::Listener::Public {
+        operator_apart: config.operator_listen.is_some(),
+        metrics_apart: config.metrics_listen.is_some(),
+    };
+    let mut tasks = Vec::new();
+    let (addr, http) = serve(config.listen, api::router_for(state.clone(), public), stopped.clone()).await?;
+    tasks.push(http);
+    let apart = |listen: Option<SocketAddr>, listener| {
+        let (state, stopped) = (state.clone(), stopped.clone());
+        async move {
+            match listen {
+                Some(listen) => {
+                    let (addr, task) = serve(listen, api::router_for(state, listener), stopped).await?;
+                    anyhow::Ok((Some(addr), Some(task)))
+                }
+                None => Ok((None, None)),
+            }
         }
-    });
+    };
+    let (operator_addr, operator_task) = apart(config.operator_listen, api::Listener::Operator).await?;
+    let (metrics_addr, metrics_task) = apart(config.metrics_listen, api::Listener::Metrics).await?;
+    tasks.extend(operator_task.into_iter().chain(metrics_task));
+    // One probe before the first request, so a new process is ready when it says it is.
+    probe_health(&pool, &hub).await;
+    tasks.push(tokio::spawn(refresh_health(pool.clone(), hub.clone(), stopped.clone())));
     let janitor = tokio::spawn(run_janitor(pool.clone(), hub.clone(), stopped.clone()));
     let settings = tokio::spawn(refresh_settings(pool.clone(), hub.clone(), stopped.clone()));
     let reloads = tokio::spawn(reload_on_hangup(hub.clone(), stopped.clone()));
@@ -194,8 +212,59 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             }
         },
     ));
-    tracing::info!(%addr, hub = %deployment.adjudicator, "ingrid serving");
-    Ok(Running { addr, hub, leading, stop, tasks: vec![http, janitor, settings, reloads, leader] })
+    tracing::info!(%addr, ?operator_addr, ?metrics_addr, hub = %deployment.adjudicator, "ingrid serving");
+    tasks.extend([janitor, settings, reloads, leader]);
+    Ok(Running { addr, operator_addr, metrics_addr, hub, leading, stop, tasks })
+}
+
+/// Binds `listen` and serves `app` there until `stopped` turns true (requests in flight are
+/// finished). The peer's address reaches the limits layer.
+async fn serve(
+    listen: SocketAddr,
+    app: axum::Router,
+    mut stopped: watch::Receiver<bool>,
+) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        let graceful = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(graceful).await {
+            tracing::error!(error = ?e, %addr, "http server failed");
+        }
+    });
+    Ok((addr, task))
+}
+
+/// Every `metrics_refresh_ms`: probes the database and the chain node (2 s each at most) for
+/// `/readyz`, and reads the metrics' gauges from the database for `/metrics`.
+async fn refresh_health(pool: sqlx::PgPool, hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(hub.refresh) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        probe_health(&pool, &hub).await;
+    }
+}
+
+/// One probe of the database and the chain, and one refresh of the metrics.
+async fn probe_health(pool: &sqlx::PgPool, hub: &Hub) {
+    let limit = Duration::from_secs(2);
+    let database = matches!(tokio::time::timeout(limit, db::ping(pool)).await, Ok(Ok(_)));
+    let block = tokio::time::timeout(limit, hub.provider.get_block_number()).await;
+    let readiness = api::Readiness {
+        database,
+        chain: matches!(block, Ok(Ok(_))),
+        block: block.ok().and_then(Result::ok).unwrap_or_default(),
+        at: api::now_secs(),
+    };
+    *hub.readiness.write().unwrap_or_else(|p| p.into_inner()) = readiness;
+    if let Err(e) = hub.metrics.refresh(pool).await {
+        tracing::warn!(error = ?e, "metrics: reading the database failed");
+    }
 }
 
 /// Goes to chain for virtual channels left open past their validity (see

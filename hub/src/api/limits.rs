@@ -207,6 +207,9 @@ pub(super) async fn limit(
     next: axum::middleware::Next,
 ) -> Response {
     let limits = &app.hub.limits;
+    if matches!(request.extensions().get::<Listener>(), Some(Listener::Operator | Listener::Metrics)) {
+        return next.run(request).await;
+    }
     if let Some(ip) = client_ip(&request, limits.config.client_ip_header.as_deref())
         && let Err(refused) = limits.check_ip(ip)
     {

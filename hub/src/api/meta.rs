@@ -24,33 +24,33 @@ pub(super) async fn openapi_json() -> impl IntoResponse {
 
 /// Readiness
 ///
-/// Ready when the database and the chain node both answer within 2 seconds.
+/// Ready when the last probe (every `metrics_refresh_ms`, 5 s by default; each waits at most
+/// 2 s) found the database and the chain node answering, and is recent. Answers from that
+/// probe: a request costs no query.
 #[utoipa::path(get, path = "/readyz", tag = "meta", operation_id = "readyz",
     responses(
-        (status = 200, description = "Ready: `{\"database\": \"ok\", \"chain\": \"ok\", \"block\": <head>}`.",
-            body = Object),
-        (status = 503, description = "`not_ready`: the message names what is unreachable.", body = ErrorBody),
+        (status = 200, description = "Ready: `{\"database\": \"ok\", \"chain\": \"ok\", \"block\": <head>, \
+            \"checkedAt\": <unix time of the probe>}`.", body = Object),
+        (status = 503, description = "`not_ready`: the message names what is unreachable, or that the last \
+            probe is too old.", body = ErrorBody),
     ))]
 pub(super) async fn readyz(State(app): State<AppState>) -> Response {
-    use alloy::providers::Provider;
-    let limit = Duration::from_secs(2);
-    let database = tokio::time::timeout(limit, db::ping(&app.pool)).await;
-    let chain = tokio::time::timeout(limit, app.hub.provider.get_block_number()).await;
-    match (database, chain) {
-        (Ok(Ok(_)), Ok(Ok(block))) => {
-            Json(serde_json::json!({ "database": "ok", "chain": "ok", "block": block })).into_response()
-        }
-        (database, chain) => {
-            let failing: Vec<&str> =
-                [(matches!(database, Ok(Ok(_))), "database"), (matches!(chain, Ok(Ok(_))), "chain")]
-                    .into_iter()
-                    .filter(|(ok, _)| !ok)
-                    .map(|(_, what)| what)
-                    .collect();
-            let body = ErrorBody { error: "not_ready".into(), message: format!("unreachable: {}", failing.join(", ")) };
-            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
-        }
+    let r = *app.hub.readiness.read().unwrap_or_else(|p| p.into_inner());
+    let stale_after = 3 * app.hub.refresh.as_secs().max(1) + 2;
+    let mut failing: Vec<&str> = [(r.database, "database"), (r.chain, "chain")]
+        .into_iter()
+        .filter(|(ok, _)| !ok)
+        .map(|(_, what)| what)
+        .collect();
+    if r.at == 0 || now_secs().saturating_sub(r.at) > stale_after {
+        failing = vec!["no recent probe"];
     }
+    if failing.is_empty() {
+        return Json(serde_json::json!({ "database": "ok", "chain": "ok", "block": r.block, "checkedAt": r.at }))
+            .into_response();
+    }
+    let body = ErrorBody { error: "not_ready".into(), message: format!("unreachable: {}", failing.join(", ")) };
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
 }
 
 /// Prometheus metrics
@@ -58,16 +58,14 @@ pub(super) async fn readyz(State(app): State<AppState>) -> Response {
 /// The hub's metrics in the Prometheus text format, for an operator dashboard: the hub's coins
 /// locked in virtual channels and free in basic channels per asset, channels by status, HTTP
 /// requests, the database pool, the chain watcher and the outbox (see `hub/src/metrics.rs`).
-/// The gauges of collateral, channels, chain cursor and outbox are read from the database at
-/// every scrape. Aggregates only: no client, channel or key appears.
+/// The gauges of collateral, channels, chain cursor and outbox are read from the database
+/// every `metrics_refresh_ms` (5 s by default; `ingrid_metrics_refreshed_at_seconds` tells
+/// when), not per scrape. Aggregates only: no client, channel or key appears.
 #[utoipa::path(get, path = "/metrics", tag = "meta", operation_id = "metrics",
     responses((status = 200, description = "Every metric, with its help text.", body = String,
         content_type = "text/plain; version=0.0.4",
         example = json!("# HELP ingrid_hub_locked The hub's own coins locked in virtual channels, per asset ...\n# TYPE ingrid_hub_locked gauge\ningrid_hub_locked{asset=\"ETH\"} 5000000000000000000\n"))))]
 pub(super) async fn metrics(State(app): State<AppState>) -> Response {
-    if let Err(e) = app.hub.metrics.refresh(&app.pool).await {
-        tracing::warn!(error = ?e, "metrics: reading the database failed");
-    }
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], app.hub.metrics.render()).into_response()
 }
 

@@ -94,6 +94,54 @@ pub struct Hub {
     pub config_source: Option<std::path::PathBuf>,
     /// Rates and caps of requests (see [`limits`]).
     pub limits: limits::Limits,
+    /// The last probe of the database and the chain (`GET /readyz` answers it).
+    pub readiness: std::sync::RwLock<Readiness>,
+    /// How often readiness and metrics are refreshed.
+    pub refresh: Duration,
+}
+
+/// The last probe of the database and the chain, made every `metrics_refresh_ms`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Readiness {
+    /// The database answered.
+    pub database: bool,
+    /// The chain node answered.
+    pub chain: bool,
+    /// The chain head it reported.
+    pub block: u64,
+    /// Unix time of the probe (0: none yet).
+    pub at: u64,
+}
+
+/// The listener a request came in on: what it serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// The public API (with the operator API and `/metrics` unless they listen apart).
+    Public {
+        /// The operator API listens on its own address.
+        operator_apart: bool,
+        /// `/metrics` listens on its own address.
+        metrics_apart: bool,
+    },
+    /// The operator API only.
+    Operator,
+    /// `/metrics`, `/readyz` and `/healthz` only.
+    Metrics,
+}
+
+impl Listener {
+    /// Whether requests of `path` are served here.
+    pub fn serves(self, path: &str) -> bool {
+        let admin = path.starts_with("/v1/admin/");
+        let probe = matches!(path, "/healthz" | "/readyz");
+        match self {
+            Self::Public { operator_apart, metrics_apart } => {
+                !(operator_apart && admin || metrics_apart && path == "/metrics")
+            }
+            Self::Operator => admin || probe,
+            Self::Metrics => path == "/metrics" || probe,
+        }
+    }
 }
 
 impl Hub {
@@ -157,6 +205,22 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(reject_virtual))
         .routes(routes!(close_virtual))
         .merge(admin::routes())
+}
+
+/// The router of `listener`: [`router`], answering 404 for the routes served on another
+/// listener. Limits against abuse apply on the public listener only.
+pub fn router_for(state: AppState, listener: Listener) -> Router {
+    router(state)
+        .layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| async move {
+                if listener.serves(request.uri().path()) {
+                    next.run(request).await
+                } else {
+                    ApiError::NotFound("not served on this address".into()).into_response()
+                }
+            },
+        ))
+        .layer(axum::Extension(listener))
 }
 
 /// The router with every route of [`routes`] and every layer.
@@ -364,7 +428,8 @@ impl Idempotent {
     }
 }
 
-pub(crate) fn now_secs() -> u64 {
+/// Unix time now, seconds.
+pub fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 

@@ -40,6 +40,8 @@ pub(crate) fn offline_state_with(limits: crate::config::LimitsConfig) -> AppStat
         paused: Default::default(),
         config_source: None,
         limits: limits::Limits::new(&limits),
+        readiness: Default::default(),
+        refresh: Duration::from_secs(1),
         provider: alloy::providers::Provider::erased(
             alloy::providers::ProviderBuilder::new().connect_http("http://127.0.0.1:1".parse().expect("url")),
         ),
@@ -108,4 +110,35 @@ async fn an_address_over_its_rate_gets_429_with_retry_after_before_any_work() {
     with_token.headers_mut().insert(header::AUTHORIZATION, "Bearer x".parse().expect("header"));
     let (status, _) = error_of(router.oneshot(with_token).await.expect("response")).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[test]
+fn each_listener_serves_its_routes() {
+    let public = Listener::Public { operator_apart: true, metrics_apart: true };
+    assert!(public.serves("/v1/channels") && public.serves("/readyz") && public.serves("/healthz"));
+    assert!(!public.serves("/v1/admin/channels") && !public.serves("/metrics"));
+    let together = Listener::Public { operator_apart: false, metrics_apart: false };
+    assert!(together.serves("/v1/admin/channels") && together.serves("/metrics"));
+    assert!(Listener::Operator.serves("/v1/admin/reload") && !Listener::Operator.serves("/v1/channels"));
+    assert!(Listener::Metrics.serves("/metrics") && Listener::Metrics.serves("/readyz"));
+    assert!(!Listener::Metrics.serves("/v1/hub") && !Listener::Metrics.serves("/v1/admin/channels"));
+}
+
+#[tokio::test]
+async fn readiness_answers_from_the_last_probe_and_refuses_a_stale_one() {
+    let state = offline_state();
+    let get = || Request::get("/readyz").body(HttpBody::empty()).expect("request");
+    let (status, body) = error_of(router(state.clone()).oneshot(get()).await.expect("response")).await;
+    assert_eq!((status, body.error.as_str()), (StatusCode::SERVICE_UNAVAILABLE, "not_ready"), "no probe yet");
+    *state.hub.readiness.write().expect("lock") = Readiness { database: true, chain: true, block: 7, at: now_secs() };
+    assert_eq!(router(state.clone()).oneshot(get()).await.expect("response").status(), StatusCode::OK);
+    *state.hub.readiness.write().expect("lock") = Readiness { database: true, chain: false, block: 7, at: now_secs() };
+    let (status, body) = error_of(router(state.clone()).oneshot(get()).await.expect("response")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.message.contains("chain"), "{}", body.message);
+    *state.hub.readiness.write().expect("lock") =
+        Readiness { database: true, chain: true, block: 7, at: now_secs() - 60 };
+    let (status, body) = error_of(router(state).oneshot(get()).await.expect("response")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.message.contains("no recent probe"), "{}", body.message);
 }

@@ -1,6 +1,6 @@
-//! `ingrid dev` as a new user runs it from the README: the embedded stack starts, a client
-//! opens, pays into and closes a basic channel through it with the SDK, and Ctrl-C (SIGTERM)
-//! stops everything cleanly.
+//! `ingrid dev` as a new user runs it from the README: the embedded stack starts with a random
+//! operator token, the operator reloads its policy, a client opens, pays into and closes a
+//! basic channel through it with the SDK, and Ctrl-C (SIGTERM) stops everything cleanly.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -28,10 +28,14 @@ async fn ingrid_dev_serves_a_client_end_to_end_and_stops_cleanly() -> anyhow::Re
         .spawn()?;
     let mut lines = BufReader::new(dev.stdout.take().expect("stdout")).lines();
     let mut rpc = None;
+    let mut operator_token = None;
     let banner = async {
         while let Some(line) = lines.next_line().await? {
             if let Some(rest) = line.trim().strip_prefix("chain") {
                 rpc = rest.split_whitespace().next().map(str::to_string);
+            }
+            if let Some(rest) = line.trim().strip_prefix("operator token:") {
+                operator_token = Some(rest.trim().to_string());
             }
             if line.starts_with("Ctrl-C stops") {
                 return anyhow::Ok(());
@@ -41,6 +45,15 @@ async fn ingrid_dev_serves_a_client_end_to_end_and_stops_cleanly() -> anyhow::Re
     };
     tokio::time::timeout(Duration::from_secs(120), banner).await??;
     let rpc = rpc.ok_or_else(|| anyhow::anyhow!("ingrid dev printed no chain URL"))?;
+    let operator_token = operator_token.ok_or_else(|| anyhow::anyhow!("ingrid dev printed no operator token"))?;
+    ingrid_hub::config::check_operator_token(&operator_token)?;
+    // The operator reloads the policy from the file `ingrid dev` wrote.
+    let reload = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/v1/admin/reload"))
+        .bearer_auth(&operator_token)
+        .send()
+        .await?;
+    anyhow::ensure!(reload.status() == 200, "reload under ingrid dev: {}", reload.text().await?);
 
     // A client with anvil's dev account 1, as the README suggests.
     let key = Devnet::dev_key(1).expect("dev key 1");

@@ -19,7 +19,7 @@ use sqlx::PgPool;
 use tempfile::TempDir;
 
 /// The operator token of test hubs.
-pub const OPERATOR_TOKEN: &str = "test-operator-token";
+pub const OPERATOR_TOKEN: &str = "5d0f3b8e91c7a24f6e0b1d9c3a7f52e8";
 
 /// One test's world.
 pub struct Env {

@@ -1,16 +1,28 @@
-//! `GET /metrics`: the hub's collateral gauges are read from the database, so they are right
-//! after a restart; the in-process counters see the requests.
+//! `GET /metrics`: the hub's collateral gauges are read from the database (every
+//! `metrics_refresh_ms`, not per scrape), so they are right after a restart; the in-process
+//! counters see the requests. `/metrics` and the operator API can listen apart.
 
 use std::time::Duration;
 
 use crate::harness::{Env, ether, now, open_basic};
 
-async fn scrape(url: &str) -> anyhow::Result<String> {
-    let response = reqwest::get(format!("{url}/metrics")).await?;
-    anyhow::ensure!(response.status().is_success(), "GET /metrics: {}", response.status());
-    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    anyhow::ensure!(content_type.starts_with("text/plain"), "content type {content_type}");
-    Ok(response.text().await?)
+/// `GET /metrics` once the gauges read from the database were read after this call began
+/// (they are refreshed every `metrics_refresh_ms`, 200 ms on a local stack).
+pub(crate) async fn scrape(url: &str) -> anyhow::Result<String> {
+    let asked = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs_f64();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = reqwest::get(format!("{url}/metrics")).await?;
+        anyhow::ensure!(response.status().is_success(), "GET /metrics: {}", response.status());
+        let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        anyhow::ensure!(content_type.starts_with("text/plain"), "content type {content_type}");
+        let text = response.text().await?;
+        if sample(&text, "ingrid_metrics_refreshed_at_seconds").is_some_and(|at| at > asked) {
+            return Ok(text);
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "the metrics were not refreshed within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The value of the sample `series` (name with labels, exactly as rendered).
@@ -80,6 +92,43 @@ async fn metrics_collateral_survives_a_restart() -> anyhow::Result<()> {
     assert_eq!(sample(&after, "ingrid_locked_total{asset=\"ETH\"}"), Some(eth_amount(10)));
     assert_eq!(sample(&after, "ingrid_virtual_channels_open"), Some(1.0));
     assert_eq!(sample(&after, "ingrid_virtual_channels_opened_total"), Some(0.0));
+    hub.stop().await;
+    Ok(())
+}
+
+/// With `operator_listen` and `metrics_listen` set, the public address serves neither the
+/// operator API nor `/metrics`; each apart address serves only its own routes (and the
+/// probes), and the limits of the public API do not apply there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_api_and_the_metrics_listen_apart() -> anyhow::Result<()> {
+    let env = Env::new(2).await?;
+    let mut config = env.config();
+    config.operator_listen = Some("127.0.0.1:0".parse()?);
+    config.metrics_listen = Some("127.0.0.1:0".parse()?);
+    config.limits.ip_per_second = 1;
+    config.limits.ip_burst = 2;
+    let hub = ingrid_hub::server::start(config).await?;
+    let (public, operator, metrics) = (
+        format!("http://{}", hub.addr),
+        format!("http://{}", hub.operator_addr.expect("operator address")),
+        format!("http://{}", hub.metrics_addr.expect("metrics address")),
+    );
+    let http = reqwest::Client::new();
+    let get = |url: String| {
+        let http = http.clone();
+        async move { anyhow::Ok(http.get(url).bearer_auth(crate::harness::OPERATOR_TOKEN).send().await?.status().as_u16()) }
+    };
+    assert_eq!(get(format!("{public}/v1/admin/channels")).await?, 404);
+    assert_eq!(get(format!("{public}/metrics")).await?, 404);
+    // Many scrapes and operator calls: no rate applies apart.
+    for _ in 0..5 {
+        assert_eq!(get(format!("{operator}/v1/admin/channels")).await?, 200);
+        assert_eq!(get(format!("{metrics}/metrics")).await?, 200);
+    }
+    assert_eq!(get(format!("{metrics}/readyz")).await?, 200);
+    assert_eq!(get(format!("{operator}/v1/hub")).await?, 404);
+    assert_eq!(get(format!("{metrics}/v1/hub")).await?, 404);
+    assert!(scrape(&metrics).await?.contains("ingrid_hub_locked"));
     hub.stop().await;
     Ok(())
 }

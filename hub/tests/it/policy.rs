@@ -213,7 +213,7 @@ async fn fees_are_paid_in_the_proposers_parent_exactly() -> anyhow::Result<()> {
     assert_eq!(xs.outcome.balances[0], [ether(5) - ether(2) - paid, ether(5) - ether(3) + paid], "X to the unit");
     let ys = bob.store().load(y)?.expect("Y").latest.state;
     assert_eq!(ys.outcome.balances[0], [ether(5) - ether(3), ether(5) - ether(2)], "Y: no fee for the acceptor");
-    let metrics = reqwest::get(format!("{}/metrics", hub.url)).await?.text().await?;
+    let metrics = crate::metrics::scrape(&hub.url).await?;
     let earned = format!("ingrid_fees_earned{{asset=\"ETH\"}} {}", f64::from(paid));
     assert!(metrics.lines().any(|l| l == earned), "fee revenue is exported: {earned}");
 
