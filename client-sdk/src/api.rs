@@ -219,6 +219,10 @@ pub struct TopUp {
 pub struct ChannelList {
     /// The channels, newest first.
     pub channels: Vec<ChannelView>,
+    /// When more follow: pass it as `cursor` to get the next page (opaque). Absent on the
+    /// last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// Proposes a virtual channel to another client of the hub. Sent by the proposer, who is
@@ -455,6 +459,10 @@ pub struct VirtualView {
 pub struct VirtualList {
     /// The virtual channels, newest first.
     pub channels: Vec<VirtualView>,
+    /// When more follow: pass it as `cursor` to get the next page (opaque). Absent on the
+    /// last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// Closes a virtual channel from its final state signed by both, settling one or both

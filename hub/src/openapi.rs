@@ -457,7 +457,13 @@ mod tests {
             conforms("ChannelStatus", &status);
         }
         conforms("ChannelView", &sample_view(None));
-        conforms("ChannelList", &ChannelList { channels: vec![sample_view(Some(vec![[U256::ZERO, U256::MAX]]))] });
+        conforms(
+            "ChannelList",
+            &ChannelList {
+                channels: vec![sample_view(Some(vec![[U256::ZERO, U256::MAX]]))],
+                next: Some("1.ab".into()),
+            },
+        );
     }
 
     fn sample_virtual_view(status: VirtualStatus, final_state: Option<FullySignedState>) -> VirtualView {
@@ -536,6 +542,7 @@ mod tests {
                     .iter()
                     .map(|s| sample_virtual_view(*s, (*s == VirtualStatus::Closed).then(|| signed.clone())))
                     .collect(),
+                next: None,
             },
         );
         conforms(

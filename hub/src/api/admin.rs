@@ -192,11 +192,17 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// Every client's basic channels, newest first.
 #[utoipa::path(get, path = "/v1/admin/channels", tag = "admin", operation_id = "admin_channels",
     security(("operator" = [])),
-    params(("limit" = Option<i64>, Query,
-        description = "Most channels to return; default 100, clamped to 1..=1000.", example = 100)),
+    params(
+        ("limit" = Option<i64>, Query, description = "Most channels to return; default 100, clamped to 1..=1000.",
+            example = 100),
+        ("cursor" = Option<String>, Query, description = "The `next` of the page before: this page starts after \
+            it. Absent: the newest."),
+    ),
     responses(
-        (status = 200, description = "The channels.", body = ChannelList),
-        (status = 400, description = "`bad_request`: `limit` is not an integer.", body = ErrorBody),
+        (status = 200, description = "A page of the channels, newest first, with `next` when more follow.",
+            body = ChannelList),
+        (status = 400, description = "`bad_request`: `limit` is not an integer; `malformed_cursor`: `cursor` is \
+            not the `next` of a page.", body = ErrorBody),
         (status = 401, description = "`unauthorized`: missing or wrong operator token.", body = ErrorBody),
         (status = 404, description = "`not_found`: the operator API is disabled.", body = ErrorBody),
         (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
@@ -206,8 +212,10 @@ pub(crate) async fn channels(
     _: Operator,
     Query(page): Query<Page>,
 ) -> Result<Json<ChannelList>, ApiError> {
+    let after = page.after()?;
     let mut conn = app.pool.acquire().await?;
-    Ok(Json(ChannelList { channels: db::channel_views(&mut conn, None, None, page.limit()).await? }))
+    let page = db::channel_page(&mut conn, None, after, page.limit()).await?;
+    Ok(Json(ChannelList { channels: page.rows, next: page.next.map(|c| c.encode()) }))
 }
 
 /// List the outbox
@@ -270,11 +278,17 @@ pub(crate) async fn clients(
 /// Every virtual channel, newest first.
 #[utoipa::path(get, path = "/v1/admin/virtual-channels", tag = "admin", operation_id = "admin_virtual_channels",
     security(("operator" = [])),
-    params(("limit" = Option<i64>, Query,
-        description = "Most channels to return; default 100, clamped to 1..=1000.", example = 100)),
+    params(
+        ("limit" = Option<i64>, Query, description = "Most virtual channels to return; default 100, clamped to 1..=1000.",
+            example = 100),
+        ("cursor" = Option<String>, Query, description = "The `next` of the page before: this page starts after \
+            it. Absent: the newest."),
+    ),
     responses(
-        (status = 200, description = "The virtual channels.", body = VirtualList),
-        (status = 400, description = "`bad_request`: `limit` is not an integer.", body = ErrorBody),
+        (status = 200, description = "A page of the virtual channels, newest first, with `next` when more \
+            follow.", body = VirtualList),
+        (status = 400, description = "`bad_request`: `limit` is not an integer; `malformed_cursor`: `cursor` is \
+            not the `next` of a page.", body = ErrorBody),
         (status = 401, description = "`unauthorized`: missing or wrong operator token.", body = ErrorBody),
         (status = 404, description = "`not_found`: the operator API is disabled.", body = ErrorBody),
         (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
@@ -284,7 +298,8 @@ pub(crate) async fn virtual_channels(
     _: Operator,
     Query(page): Query<Page>,
 ) -> Result<Json<VirtualList>, ApiError> {
-    Ok(Json(VirtualList { channels: db::all_virtual_views(&app.pool, now_secs(), page.limit()).await? }))
+    let page = db::virtual_page(&app.pool, None, page.after()?, now_secs(), page.limit()).await?;
+    Ok(Json(VirtualList { channels: page.rows, next: page.next.map(|c| c.encode()) }))
 }
 
 /// The hub's collateral

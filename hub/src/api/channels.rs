@@ -287,11 +287,17 @@ pub(super) async fn close_channel(
 /// The authenticated client's basic channels, newest first.
 #[utoipa::path(get, path = "/v1/channels", tag = "channels", operation_id = "list_channels",
     security(("client" = [])),
-    params(("limit" = Option<i64>, Query,
-        description = "Most channels to return; default 100, clamped to 1..=1000.", example = 100)),
+    params(
+        ("limit" = Option<i64>, Query, description = "Most channels to return; default 100, clamped to 1..=1000.",
+            example = 100),
+        ("cursor" = Option<String>, Query, description = "The `next` of the page before: this page starts after \
+            it. Absent: the newest channels."),
+    ),
     responses(
-        (status = 200, description = "The channels.", body = ChannelList),
-        (status = 400, description = "`bad_request`: `limit` is not an integer.", body = ErrorBody),
+        (status = 200, description = "A page of the channels, newest first, with `next` when more follow.",
+            body = ChannelList),
+        (status = 400, description = "`bad_request`: `limit` is not an integer; `malformed_cursor`: `cursor` is \
+            not the `next` of a page.", body = ErrorBody),
         (status = 401, description = "`unauthorized`: missing, unknown or expired bearer token.", body = ErrorBody),
         (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
     ))]
@@ -300,8 +306,10 @@ pub(super) async fn list_channels(
     Client(client): Client,
     Query(page): Query<Page>,
 ) -> Result<Json<ChannelList>, ApiError> {
+    let after = page.after()?;
     let mut conn = app.pool.acquire().await?;
-    Ok(Json(ChannelList { channels: db::channel_views(&mut conn, None, Some(client), page.limit()).await? }))
+    let page = db::channel_page(&mut conn, Some(client), after, page.limit()).await?;
+    Ok(Json(ChannelList { channels: page.rows, next: page.next.map(|c| c.encode()) }))
 }
 
 /// Get a channel

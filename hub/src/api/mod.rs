@@ -454,14 +454,27 @@ async fn countersign(
     Ok(hub_sig)
 }
 
-/// Paging of lists.
+/// Paging of lists: at most `limit` rows, after `cursor` (the `next` of the page before).
 #[derive(serde::Deserialize)]
 pub(crate) struct Page {
     limit: Option<i64>,
+    cursor: Option<String>,
 }
 
 impl Page {
     pub(crate) fn limit(&self) -> i64 {
         self.limit.unwrap_or(100).clamp(1, 1000)
+    }
+
+    /// Where the page starts: after the cursor, or at the newest row.
+    pub(crate) fn after(&self) -> Result<Option<db::Cursor>, ApiError> {
+        self.cursor
+            .as_deref()
+            .map(|c| {
+                db::Cursor::parse(c).ok_or_else(|| {
+                    ApiError::bad_request("malformed_cursor", "cursor is not the `next` of an earlier page")
+                })
+            })
+            .transpose()
     }
 }

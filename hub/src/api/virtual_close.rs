@@ -156,11 +156,17 @@ pub(super) async fn close_virtual(
 /// newest first.
 #[utoipa::path(get, path = "/v1/virtual-channels", tag = "virtual-channels", operation_id = "list_virtual_channels",
     security(("client" = [])),
-    params(("limit" = Option<i64>, Query,
-        description = "Most virtual channels to return; default 100, clamped to 1..=1000.", example = 100)),
+    params(
+        ("limit" = Option<i64>, Query, description = "Most virtual channels to return; default 100, clamped to 1..=1000.",
+            example = 100),
+        ("cursor" = Option<String>, Query, description = "The `next` of the page before: this page starts after \
+            it. Absent: the newest."),
+    ),
     responses(
-        (status = 200, description = "The virtual channels.", body = VirtualList),
-        (status = 400, description = "`bad_request`: `limit` is not an integer.", body = ErrorBody),
+        (status = 200, description = "A page of the virtual channels, newest first, with `next` when more follow.",
+            body = VirtualList),
+        (status = 400, description = "`bad_request`: `limit` is not an integer; `malformed_cursor`: `cursor` is \
+            not the `next` of a page.", body = ErrorBody),
         (status = 401, description = "`unauthorized`: missing, unknown or expired bearer token.", body = ErrorBody),
         (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
     ))]
@@ -169,7 +175,8 @@ pub(super) async fn list_virtual(
     Client(client): Client,
     Query(page): Query<Page>,
 ) -> Result<Json<VirtualList>, ApiError> {
-    Ok(Json(VirtualList { channels: db::virtual_views(&app.pool, None, client, now_secs(), page.limit()).await? }))
+    let page = db::virtual_page(&app.pool, Some(client), page.after()?, now_secs(), page.limit()).await?;
+    Ok(Json(VirtualList { channels: page.rows, next: page.next.map(|c| c.encode()) }))
 }
 
 /// Long polling of a virtual channel's status.

@@ -133,49 +133,77 @@ pub async fn channel_views(
     client: Option<Address>,
     limit: i64,
 ) -> sqlx::Result<Vec<ChannelView>> {
-    let rows = sqlx::query(
-        "SELECT c.id, c.params, c.status::text AS status, c.hub_index, c.settled, s.state, s.sig0, s.sig1,
+    Ok(channel_rows(db, id, client, None, limit).await?.into_iter().map(|(_, v)| v).collect())
+}
+
+/// A page of a client's channels (`client`) or of all, newest first, after `after`.
+pub async fn channel_page(
+    db: &mut PgConnection,
+    client: Option<Address>,
+    after: Option<Cursor>,
+    limit: i64,
+) -> sqlx::Result<Page<ChannelView>> {
+    Ok(page_of(channel_rows(db, None, client, after, limit + 1).await?, limit))
+}
+
+async fn channel_rows(
+    db: &mut PgConnection,
+    id: Option<B256>,
+    client: Option<Address>,
+    after: Option<Cursor>,
+    limit: i64,
+) -> sqlx::Result<Vec<(Cursor, ChannelView)>> {
+    let sql = format!(
+        "SELECT {cursor}, c.id, c.params, c.status::text AS status, c.hub_index, c.settled, s.state, s.sig0, s.sig1,
                 COALESCE((SELECT json_agg(json_build_object('asset', f.asset, 'participant', f.participant, 'amount', f.deposited::text))
                           FROM channel_funding f WHERE f.channel_id = c.id), '[]') AS funding,
                 (SELECT json_agg(json_build_object('asset', t.asset, 'participant', t.participant, 'amount', t.amount::text))
                  FROM top_ups t WHERE t.channel_id = c.id AND t.status = 'confirmed') AS top_up
          FROM basic_channels c
          JOIN channel_states s ON s.channel_id = c.id AND s.version = c.latest_version
-         WHERE ($1::bytea IS NULL OR c.id = $1) AND ($2::bytea IS NULL OR c.client = $2)
+         WHERE ($1::bytea IS NULL OR c.id = $1) AND ($2::bytea IS NULL OR c.client = $2) AND {after}
          ORDER BY c.created_at DESC, c.id
          LIMIT $3",
-    )
-    .bind(id.as_ref().map(|x| x.as_slice()))
-    .bind(client.as_ref().map(|x| x.as_slice()))
-    .bind(limit)
-    .fetch_all(db)
-    .await?;
+        cursor = cursor_micros("c"),
+        after = after_cursor("c", 4, 5),
+    );
+    let rows = sqlx::query(&sql)
+        .bind(id.as_ref().map(|x| x.as_slice()))
+        .bind(client.as_ref().map(|x| x.as_slice()))
+        .bind(limit)
+        .bind(after.map(|c| c.micros))
+        .bind(after.map(|c| c.id.to_vec()))
+        .fetch_all(db)
+        .await?;
     rows.iter()
         .map(|row| {
             let funding: serde_json::Value = row.get("funding");
             let top_up: Option<serde_json::Value> = row.get("top_up");
             let settled: Option<Json<Vec<[String; 2]>>> = row.get("settled");
-            Ok(ChannelView {
-                id: b256(row.get::<&[u8], _>("id"))?,
-                params: row.get::<Json<Params>, _>("params").0,
-                status: parse_status(row.get::<&str, _>("status"))?,
-                hub_index: role(row.get::<i16, _>("hub_index"))?,
-                latest: FullySignedState {
-                    state: row.get::<Json<State>, _>("state").0,
-                    sigs: [Bytes::from(row.get::<Vec<u8>, _>("sig0")), Bytes::from(row.get::<Vec<u8>, _>("sig1"))],
+            Ok((
+                cursor_of(row)?,
+                ChannelView {
+                    id: b256(row.get::<&[u8], _>("id"))?,
+                    params: row.get::<Json<Params>, _>("params").0,
+                    status: parse_status(row.get::<&str, _>("status"))?,
+                    hub_index: role(row.get::<i16, _>("hub_index"))?,
+                    latest: FullySignedState {
+                        state: row.get::<Json<State>, _>("state").0,
+                        sigs: [Bytes::from(row.get::<Vec<u8>, _>("sig0")), Bytes::from(row.get::<Vec<u8>, _>("sig1"))],
+                    },
+                    funding: parse_funding(&funding)?,
+                    settled: settled
+                        .map(|s| s.0.iter().map(|[a, b]| Ok([u256(a)?, u256(b)?])).collect::<sqlx::Result<Vec<_>>>())
+                        .transpose()?,
+                    top_up: match top_up {
+                        Some(t) => parse_funding(&t)?
+                            .into_iter()
+                            .next()
+                            .map(|f| ingrid_client_sdk::api::TopUp { asset: f.asset, amount: f.amount }),
+                        None => None,
+                    },
                 },
-                funding: parse_funding(&funding)?,
-                settled: settled
-                    .map(|s| s.0.iter().map(|[a, b]| Ok([u256(a)?, u256(b)?])).collect::<sqlx::Result<Vec<_>>>())
-                    .transpose()?,
-                top_up: match top_up {
-                    Some(t) => parse_funding(&t)?
-                        .into_iter()
-                        .next()
-                        .map(|f| ingrid_client_sdk::api::TopUp { asset: f.asset, amount: f.amount }),
-                    None => None,
-                },
-            })
+            ))
         })
         .collect()
 }

@@ -83,6 +83,7 @@ mod gauges;
 mod idempotency;
 mod operator;
 mod outbox;
+mod paging;
 mod top_ups;
 mod virtuals;
 
@@ -94,5 +95,6 @@ pub use gauges::*;
 pub use idempotency::*;
 pub use operator::*;
 pub use outbox::*;
+pub use paging::*;
 pub use top_ups::*;
 pub use virtuals::*;

@@ -2,13 +2,6 @@
 
 use super::*;
 
-/// Every virtual channel, newest first.
-pub async fn all_virtual_views(db: &PgPool, now: u64, limit: i64) -> sqlx::Result<Vec<VirtualView>> {
-    let sql = format!("SELECT {VIRTUAL_COLUMNS} FROM virtual_channels ORDER BY created_at DESC, id LIMIT $1");
-    let rows = sqlx::query(&sql).bind(limit).fetch_all(db).await?;
-    rows.iter().map(|r| virtual_row(r, now).map(|v| v.view)).collect()
-}
-
 /// Whether new virtual channels are paused (by the operator, for every process).
 pub async fn virtual_paused(db: &PgPool) -> sqlx::Result<bool> {
     sqlx::query_scalar("SELECT virtual_paused FROM hub_settings").fetch_one(db).await

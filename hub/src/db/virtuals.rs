@@ -135,7 +135,7 @@ pub async fn lock_virtual(
     row.as_ref().map(|r| virtual_row(r, now)).transpose()
 }
 
-/// The virtual channels of `participant` (one, with `id`), newest first.
+/// The views of a participant's virtual channels (or the one with `id`), newest first.
 pub async fn virtual_views(
     db: impl sqlx::PgExecutor<'_>,
     id: Option<B256>,
@@ -143,18 +143,45 @@ pub async fn virtual_views(
     now: u64,
     limit: i64,
 ) -> sqlx::Result<Vec<VirtualView>> {
+    Ok(virtual_rows(db, id, Some(participant), None, now, limit).await?.into_iter().map(|(_, v)| v).collect())
+}
+
+/// A page of a participant's virtual channels (`participant`) or of all, newest first, after
+/// `after`.
+pub async fn virtual_page(
+    db: impl sqlx::PgExecutor<'_>,
+    participant: Option<Address>,
+    after: Option<Cursor>,
+    now: u64,
+    limit: i64,
+) -> sqlx::Result<Page<VirtualView>> {
+    Ok(page_of(virtual_rows(db, None, participant, after, now, limit + 1).await?, limit))
+}
+
+async fn virtual_rows(
+    db: impl sqlx::PgExecutor<'_>,
+    id: Option<B256>,
+    participant: Option<Address>,
+    after: Option<Cursor>,
+    now: u64,
+    limit: i64,
+) -> sqlx::Result<Vec<(Cursor, VirtualView)>> {
     let sql = format!(
-        "SELECT {VIRTUAL_COLUMNS} FROM virtual_channels
-         WHERE participants @> ARRAY[$2::bytea] AND ($1::bytea IS NULL OR id = $1)
-         ORDER BY created_at DESC, id LIMIT $3"
+        "SELECT {VIRTUAL_COLUMNS}, {cursor} FROM virtual_channels v
+         WHERE ($2::bytea IS NULL OR participants @> ARRAY[$2::bytea]) AND ($1::bytea IS NULL OR id = $1) AND {after}
+         ORDER BY created_at DESC, id LIMIT $3",
+        cursor = cursor_micros("v"),
+        after = after_cursor("v", 4, 5),
     );
     let rows = sqlx::query(&sql)
         .bind(id.as_ref().map(|x| x.as_slice()))
-        .bind(participant.as_slice())
+        .bind(participant.as_ref().map(|x| x.as_slice()))
         .bind(limit)
+        .bind(after.map(|c| c.micros))
+        .bind(after.map(|c| c.id.to_vec()))
         .fetch_all(db)
         .await?;
-    rows.iter().map(|r| virtual_row(r, now).map(|v| v.view)).collect()
+    rows.iter().map(|r| Ok((cursor_of(r)?, virtual_row(r, now)?.view))).collect()
 }
 
 /// Marks a proposal accepted by its participant `participant` (the machine's `Accept`): open,

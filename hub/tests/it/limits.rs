@@ -1,6 +1,7 @@
 //! Limits against abuse end to end on a real hub, Postgres and anvil: a proposer's cap of
 //! waiting proposals (a proposal never counts against its peer, and stops counting when it
-//! expires), long polls per client, sessions per client, a client's request rate. Every
+//! expires), lists paged by cursor, long polls per client, sessions per client, a client's
+//! request rate. Every
 //! refusal has its status, reason and `Retry-After` where it fits, and changes nothing.
 
 use std::time::Duration;
@@ -18,8 +19,8 @@ fn tenth() -> U256 {
     ether(1) / U256::from(10)
 }
 
-/// Mallory fills her cap of proposals with proposals to Bob: a third is refused, yet Bob,
-/// whose quota is one virtual channel, still proposes to Alice and opens. Mallory's
+/// Mallory fills her cap of proposals with two proposals to Bob: a third is refused, yet Bob,
+/// whose quota is two virtual channels, still proposes to Alice and opens. Mallory's
 /// proposals expire at their validity (a status of their own), Bob can no longer accept
 /// them, and Mallory may propose again. A second long poll of one client is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -28,7 +29,7 @@ async fn proposals_count_against_their_proposer_only_and_stop_counting_when_they
     let mut config = env.config();
     config.limits.proposals_per_proposer = 2;
     config.limits.long_polls_per_client = 1;
-    config.channels.max_virtual_per_client = Some(1);
+    config.channels.max_virtual_per_client = Some(2);
     let hub = server::start(config).await?;
     let url = format!("http://{}", hub.addr);
     let eth = env.eth().holder;
@@ -72,6 +73,33 @@ async fn proposals_count_against_their_proposer_only_and_stop_counting_when_they
     let proposal = alice.proposals().await?.into_iter().find(|p| p.id == v).expect("Bob's proposal");
     alice.accept_virtual(&proposal, x).await?;
     assert_eq!(bob.hub().virtual_channel(v).await?.status, VirtualStatus::Open);
+
+    // Bob pages through his list one at a time while Alice proposes to him: the new proposal
+    // lands before his cursor, and every older one is still reached, once.
+    let token = bob.hub().token().unwrap_or_default().to_string();
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let query = cursor.as_ref().map(|c| format!("&cursor={c}")).unwrap_or_default();
+        let request = reqwest::Client::new().get(format!("{url}/v1/virtual-channels?limit=1{query}"));
+        let page: ingrid_client_sdk::api::VirtualList = request.bearer_auth(&token).send().await?.json().await?;
+        seen.extend(page.channels.iter().map(|c| c.id));
+        if seen.len() == 1 {
+            alice.propose_virtual(bob.address(), x, &[[tenth(), tenth()]], 600, now() + 3600).await?;
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, vec![v, floods[1], floods[0]], "newest first, each once, none pushed out of reach");
+    let bad = reqwest::Client::new()
+        .get(format!("{url}/v1/virtual-channels?cursor=12.zz"))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert!(bad.text().await?.contains("malformed_cursor"));
 
     // Mallory's proposals expire, and stop counting.
     let stale = bob.proposals().await?.into_iter().find(|p| p.id == floods[0]).expect("Mallory's proposal");
