@@ -262,7 +262,7 @@ pub struct QuoteRequest {
     #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexB256))]
     pub parent: B256,
     /// Deposits per asset of the parent (same order): `[proposer's, peer's]`.
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Vec<crate::openapi::HexU256>>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::openapi::BalancePair>))]
     pub deposits: Vec<[U256; 2]>,
     /// The virtual channel's validity, Unix seconds.
     pub valid_until: u64,
@@ -284,7 +284,7 @@ pub struct Quote {
     #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::HexB256))]
     pub parent: B256,
     /// Deposits per asset, `[proposer's, peer's]`.
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Vec<crate::openapi::HexU256>>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::openapi::BalancePair>))]
     pub deposits: Vec<[U256; 2]>,
     /// The virtual channel's validity, Unix seconds.
     pub valid_until: u64,

@@ -312,8 +312,31 @@ async fn count_requests(
 
 // ------------------------------------------------------------------ extraction
 
+/// Parses a JSON body. A number with a zero fraction (`1.0`, `1e3`) is taken as the integer
+/// it is, as JSON Schema's `integer` allows (a client generated from the document may send
+/// one); any other fraction is refused where an integer is expected.
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request("malformed_json", format!("request body: {e}")))
+    let malformed = |e: serde_json::Error| ApiError::bad_request("malformed_json", format!("request body: {e}"));
+    let mut value: serde_json::Value = serde_json::from_slice(body).map_err(malformed)?;
+    integral_numbers_as_integers(&mut value);
+    serde_json::from_value(value).map_err(malformed)
+}
+
+fn integral_numbers_as_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && (0.0..=9_007_199_254_740_992.0).contains(&f)
+            {
+                *n = serde_json::Number::from(f as u64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_numbers_as_integers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_numbers_as_integers),
+        _ => {}
+    }
 }
 
 pub(crate) fn parse_id(text: &str) -> Result<B256, ApiError> {

@@ -142,3 +142,16 @@ async fn readiness_answers_from_the_last_probe_and_refuses_a_stale_one() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(body.message.contains("no recent probe"), "{}", body.message);
 }
+
+#[test]
+fn an_integral_float_is_the_integer_it_is_and_a_fraction_is_refused() {
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct T {
+        n: u64,
+        list: Vec<u16>,
+    }
+    assert_eq!(parse::<T>(br#"{"n": 1.0, "list": [2e0, 3]}"#).ok(), Some(T { n: 1, list: vec![2, 3] }));
+    assert!(parse::<T>(br#"{"n": 1.5, "list": []}"#).is_err());
+    assert!(parse::<T>(br#"{"n": -1.0, "list": []}"#).is_err(), "negative stays refused");
+    assert!(parse::<T>(br#"{"n": 1e300, "list": []}"#).is_err(), "beyond exact integers stays refused");
+}
