@@ -2,7 +2,8 @@
 # Installs what Ingrid's demo and tests need on a fresh Debian machine, using only the
 # Debian, npm, PyPI and crates.io registries: Debian packages (PostgreSQL, Node.js, Prometheus),
 # Foundry (forge, anvil, cast) and solcjs from npm, forge-std, Slither (pinned, in
-# contracts/.venv), cargo-nextest and the wasm32 target. Idempotent.
+# contracts/.venv), Schemathesis (pinned, in hub/tests/fuzz/.venv), cargo-nextest and the
+# wasm32 target. Idempotent.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
@@ -41,5 +42,13 @@ tools/fetch-forge-std.sh
 if [ ! -x .venv/bin/slither ] || [ tools/slither-requirements.txt -nt .venv/.installed ]; then
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check -r tools/slither-requirements.txt
+  touch .venv/.installed
+fi
+
+# Schemathesis (the API fuzz test, hub/tests/it/fuzz.rs), pinned with its dependencies.
+cd "$root/hub/tests/fuzz"
+if [ ! -x .venv/bin/st ] || [ requirements.txt -nt .venv/.installed ]; then
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
   touch .venv/.installed
 fi

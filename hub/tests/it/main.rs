@@ -5,6 +5,7 @@ mod basic_channels;
 mod demo;
 mod dev_stack;
 mod disputes;
+mod fuzz;
 mod harness;
 mod limits;
 mod metrics;
