@@ -17,8 +17,11 @@ fn schemathesis() -> PathBuf {
 async fn fuzz(url: &str, token: &str, filter: &[&str], report: &std::path::Path) -> anyhow::Result<()> {
     let st = schemathesis();
     anyhow::ensure!(st.exists(), "{} is missing: run scripts/setup.sh", st.display());
+    std::fs::create_dir_all(report)?;
     let mut command = tokio::process::Command::new(&st);
+    // Schemathesis keeps state in its working directory: the test's temporary one.
     command
+        .current_dir(report)
         .args(["run", &format!("{url}/openapi.json"), "--url", url])
         .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance"])
         .args(["--phases", "examples,coverage,fuzzing", "--max-examples", "25", "--seed", "1"])
