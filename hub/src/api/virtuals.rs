@@ -161,6 +161,38 @@ pub(super) async fn parent_snapshot(
     Ok((latest, in_dispute))
 }
 
+/// Before the hub locks coins in `parents` (open ones): the chain still holds every opening
+/// deposit the hub counted for them. The watcher undoes a deposit that a reorganisation took
+/// away, but only at its next poll; this closes that window. The refusal names no channel and
+/// no amount: one of the parents is the other party's.
+pub(super) async fn check_funding_on_chain(
+    app: &AppState,
+    tx: &mut PgConnection,
+    parents: &[B256],
+) -> Result<(), ApiError> {
+    let deposits = db::opening_deposits(tx, parents).await?;
+    let provider = &app.hub.provider;
+    let reads = deposits.iter().map(|d| async move {
+        let holder = ingrid_client_sdk::bindings::eth_holder::EthAssetHolder::new(d.asset, provider);
+        holder.holdings(ingrid_client_sdk::state::funding_id(d.channel, d.participant)).call().await
+    });
+    let held = futures::future::try_join_all(reads)
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("reading the parents' holdings")))?;
+    if let Some((d, held)) = deposits.iter().zip(held).find(|(d, held)| *held < d.required) {
+        tracing::warn!(
+            channel = %d.channel, asset = %d.asset, participant = %d.participant, %held, required = %d.required,
+            "the chain no longer holds a parent's opening deposit (a reorganisation the watcher has not undone yet)"
+        );
+        return Err(ApiError::conflict(
+            "parent_not_funded",
+            "the chain no longer holds all of a parent's opening deposits (a chain reorganisation); nothing was \
+             locked; try again once the deposits are on chain again",
+        ));
+    }
+    Ok(())
+}
+
 /// The parent of V's participant `owner`, from its locked row and latest state.
 pub(super) fn parent<'a>(
     row: &'a db::ChannelRow,
@@ -332,7 +364,8 @@ impl<T: DeserializeOwned> VirtualRequest<T> {
         (status = 404, description = "`not_found`: no such virtual channel of this client, the client is not \
             its participant 1, or `parent.state.channelId` is no basic channel of this client.", body = ErrorBody),
         (status = 409, description = "`not_proposed`: the virtual channel is not `proposed` (accepted, \
-            rejected or closed already); `proposal_expired`: its `validUntil` has passed; `parent_not_open`: a parent is not `open`; `parent_in_dispute`: a \
+            rejected or closed already); `proposal_expired`: its `validUntil` has passed; `parent_not_open`: a parent is not `open`; `parent_not_funded`: \
+            the chain no longer holds all of a parent's opening deposits (a reorganisation); `parent_in_dispute`: a \
             parent is registered on chain and not concluded; `wrong_version`: the parent update is not its \
             parent's latest version + 1, or the proposer's parent has moved on since the proposal; \
             `insufficient_hub_balance`: the hub's balance in the peer's parent is below the proposer's \
@@ -387,6 +420,10 @@ pub(super) async fn accept_virtual(
     }
     let (x_latest, x_dispute) = parent_snapshot(&mut tx, x_row).await?;
     let (y_latest, y_dispute) = parent_snapshot(&mut tx, y_row).await?;
+    // Parents that are not open are refused below (`parent_not_open`), without asking the chain.
+    if x_row.status == ChannelStatus::Open && y_row.status == ChannelStatus::Open {
+        check_funding_on_chain(&app, &mut tx, &[x_id, y_id]).await?;
+    }
     // The hub's coins get locked now: the limits hold against the books of this moment.
     let rules = app.hub.rules();
     let participants = [v.params.participants[0], client];

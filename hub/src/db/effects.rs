@@ -25,21 +25,18 @@ pub async fn record_deposit(
     Ok(n > 0)
 }
 
-/// Opens a channel in `funding` whose every requirement is met (the machine's `Funded`).
-/// Returns whether it opened.
+/// Opens a channel in `funding` whose every requirement of the opening state is met (the
+/// machine's `Funded`). Returns whether it opened. (Collateral top-ups raise the hub's
+/// requirement but are put on standby: they do not count here, which matters for a channel
+/// that went back to `funding` after a reorganisation.)
 pub async fn open_if_funded(db: &mut PgConnection, channel: B256) -> sqlx::Result<bool> {
     let (from, to) = channel_move(ChannelEvent::Funded);
-    let n = sqlx::query(
+    let sql = format!(
         "UPDATE basic_channels SET status = $3::channel_status, updated_at = now()
          WHERE id = $1 AND status = ANY($2::channel_status[])
-           AND NOT EXISTS (SELECT 1 FROM channel_funding WHERE channel_id = $1 AND deposited < required)",
-    )
-    .bind(channel.as_slice())
-    .bind(from)
-    .bind(to)
-    .execute(db)
-    .await?
-    .rows_affected();
+           AND NOT EXISTS (SELECT 1 FROM channel_funding f WHERE f.channel_id = $1 AND f.deposited < {OPENING_REQUIRED})"
+    );
+    let n = sqlx::query(&sql).bind(channel.as_slice()).bind(from).bind(to).execute(db).await?.rows_affected();
     Ok(n > 0)
 }
 

@@ -76,6 +76,7 @@ fn top_up_move(event: TopUpEvent) -> (Vec<&'static str>, &'static str) {
 }
 
 mod auth;
+mod blocks;
 mod channels;
 mod disputes;
 mod effects;
@@ -88,6 +89,7 @@ mod top_ups;
 mod virtuals;
 
 pub use auth::*;
+pub use blocks::*;
 pub use channels::*;
 pub use disputes::*;
 pub use effects::*;

@@ -281,6 +281,41 @@ pub async fn lock_channels(db: &mut PgConnection, ids: &[B256]) -> sqlx::Result<
     Ok(ids.iter().map(|id| rows.iter().find(|r| r.id == *id).cloned()).collect())
 }
 
+/// One opening deposit a basic channel requires: of `participant` in `asset`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequiredDeposit {
+    /// The channel.
+    pub channel: B256,
+    /// The asset holder.
+    pub asset: Address,
+    /// Whose deposit.
+    pub participant: Address,
+    /// How much opens the channel.
+    pub required: U256,
+}
+
+/// The opening deposits of the basic channels `ids` (those above zero).
+pub async fn opening_deposits(db: &mut PgConnection, ids: &[B256]) -> sqlx::Result<Vec<RequiredDeposit>> {
+    let keys: Vec<Vec<u8>> = ids.iter().map(|id| id.to_vec()).collect();
+    let rows = sqlx::query(
+        "SELECT channel_id, asset, participant, required::text AS required FROM channel_funding
+         WHERE channel_id = ANY($1) AND required > 0 ORDER BY channel_id, asset, participant",
+    )
+    .bind(&keys)
+    .fetch_all(db)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(RequiredDeposit {
+                channel: b256(r.get::<&[u8], _>("channel_id"))?,
+                asset: address(r.get::<&[u8], _>("asset"))?,
+                participant: address(r.get::<&[u8], _>("participant"))?,
+                required: u256(r.get::<&str, _>("required"))?,
+            })
+        })
+        .collect()
+}
+
 /// Whether a basic channel is registered on chain without a conclusion seen yet.
 pub async fn in_dispute(db: &mut PgConnection, channel: B256) -> sqlx::Result<bool> {
     sqlx::query_scalar(

@@ -87,6 +87,24 @@ impl Env {
         self.devnet.provider(key)
     }
 
+    /// The hub's chain side (watcher and outbox) for this world, to drive by hand while no
+    /// hub runs: acting at once (no confirmation depth), from block 0.
+    pub fn chain(&self) -> ingrid_hub::chain::Chain {
+        let config = self.config();
+        ingrid_hub::chain::Chain {
+            provider: self.provider(&self.hub_key),
+            deployment: self.stack.contracts.deployment,
+            assets: self.stack.assets.iter().map(|a| Asset { holder: a.holder, token: a.token }).collect(),
+            key: self.hub_key.clone(),
+            confirmations: 0,
+            start_block: 0,
+            poll: Duration::from_millis(100),
+            head: Default::default(),
+            settle_grace: config.channels.settle_grace,
+            fee_bump_after: Duration::from_secs(5),
+        }
+    }
+
     /// A logged-in wallet for dev account `i` with a fresh store.
     pub async fn wallet(&self, url: &str, i: usize) -> anyhow::Result<Wallet> {
         let key = self.devnet.key(i);
@@ -143,6 +161,26 @@ where
     }
 }
 
+/// Mines a block every 200 ms until `check` returns true or `timeout` passes: for hubs that
+/// wait for confirmations on a chain that mines only when a transaction comes.
+pub async fn mine_until<F, Fut>(env: &Env, timeout: Duration, what: &str, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    use alloy::providers::ext::AnvilApi;
+    let provider = env.provider(&env.hub_key);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await? {
+            return Ok(());
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        provider.anvil_mine(Some(1), None).await?;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Seconds since the Unix epoch, now.
 pub fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs()
@@ -183,7 +221,7 @@ pub async fn spawn_hub(config: &std::path::Path, url: &str) -> anyhow::Result<to
         .stderr(std::process::Stdio::inherit())
         .kill_on_drop(true)
         .spawn()?;
-    let http = reqwest::Client::new();
+    let http = ingrid_client_sdk::tls::http_client();
     wait_until(Duration::from_secs(30), "the hub to answer", || async {
         Ok(http.get(format!("{url}/healthz")).send().await.is_ok_and(|r| r.status().is_success()))
     })

@@ -260,7 +260,7 @@ async fn no_event_payload_stops_ingestion() -> anyhow::Result<()> {
             })
             .collect();
         let stored_before: i64 = sqlx::query_scalar("SELECT count(*) FROM chain_events").fetch_one(&env.pool).await?;
-        if let Err(e) = chain.ingest_logs(&env.pool, &logs, block).await {
+        if let Err(e) = chain.ingest_logs(&env.pool, &logs, block, None).await {
             panic!("case {case}: ingestion stopped on {events:?}: {e:#}");
         }
         assert_eq!(cursor().await?, block, "case {case}: the cursor moved on");

@@ -89,6 +89,11 @@ pub enum ChannelEvent {
     Registered,
     /// The channel is concluded on chain.
     Concluded,
+    /// A deposit counted for the channel's funding is no longer on the chain (a
+    /// reorganisation replaced its block) and the deposits that remain do not cover the
+    /// opening state: an open channel waits for its funding again, so no more coins are
+    /// locked in it (virtual channels need an `open` parent) until `Funded`.
+    FundingUndone,
 }
 
 impl ChannelEvent {
@@ -101,6 +106,7 @@ impl ChannelEvent {
             Self::Close => "close",
             Self::Registered => "registered",
             Self::Concluded => "concluded",
+            Self::FundingUndone => "funding undone",
         }
     }
 
@@ -113,13 +119,16 @@ impl ChannelEvent {
             Self::Close => Move { from: &[Funding, Open], to: Closing },
             Self::Registered => Move { from: &[Funding, Open], to: Closing },
             Self::Concluded => Move { from: &[Funding, Open, Closing], to: Closed },
+            Self::FundingUndone => Move { from: &[Open], to: Funding },
         }
     }
 }
 
 /// The basic channel's transition function: the status after `event`, or a refusal.
 /// Chain events seen again (funded when open, registered while closing, concluded when
-/// closed) leave the status as it is.
+/// closed) leave the status as it is. The only move back is `FundingUndone` (open to
+/// funding); in any other status it changes nothing: a channel still funding waits anyway,
+/// and one closing or closed takes no more updates.
 pub fn channel(status: ChannelStatus, event: ChannelEvent) -> Result<ChannelStatus, Refused> {
     use ChannelEvent::*;
     use ChannelStatus::*;
@@ -128,7 +137,10 @@ pub fn channel(status: ChannelStatus, event: ChannelEvent) -> Result<ChannelStat
         return Ok(m.to);
     }
     match (event, status) {
-        (Funded, Open | Closing | Closed) | (Registered, Closing | Closed) | (Concluded, Closed) => Ok(status),
+        (Funded, Open | Closing | Closed)
+        | (Registered, Closing | Closed)
+        | (Concluded, Closed)
+        | (FundingUndone, Funding | Closing | Closed) => Ok(status),
         _ => Err(Refused { status: status.as_str(), event: event.name() }),
     }
 }
@@ -166,6 +178,10 @@ pub enum TopUpEvent {
     StandbyConfirmed,
     /// The client countersigned the raised state.
     Countersigned,
+    /// The standby that confirmed the top-up is no longer on the chain (a reorganisation
+    /// replaced its block): the top-up waits for its deposit again. An applied top-up stays
+    /// applied (both signed the raised state); the hub puts its standby in again.
+    StandbyUndone,
 }
 
 impl TopUpEvent {
@@ -174,6 +190,7 @@ impl TopUpEvent {
         match self {
             Self::StandbyConfirmed => "standby confirmed",
             Self::Countersigned => "countersigned",
+            Self::StandbyUndone => "standby undone",
         }
     }
 
@@ -183,6 +200,7 @@ impl TopUpEvent {
         match self {
             Self::StandbyConfirmed => Move { from: &[Depositing], to: Confirmed },
             Self::Countersigned => Move { from: &[Confirmed], to: Applied },
+            Self::StandbyUndone => Move { from: &[Confirmed], to: Depositing },
         }
     }
 }
@@ -192,8 +210,10 @@ pub fn top_up(status: TopUpStatus, event: TopUpEvent) -> Result<TopUpStatus, Ref
     let m = event.moves();
     if m.from.contains(&status) {
         Ok(m.to)
-    } else if event == TopUpEvent::StandbyConfirmed && status != TopUpStatus::Depositing {
-        Ok(status) // seen again
+    } else if (event == TopUpEvent::StandbyConfirmed && status != TopUpStatus::Depositing)
+        || (event == TopUpEvent::StandbyUndone && status != TopUpStatus::Confirmed)
+    {
+        Ok(status) // seen again, or an applied top-up (signed: only its standby is put in again)
     } else {
         Err(Refused { status: status.as_str(), event: event.name() })
     }
@@ -206,7 +226,7 @@ mod tests {
 
     fn channel_event() -> impl Strategy<Value = ChannelEvent> {
         use ChannelEvent::*;
-        prop::sample::select(vec![Funded, Update, TopUp, Close, Registered, Concluded])
+        prop::sample::select(vec![Funded, Update, TopUp, Close, Registered, Concluded, FundingUndone])
     }
 
     fn virtual_event() -> impl Strategy<Value = VirtualEvent> {
@@ -231,8 +251,10 @@ mod tests {
     }
 
     proptest! {
-        /// No sequence of events moves a basic channel back; updates are taken only when
-        /// open; once closed, only a repeated conclusion is accepted; a refusal changes
+        /// No sequence of events moves a basic channel back, except a funding undone by a
+        /// reorganisation (open to funding, never from closing or closed); updates are
+        /// taken only when open, so none after the funding is undone until it is funded
+        /// again; once closed, only a repeated chain event is accepted; a refusal changes
         /// nothing.
         #[test]
         fn a_basic_channel_only_moves_forward(events in prop::collection::vec(channel_event(), 0..40)) {
@@ -240,12 +262,23 @@ mod tests {
             for event in events {
                 match channel(status, event) {
                     Ok(next) => {
-                        prop_assert!(next >= status, "{status} -> {next} on {event:?}");
+                        if event == ChannelEvent::FundingUndone {
+                            prop_assert!(
+                                next == status || (status, next) == (ChannelStatus::Open, ChannelStatus::Funding),
+                                "{status} -> {next} on {event:?}"
+                            );
+                            prop_assert_ne!(next, ChannelStatus::Open, "no longer funded: not open");
+                        } else {
+                            prop_assert!(next >= status, "{status} -> {next} on {event:?}");
+                        }
                         if matches!(event, ChannelEvent::Update | ChannelEvent::TopUp) {
                             prop_assert_eq!(status, ChannelStatus::Open);
                         }
                         if status == ChannelStatus::Closed {
-                            prop_assert!(matches!(event, ChannelEvent::Concluded | ChannelEvent::Registered | ChannelEvent::Funded));
+                            prop_assert!(matches!(
+                                event,
+                                ChannelEvent::Concluded | ChannelEvent::Registered | ChannelEvent::Funded | ChannelEvent::FundingUndone
+                            ));
                             prop_assert_eq!(next, ChannelStatus::Closed);
                         }
                         status = next;
@@ -281,7 +314,7 @@ mod tests {
     #[test]
     fn moves_and_transitions_agree() {
         use ChannelEvent::*;
-        for event in [Funded, Update, TopUp, Close, Registered, Concluded] {
+        for event in [Funded, Update, TopUp, Close, Registered, Concluded, FundingUndone] {
             let m = event.moves();
             for s in ChannelStatus::ALL {
                 match channel(s, event) {
@@ -291,7 +324,7 @@ mod tests {
                 }
             }
         }
-        for event in [TopUpEvent::StandbyConfirmed, TopUpEvent::Countersigned] {
+        for event in [TopUpEvent::StandbyConfirmed, TopUpEvent::Countersigned, TopUpEvent::StandbyUndone] {
             let m = event.moves();
             for s in TopUpStatus::ALL {
                 if m.from.contains(&s) {
@@ -300,8 +333,27 @@ mod tests {
             }
         }
         assert!(top_up(TopUpStatus::Depositing, TopUpEvent::Countersigned).is_err(), "not before the standby");
+        assert_eq!(top_up(TopUpStatus::Applied, TopUpEvent::StandbyUndone), Ok(TopUpStatus::Applied), "signed stays");
+        assert_eq!(top_up(TopUpStatus::Depositing, TopUpEvent::StandbyUndone), Ok(TopUpStatus::Depositing));
         assert_eq!(virtual_channel(VirtualStatus::Closing, VirtualEvent::CloseRequest), Ok(VirtualStatus::Closing));
         assert!(virtual_channel(VirtualStatus::Proposed, VirtualEvent::CloseRequest).is_err());
         assert!(channel(ChannelStatus::Funding, ChannelEvent::Update).is_err(), "no update before funding");
+    }
+
+    /// A reorganisation that takes away an open channel's funding sends it back to
+    /// `funding`: updates (virtual-channel locks among them) are refused until its deposits
+    /// are confirmed again, and then it opens as before. A closing or closed channel stays.
+    #[test]
+    fn an_undone_funding_stops_updates_until_funded_again() {
+        use ChannelEvent::*;
+        use ChannelStatus::*;
+        let undone = channel(Open, FundingUndone).expect("open channels lose their funding");
+        assert_eq!(undone, Funding);
+        assert!(channel(undone, Update).is_err(), "no lock against a deposit that disappeared");
+        assert!(channel(undone, TopUp).is_err());
+        assert_eq!(channel(undone, FundingUndone), Ok(Funding), "seen again");
+        assert_eq!(channel(undone, Funded), Ok(Open), "funded again");
+        assert_eq!(channel(Closing, FundingUndone), Ok(Closing));
+        assert_eq!(channel(Closed, FundingUndone), Ok(Closed));
     }
 }
