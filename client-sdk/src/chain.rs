@@ -5,9 +5,9 @@
 //! its hash first); the others wait for the receipt. A revert becomes a [`ChainError`] whose
 //! adjudicator error can be decoded.
 
-use alloy::network::Ethereum;
+use alloy::network::{Ethereum, EthereumWallet};
 use alloy::primitives::{Address, B256, Bytes, TxHash, U256};
-use alloy::providers::{PendingTransactionBuilder, PendingTransactionError, Provider};
+use alloy::providers::{DynProvider, PendingTransactionBuilder, PendingTransactionError, Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionReceipt;
 use alloy::signers::local::PrivateKeySigner;
 use serde::{Deserialize, Serialize};
@@ -77,6 +77,14 @@ pub struct Asset {
     pub holder: Address,
     /// The ERC20 token, `None` for ETH.
     pub token: Option<Address>,
+}
+
+/// A provider for the node at `url` (`http://` or `https://`) that signs transactions with
+/// `key` and sends its requests with `http`: e.g. [`crate::tls::tls_client`], trusting a
+/// private root certificate. (`Devnet::provider_at` uses the platform's roots.)
+pub fn provider_with_client(http: reqwest::Client, url: reqwest::Url, key: &PrivateKeySigner) -> DynProvider {
+    crate::tls::install_crypto_provider();
+    ProviderBuilder::new().wallet(EthereumWallet::from(key.clone())).connect_reqwest(http, url).erased()
 }
 
 /// Waits for a transaction's receipt; a reverted transaction is an error.

@@ -1,11 +1,13 @@
 //! A typed HTTP client for every endpoint of the hub's API.
 
-use alloy::primitives::B256;
+use alloy::primitives::{Address, B256};
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use ingrid_protocol::login::{ChallengeError, ExpectedChallenge, LoginChallenge};
 
 use crate::api::{
     ChallengeRequest, ChallengeResponse, ChannelList, ChannelView, ErrorBody, HubInfo, IDEMPOTENCY_KEY,
@@ -26,6 +28,8 @@ pub enum ClientError {
         status: u16,
         /// The hub's reason.
         body: ErrorBody,
+        /// Seconds the hub asked to wait before asking again (`Retry-After`, on 429 and 503).
+        retry_after: Option<u64>,
     },
     /// The hub's answer could not be understood.
     #[error("unexpected answer ({status}): {text}")]
@@ -38,6 +42,12 @@ pub enum ClientError {
     /// The login challenge could not be signed.
     #[error("signing failed: {0}")]
     Signing(String),
+    /// The hub's login challenge is not of the expected form; it was not signed.
+    #[error("refused to sign the hub's login challenge: {0}")]
+    Challenge(#[from] ChallengeError),
+    /// The TLS configuration (an extra root certificate) could not be used.
+    #[error("TLS configuration: {0}")]
+    Tls(String),
 }
 
 impl ClientError {
@@ -51,12 +61,21 @@ impl ClientError {
 }
 
 /// A client of one hub, authenticated once [`HubClient::login`] succeeded.
+///
+/// It speaks `http://` and `https://` (rustls): a server certificate must chain to a root of
+/// the platform's trust store, or to one added with [`HubClient::with_root_certificate`]
+/// (private deployments, tests).
 #[derive(Debug, Clone)]
 pub struct HubClient {
     base: String,
     http: reqwest::Client,
     token: Option<String>,
     retry: RetryPolicy,
+    /// Roots trusted besides the platform's.
+    roots: Vec<reqwest::Certificate>,
+    /// What a login challenge must name besides the client's address.
+    expect_hub: Option<Address>,
+    expect_chain: Option<u64>,
 }
 
 /// How requests that are safe to repeat (reads, and writes with an idempotency key) are
@@ -76,14 +95,37 @@ impl Default for RetryPolicy {
 }
 
 impl HubClient {
-    /// A client of the hub at `base_url` (e.g. `http://127.0.0.1:8547`).
+    /// A client of the hub at `base_url` (e.g. `http://127.0.0.1:8547` or
+    /// `https://hub.example.com`).
     pub fn new(base_url: &str) -> Self {
         Self {
             base: base_url.trim_end_matches('/').to_string(),
-            http: reqwest::Client::new(),
+            http: crate::tls::http_client(),
             token: None,
             retry: RetryPolicy::default(),
+            roots: Vec::new(),
+            expect_hub: None,
+            expect_chain: None,
         }
+    }
+
+    /// Also trusts the root certificate(s) in `pem` (a PEM bundle) for `https://`, besides
+    /// the platform's roots: for a hub whose certificate a private authority issued.
+    pub fn with_root_certificate(mut self, pem: &[u8]) -> Result<Self, ClientError> {
+        let mut roots = self.roots.clone();
+        roots.extend(crate::tls::parse_roots(pem)?);
+        self.http = crate::tls::build_http(&roots)?;
+        self.roots = roots;
+        Ok(self)
+    }
+
+    /// From now on, signs only login challenges that name the hub `hub` and the chain
+    /// `chain_id` (see [`HubClient::login`]). [`crate::wallet::Wallet`] sets them from the
+    /// trusted deployment and `/v1/hub`.
+    pub fn expecting(mut self, hub: Address, chain_id: u64) -> Self {
+        self.expect_hub = Some(hub);
+        self.expect_chain = Some(chain_id);
+        self
     }
 
     /// Uses `retry` for requests that are safe to repeat.
@@ -116,9 +158,12 @@ impl HubClient {
         let mut attempt = 1;
         loop {
             match self.call_once(method.clone(), path, body, idempotency_key).await {
-                Err(e) if repeatable && attempt < self.retry.attempts && is_retryable(&e) => {
-                    tracing::debug!(error = %e, attempt, path, "retrying hub request");
-                    tokio::time::sleep(delay).await;
+                // A 429 is answered before any work (the hub's limits), so any request may be
+                // repeated after it.
+                Err(e) if (repeatable || is_rate_limited(&e)) && attempt < self.retry.attempts && is_retryable(&e) => {
+                    let wait = retry_after(&e).map_or(delay, |asked| asked.min(MAX_RETRY_AFTER));
+                    tracing::debug!(error = %e, attempt, path, ?wait, "retrying hub request");
+                    tokio::time::sleep(wait).await;
                     delay = (delay * 2).min(std::time::Duration::from_secs(5));
                     attempt += 1;
                 }
@@ -146,6 +191,11 @@ impl HubClient {
         }
         let response = request.send().await?;
         let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
         let bytes = response.bytes().await?;
         if status.is_success() {
             return serde_json::from_slice(&bytes).map_err(|_| ClientError::Unexpected {
@@ -154,7 +204,7 @@ impl HubClient {
             });
         }
         match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(body) => Err(ClientError::Refused { status: status.as_u16(), body }),
+            Ok(body) => Err(ClientError::Refused { status: status.as_u16(), body, retry_after }),
             Err(_) => {
                 Err(ClientError::Unexpected { status: status.as_u16(), text: String::from_utf8_lossy(&bytes).into() })
             }
@@ -167,10 +217,23 @@ impl HubClient {
     }
 
     /// Logs in with the channel key: asks for a challenge, signs it, keeps the token.
+    ///
+    /// The challenge is signed only if it has exactly the form a hub issues
+    /// ([`ingrid_protocol::login`]) and names this client's address, an expiry in the next
+    /// hour, and the hub and chain set by [`HubClient::expecting`] if any; otherwise
+    /// [`ClientError::Challenge`], and nothing is signed.
     pub async fn login(&mut self, key: &PrivateKeySigner) -> Result<TokenResponse, ClientError> {
         let challenge: ChallengeResponse = self
             .call(Method::POST, "/v1/auth/challenge", Some(&ChallengeRequest { address: key.address() }), None)
             .await?;
+        let expected = ExpectedChallenge { address: key.address(), hub: self.expect_hub, chain_id: self.expect_chain };
+        let parsed = LoginChallenge::parse(&challenge.challenge)?;
+        parsed.check(&expected, unix_now())?;
+        if parsed.expires_at != challenge.expires_at {
+            return Err(
+                ChallengeError::ExpiryMismatch { text: parsed.expires_at, declared: challenge.expires_at }.into()
+            );
+        }
         let sig =
             key.sign_message_sync(challenge.challenge.as_bytes()).map_err(|e| ClientError::Signing(e.to_string()))?;
         let request = TokenRequest {
@@ -212,9 +275,15 @@ impl HubClient {
         self.call(Method::POST, &format!("/v1/channels/{id}/close"), Some(request), idempotency_key).await
     }
 
-    /// `GET /v1/channels`: this client's channels.
+    /// `GET /v1/channels`: the first page of this client's channels (newest first).
     pub async fn channels(&self) -> Result<ChannelList, ClientError> {
-        self.call::<(), _>(Method::GET, "/v1/channels", None, None).await
+        self.channels_page(None).await
+    }
+
+    /// `GET /v1/channels?cursor=..`: the page after `cursor` (a page's `next`), the first
+    /// with `None`; pages of up to [`PAGE_LIMIT`].
+    pub async fn channels_page(&self, cursor: Option<&str>) -> Result<ChannelList, ClientError> {
+        self.call::<(), _>(Method::GET, &page_path("/v1/channels", cursor), None, None).await
     }
 
     /// `GET /v1/channels/{id}`: one of this client's channels.
@@ -250,7 +319,13 @@ impl HubClient {
     /// `GET /v1/virtual-channels`: the virtual channels this client is a participant of,
     /// proposals to it included.
     pub async fn virtual_channels(&self) -> Result<VirtualList, ClientError> {
-        self.call::<(), _>(Method::GET, "/v1/virtual-channels", None, None).await
+        self.virtual_channels_page(None).await
+    }
+
+    /// `GET /v1/virtual-channels?cursor=..`: the page after `cursor` (a page's `next`), the
+    /// first with `None`; pages of up to [`PAGE_LIMIT`].
+    pub async fn virtual_channels_page(&self, cursor: Option<&str>) -> Result<VirtualList, ClientError> {
+        self.call::<(), _>(Method::GET, &page_path("/v1/virtual-channels", cursor), None, None).await
     }
 
     /// `GET /v1/virtual-channels/{id}`.
@@ -303,6 +378,37 @@ impl HubClient {
     }
 }
 
+/// Entries per page the client asks list endpoints for (the hub's largest page).
+pub const PAGE_LIMIT: u32 = 1000;
+
+/// `path` with the query of one page: `limit`, and `cursor`.
+fn page_path(path: &str, cursor: Option<&str>) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.append_pair("limit", &PAGE_LIMIT.to_string());
+    if let Some(cursor) = cursor {
+        query.append_pair("cursor", cursor);
+    }
+    format!("{path}?{}", query.finish())
+}
+
+/// The longest `Retry-After` the client waits for before asking again; a hub asking for
+/// longer is asked again after this.
+pub const MAX_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The wait the hub asked for with `error`, if any.
+pub fn retry_after(error: &ClientError) -> Option<std::time::Duration> {
+    match error {
+        ClientError::Refused { retry_after: Some(secs), .. } => Some(std::time::Duration::from_secs(*secs)),
+        _ => None,
+    }
+}
+
+/// True if the hub refused `error`'s request for its rate or concurrency limits (429): it did
+/// nothing with it.
+pub fn is_rate_limited(error: &ClientError) -> bool {
+    matches!(error, ClientError::Refused { status, .. } if *status == StatusCode::TOO_MANY_REQUESTS.as_u16())
+}
+
 /// True if `error` means the request never reached a decision (worth retrying with the same
 /// idempotency key).
 pub fn is_retryable(error: &ClientError) -> bool {
@@ -311,6 +417,11 @@ pub fn is_retryable(error: &ClientError) -> bool {
         ClientError::Refused { status, .. } | ClientError::Unexpected { status, .. } => {
             *status >= 500 || *status == StatusCode::TOO_MANY_REQUESTS.as_u16()
         }
-        ClientError::Signing(_) => false,
+        ClientError::Signing(_) | ClientError::Challenge(_) | ClientError::Tls(_) => false,
     }
+}
+
+/// The client's clock, unix seconds.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }

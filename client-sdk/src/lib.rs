@@ -14,6 +14,8 @@
 //!   seller routes, a paying client.
 //! - [`dispute`]: on-chain disputes: force-close, conclude, and a watcher that refutes stale
 //!   registrations.
+//! - [`trust`]: the deployment a client trusts, and the checks of `/v1/hub` and the chain
+//!   against it before a deposit.
 //! - [`devnet`]: a local anvil chain for demos and tests.
 //! - [`api`]: wire types of the hub's HTTP API.
 //! - [`bindings`]: the generated contract bindings (from the core, with contract instances).
@@ -29,10 +31,12 @@ pub mod p2p;
 #[cfg(feature = "paid-http")]
 pub mod paid_http;
 pub mod store;
+pub mod tls;
+pub mod trust;
 pub mod virtual_channel;
 pub mod wallet;
 
 pub use alloy;
 pub use ingrid_protocol::{Allocation, Deployment, Params, Role, SignatureError, SignedState, State, SubAlloc};
 pub use ingrid_protocol::{UpdateError, UpdateKind};
-pub use ingrid_protocol::{bindings, state, validate};
+pub use ingrid_protocol::{bindings, login, state, validate};

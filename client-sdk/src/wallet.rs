@@ -19,6 +19,7 @@ use crate::chain::{self, Asset, ChainError};
 use crate::client::{ClientError, HubClient};
 use crate::state::{Deployment, SignatureError, channel_id};
 use crate::store::{ChannelRecord, ChannelStore, StoreError};
+use crate::trust::{self, TrustError, TrustedDeployment, VerifyError};
 use crate::validate::UpdateError;
 use crate::virtual_channel::{
     Link, VirtualRecord, lock_in_parent, pay_fees, settle_in_parent, top_up, top_up_covered, transfer,
@@ -57,6 +58,33 @@ pub enum WalletError {
     /// The peer declined the virtual channel, or its proposal expired unaccepted.
     #[error("virtual channel {0} was rejected or expired unaccepted")]
     Rejected(B256),
+    /// The hub or the chain node contradicts the trusted deployment (nothing was signed for
+    /// it or sent to the chain).
+    #[error("untrusted deployment: {0}")]
+    Untrusted(#[from] TrustError),
+}
+
+impl From<VerifyError> for WalletError {
+    fn from(e: VerifyError) -> Self {
+        match e {
+            VerifyError::Untrusted(e) => Self::Untrusted(e),
+            VerifyError::Chain(e) => Self::Chain(e),
+        }
+    }
+}
+
+/// Which deployment a wallet trusts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trust {
+    /// Only this deployment, from the client's own configuration: `/v1/hub` must agree with
+    /// it at connect, and the chain before the first deposit into each asset holder. The
+    /// setting for anything that holds real value.
+    Pinned(TrustedDeployment),
+    /// An opt-out of pinning, for local stacks, demos and tests: whatever deployment
+    /// `/v1/hub` names, checked only for agreement with the chain (the node's chain id, the
+    /// contracts' code, domains and bindings). It does not detect a hub that deployed its own
+    /// copies of the contracts.
+    UnpinnedHubDeployment,
 }
 
 /// One asset's opening deposits.
@@ -80,21 +108,59 @@ pub struct Wallet {
     pub(crate) poll: Duration,
     /// Serializes read-modify-write of stored states.
     pub(crate) lock: tokio::sync::Mutex<()>,
+    /// The deployment trusted: the pinned one, or the hub's (see [`Trust`]).
+    pub(crate) trusted: TrustedDeployment,
+    /// The contracts already checked on chain (the adjudicator and asset holders).
+    pub(crate) verified: std::sync::Mutex<std::collections::HashSet<Address>>,
 }
 
 impl Wallet {
     /// Connects to the hub at `hub_url`, logs in with `key`, and uses `store` for its states
-    /// and `provider` (with `key`'s wallet) for the chain.
+    /// and `provider` (with `key`'s wallet) for the chain, trusting the deployment the hub
+    /// names ([`Trust::UnpinnedHubDeployment`]: local stacks, demos, tests). A client that
+    /// holds real value uses [`Wallet::connect_with`] and [`Trust::Pinned`].
     pub async fn connect(
         hub_url: &str,
         key: PrivateKeySigner,
         store: ChannelStore,
         provider: DynProvider,
     ) -> Result<Self, WalletError> {
-        let mut hub = HubClient::new(hub_url);
+        Self::connect_with(HubClient::new(hub_url), key, store, provider, Trust::UnpinnedHubDeployment).await
+    }
+
+    /// Connects through `hub` (e.g. a [`HubClient`] trusting a private root certificate),
+    /// trusting the deployment `trust`: reads `/v1/hub` and, with a pinned deployment, refuses
+    /// a hub that contradicts it ([`WalletError::Untrusted`]) before logging in. Then logs in
+    /// with `key`, signing only a challenge that names the hub and the trusted chain.
+    pub async fn connect_with(
+        hub: HubClient,
+        key: PrivateKeySigner,
+        store: ChannelStore,
+        provider: DynProvider,
+        trust: Trust,
+    ) -> Result<Self, WalletError> {
         let info = hub.hub_info().await?;
+        let trusted = match trust {
+            Trust::Pinned(trusted) => {
+                trusted.check_hub_info(&info)?;
+                trusted
+            }
+            Trust::UnpinnedHubDeployment => TrustedDeployment::from_hub_info(&info),
+        };
+        let mut hub = hub.expecting(info.address, trusted.deployment.chain_id);
         hub.login(&key).await?;
-        Ok(Self {
+        Ok(Self::assemble(key, hub, info, store, provider, trusted))
+    }
+
+    pub(crate) fn assemble(
+        key: PrivateKeySigner,
+        hub: HubClient,
+        info: HubInfo,
+        store: ChannelStore,
+        provider: DynProvider,
+        trusted: TrustedDeployment,
+    ) -> Self {
+        Self {
             key,
             hub,
             info,
@@ -102,7 +168,37 @@ impl Wallet {
             provider,
             poll: Duration::from_millis(100),
             lock: tokio::sync::Mutex::new(()),
-        })
+            trusted,
+            verified: Default::default(),
+        }
+    }
+
+    /// The deployment this wallet trusts.
+    pub fn trusted(&self) -> &TrustedDeployment {
+        &self.trusted
+    }
+
+    /// Checks the chain against the trusted deployment for `assets` (the node's chain id, the
+    /// adjudicator, each holder), once per contract and wallet.
+    pub async fn verify_chain(&self, assets: &[Asset]) -> Result<(), WalletError> {
+        let d = self.trusted.deployment;
+        let done = |a: Address| self.verified.lock().map(|v| v.contains(&a)).unwrap_or(false);
+        let mark = |a: Address| {
+            if let Ok(mut v) = self.verified.lock() {
+                v.insert(a);
+            }
+        };
+        if !done(d.adjudicator) {
+            trust::verify_adjudicator(&self.provider, &d).await?;
+            mark(d.adjudicator);
+        }
+        for asset in assets {
+            if !done(asset.holder) {
+                trust::verify_holder(&self.provider, &d, asset).await?;
+                mark(asset.holder);
+            }
+        }
+        Ok(())
     }
 
     /// The hub's description.
@@ -129,13 +225,12 @@ impl Wallet {
         Deployment { chain_id: self.info.chain_id, adjudicator: self.info.adjudicator }
     }
 
+    /// The trusted asset with holder `holder`, which the hub must accept.
     fn asset(&self, holder: Address) -> Result<Asset, WalletError> {
-        self.info
-            .assets
-            .iter()
-            .find(|a| a.holder == holder)
-            .map(|a| Asset { holder: a.holder, token: a.token })
-            .ok_or(WalletError::UnknownAsset(holder))
+        if !self.info.assets.iter().any(|a| a.holder == holder) {
+            return Err(WalletError::UnknownAsset(holder));
+        }
+        Ok(self.trusted.asset(holder)?)
     }
 
     pub(crate) fn record(&self, id: B256) -> Result<ChannelRecord, WalletError> {
@@ -163,7 +258,13 @@ impl Wallet {
 
     /// Proposes a basic channel with `deposits`, stores it once the hub signed, and deposits
     /// the client's share on chain. Returns the channel id; see [`Wallet::wait_until_open`].
+    ///
+    /// First, before anything is signed or sent: every asset must be a trusted holder the hub
+    /// accepts, and the chain must agree with the trusted deployment
+    /// ([`Wallet::verify_chain`]); otherwise [`WalletError::Untrusted`].
     pub async fn open_channel(&self, deposits: &[Deposit], challenge_duration: u64) -> Result<B256, WalletError> {
+        let assets = deposits.iter().map(|d| self.asset(d.asset)).collect::<Result<Vec<_>, _>>()?;
+        self.verify_chain(&assets).await?;
         let params = Params {
             challengeDuration: challenge_duration,
             nonce: U256::from_be_bytes(rand_nonce()),
@@ -193,8 +294,8 @@ impl Wallet {
             latest: FullySignedState { state: state.clone(), sigs: [mine.clone(), answer.signature.clone()] },
         };
         self.seal(&draft, state, mine, answer.signature)?;
-        for d in deposits.iter().filter(|d| !d.mine.is_zero()) {
-            chain::deposit(&self.provider, &self.asset(d.asset)?, id, self.key.address(), d.mine).await?;
+        for (d, asset) in deposits.iter().zip(&assets).filter(|(d, _)| !d.mine.is_zero()) {
+            chain::deposit(&self.provider, asset, id, self.key.address(), d.mine).await?;
         }
         Ok(id)
     }
@@ -396,7 +497,7 @@ impl Wallet {
             match self.hub.propose_virtual(&proposal, Some(&key)).await {
                 Ok(_) => return Ok(id),
                 // The hub charges fees (maybe since a reload): ask for a quote and propose again.
-                Err(ClientError::Refused { status: 409, body })
+                Err(ClientError::Refused { status: 409, body, .. })
                     if body.error == "quote_required" && quote.is_none() =>
                 {
                     quote = Some(self.hub.quote(&request).await?);
@@ -422,15 +523,24 @@ impl Wallet {
         Ok(fees.to_vec())
     }
 
-    /// Proposals of virtual channels to this client, waiting for its answer.
+    /// Proposals of virtual channels to this client, waiting for its answer (every page of
+    /// the hub's list).
     pub async fn proposals(&self) -> Result<Vec<VirtualView>, WalletError> {
         let me = self.key.address();
-        let list = self.hub.virtual_channels().await?;
-        Ok(list
-            .channels
-            .into_iter()
-            .filter(|v| v.status == VirtualStatus::Proposed && v.params.participants[1] == me)
-            .collect())
+        let mut proposals = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self.hub.virtual_channels_page(cursor.as_deref()).await?;
+            proposals.extend(
+                page.channels
+                    .into_iter()
+                    .filter(|v| v.status == VirtualStatus::Proposed && v.params.participants[1] == me),
+            );
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(proposals),
+            }
+        }
     }
 
     /// Accepts a proposed virtual channel, locking it in this client's basic channel `parent`.

@@ -64,9 +64,25 @@ pub struct Config {
     /// polls (`[limits]`).
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// HTTPS on `listen` and `operator_listen` (`[tls]`). Default: unset, plain HTTP (behind a
+    /// TLS-terminating proxy, or on loopback).
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
     /// The file this configuration was loaded from (a reload reads it again).
     #[serde(skip)]
     pub source: Option<PathBuf>,
+}
+
+/// The hub's own TLS certificate (rustls). `metrics_listen`, when set, stays plain HTTP for
+/// a scraper inside the operator's network.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file: the server certificate followed by its intermediates.
+    pub cert_file: PathBuf,
+    /// PEM file: the certificate's private key (PKCS#8, PKCS#1 or SEC1). Refused, like
+    /// `hub_key_file`, when others may read it (unless `insecure_key_file`).
+    pub key_file: PathBuf,
 }
 
 /// The chain and the contracts.
@@ -331,6 +347,12 @@ impl Config {
             "channels.min_challenge_duration exceeds channels.max_challenge_duration"
         );
         ensure!(self.auth.challenge_ttl > 0 && self.auth.session_ttl > 0, "auth ttls must be positive");
+        // The SDK signs no challenge that is valid for longer (`login::MAX_CHALLENGE_LIFETIME`).
+        ensure!(
+            self.auth.challenge_ttl <= ingrid_protocol::login::MAX_CHALLENGE_LIFETIME,
+            "auth.challenge_ttl must be at most {} seconds: clients refuse to sign longer-lived challenges",
+            ingrid_protocol::login::MAX_CHALLENGE_LIFETIME
+        );
         ensure!(self.db_max_connections > 0, "db_max_connections must be positive");
         ensure!(self.metrics_refresh_ms > 0, "metrics_refresh_ms must be positive");
         if let Some(token) = &self.operator_token {
@@ -360,6 +382,14 @@ impl Config {
         ] {
             ensure!(rate == 0 || burst > 0, "{key} must be positive while its rate is on");
         }
+        if let Some(tls) = &self.tls {
+            for (key, path) in [("tls.cert_file", &tls.cert_file), ("tls.key_file", &tls.key_file)] {
+                ensure!(path.is_file(), "{key}: {} is not a readable file", path.display());
+            }
+            if !self.insecure_key_file {
+                check_key_file_mode("tls.key_file", &tls.key_file)?;
+            }
+        }
         self.hub_key().map(|_| ())
     }
 
@@ -367,7 +397,7 @@ impl Config {
     /// `insecure_key_file`).
     pub fn hub_key(&self) -> anyhow::Result<PrivateKeySigner> {
         if !self.insecure_key_file {
-            check_key_file_mode(&self.hub_key_file)?;
+            check_key_file_mode("hub_key_file", &self.hub_key_file)?;
         }
         read_key_file(&self.hub_key_file)
     }
@@ -388,17 +418,16 @@ pub fn check_operator_token(token: &str) -> anyhow::Result<()> {
 }
 
 /// Refuses a key file whose mode lets others read, write or run it, or its group write it.
+/// `key` names the configuration key in the message.
 #[cfg(unix)]
-pub fn check_key_file_mode(path: &Path) -> anyhow::Result<()> {
+pub fn check_key_file_mode(key: &str, path: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)
-        .with_context(|| format!("hub_key_file: cannot read {}", path.display()))?
-        .permissions()
-        .mode();
+    let mode =
+        std::fs::metadata(path).with_context(|| format!("{key}: cannot read {}", path.display()))?.permissions().mode();
     ensure!(
         mode & 0o027 == 0,
-        "hub_key_file: {} has mode {:o}: others may read it or its group write it; chmod 600 it (640 or 440 for \
-         a group that runs the hub)",
+        "{key}: {} has mode {:o}: others may read it or its group write it; chmod 600 it (640 or 440 for a \
+         group that runs the hub)",
         path.display(),
         mode & 0o777
     );
@@ -407,7 +436,7 @@ pub fn check_key_file_mode(path: &Path) -> anyhow::Result<()> {
 
 /// Permissions are not checked where they are not Unix modes.
 #[cfg(not(unix))]
-pub fn check_key_file_mode(_path: &Path) -> anyhow::Result<()> {
+pub fn check_key_file_mode(_key: &str, _path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
@@ -483,10 +512,10 @@ mod tests {
         let path = dir.path().join("hub.key");
         write_key_file(&path, &PrivateKeySigner::random())?;
         assert_eq!(std::fs::metadata(&path)?.permissions().mode() & 0o777, 0o600);
-        check_key_file_mode(&path)?;
+        check_key_file_mode("hub_key_file", &path)?;
         for (mode, ok) in [(0o644, false), (0o604, false), (0o620, false), (0o640, true), (0o440, true)] {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
-            assert_eq!(check_key_file_mode(&path).is_ok(), ok, "mode {mode:o}");
+            assert_eq!(check_key_file_mode("hub_key_file", &path).is_ok(), ok, "mode {mode:o}");
         }
         Ok(())
     }

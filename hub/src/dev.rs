@@ -215,6 +215,7 @@ pub fn local_config(
         metrics_listen: None,
         metrics_refresh_ms: 200,
         insecure_key_file: false,
+        tls: None,
         db_max_connections: 16,
         chain: ChainConfig {
             rpc_url: devnet.anvil.endpoint_url().to_string(),

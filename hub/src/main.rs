@@ -99,6 +99,8 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // TLS (`https://` chain nodes, the admin commands' requests): rustls on ring.
+    ingrid_client_sdk::tls::install_crypto_provider();
     let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()),

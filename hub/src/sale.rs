@@ -132,7 +132,7 @@ pub async fn run(out: &mut impl Write) -> anyhow::Result<SaleReport> {
     let seller_server = tokio::spawn(async move { axum::serve(listener, app).await });
     writeln!(out, "Seller sells nanoservices at {} ETH on {seller_url}/nanoservice", ether_text(price))?;
 
-    let http = reqwest::Client::new();
+    let http = ingrid_client_sdk::tls::http_client();
     let mut while_paying = 0;
     for round in 1..=ROUNDS {
         let v = buyer.propose_virtual(seller.address(), b, &[[milli(100), U256::ZERO]], 600, now() + 3600).await?;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use alloy::network::EthereumWallet;
 use alloy::providers::{Provider, ProviderBuilder};
 use anyhow::{Context, ensure};
+use axum_server::tls_rustls::RustlsConfig;
 use ingrid_client_sdk::Deployment;
 use ingrid_client_sdk::api::{AssetInfo, HubInfo};
 use ingrid_client_sdk::chain::Asset;
@@ -98,6 +99,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     // cached nonce is taken before gas estimation, so a transaction that fails to estimate
     // (a refutation the chain no longer needs, say) would burn it and hold back every later
     // transaction of the hub for good. Only the leader's outbox sends, one at a time.
+    // `https://` nodes: rustls on ring (the SDK installs it as the process's provider).
+    ingrid_client_sdk::tls::install_crypto_provider();
     let provider = ProviderBuilder::default()
         .with_gas_estimation()
         .with_simple_nonce_management()
@@ -170,23 +173,32 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         operator_apart: config.operator_listen.is_some(),
         metrics_apart: config.metrics_listen.is_some(),
     };
+    let tls = match &config.tls {
+        Some(tls) => Some(
+            RustlsConfig::from_pem_file(&tls.cert_file, &tls.key_file)
+                .await
+                .context("tls: reading cert_file and key_file")?,
+        ),
+        None => None,
+    };
     let mut tasks = Vec::new();
-    let (addr, http) = serve(config.listen, api::router_for(state.clone(), public), stopped.clone()).await?;
+    let (addr, http) =
+        serve(config.listen, api::router_for(state.clone(), public), tls.clone(), stopped.clone()).await?;
     tasks.push(http);
-    let apart = |listen: Option<SocketAddr>, listener| {
+    let apart = |listen: Option<SocketAddr>, listener, tls: Option<RustlsConfig>| {
         let (state, stopped) = (state.clone(), stopped.clone());
         async move {
             match listen {
                 Some(listen) => {
-                    let (addr, task) = serve(listen, api::router_for(state, listener), stopped).await?;
+                    let (addr, task) = serve(listen, api::router_for(state, listener), tls, stopped).await?;
                     anyhow::Ok((Some(addr), Some(task)))
                 }
                 None => Ok((None, None)),
             }
         }
     };
-    let (operator_addr, operator_task) = apart(config.operator_listen, api::Listener::Operator).await?;
-    let (metrics_addr, metrics_task) = apart(config.metrics_listen, api::Listener::Metrics).await?;
+    let (operator_addr, operator_task) = apart(config.operator_listen, api::Listener::Operator, tls).await?;
+    let (metrics_addr, metrics_task) = apart(config.metrics_listen, api::Listener::Metrics, None).await?;
     tasks.extend(operator_task.into_iter().chain(metrics_task));
     // One probe before the first request, so a new process is ready when it says it is.
     probe_health(&pool, &hub).await;
@@ -217,24 +229,42 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     Ok(Running { addr, operator_addr, metrics_addr, hub, leading, stop, tasks })
 }
 
-/// Binds `listen` and serves `app` there until `stopped` turns true (requests in flight are
-/// finished). The peer's address reaches the limits layer.
+/// Binds `listen` and serves `app` there, over HTTPS with `tls`, until `stopped` turns true
+/// (requests in flight are finished). The peer's address reaches the limits layer.
 async fn serve(
     listen: SocketAddr,
     app: axum::Router,
+    tls: Option<RustlsConfig>,
     mut stopped: watch::Receiver<bool>,
 ) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
-    let task = tokio::spawn(async move {
-        let graceful = async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        };
-        let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(graceful).await {
-            tracing::error!(error = ?e, %addr, "http server failed");
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
+    let task = match tls {
+        None => tokio::spawn(async move {
+            let graceful = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(graceful).await {
+                tracing::error!(error = ?e, %addr, "http server failed");
+            }
+        }),
+        Some(tls) => {
+            let server = axum_server::from_tcp_rustls(listener.into_std()?, tls)?;
+            let handle = axum_server::Handle::new();
+            let shutdown = handle.clone();
+            tokio::spawn(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+                // Requests in flight get as long as a long poll may take.
+                shutdown.graceful_shutdown(Some(Duration::from_secs(30)));
+            });
+            tokio::spawn(async move {
+                if let Err(e) = server.handle(handle).serve(app).await {
+                    tracing::error!(error = ?e, %addr, "https server failed");
+                }
+            })
         }
-    });
+    };
     Ok((addr, task))
 }
 

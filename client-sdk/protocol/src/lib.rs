@@ -8,6 +8,8 @@
 //!   adjudicator computes them.
 //! - [`validate`]: pure checks of a proposed channel update.
 //! - [`error`]: [`ProtocolError`], the one refusal type of the decisions (kind, code, message).
+//! - [`login`]: the one form of a hub's login challenge, and the checks a client makes before
+//!   signing one.
 //! - [`role`]: [`Role`], a participant of a two-party channel (first or second; its peer).
 //! - [`machine`]: the life cycles (basic channel, virtual channel, top-up) as transition
 //!   functions of status and event.
@@ -16,6 +18,7 @@
 
 pub mod bindings;
 pub mod error;
+pub mod login;
 pub mod machine;
 #[cfg(feature = "openapi")]
 pub mod openapi;

@@ -11,8 +11,6 @@
 //! ([`Wallet::resync`], e.g. from a [`PaymentRefusal::WrongVersion`]). A payment whose
 //! receipt was lost can be sent again unchanged with [`Wallet::pending_payment`].
 
-use std::time::Duration;
-
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::DynProvider;
 use alloy::signers::local::PrivateKeySigner;
@@ -165,7 +163,8 @@ fn internal(error: impl std::fmt::Display) -> PaymentRefusal {
 
 impl Wallet {
     /// A wallet from its parts, without contacting the hub (`hub` should be logged in for
-    /// the operations that use it; direct payments never do).
+    /// the operations that use it; direct payments never do). It trusts the deployment `info`
+    /// names, as [`crate::wallet::Trust::UnpinnedHubDeployment`] does.
     pub fn from_parts(
         key: PrivateKeySigner,
         hub: HubClient,
@@ -173,7 +172,8 @@ impl Wallet {
         store: ChannelStore,
         provider: DynProvider,
     ) -> Wallet {
-        Wallet { key, hub, info, store, provider, poll: Duration::from_millis(100), lock: tokio::sync::Mutex::new(()) }
+        let trusted = crate::trust::TrustedDeployment::from_hub_info(&info);
+        Wallet::assemble(key, hub, info, store, provider, trusted)
     }
 
     /// Pays the peer `amount` of asset `asset` in virtual channel `id`: signs the next state

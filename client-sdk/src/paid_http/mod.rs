@@ -180,7 +180,7 @@ mod tests {
     #[tokio::test]
     async fn twenty_paid_gets_through_the_layer() {
         let (p, hits, url, received, served) = setup().await;
-        let buyer = PayingClient::new(reqwest::Client::new(), p.alice.clone(), p.id, eth());
+        let buyer = PayingClient::new(crate::tls::http_client(), p.alice.clone(), p.id, eth());
         let data = format!("{url}/data");
         for i in 1..=20u64 {
             let answer = buyer.get(&data).await.expect("paid get");
@@ -203,7 +203,7 @@ mod tests {
     #[tokio::test]
     async fn bad_payments_are_refused_with_a_reason_and_never_served() {
         let (p, hits, url, _, served) = setup().await;
-        let http = reqwest::Client::new();
+        let http = crate::tls::http_client();
         let data = format!("{url}/data");
         let send = |payment: Option<HeaderValue>| {
             let mut request = http.get(&data);
@@ -265,7 +265,7 @@ mod tests {
     #[tokio::test]
     async fn the_paying_client_recovers_from_lost_receipts_and_lost_payments() {
         let (p, hits, url, _, served) = setup().await;
-        let buyer = PayingClient::new(reqwest::Client::new(), p.alice.clone(), p.id, eth());
+        let buyer = PayingClient::new(crate::tls::http_client(), p.alice.clone(), p.id, eth());
         let data = format!("{url}/data");
 
         // A payment the seller took whose receipt was lost: 409, resync, 402, pay.
@@ -295,11 +295,11 @@ mod tests {
     #[tokio::test]
     async fn the_seller_answers_a_close_over_http() {
         let (p, hits, url, _, _) = setup().await;
-        let buyer = PayingClient::new(reqwest::Client::new(), p.alice.clone(), p.id, eth());
+        let buyer = PayingClient::new(crate::tls::http_client(), p.alice.clone(), p.id, eth());
         for _ in 0..5 {
             buyer.get(&format!("{url}/data")).await.expect("get");
         }
-        let http = reqwest::Client::new();
+        let http = crate::tls::http_client();
         let close = p.alice.close_request(p.id).await.expect("close request");
         let response = http.post(format!("{url}/ingrid/close")).json(&close).send().await.expect("send");
         assert_eq!(response.status(), StatusCode::OK);
@@ -400,7 +400,7 @@ mod tests {
         let (hub, accepted) = proposal_hub(&p, vec![good.clone(), seller_pays.clone(), too_large.clone()]).await;
         Arc::get_mut(&mut p.bob).expect("sole owner").hub = HubClient::new(&hub);
         let (url, _, _) = shop(p.bob.clone(), p.parents[1].id()).await;
-        let http = reqwest::Client::new();
+        let http = crate::tls::http_client();
         let notify = |id: B256| http.post(format!("{url}/ingrid/proposals")).json(&ProposalNotice { id }).send();
 
         for (view, code) in [(&seller_pays, "seller_deposit"), (&too_large, "deposit_too_large")] {

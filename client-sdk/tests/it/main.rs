@@ -1,3 +1,6 @@
 //! Integration tests of the client SDK against Ingrid's contracts on a real anvil chain.
 
 mod contracts;
+mod retry;
+mod tls;
+mod trust;

@@ -498,7 +498,7 @@ pub(crate) async fn close_channel(
 
 /// `ingrid admin <command>`: calls the operator API of the hub at `url` and prints its JSON.
 pub async fn run_cli(url: &str, token: &str, method: reqwest::Method, path: &str) -> anyhow::Result<String> {
-    let response = reqwest::Client::new()
+    let response = ingrid_client_sdk::tls::http_client()
         .request(method, format!("{}{path}", url.trim_end_matches('/')))
         .bearer_auth(token)
         .send()

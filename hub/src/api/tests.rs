@@ -42,9 +42,10 @@ pub(crate) fn offline_state_with(limits: crate::config::LimitsConfig) -> AppStat
         limits: limits::Limits::new(&limits),
         readiness: Default::default(),
         refresh: Duration::from_secs(1),
-        provider: alloy::providers::Provider::erased(
-            alloy::providers::ProviderBuilder::new().connect_http("http://127.0.0.1:1".parse().expect("url")),
-        ),
+        provider: alloy::providers::Provider::erased({
+            ingrid_client_sdk::tls::install_crypto_provider();
+            alloy::providers::ProviderBuilder::new().connect_http("http://127.0.0.1:1".parse().expect("url"))
+        }),
     };
     let pool = sqlx::PgPool::connect_lazy("postgres://localhost:1/unused").expect("lazy pool");
     AppState { pool, hub: Arc::new(hub) }

@@ -17,7 +17,7 @@ use crate::harness::{Env, ether};
 /// Fails unless `result` is a refusal with `status` and `code`.
 fn refused<T: std::fmt::Debug>(result: Result<T, ClientError>, status: u16, code: &str) -> anyhow::Result<()> {
     match result {
-        Err(ClientError::Refused { status: s, body }) if s == status && body.error == code => Ok(()),
+        Err(ClientError::Refused { status: s, body, .. }) if s == status && body.error == code => Ok(()),
         other => anyhow::bail!("expected {status} {code}, got {other:?}"),
     }
 }
@@ -97,7 +97,7 @@ async fn bad_requests_are_refused_with_a_reason_and_change_nothing() -> anyhow::
     w.expect_unchanged(401, "unauthorized", HubClient::new(&w.url).with_token("forged").channels()).await?;
 
     // A challenge signed by another key, an altered challenge, a replayed challenge.
-    let http = reqwest::Client::new();
+    let http = ingrid_client_sdk::tls::http_client();
     let challenge: serde_json::Value = http
         .post(format!("{}/v1/auth/challenge", w.url))
         .json(&ChallengeRequest { address: alice_key.address() })

@@ -144,7 +144,7 @@ async fn the_hub_deposits_after_the_client_and_caps_unfunded_channels() -> anyho
     let before = rows().await?;
     assert_eq!(before, (2, 0), "two channels and no deposit of the hub queued");
     match wallet.hub().open_channel(&request(3)?, None).await {
-        Err(ClientError::Refused { status: 409, body }) => {
+        Err(ClientError::Refused { status: 409, body, .. }) => {
             assert_eq!(body.error, "too_many_unfunded", "{}", body.message);
             assert!(body.message.contains("at most 2"), "{}", body.message);
         }

@@ -48,7 +48,7 @@ async fn ingrid_dev_serves_a_client_end_to_end_and_stops_cleanly() -> anyhow::Re
     let operator_token = operator_token.ok_or_else(|| anyhow::anyhow!("ingrid dev printed no operator token"))?;
     ingrid_hub::config::check_operator_token(&operator_token)?;
     // The operator reloads the policy from the file `ingrid dev` wrote.
-    let reload = reqwest::Client::new()
+    let reload = ingrid_client_sdk::tls::http_client()
         .post(format!("http://127.0.0.1:{port}/v1/admin/reload"))
         .bearer_auth(&operator_token)
         .send()

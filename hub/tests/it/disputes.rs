@@ -375,7 +375,7 @@ async fn alice_and_bob_register_different_states_of_their_virtual_channel() -> a
 async fn the_watcher_leader_dies_and_the_other_hub_process_takes_over() -> anyhow::Result<()> {
     let env = Env::new(OUTSIDER + 1).await?;
     let (mut hubs, urls) = spawn_replicas(&env, 2).await?;
-    let http = reqwest::Client::new();
+    let http = ingrid_client_sdk::tls::http_client();
     let leaders = || async {
         let mut out = Vec::new();
         for url in &urls {
@@ -497,6 +497,7 @@ async fn two_final_states_of_a_virtual_channel_cannot_make_the_hub_pay_twice() -
             Err(ingrid_client_sdk::wallet::WalletError::Hub(ingrid_client_sdk::client::ClientError::Refused {
                 status: 409,
                 body,
+                ..
             })) if body.error == "virtual_in_dispute" => {
                 advance_chain(env, 1).await?;
                 Ok(false)
@@ -504,6 +505,7 @@ async fn two_final_states_of_a_virtual_channel_cannot_make_the_hub_pay_twice() -
             Err(ingrid_client_sdk::wallet::WalletError::Hub(ingrid_client_sdk::client::ClientError::Refused {
                 status: 409,
                 body,
+                ..
             })) if body.error == "parent_not_open" => Ok(true),
             Err(e) => Err(e.into()),
         }

@@ -58,7 +58,7 @@ async fn proposals_count_against_their_proposer_only_and_stop_counting_when_they
     let waiting = bob.hub().wait_virtual_channel(v, VirtualStatus::Proposed, Duration::from_secs(3));
     let second = async {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let answer = reqwest::Client::new()
+        let answer = ingrid_client_sdk::tls::http_client()
             .get(format!("{url}/v1/virtual-channels/{v}?unlessStatus=proposed&waitMs=3000"))
             .bearer_auth(bob.hub().token().unwrap_or_default())
             .send()
@@ -81,7 +81,7 @@ async fn proposals_count_against_their_proposer_only_and_stop_counting_when_they
     let mut cursor: Option<String> = None;
     loop {
         let query = cursor.as_ref().map(|c| format!("&cursor={c}")).unwrap_or_default();
-        let request = reqwest::Client::new().get(format!("{url}/v1/virtual-channels?limit=1{query}"));
+        let request = ingrid_client_sdk::tls::http_client().get(format!("{url}/v1/virtual-channels?limit=1{query}"));
         let page: ingrid_client_sdk::api::VirtualList = request.bearer_auth(&token).send().await?.json().await?;
         seen.extend(page.channels.iter().map(|c| c.id));
         if seen.len() == 1 {
@@ -93,7 +93,7 @@ async fn proposals_count_against_their_proposer_only_and_stop_counting_when_they
         }
     }
     assert_eq!(seen, vec![v, floods[1], floods[0]], "newest first, each once, none pushed out of reach");
-    let bad = reqwest::Client::new()
+    let bad = ingrid_client_sdk::tls::http_client()
         .get(format!("{url}/v1/virtual-channels?cursor=12.zz"))
         .bearer_auth(&token)
         .send()
@@ -137,7 +137,12 @@ async fn a_login_beyond_the_cap_of_sessions_ends_the_oldest() -> anyhow::Result<
         let url = url.clone();
         async move {
             anyhow::Ok(
-                reqwest::Client::new().get(format!("{url}/v1/channels")).bearer_auth(token).send().await?.status(),
+                ingrid_client_sdk::tls::http_client()
+                    .get(format!("{url}/v1/channels"))
+                    .bearer_auth(token)
+                    .send()
+                    .await?
+                    .status(),
             )
         }
     };
@@ -171,7 +176,7 @@ async fn a_clients_rate_is_limited_across_its_sessions_and_others_are_not_touche
         }
     };
     let (alice_1, alice_2, bob) = (login(1).await?, login(1).await?, login(2).await?);
-    let http = reqwest::Client::new();
+    let http = ingrid_client_sdk::tls::http_client();
     for token in [&alice_1, &alice_2, &alice_1] {
         assert_eq!(http.get(format!("{url}/v1/channels")).bearer_auth(token).send().await?.status(), StatusCode::OK);
     }

@@ -113,7 +113,7 @@ async fn the_operator_api_and_the_metrics_listen_apart() -> anyhow::Result<()> {
         format!("http://{}", hub.operator_addr.expect("operator address")),
         format!("http://{}", hub.metrics_addr.expect("metrics address")),
     );
-    let http = reqwest::Client::new();
+    let http = ingrid_client_sdk::tls::http_client();
     let get = |url: String| {
         let http = http.clone();
         async move { anyhow::Ok(http.get(url).bearer_auth(crate::harness::OPERATOR_TOKEN).send().await?.status().as_u16()) }

@@ -17,8 +17,11 @@ use crate::harness::{
 const WAIT: Duration = Duration::from_secs(60);
 
 async fn admin(url: &str, method: reqwest::Method, path: &str) -> anyhow::Result<(u16, serde_json::Value)> {
-    let response =
-        reqwest::Client::new().request(method, format!("{url}{path}")).bearer_auth(OPERATOR_TOKEN).send().await?;
+    let response = ingrid_client_sdk::tls::http_client()
+        .request(method, format!("{url}{path}"))
+        .bearer_auth(OPERATOR_TOKEN)
+        .send()
+        .await?;
     Ok((response.status().as_u16(), response.json().await?))
 }
 
@@ -27,7 +30,7 @@ async fn the_operator_pauses_reads_collateral_and_closes_a_channel() -> anyhow::
     let env = Env::new(3).await?;
     let hub = env.start_hub().await?;
     let url = format!("http://{}", hub.addr);
-    let http = reqwest::Client::new();
+    let http = ingrid_client_sdk::tls::http_client();
 
     // Readiness and request ids.
     let ready = http.get(format!("{url}/readyz")).send().await?;
@@ -50,7 +53,7 @@ async fn the_operator_pauses_reads_collateral_and_closes_a_channel() -> anyhow::
     assert_eq!((status, body["virtualChannelsPaused"].as_bool()), (200, Some(true)));
     let before = env.snapshot().await?;
     match alice.propose_virtual(bob.address(), x, &[[ether(2), ether(3)]], 600, now() + 3600).await {
-        Err(ingrid_client_sdk::wallet::WalletError::Hub(ClientError::Refused { status: 409, body })) => {
+        Err(ingrid_client_sdk::wallet::WalletError::Hub(ClientError::Refused { status: 409, body, .. })) => {
             assert_eq!(body.error, "virtual_channels_paused")
         }
         other => anyhow::bail!("expected 409 virtual_channels_paused, got {other:?}"),

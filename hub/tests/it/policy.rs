@@ -50,7 +50,7 @@ impl PolicyHub {
         self.config.assets[0].virtual_policy = policy;
         self.config.channels.max_virtual_per_client = max_per_client;
         std::fs::write(&self.file, toml::to_string(&self.config)?)?;
-        let answer = reqwest::Client::new()
+        let answer = ingrid_client_sdk::tls::http_client()
             .post(format!("{}/v1/admin/reload", self.url))
             .bearer_auth(OPERATOR_TOKEN)
             .send()
@@ -71,7 +71,7 @@ pub(crate) async fn refused<T: std::fmt::Debug>(
 ) -> anyhow::Result<()> {
     let before = env.snapshot().await?;
     match request.await {
-        Err(WalletError::Hub(ClientError::Refused { status: s, body }))
+        Err(WalletError::Hub(ClientError::Refused { status: s, body, .. }))
             if s == status && body.error == code && body.message.contains(numbers) => {}
         other => anyhow::bail!("expected {status} {code} naming {numbers:?}, got {other:?}"),
     }

@@ -82,7 +82,7 @@ async fn a_real_prometheus_scrapes_the_hub_and_every_panel_and_alert_works() -> 
         .kill_on_drop(true)
         .spawn()?;
     let prometheus = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
+    let http = ingrid_client_sdk::tls::http_client();
 
     // The workload: basic channels, a virtual channel opened, paid in and closed, a refusal.
     let eth = env.eth().holder;

@@ -32,7 +32,7 @@ impl World {
     ) -> anyhow::Result<()> {
         let before = self.env.snapshot().await?;
         match request.await {
-            Err(ClientError::Refused { status: s, body }) if s == status && body.error == code => {}
+            Err(ClientError::Refused { status: s, body, .. }) if s == status && body.error == code => {}
             other => anyhow::bail!("expected {status} {code}, got {other:?}"),
         }
         anyhow::ensure!(self.env.snapshot().await? == before, "a refused request ({code}) changed the database");
@@ -270,7 +270,7 @@ async fn close_with_one_side_offline_and_expiry() -> anyhow::Result<()> {
     };
     let before = env.snapshot().await?;
     match alice.hub().close_virtual(v, &forged, None).await {
-        Err(ClientError::Refused { status: 422, body }) => assert_eq!(body.error, "bad_signature"),
+        Err(ClientError::Refused { status: 422, body, .. }) => assert_eq!(body.error, "bad_signature"),
         other => anyhow::bail!("expected 422 bad_signature, got {other:?}"),
     }
     assert_eq!(env.snapshot().await?, before, "the refused close changed nothing");

@@ -143,7 +143,7 @@ async fn concurrent_opens_never_over_lock_the_hubs_coins() -> anyhow::Result<()>
     };
     let before = env.snapshot().await?;
     match bob.hub().accept_virtual(view.id, &accept, None).await {
-        Err(ClientError::Refused { status: 409, body }) => assert_eq!(body.error, "insufficient_hub_balance"),
+        Err(ClientError::Refused { status: 409, body, .. }) => assert_eq!(body.error, "insufficient_hub_balance"),
         other => anyhow::bail!("expected 409 insufficient_hub_balance, got {other:?}"),
     }
     assert_eq!(env.snapshot().await?, before);

@@ -164,7 +164,7 @@ pub fn refusal(e: impl std::fmt::Display) -> Outcome {
 
 fn hub_refusal(e: ClientError) -> Outcome {
     match &e {
-        ClientError::Refused { status, body } => Outcome::Refused(format!("{status} {}", body.error)),
+        ClientError::Refused { status, body, .. } => Outcome::Refused(format!("{status} {}", body.error)),
         _ => refusal(e),
     }
 }
@@ -1355,7 +1355,7 @@ impl World {
 
     fn bad_answer(&mut self, what: &str, answer: Result<(B256, u64, Bytes), ClientError>) -> Outcome {
         match answer {
-            Err(ClientError::Refused { status, body }) if (400..500).contains(&status) => {
+            Err(ClientError::Refused { status, body, .. }) if (400..500).contains(&status) => {
                 Outcome::Done(format!("{what}: refused {status} {}", body.error))
             }
             Err(e) => Outcome::Refused(format!("{what}: {e}")),

@@ -38,7 +38,7 @@ impl Spawner {
             .stderr(Stdio::from(log))
             .kill_on_drop(true)
             .spawn()?;
-        let http = reqwest::Client::new();
+        let http = ingrid_client_sdk::tls::http_client();
         let url = self.url.clone();
         let answered = wait_until(Duration::from_secs(30), "the hub to answer", || async {
             Ok(http.get(format!("{url}/healthz")).send().await.is_ok_and(|r| r.status().is_success()))
@@ -138,7 +138,7 @@ impl HubProc {
 
 /// The hub's Prometheus metrics without labels, by name.
 pub async fn metrics(url: &str) -> anyhow::Result<std::collections::HashMap<String, f64>> {
-    let text = reqwest::Client::new()
+    let text = ingrid_client_sdk::tls::http_client()
         .get(format!("{url}/metrics"))
         .timeout(Duration::from_secs(5))
         .send()

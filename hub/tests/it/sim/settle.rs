@@ -282,7 +282,7 @@ impl World {
 
     /// The hub's pending outbox entries, from its operator API (kind, attempts, last error).
     async fn pending_outbox(&self) -> anyhow::Result<String> {
-        let list: serde_json::Value = reqwest::Client::new()
+        let list: serde_json::Value = ingrid_client_sdk::tls::http_client()
             .get(format!("{}/v1/admin/outbox", self.hub.url))
             .bearer_auth(crate::harness::OPERATOR_TOKEN)
             .send()

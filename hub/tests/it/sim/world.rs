@@ -61,6 +61,7 @@ pub fn fmt_units(x: U256) -> String {
 /// waits in the node's queue behind the gap for ever.)
 pub fn provider(env: &Env, key: &alloy::signers::local::PrivateKeySigner) -> DynProvider {
     use alloy::providers::ProviderBuilder;
+    ingrid_client_sdk::tls::install_crypto_provider();
     ProviderBuilder::new()
         .disable_recommended_fillers()
         .with_gas_estimation()
@@ -352,7 +353,7 @@ impl World {
     /// The hub's pending refutations, and registrations already tried (in flight or leased),
     /// from its operator API.
     async fn hub_dispute_work(&self) -> anyhow::Result<Vec<String>> {
-        let list: serde_json::Value = reqwest::Client::new()
+        let list: serde_json::Value = ingrid_client_sdk::tls::http_client()
             .get(format!("{}/v1/admin/outbox?limit=1000", self.hub.url))
             .bearer_auth(crate::harness::OPERATOR_TOKEN)
             .timeout(Duration::from_secs(5))
