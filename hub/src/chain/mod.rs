@@ -14,6 +14,7 @@
 mod context;
 pub mod disputes;
 pub mod outbox;
+mod reorg;
 mod watcher;
 
 pub use context::Chain;
