@@ -10,6 +10,16 @@ use ingrid_client_sdk::wallet::Deposit;
 
 use crate::harness::{Env, ether, mine_until, now, wait_until};
 
+/// The block of the first deposit into `channel` the hub ingested.
+async fn first_deposit_block(env: &Env, channel: alloy::primitives::B256) -> anyhow::Result<u64> {
+    let block: i64 =
+        sqlx::query_scalar("SELECT min(block_number) FROM chain_events WHERE channel_id = $1 AND name = 'Deposited'")
+            .bind(channel.as_slice())
+            .fetch_one(&env.pool)
+            .await?;
+    Ok(block as u64)
+}
+
 /// Issue 13: a chain reorganisation deeper than the confirmation depth replaces the blocks of
 /// Alice's deposit (and of the hub's matching one). The hub notices the replaced blocks,
 /// undoes what it ingested from them and puts Alice's channel back to `funding` with nothing
@@ -50,12 +60,7 @@ async fn a_deposit_a_reorganisation_takes_away_leaves_its_channel_unfunded_and_l
     let v = bob.propose_virtual(alice.address(), y, &[[ether(1), ether(1)]], 600, now() + 3600).await?;
 
     // The chain replaces every block from Alice's deposit on with empty ones.
-    let deposit_block: i64 =
-        sqlx::query_scalar("SELECT min(block_number) FROM chain_events WHERE channel_id = $1 AND name = 'Deposited'")
-            .bind(x.as_slice())
-            .fetch_one(&env.pool)
-            .await?;
-    let deposit_block = deposit_block as u64;
+    let deposit_block = first_deposit_block(&env, x).await?;
     let head = chain.get_block_number().await?;
     assert!(head >= deposit_block + 2, "the deposit was buried deeper than the confirmation depth");
     let hash_at = |n: u64| {
@@ -233,11 +238,7 @@ async fn an_acceptance_before_the_watcher_notices_a_reorganisation_locks_nothing
     let y = crate::harness::open_basic(&bob, eth, 5, 4).await?;
     let x = crate::harness::open_basic(&alice, eth, 3, 3).await?;
     let v = bob.propose_virtual(alice.address(), y, &[[ether(1), ether(1)]], 600, now() + 3600).await?;
-    let deposit_block: i64 =
-        sqlx::query_scalar("SELECT min(block_number) FROM chain_events WHERE channel_id = $1 AND name = 'Deposited'")
-            .bind(x.as_slice())
-            .fetch_one(&env.pool)
-            .await?;
+    let deposit_block = first_deposit_block(&env, x).await?;
     hub.stop().await;
     drop((alice, bob));
     // A block the next hub's first poll ingests: when its cursor reaches it, that poll is done.
@@ -260,7 +261,7 @@ async fn an_acceptance_before_the_watcher_notices_a_reorganisation_locks_nothing
     let alice = env.wallet(&url, 1).await?;
 
     // Alice's deposit (and the hub's into X) are replaced; the books have not noticed.
-    let depth = chain.get_block_number().await? - deposit_block as u64 + 1;
+    let depth = chain.get_block_number().await? - deposit_block + 1;
     chain.anvil_reorg(ReorgOptions { depth, tx_block_pairs: vec![] }).await?;
     let holds = |who| ingrid_client_sdk::chain::holdings(&chain, eth, x, who);
     assert!(holds(alice.address()).await?.is_zero(), "Alice's deposit is gone from the chain");

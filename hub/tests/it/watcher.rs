@@ -131,24 +131,7 @@ async fn no_event_payload_stops_ingestion() -> anyhow::Result<()> {
     let real = wallet.open_channel(&[Deposit { asset: eth, mine: ether(1), hub: ether(1) }], 3600).await?;
     wallet.wait_until_open(real, Duration::from_secs(60)).await?;
     hub.stop().await;
-    let config = env.config();
-    let chain = ingrid_hub::chain::Chain {
-        provider: env.provider(&env.hub_key),
-        deployment: env.stack.contracts.deployment,
-        assets: env
-            .stack
-            .assets
-            .iter()
-            .map(|a| ingrid_client_sdk::chain::Asset { holder: a.holder, token: a.token })
-            .collect(),
-        key: env.hub_key.clone(),
-        confirmations: 0,
-        start_block: 0,
-        poll: Duration::from_millis(100),
-        head: Default::default(),
-        settle_grace: config.channels.settle_grace,
-        fee_bump_after: Duration::from_secs(5),
-    };
+    let chain = env.chain();
     let adjudicator = env.stack.contracts.deployment.adjudicator;
 
     let u256 = || any::<[u8; 32]>().prop_map(U256::from_be_bytes);
