@@ -161,6 +161,9 @@ pub(super) async fn parent_snapshot(
     Ok((latest, in_dispute))
 }
 
+/// The longest the hub waits for the chain's holdings of an acceptance's parents.
+const CHAIN_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Before the hub locks coins in `parents` (open ones): the chain still holds every opening
 /// deposit the hub counted for them. The watcher undoes a deposit that a reorganisation took
 /// away, but only at its next poll; this closes that window. The refusal names no channel and
@@ -176,8 +179,10 @@ pub(super) async fn check_funding_on_chain(
         let holder = ingrid_client_sdk::bindings::eth_holder::EthAssetHolder::new(d.asset, provider);
         holder.holdings(ingrid_client_sdk::state::funding_id(d.channel, d.participant)).call().await
     });
-    let held = futures::future::try_join_all(reads)
+    // The parents' rows are locked meanwhile: a node that does not answer fails the request.
+    let held = tokio::time::timeout(CHAIN_READ_TIMEOUT, futures::future::try_join_all(reads))
         .await
+        .map_err(|_| ApiError::Internal(anyhow::anyhow!("the chain node did not answer the holdings read in time")))?
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("reading the parents' holdings")))?;
     if let Some((d, held)) = deposits.iter().zip(held).find(|(d, held)| *held < d.required) {
         tracing::warn!(

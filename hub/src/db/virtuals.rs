@@ -294,16 +294,16 @@ pub struct RequiredDeposit {
     pub required: U256,
 }
 
-/// The opening deposits of the basic channels `ids` (those above zero).
+/// The opening deposits of the basic channels `ids` (those above zero): what opened them,
+/// without the collateral top-ups since (those are standbys, not deposits).
 pub async fn opening_deposits(db: &mut PgConnection, ids: &[B256]) -> sqlx::Result<Vec<RequiredDeposit>> {
     let keys: Vec<Vec<u8>> = ids.iter().map(|id| id.to_vec()).collect();
-    let rows = sqlx::query(
-        "SELECT channel_id, asset, participant, required::text AS required FROM channel_funding
-         WHERE channel_id = ANY($1) AND required > 0 ORDER BY channel_id, asset, participant",
-    )
-    .bind(&keys)
-    .fetch_all(db)
-    .await?;
+    let opening = super::blocks::OPENING_REQUIRED;
+    let sql = format!(
+        "SELECT f.channel_id, f.asset, f.participant, ({opening})::text AS required FROM channel_funding f
+         WHERE f.channel_id = ANY($1) AND ({opening}) > 0 ORDER BY f.channel_id, f.asset, f.participant"
+    );
+    let rows = sqlx::query(&sql).bind(&keys).fetch_all(db).await?;
     rows.iter()
         .map(|r| {
             Ok(RequiredDeposit {

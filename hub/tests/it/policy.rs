@@ -491,6 +491,14 @@ async fn a_busy_channel_is_topped_up_once_the_deposit_is_on_chain() -> anyhow::R
     assert!(bob.hub().channel(y).await?.top_up.is_none());
     assert!(!bob.accept_top_up(y).await?, "applied once");
 
+    // Y, topped up, still takes new virtual channels: what opened it is on chain (the top-up
+    // is a standby, not a deposit, and the hub's check before it locks coins knows that).
+    let v2 = alice.propose_virtual(bob.address(), x, &[[ether(1), ether(1)]], 600, now() + 3600).await?;
+    let p = bob.proposals().await?.into_iter().find(|p| p.id == v2).expect("proposal");
+    bob.accept_virtual(&p, y).await?;
+    alice.wait_virtual_open(v2, WAIT).await?;
+    close_virtual(&alice, &bob, v2, y).await?;
+
     // Close V and Y: Y's total of 11 is paid out in full.
     close_virtual(&alice, &bob, v, y).await?;
     bob.close(y).await?;
