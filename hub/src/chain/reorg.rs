@@ -106,11 +106,18 @@ impl Chain {
                 ForkStep::Replaced { kept } => break kept,
             }
         };
-        let finalized = self.finalized().await;
-        if let (Some(f), Some(k)) = (finalized, kept)
-            && k < f
+        // A node that replaces what it called final (or everything ingested, past its
+        // finalized block) is broken or lying: undoing the books on its word would put every
+        // channel back to funding. Ingestion stops instead (the lag alert fires) until an
+        // operator looks.
+        if let Some(f) = self.finalized().await
+            && kept.unwrap_or(0) < f
+            && f > self.start_block
         {
-            tracing::error!(kept = k, finalized = f, "the chain replaced blocks the node called finalized");
+            anyhow::bail!(
+                "the node replaced blocks at or below its finalized block {f} (highest remembered block it still \
+                 holds: {kept:?}); refusing to undo them: check the node"
+            );
         }
         tracing::warn!(
             replaced = top.0,
@@ -146,20 +153,23 @@ impl Chain {
         let reorg = db::insert_reorg(&mut tx, kept, replaced).await?;
         let undone = db::take_events_above(&mut tx, kept, reorg).await?;
         db::rewind_cursor(&mut tx, CURSOR, kept).await?;
-        let mut touched = BTreeSet::new();
+        let (mut touched, mut disputed) = (BTreeSet::new(), BTreeSet::new());
         for e in undone.iter().filter(|e| !e.skipped) {
             match (e.name.as_str(), e.channel) {
                 ("Deposited" | "StandbyDeposited", Some(channel)) => {
                     touched.insert(channel);
                 }
-                ("Registered" | "Refuted" | "Concluded", channel) => tracing::error!(
-                    block = e.block_number,
-                    event = e.name,
-                    channel = ?channel,
-                    reorg,
-                    "a registration or conclusion the hub had acted on was undone by a chain reorganisation: \
-                     the books keep it; see chain_reorgs"
-                ),
+                ("Registered" | "Refuted" | "Concluded", channel) => {
+                    tracing::error!(
+                        block = e.block_number,
+                        event = e.name,
+                        channel = ?channel,
+                        reorg,
+                        "a registration or conclusion the hub had acted on was undone by a chain reorganisation: \
+                         the books keep it, and the hub's answers are armed again; see chain_reorgs"
+                    );
+                    disputed.extend(channel);
+                }
                 _ => {}
             }
         }
@@ -170,6 +180,9 @@ impl Chain {
             if self.rederive_funding(&mut tx, channel, reorg, &mut outbox).await? {
                 unfunded.push(channel);
             }
+        }
+        for &channel in &disputed {
+            rearm_dispute_answers(&mut tx, channel, reorg, &mut outbox).await?;
         }
         db::finish_reorg(&mut tx, reorg, &unfunded, &outbox).await?;
         let cursor = db::cursor_in(&mut tx, CURSOR).await?;
@@ -248,6 +261,34 @@ impl Chain {
         }
         Ok(unfunded)
     }
+}
+
+/// The hub's answers to a registration, refutation or conclusion of `channel` that a
+/// reorganisation undid: its refutations, registrations (of a virtual channel's parents too),
+/// conclusions and withdrawals that finished are armed again (the finished entry stays,
+/// renamed, and a pending copy takes its key). Each checks the chain before it sends, so one
+/// the new chain does not need does nothing; one whose transaction the reorganisation dropped
+/// is sent again.
+async fn rearm_dispute_answers(
+    tx: &mut PgConnection,
+    channel: B256,
+    reorg: i64,
+    outbox: &mut Vec<db::OutboxChange>,
+) -> anyhow::Result<()> {
+    const ANSWERS: [&str; 6] = ["refute", "refute_virtual", "register", "conclude", "conclude_final", "withdraw"];
+    let mut owners = vec![channel];
+    if let Some(v) = db::virtual_by_id(tx, channel, 0).await? {
+        owners.extend(v.locking_parents()); // the registrations of its parents
+    }
+    for owner in owners {
+        for entry in db::finished_entries(tx, owner, &ANSWERS).await? {
+            if let Some(status) = db::rearm_finished(tx, &entry.0, reorg).await? {
+                db::enqueue_again(tx, owner, &entry).await?;
+                outbox.push(db::OutboxChange { key: entry.0.clone(), status, change: "re-armed" });
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

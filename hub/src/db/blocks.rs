@@ -330,6 +330,46 @@ pub async fn rearm_finished(db: &mut PgConnection, key: &str, reorg: i64) -> sql
     .await
 }
 
+/// The hub's finished (done or failed) outbox entries about `channel` of the `kinds` given,
+/// as (key, kind, payload, priority), not counting entries re-armed before.
+pub async fn finished_entries(
+    db: &mut PgConnection,
+    channel: B256,
+    kinds: &[&str],
+) -> sqlx::Result<Vec<(String, String, serde_json::Value, i16)>> {
+    let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
+    sqlx::query_as(
+        "SELECT dedup_key, kind, payload, priority FROM outbox
+         WHERE channel_id = $1 AND kind = ANY($2) AND status <> 'pending'
+           AND dedup_key NOT LIKE '%:undone-by-reorg-%' ORDER BY id",
+    )
+    .bind(channel.as_slice())
+    .bind(&kinds)
+    .fetch_all(db)
+    .await
+}
+
+/// Enqueues an entry again as it was (key, kind, payload, priority) about `channel`, due now;
+/// a no-op if one with that key exists.
+pub async fn enqueue_again(
+    db: &mut PgConnection,
+    channel: B256,
+    (key, kind, payload, priority): &(String, String, serde_json::Value, i16),
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO outbox (dedup_key, kind, channel_id, payload, priority) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (dedup_key) DO NOTHING",
+    )
+    .bind(key)
+    .bind(kind)
+    .bind(channel.as_slice())
+    .bind(payload)
+    .bind(priority)
+    .execute(db)
+    .await
+    .map(|_| ())
+}
+
 /// What a reorganisation did to one outbox entry of the hub.
 #[derive(Debug, Clone, Serialize)]
 pub struct OutboxChange {

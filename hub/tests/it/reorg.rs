@@ -283,3 +283,128 @@ async fn an_acceptance_before_the_watcher_notices_a_reorganisation_locks_nothing
     hub.stop().await;
     Ok(())
 }
+
+/// A synthetic log of `data` from `address` in block `block` (hash `hash`), first in it.
+fn log_at(
+    address: alloy::primitives::Address,
+    data: alloy::primitives::LogData,
+    block: u64,
+    hash: alloy::primitives::B256,
+) -> alloy::rpc::types::Log {
+    alloy::rpc::types::Log {
+        inner: alloy::primitives::Log { address, data },
+        block_hash: Some(hash),
+        block_number: Some(block),
+        transaction_hash: Some(alloy::primitives::B256::repeat_byte(2)),
+        log_index: Some(0),
+        ..Default::default()
+    }
+}
+
+/// A stale registration of Alice's channel that the hub refuted, both undone by a deep
+/// reorganisation: the hub's finished answers (refutation, conclusion, withdrawal) are armed
+/// again under their keys, so if the new chain carries the registration but not the hub's
+/// refutation, the hub refutes again (each answer checks the chain before it sends).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hubs_answers_to_an_undone_registration_are_armed_again() -> anyhow::Result<()> {
+    use alloy::primitives::B256;
+    use alloy::sol_types::SolEvent;
+    use ingrid_client_sdk::bindings::adjudicator::Adjudicator::Registered;
+
+    let env = Env::new(2).await?;
+    let hub = env.start_hub().await?;
+    let alice = env.wallet(&format!("http://{}", hub.addr), 1).await?;
+    let eth = env.eth().holder;
+    let x = crate::harness::open_basic(&alice, eth, 2, 2).await?;
+    alice.pay_hub(x, eth, ether(1)).await?; // the hub's latest is version 1
+    hub.stop().await;
+    let chain = env.chain();
+
+    // Alice registers version 0 (synthetic, far above the chain's head): the hub plans its answers.
+    let record = alice.store().load(x)?.expect("X");
+    let mut stale = record.latest.state.clone();
+    stale.version = 0;
+    let cursor: i64 =
+        sqlx::query_scalar("SELECT block FROM chain_cursor WHERE name = 'events'").fetch_one(&env.pool).await?;
+    let block = cursor as u64 + 1_000;
+    let replaced = B256::repeat_byte(0xcd);
+    let registered =
+        Registered { channelId: x, parentId: B256::ZERO, timeout: 1, params: record.params.clone(), state: stale };
+    let adjudicator = env.stack.contracts.deployment.adjudicator;
+    chain
+        .ingest_logs(
+            &env.pool,
+            &[log_at(adjudicator, registered.encode_log_data(), block, replaced)],
+            block,
+            Some(replaced),
+        )
+        .await?;
+    let answers = || async {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT dedup_key, status::text FROM outbox WHERE channel_id = $1 AND kind <> 'deposit' ORDER BY id",
+        )
+        .bind(x.as_slice())
+        .fetch_all(&env.pool)
+        .await?;
+        anyhow::Ok(rows)
+    };
+    let planned = answers().await?;
+    assert!(planned.iter().any(|(k, _)| *k == format!("refute:{x}:0")), "the hub refutes: {planned:?}");
+    // The answers were sent and mined (on the branch about to be replaced).
+    sqlx::query("UPDATE outbox SET status = 'done' WHERE channel_id = $1 AND kind <> 'deposit'")
+        .bind(x.as_slice())
+        .execute(&env.pool)
+        .await?;
+
+    // The block is replaced: each finished answer stays, renamed, and a pending copy takes its key.
+    chain.undo_above(&env.pool, Some(block - 1), (block, replaced)).await?;
+    let after = answers().await?;
+    for (key, _) in &planned {
+        assert!(after.iter().any(|(k, s)| k == key && s == "pending"), "{key} armed again: {after:?}");
+        assert!(
+            after.iter().any(|(k, s)| k.starts_with(&format!("{key}:undone-by-reorg-")) && s == "done"),
+            "{key}'s finished entry kept: {after:?}"
+        );
+    }
+    let changes: String = sqlx::query_scalar("SELECT outbox::text FROM chain_reorgs ORDER BY id DESC LIMIT 1")
+        .fetch_one(&env.pool)
+        .await?;
+    assert!(changes.contains(&format!("refute:{x}:0")), "recorded: {changes}");
+    Ok(())
+}
+
+/// A node that replaces blocks it called finalized (anvil calls the block 64 below its head
+/// finalized) is not believed: the hub undoes nothing, keeps X open, and stops ingesting
+/// rather than put its channels back to funding on that node's word.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reorganisation_below_the_finalized_block_is_refused() -> anyhow::Result<()> {
+    use alloy::providers::Provider;
+    use alloy::rpc::types::anvil::ReorgOptions;
+
+    let env = Env::new(2).await?;
+    let hub = env.start_hub().await?;
+    let alice = env.wallet(&format!("http://{}", hub.addr), 1).await?;
+    let eth = env.eth().holder;
+    let x = crate::harness::open_basic(&alice, eth, 2, 2).await?;
+    let chain = env.provider(&env.hub_key);
+    chain.anvil_mine(Some(80), None).await?;
+    let head = chain.get_block_number().await?;
+    let cursor = || async {
+        let c: i64 =
+            sqlx::query_scalar("SELECT block FROM chain_cursor WHERE name = 'events'").fetch_one(&env.pool).await?;
+        anyhow::Ok(c as u64)
+    };
+    wait_until(Duration::from_secs(60), "the watcher at the head", || async { Ok(cursor().await? >= head) }).await?;
+
+    let deposit_block = first_deposit_block(&env, x).await?;
+    chain.anvil_reorg(ReorgOptions { depth: head - deposit_block + 1, tx_block_pairs: vec![] }).await?;
+    assert!(ingrid_client_sdk::chain::holdings(&chain, eth, x, alice.address()).await?.is_zero());
+    chain.anvil_mine(Some(3), None).await?;
+    tokio::time::sleep(Duration::from_millis(1500)).await; // many polls of the watcher
+    let reorgs: i64 = sqlx::query_scalar("SELECT count(*) FROM chain_reorgs").fetch_one(&env.pool).await?;
+    assert_eq!(reorgs, 0, "nothing undone");
+    assert_eq!(alice.hub().channel(x).await?.status, ChannelStatus::Open);
+    assert_eq!(cursor().await?, head, "ingestion stopped at the replaced blocks");
+    hub.stop().await;
+    Ok(())
+}
