@@ -233,6 +233,9 @@ pub struct LimitsConfig {
     pub ip_per_second: u32,
     /// Requests one IP address may send at once beyond its rate. Default 100.
     pub ip_burst: u32,
+    /// Login requests (`/v1/auth/*`) per minute from one IP address (IPv6: one /64), each a
+    /// possible new account: it bounds how fast one address makes accounts. Default 30.
+    pub logins_per_minute: u32,
     /// Requests per second of one authenticated client (all its sessions), sustained.
     /// Default 20.
     pub client_per_second: u32,
@@ -263,6 +266,7 @@ impl Default for LimitsConfig {
         Self {
             ip_per_second: 50,
             ip_burst: 100,
+            logins_per_minute: 30,
             client_per_second: 20,
             client_burst: 40,
             client_concurrent: 8,
@@ -281,6 +285,7 @@ impl LimitsConfig {
     pub fn generous() -> Self {
         Self {
             ip_per_second: 0,
+            logins_per_minute: 0,
             client_per_second: 0,
             client_concurrent: 1_000,
             sessions_per_client: 1_000,

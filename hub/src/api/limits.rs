@@ -21,6 +21,7 @@ use crate::config::LimitsConfig;
 pub struct Limits {
     config: LimitsConfig,
     per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    logins: Option<DefaultKeyedRateLimiter<IpAddr>>,
     per_client: Option<DefaultKeyedRateLimiter<Address>>,
     in_flight: Counter<Address>,
     long_polls: Counter<Address>,
@@ -38,6 +39,8 @@ impl Limits {
     pub fn new(config: &LimitsConfig) -> Self {
         Self {
             per_ip: keyed(config.ip_per_second, config.ip_burst),
+            logins: NonZeroU32::new(config.logins_per_minute)
+                .map(|n| RateLimiter::keyed(Quota::per_minute(n).allow_burst(n))),
             per_client: keyed(config.client_per_second, config.client_burst),
             in_flight: Counter::default(),
             long_polls: Counter::default(),
@@ -62,15 +65,32 @@ impl Limits {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
+        if let Some(limiter) = &self.logins {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
     }
 
-    /// Takes one request of `ip` from its rate.
+    /// Takes one request of `ip` from its rate: of its /64 network for IPv6 (one host holds
+    /// a /64 and could rotate through it), of itself for IPv4.
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
         let Some(limiter) = &self.per_ip else { return Ok(()) };
-        limiter.check_key(&ip).map_err(|not_until| {
+        limiter.check_key(&rate_key(ip)).map_err(|not_until| {
             ApiError::too_many(
                 "ip_rate_limited",
                 format!("more than {} requests per second from your address", self.config.ip_per_second),
+                retry_after(not_until.wait_time_from(DefaultClock::default().now())),
+            )
+        })
+    }
+
+    /// Takes one login request of `ip` (its /64 for IPv6) from its rate of logins.
+    pub fn check_login(&self, ip: IpAddr) -> Result<(), ApiError> {
+        let Some(limiter) = &self.logins else { return Ok(()) };
+        limiter.check_key(&rate_key(ip)).map_err(|not_until| {
+            ApiError::too_many(
+                "login_rate_limited",
+                format!("more than {} logins per minute from your address", self.config.logins_per_minute),
                 retry_after(not_until.wait_time_from(DefaultClock::default().now())),
             )
         })
@@ -188,14 +208,28 @@ pub struct LongPoll<'a> {
 #[derive(Clone, Copy)]
 pub(crate) struct Session(pub(crate) Option<Address>);
 
-/// The address a request comes from: the configured header's last entry behind a proxy,
-/// else the TCP peer (absent when the router is called without a listener, as in unit tests).
-fn client_ip(request: &axum::extract::Request, header: Option<&str>) -> Option<IpAddr> {
-    if let Some(name) = header {
-        let value = request.headers().get(name)?.to_str().ok()?;
-        return value.rsplit(',').next()?.trim().parse().ok();
+/// The key of `ip`'s rate: an IPv4 address (IPv4-mapped IPv6 too) itself, an IPv6 address
+/// its /64 network.
+fn rate_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        },
     }
-    request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+}
+
+/// The address a request comes from: behind a proxy, the last entry of the configured
+/// header's last line (the one the proxy appended: a client may send forged lines and
+/// entries before it); else, or when that is missing or malformed, the TCP peer (absent when
+/// the router is called without a listener, as in unit tests).
+fn client_ip(request: &axum::extract::Request, header: Option<&str>) -> Option<IpAddr> {
+    let forwarded = header.and_then(|name| {
+        let value = request.headers().get_all(name).iter().next_back()?.to_str().ok()?;
+        value.rsplit(',').next()?.trim().parse().ok()
+    });
+    forwarded.or_else(|| request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()))
 }
 
 /// The limits layer: the IP's rate first (before anything else is done for the request),
@@ -210,10 +244,11 @@ pub(super) async fn limit(
     if matches!(request.extensions().get::<Listener>(), Some(Listener::Operator | Listener::Metrics)) {
         return next.run(request).await;
     }
-    if let Some(ip) = client_ip(&request, limits.config.client_ip_header.as_deref())
-        && let Err(refused) = limits.check_ip(ip)
-    {
-        return refused.into_response();
+    if let Some(ip) = client_ip(&request, limits.config.client_ip_header.as_deref()) {
+        let login = request.uri().path().starts_with("/v1/auth/");
+        if let Err(refused) = limits.check_ip(ip).and_then(|()| if login { limits.check_login(ip) } else { Ok(()) }) {
+            return refused.into_response();
+        }
     }
     let Some(token) = request
         .headers()
@@ -316,11 +351,48 @@ mod tests {
 
     #[test]
     fn behind_a_proxy_the_last_forwarded_address_counts() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
         let request = axum::http::Request::builder()
             .header("x-forwarded-for", "1.2.3.4, 10.9.8.7")
             .body(axum::body::Body::empty())
             .expect("request");
-        assert_eq!(client_ip(&request, Some("x-forwarded-for")), Some("10.9.8.7".parse().expect("ip")));
+        assert_eq!(client_ip(&request, Some("x-forwarded-for")), Some(ip("10.9.8.7")));
         assert_eq!(client_ip(&request, None), None, "no listener: no peer address");
+        // A forged line before the one the proxy appended does not count.
+        let mut request = axum::http::Request::builder()
+            .header("x-forwarded-for", "6.6.6.6")
+            .header("x-forwarded-for", "10.9.8.7")
+            .body(axum::body::Body::empty())
+            .expect("request");
+        assert_eq!(client_ip(&request, Some("x-forwarded-for")), Some(ip("10.9.8.7")));
+        // Without the header (or with garbage in it), the TCP peer counts: no way around the rate.
+        request.extensions_mut().insert(ConnectInfo(SocketAddr::from(([192, 0, 2, 1], 4000))));
+        request.headers_mut().insert("x-forwarded-for", "not an address".parse().expect("value"));
+        assert_eq!(client_ip(&request, Some("x-forwarded-for")), Some(ip("192.0.2.1")));
+        request.headers_mut().remove("x-forwarded-for");
+        assert_eq!(client_ip(&request, Some("x-forwarded-for")), Some(ip("192.0.2.1")));
+    }
+
+    #[test]
+    fn logins_have_a_rate_of_their_own_per_address() {
+        let limits = Limits::new(&LimitsConfig { logins_per_minute: 2, ..config() });
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().expect("ip"), "10.0.0.2".parse().expect("ip"));
+        assert_eq!(code(limits.check_login(a)), "ok");
+        assert_eq!(code(limits.check_login(a)), "ok");
+        assert_eq!(code(limits.check_login(a)), "login_rate_limited");
+        assert_eq!(code(limits.check_login(b)), "ok");
+        assert_eq!(code(Limits::new(&LimitsConfig { logins_per_minute: 0, ..config() }).check_login(a)), "ok", "off");
+    }
+
+    #[test]
+    fn an_ipv6_network_shares_one_rate() {
+        let limits = Limits::new(&config());
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        for host in ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::3"] {
+            assert_eq!(code(limits.check_ip(ip(host))), "ok");
+        }
+        assert_eq!(code(limits.check_ip(ip("2001:db8:1:2:abcd::9"))), "ip_rate_limited", "the same /64");
+        assert_eq!(code(limits.check_ip(ip("2001:db8:1:3::1"))), "ok", "another /64");
+        assert_eq!(rate_key(ip("::ffff:10.0.0.1")), ip("10.0.0.1"), "IPv4-mapped is IPv4");
     }
 }

@@ -113,6 +113,34 @@ async fn an_address_over_its_rate_gets_429_with_retry_after_before_any_work() {
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
 }
 
+#[tokio::test]
+async fn logins_from_one_address_are_rated_apart_from_its_other_requests() {
+    let limits = crate::config::LimitsConfig { logins_per_minute: 2, ..crate::config::LimitsConfig::generous() };
+    let router = router(offline_state_with(limits));
+    let request = |path: &str| {
+        let mut request = if path == "/v1/hub" {
+            Request::get(path).body(HttpBody::empty()).expect("request")
+        } else {
+            let body = format!(r#"{{"address":"{}"}}"#, Address::repeat_byte(7));
+            Request::post(path)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(HttpBody::from(body))
+                .expect("request")
+        };
+        let peer: std::net::SocketAddr = "10.2.2.2:4000".parse().expect("address");
+        request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+        request
+    };
+    for _ in 0..2 {
+        let answer = router.clone().oneshot(request("/v1/auth/challenge")).await.expect("response");
+        assert_eq!(answer.status(), StatusCode::OK);
+    }
+    let (status, body) = error_of(router.clone().oneshot(request("/v1/auth/challenge")).await.expect("response")).await;
+    assert_eq!((status, body.error.as_str()), (StatusCode::TOO_MANY_REQUESTS, "login_rate_limited"));
+    let other = router.oneshot(request("/v1/hub")).await.expect("response");
+    assert_eq!(other.status(), StatusCode::OK, "the address's other requests are not touched");
+}
+
 #[test]
 fn each_listener_serves_its_routes() {
     let public = Listener::Public { operator_apart: true, metrics_apart: true };
