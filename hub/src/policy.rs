@@ -115,6 +115,12 @@ pub fn check_asset(
             (Role::First, "proposer", books.locked_proposer, in_proposer),
             (Role::Second, "acceptor", books.locked_acceptor, in_acceptor),
         ] {
+            // A proposer (quote, proposal) is not told about its peer's limit: probing with
+            // quotes would find the peer's locked coins. The peer's limit is checked at the
+            // acceptance, the peer's own request.
+            if asker == Role::First && role == Role::Second {
+                continue;
+            }
             let after = before.checked_add(more).ok_or_else(overflow)?;
             if !more.is_zero() && after > max {
                 let message = if role == asker {
@@ -243,7 +249,6 @@ mod tests {
         };
         let secrets = ["987654", "987655", "123456789", "55555", "123512344"];
         let policies = [
-            VirtualPolicy { max_locked_per_client: Some(u(987_654)), ..Default::default() },
             VirtualPolicy { max_locked_total: Some(u(123_456_789)), ..Default::default() },
             VirtualPolicy { max_locked_fraction_bps: Some(1), ..Default::default() },
         ];
@@ -251,6 +256,10 @@ mod tests {
             let refusal = check_asset("ETH", &policy, &books, [u(1), u(1)], 60, Role::First).expect_err("refused");
             assert!(secrets.iter().all(|s| !refusal.message.contains(s)), "{}", refusal.message);
         }
+        // The proposer (a quote, a proposal) is not even answered about its peer's limit: a
+        // yes or no is an oracle for the peer's locked coins. The acceptance checks it.
+        let per_client = VirtualPolicy { max_locked_per_client: Some(u(987_654)), ..Default::default() };
+        assert!(check_asset("ETH", &per_client, &books, [u(1), u(1)], 60, Role::First).is_ok());
         // The acceptor asking learns its own figures.
         let own = check_asset(
             "ETH",
@@ -309,7 +318,8 @@ mod tests {
                 if books.hub_free < p + q {
                     continue;
                 }
-                if check_asset("T", &policy, &books, deposits, 3600, Role::First).is_ok() {
+                // Coins are locked at the acceptance, which checks every limit.
+                if check_asset("T", &policy, &books, deposits, 3600, Role::Second).is_ok() {
                     apply(&mut books, deposits);
                 }
                 prop_assert!(books.hub_locked <= u(total));
