@@ -2,6 +2,10 @@
 
 use super::*;
 
+/// Most pages of the hub's list [`Wallet::proposals`] reads (of up to
+/// [`crate::client::PAGE_LIMIT`] entries each).
+const MAX_PAGES: usize = 100;
+
 impl Wallet {
     /// The stored record of virtual channel `id`.
     pub fn virtual_record(&self, id: B256) -> Result<VirtualRecord, WalletError> {
@@ -97,7 +101,8 @@ impl Wallet {
         let me = self.key.address();
         let mut proposals = Vec::new();
         let mut cursor: Option<String> = None;
-        loop {
+        // A hub that pages for ever (or in a circle) is not followed for ever.
+        for _ in 0..MAX_PAGES {
             let page = self.hub.virtual_channels_page(cursor.as_deref()).await?;
             proposals.extend(
                 page.channels
@@ -105,10 +110,12 @@ impl Wallet {
                     .filter(|v| v.status == VirtualStatus::Proposed && v.params.participants[1] == me),
             );
             match page.next {
-                Some(next) => cursor = Some(next),
+                Some(next) if cursor.as_ref() != Some(&next) => cursor = Some(next),
+                Some(_) => return Err(WalletError::Invalid("the hub's list repeats its cursor".into())),
                 None => return Ok(proposals),
             }
         }
+        Err(WalletError::Invalid(format!("the hub's list of virtual channels runs past {MAX_PAGES} pages")))
     }
 
     /// Accepts a proposed virtual channel, locking it in this client's basic channel `parent`.

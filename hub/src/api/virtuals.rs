@@ -282,6 +282,8 @@ pub(super) async fn propose_virtual(
     if let Some(answer) = idem.replay(&mut tx).await? {
         return Ok(answer);
     }
+    // Proposals from several parents at once count one after the other against the cap.
+    db::lock_client(&mut tx, client).await?;
     let parent_id = proposal.parent.state.channelId;
     let row = db::lock_channel(&mut tx, parent_id, client)
         .await?

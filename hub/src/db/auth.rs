@@ -65,6 +65,16 @@ pub async fn hub_deposits_due(
         .collect()
 }
 
+/// Locks client `address`'s row until the end of the transaction: its requests that count
+/// what it holds (proposals) then count one at a time.
+pub async fn lock_client(db: &mut PgConnection, address: Address) -> sqlx::Result<()> {
+    sqlx::query("SELECT 1 FROM clients WHERE address = $1 FOR UPDATE")
+        .bind(address.as_slice())
+        .execute(db)
+        .await
+        .map(|_| ())
+}
+
 /// Whether `address` is a client of the hub.
 pub async fn is_client(db: &mut PgConnection, address: Address) -> sqlx::Result<bool> {
     sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM clients WHERE address = $1)")

@@ -19,6 +19,42 @@ fn tenth() -> U256 {
     ether(1) / U256::from(10)
 }
 
+/// Proposals sent at once from several parents of one proposer pass its cap together by
+/// none: with a cap of one and three parents, exactly one of three concurrent proposals is
+/// stored, the others are refused `too_many_proposals`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_proposals_from_several_parents_do_not_pass_the_cap_together() -> anyhow::Result<()> {
+    let env = Env::new(3).await?;
+    let mut config = env.config();
+    config.limits.proposals_per_proposer = 1;
+    config.channels.max_unfunded_per_client = 3;
+    let hub = server::start(config).await?;
+    let url = format!("http://{}", hub.addr);
+    let eth = env.eth().holder;
+    let (mallory, bob) = (env.wallet(&url, 1).await?, env.wallet(&url, 2).await?);
+    let mut parents = Vec::new();
+    for _ in 0..3 {
+        parents.push(open_basic(&mallory, eth, 1, 1).await?);
+    }
+    // Three wallets of Mallory's (one store, three sessions): a wallet sends one request at a time.
+    let wallets = [mallory, env.wallet(&url, 1).await?, env.wallet(&url, 1).await?];
+    let deposits = [[tenth(), tenth()]];
+    let tries =
+        wallets.iter().zip(&parents).map(|(w, m)| w.propose_virtual(bob.address(), *m, &deposits, 600, now() + 600));
+    let results = futures::future::join_all(tries).await;
+    let stored = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(stored, 1, "{results:?}");
+    for r in results.iter().filter(|r| r.is_err()) {
+        assert!(format!("{r:?}").contains("too_many_proposals"), "{r:?}");
+    }
+    let waiting: i64 = sqlx::query_scalar("SELECT count(*) FROM virtual_channels WHERE status = 'proposed'")
+        .fetch_one(&env.pool)
+        .await?;
+    assert_eq!(waiting, 1);
+    hub.stop().await;
+    Ok(())
+}
+
 /// Mallory fills her cap of proposals with two proposals to Bob: a third is refused, yet Bob,
 /// whose quota is two virtual channels, still proposes to Alice and opens. Mallory's
 /// proposals expire at their validity (a status of their own), Bob can no longer accept
