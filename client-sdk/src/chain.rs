@@ -87,6 +87,13 @@ pub fn provider_with_client(http: reqwest::Client, url: reqwest::Url, key: &Priv
     ProviderBuilder::new().wallet(EthereumWallet::from(key.clone())).connect_reqwest(http, url).erased()
 }
 
+/// A provider for the node at `url` (`http://`, `https://`, `ws://` or `wss://`; TLS with
+/// rustls and the platform's roots) that signs transactions with `key`.
+pub async fn connect(url: &str, key: &PrivateKeySigner) -> ChainResult<DynProvider> {
+    crate::tls::install_crypto_provider();
+    Ok(ProviderBuilder::new().wallet(EthereumWallet::from(key.clone())).connect(url).await?.erased())
+}
+
 /// Waits for a transaction's receipt; a reverted transaction is an error.
 pub async fn confirm(pending: PendingTransactionBuilder<Ethereum>) -> ChainResult<TransactionReceipt> {
     let receipt = pending.get_receipt().await?;

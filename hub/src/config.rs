@@ -89,7 +89,7 @@ pub struct TlsConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChainConfig {
-    /// JSON-RPC endpoint (HTTP). Required.
+    /// JSON-RPC endpoint: `http://`, `https://`, `ws://` or `wss://` (TLS: rustls). Required.
     pub rpc_url: String,
     /// Expected chain id; the hub refuses to start on another chain. Required.
     pub chain_id: u64,

@@ -90,23 +90,22 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     db::MIGRATOR.run(&pool).await.context("running database migrations")?;
     crate::disputes::backfill_record_keys(&pool).await.context("keying old dispute rows by record")?;
 
-    let url = config
-        .chain
-        .rpc_url
-        .parse()
-        .with_context(|| format!("chain.rpc_url {:?} is not a URL", config.chain.rpc_url))?;
     // Nonces come from the node's pending count at every send, never from a local cache: a
     // cached nonce is taken before gas estimation, so a transaction that fails to estimate
     // (a refutation the chain no longer needs, say) would burn it and hold back every later
     // transaction of the hub for good. Only the leader's outbox sends, one at a time.
-    // `https://` nodes: rustls on ring (the SDK installs it as the process's provider).
+    // `http(s)://` or `ws(s)://` nodes; TLS is rustls on ring (the SDK installs it as the
+    // process's provider).
     ingrid_client_sdk::tls::install_crypto_provider();
+    let rpc_url = &config.chain.rpc_url;
     let provider = ProviderBuilder::default()
         .with_gas_estimation()
         .with_simple_nonce_management()
         .fetch_chain_id()
         .wallet(EthereumWallet::from(key.clone()))
-        .connect_http(url)
+        .connect(rpc_url)
+        .await
+        .with_context(|| format!("connecting to chain.rpc_url {rpc_url:?}"))?
         .erased();
     let chain_id = provider.get_chain_id().await.context("reaching the chain at chain.rpc_url")?;
     ensure!(

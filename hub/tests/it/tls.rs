@@ -108,3 +108,26 @@ async fn wallets_open_pay_and_close_a_virtual_channel_over_https() -> anyhow::Re
     assert_eq!(channels["channels"].as_array().map(Vec::len), Some(2), "{channels}");
     Ok(())
 }
+
+/// The hub and a wallet reach their chain node over a websocket (`ws://`; `wss://` is the same
+/// transport with the rustls of the HTTPS tests): the client's deposit, the hub's view of it
+/// and the hub's own deposit all go over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hub_and_a_wallet_use_a_websocket_chain_node() -> anyhow::Result<()> {
+    let env = Env::new(2).await?;
+    let ws = env.devnet.anvil.ws_endpoint();
+    assert!(ws.starts_with("ws://"), "{ws}");
+    let mut config = env.config();
+    config.chain.rpc_url = ws.clone();
+    let hub = ingrid_hub::server::start(config).await?;
+    let key = env.devnet.key(1);
+    let provider = ingrid_client_sdk::chain::connect(&ws, &key).await?;
+    let store = ChannelStore::open(&env.dir.path().join("ws-client"))?;
+    let alice = Wallet::connect(&format!("http://{}", hub.addr), key, store, provider.clone()).await?;
+    let eth = env.eth().holder;
+    let x = open_basic(&alice, eth, 2, 1).await?;
+    let hub_holds = ingrid_client_sdk::chain::holdings(&provider, eth, x, env.hub_key.address()).await?;
+    assert_eq!(hub_holds, ether(1), "the hub deposited its share over the websocket");
+    hub.stop().await;
+    Ok(())
+}
