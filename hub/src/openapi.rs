@@ -597,7 +597,7 @@ mod tests {
                 })
             })
             .collect();
-        conforms("OutboxList", &crate::admin::OutboxList { entries });
+        conforms("OutboxList", &crate::admin::OutboxList { entries, next: Some("17".into()) });
         // The schema has one variant per kind of action, and this test tries every kind.
         let doc = document_json();
         let variants = doc["components"]["schemas"]["OutboxAction"]["oneOf"].as_array().expect("oneOf").len();

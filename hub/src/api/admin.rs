@@ -37,11 +37,15 @@ pub struct ClientView {
     pub created_at: i64,
 }
 
-/// `GET /v1/admin/clients`.
+/// `GET /v1/admin/clients`: a page.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ClientList {
     /// Clients, newest first.
     pub clients: Vec<ClientView>,
+    /// When more follow: pass it as `cursor` to get the next page (opaque). Absent on the
+    /// last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// The hub's collateral in one asset, smallest unit.
@@ -128,11 +132,15 @@ pub struct ForceClose {
     pub message: String,
 }
 
-/// The newest entries of the outbox.
+/// A page of the outbox.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OutboxList {
     /// Entries, newest first.
     pub entries: Vec<OutboxEntry>,
+    /// When more follow: pass it as `cursor` to get the next page (opaque). Absent on the
+    /// last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// A transaction the hub owes the chain, and how sending it went.
@@ -223,11 +231,17 @@ pub(crate) async fn channels(
 /// The hub's own chain transactions (deposits, conclusions, withdrawals), newest first.
 #[utoipa::path(get, path = "/v1/admin/outbox", tag = "admin", operation_id = "admin_outbox",
     security(("operator" = [])),
-    params(("limit" = Option<i64>, Query,
-        description = "Most entries to return; default 100, clamped to 1..=1000.", example = 100)),
+    params(
+        ("limit" = Option<i64>, Query, description = "Most entries to return; default 100, clamped to 1..=1000.",
+            example = 100),
+        ("cursor" = Option<String>, Query, description = "The `next` of the page before: this page starts after \
+            it. Absent: the newest."),
+    ),
     responses(
-        (status = 200, description = "The entries.", body = OutboxList),
-        (status = 400, description = "`bad_request`: `limit` is not an integer.", body = ErrorBody),
+        (status = 200, description = "A page of the entries, newest first, with `next` when more follow.",
+            body = OutboxList),
+        (status = 400, description = "`bad_request`: `limit` is not an integer; `malformed_cursor`: `cursor` is \
+            not the `next` of a page.", body = ErrorBody),
         (status = 401, description = "`unauthorized`: missing or wrong operator token.", body = ErrorBody),
         (status = 404, description = "`not_found`: the operator API is disabled.", body = ErrorBody),
         (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
@@ -237,8 +251,11 @@ pub(crate) async fn outbox(
     _: Operator,
     Query(page): Query<Page>,
 ) -> Result<Json<OutboxList>, ApiError> {
-    let list = db::outbox_views(&app.pool, page.limit()).await?;
-    Ok(Json(OutboxList { entries: list.entries.into_iter().map(OutboxEntry::from).collect() }))
+    let list = db::outbox_views(&app.pool, page.before_id()?, page.limit()).await?;
+    Ok(Json(OutboxList {
+        entries: list.entries.into_iter().map(OutboxEntry::from).collect(),
+        next: list.next.map(|id| id.to_string()),
+    }))
 }
 
 /// List clients
@@ -246,11 +263,17 @@ pub(crate) async fn outbox(
 /// Every client with its number of basic channels (all, and open), newest first.
 #[utoipa::path(get, path = "/v1/admin/clients", tag = "admin", operation_id = "admin_clients",
     security(("operator" = [])),
-    params(("limit" = Option<i64>, Query,
-        description = "Most clients to return; default 100, clamped to 1..=1000.", example = 100)),
+    params(
+        ("limit" = Option<i64>, Query, description = "Most clients to return; default 100, clamped to 1..=1000.",
+            example = 100),
+        ("cursor" = Option<String>, Query, description = "The `next` of the page before: this page starts after \
+            it. Absent: the newest."),
+    ),
     responses(
-        (status = 200, description = "The clients.", body = ClientList),
-        (status = 400, description = "`bad_request`: `limit` is not an integer.", body = ErrorBody),
+        (status = 200, description = "A page of the clients, newest first, with `next` when more follow.",
+            body = ClientList),
+        (status = 400, description = "`bad_request`: `limit` is not an integer; `malformed_cursor`: `cursor` is \
+            not the `next` of a page.", body = ErrorBody),
         (status = 401, description = "`unauthorized`: missing or wrong operator token.", body = ErrorBody),
         (status = 404, description = "`not_found`: the operator API is disabled.", body = ErrorBody),
         (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
@@ -260,8 +283,10 @@ pub(crate) async fn clients(
     _: Operator,
     Query(page): Query<Page>,
 ) -> Result<Json<ClientList>, ApiError> {
-    let clients = db::client_summaries(&app.pool, page.limit())
-        .await?
+    let page = db::client_page(&app.pool, page.after()?, page.limit()).await?;
+    let next = page.next.map(|c| c.encode());
+    let clients = page
+        .rows
         .into_iter()
         .map(|c| ClientView {
             address: c.address,
@@ -270,7 +295,7 @@ pub(crate) async fn clients(
             created_at: c.created_at,
         })
         .collect();
-    Ok(Json(ClientList { clients }))
+    Ok(Json(ClientList { clients, next }))
 }
 
 /// List all virtual channels

@@ -489,6 +489,19 @@ impl Page {
         self.limit.unwrap_or(100).clamp(1, 1000)
     }
 
+    /// Where a page of a list ordered by row id starts: below the cursor's id, or at the
+    /// newest row.
+    pub(crate) fn before_id(&self) -> Result<Option<i64>, ApiError> {
+        self.cursor
+            .as_deref()
+            .map(|c| {
+                c.parse::<i64>().map_err(|_| {
+                    ApiError::bad_request("malformed_cursor", "cursor is not the `next` of an earlier page")
+                })
+            })
+            .transpose()
+    }
+
     /// Where the page starts: after the cursor, or at the newest row.
     pub(crate) fn after(&self) -> Result<Option<db::Cursor>, ApiError> {
         self.cursor

@@ -91,27 +91,38 @@ pub struct ClientSummary {
     pub open_channels: i64,
 }
 
-/// The newest `limit` clients.
-pub async fn client_summaries(db: &PgPool, limit: i64) -> sqlx::Result<Vec<ClientSummary>> {
+/// A page of up to `limit` clients after `after` (the first with `None`), newest first. A
+/// client's place in the order is its first login and its address; the cursor carries the
+/// address left-padded to 32 bytes.
+pub async fn client_page(db: &PgPool, after: Option<Cursor>, limit: i64) -> sqlx::Result<Page<ClientSummary>> {
     let rows = sqlx::query(
         "SELECT c.address, extract(epoch FROM c.created_at)::bigint AS created_at,
+                (extract(epoch from c.created_at) * 1000000)::bigint AS cursor_micros,
                 count(b.id) AS channels, count(b.id) FILTER (WHERE b.status = 'open') AS open_channels
          FROM clients c LEFT JOIN basic_channels b ON b.client = c.address
+         WHERE ($2::bigint IS NULL OR c.created_at < 'epoch'::timestamptz + $2 * interval '1 microsecond'
+                OR (c.created_at = 'epoch'::timestamptz + $2 * interval '1 microsecond' AND c.address > $3))
          GROUP BY c.address, c.created_at ORDER BY c.created_at DESC, c.address LIMIT $1",
     )
-    .bind(limit)
+    .bind(limit + 1)
+    .bind(after.map(|c| c.micros))
+    .bind(after.map(|c| c.id[12..].to_vec()))
     .fetch_all(db)
     .await?;
-    rows.iter()
+    let rows = rows
+        .iter()
         .map(|r| {
-            Ok(ClientSummary {
+            let client = ClientSummary {
                 address: address(r.try_get::<&[u8], _>("address")?)?,
                 created_at: r.try_get("created_at")?,
                 channels: r.try_get("channels")?,
                 open_channels: r.try_get("open_channels")?,
-            })
+            };
+            let cursor = Cursor { micros: r.try_get("cursor_micros")?, id: client.address.into_word() };
+            Ok((cursor, client))
         })
-        .collect()
+        .collect::<sqlx::Result<Vec<_>>>()?;
+    Ok(page_of(rows, limit))
 }
 
 /// A dispute as the operator sees it.

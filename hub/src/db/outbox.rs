@@ -99,20 +99,27 @@ pub struct OutboxView {
     pub last_error: Option<String>,
 }
 
-/// The outbox, newest first.
+/// A page of the outbox, newest first.
 #[derive(Debug, Clone, Serialize)]
 pub struct OutboxList {
     /// Entries.
     pub entries: Vec<OutboxView>,
+    /// The id the next page starts below, when more follow.
+    pub next: Option<i64>,
 }
 
-/// The newest `limit` outbox entries.
-pub async fn outbox_views(db: &PgPool, limit: i64) -> sqlx::Result<OutboxList> {
-    let entries = sqlx::query_as(
-        "SELECT id, kind, payload AS action, status::text AS status, attempts, last_error FROM outbox ORDER BY id DESC LIMIT $1",
+/// Up to `limit` outbox entries with an id below `before` (all with `None`), newest first.
+pub async fn outbox_views(db: &PgPool, before: Option<i64>, limit: i64) -> sqlx::Result<OutboxList> {
+    let mut entries: Vec<OutboxView> = sqlx::query_as(
+        "SELECT id, kind, payload AS action, status::text AS status, attempts, last_error FROM outbox
+         WHERE ($1::bigint IS NULL OR id < $1) ORDER BY id DESC LIMIT $2",
     )
-    .bind(limit)
+    .bind(before)
+    .bind(limit + 1)
     .fetch_all(db)
     .await?;
-    Ok(OutboxList { entries })
+    let more = entries.len() as i64 > limit;
+    entries.truncate(limit.max(0) as usize);
+    let next = if more { entries.last().map(|e| e.id) } else { None };
+    Ok(OutboxList { entries, next })
 }
