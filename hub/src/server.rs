@@ -312,7 +312,7 @@ async fn run_sweeper(pool: sqlx::PgPool, hub: Arc<Hub>, grace: u64, poll: Durati
             Ok(0) => {}
             Ok(n) => {
                 tracing::info!(expired = n, "proposals expired unaccepted");
-                hub.virtual_changed.notify_waiters();
+                hub.virtual_changed.changed_all();
             }
             Err(e) => tracing::warn!(error = ?e, "expiring proposals failed"),
         }

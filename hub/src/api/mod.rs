@@ -43,6 +43,7 @@ use ingrid_protocol::machine::{self, ChannelEvent, Effect, VirtualEvent, Virtual
 
 pub mod admin;
 mod auth;
+pub mod changes;
 mod channels;
 pub mod limits;
 mod meta;
@@ -82,8 +83,8 @@ pub struct Hub {
     pub challenges: Challenges,
     /// HTTP requests received since start.
     pub requests: std::sync::atomic::AtomicU64,
-    /// Woken after every committed change of a virtual channel's status (long polls wait on it).
-    pub virtual_changed: tokio::sync::Notify,
+    /// Wakes the long polls of a virtual channel after a committed change of its status.
+    pub virtual_changed: changes::Changes,
     /// The Prometheus metrics (`GET /metrics`).
     pub metrics: crate::metrics::Metrics,
     /// New virtual channels refused (the operator's pause; refreshed from the database).

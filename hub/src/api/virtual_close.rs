@@ -139,14 +139,14 @@ pub(super) async fn close_virtual(
         // Nothing settled: the client asks again once the final state is fixed on chain.
         idem.release(&mut tx).await?;
         tx.commit().await?;
-        app.hub.virtual_changed.notify_waiters();
+        app.hub.virtual_changed.changed(id);
         let pending = VirtualCloseResponse { signatures: Vec::new() };
         return Ok((StatusCode::ACCEPTED, Json(pending)).into_response());
     }
     let answer = idem.answer(&mut tx, StatusCode::OK, &VirtualCloseResponse { signatures }).await?;
     tx.commit().await?;
     app.hub.metrics.virtual_closed(t.status == VirtualStatus::Closed);
-    app.hub.virtual_changed.notify_waiters();
+    app.hub.virtual_changed.changed(id);
     Ok(answer)
 }
 
@@ -228,9 +228,10 @@ pub(super) async fn get_virtual(
         _ => None,
     };
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
+    let watch = app.hub.virtual_changed.watch(id);
     loop {
         // Register for a change before reading, so a change in between is not missed.
-        let changed = app.hub.virtual_changed.notified();
+        let changed = watch.notify.notified();
         tokio::pin!(changed);
         changed.as_mut().enable();
         let view = db::virtual_views(&app.pool, Some(id), client, now_secs(), 1)
@@ -240,9 +241,9 @@ pub(super) async fn get_virtual(
         if wait.unless_status != Some(view.status) || tokio::time::Instant::now() >= deadline {
             return Ok(Json(view));
         }
-        // Another replica may change it too: look again at least every 250 ms.
+        // Another replica may change it too (its wake-ups do not reach this process): look
+        // again at least every second.
         let _ =
-            tokio::time::timeout_at(deadline.min(tokio::time::Instant::now() + Duration::from_millis(250)), changed)
-                .await;
+            tokio::time::timeout_at(deadline.min(tokio::time::Instant::now() + Duration::from_secs(1)), changed).await;
     }
 }

@@ -469,7 +469,7 @@ pub(super) async fn accept_virtual(
     let answer = idem.answer(&mut tx, StatusCode::OK, &response).await?;
     tx.commit().await?;
     app.hub.metrics.virtual_opened();
-    app.hub.virtual_changed.notify_waiters();
+    app.hub.virtual_changed.changed(id);
     Ok(answer)
 }
 
@@ -515,6 +515,6 @@ pub(super) async fn reject_virtual(
         .pop()
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("row missing")))?;
     tx.commit().await?;
-    app.hub.virtual_changed.notify_waiters();
+    app.hub.virtual_changed.changed(id);
     Ok(Json(view))
 }
