@@ -319,13 +319,23 @@ impl HubClient {
     /// `GET /v1/virtual-channels`: the virtual channels this client is a participant of,
     /// proposals to it included.
     pub async fn virtual_channels(&self) -> Result<VirtualList, ClientError> {
-        self.virtual_channels_page(None).await
+        self.virtual_channels_page(None, None).await
     }
 
-    /// `GET /v1/virtual-channels?cursor=..`: the page after `cursor` (a page's `next`), the
-    /// first with `None`; pages of up to [`PAGE_LIMIT`].
-    pub async fn virtual_channels_page(&self, cursor: Option<&str>) -> Result<VirtualList, ClientError> {
-        self.call::<(), _>(Method::GET, &page_path("/v1/virtual-channels", cursor), None, None).await
+    /// `GET /v1/virtual-channels?cursor=..&status=..`: the page after `cursor` (a page's
+    /// `next`), the first with `None`, of the virtual channels in `status` (all with `None`);
+    /// pages of up to [`PAGE_LIMIT`].
+    pub async fn virtual_channels_page(
+        &self,
+        cursor: Option<&str>,
+        status: Option<VirtualStatus>,
+    ) -> Result<VirtualList, ClientError> {
+        let mut path = page_path("/v1/virtual-channels", cursor);
+        if let Some(status) = status {
+            path.push_str("&status=");
+            path.push_str(status.as_str());
+        }
+        self.call::<(), _>(Method::GET, &path, None, None).await
     }
 
     /// `GET /v1/virtual-channels/{id}`.

@@ -103,7 +103,7 @@ impl Wallet {
         let mut cursor: Option<String> = None;
         // A hub that pages for ever (or in a circle) is not followed for ever.
         for _ in 0..MAX_PAGES {
-            let page = self.hub.virtual_channels_page(cursor.as_deref()).await?;
+            let page = self.hub.virtual_channels_page(cursor.as_deref(), Some(VirtualStatus::Proposed)).await?;
             proposals.extend(
                 page.channels
                     .into_iter()

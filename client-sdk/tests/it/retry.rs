@@ -12,6 +12,7 @@ use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use ingrid_client_sdk::api::VirtualStatus;
 use ingrid_client_sdk::client::{ClientError, HubClient, RetryPolicy};
 
 /// What the server answers, in order, and what it was asked.
@@ -104,10 +105,12 @@ async fn lists_page_with_the_hubs_cursor() -> anyhow::Result<()> {
     let hub = client(addr);
     let first = hub.virtual_channels().await?;
     let cursor = first.next.expect("a next page");
-    assert!(hub.virtual_channels_page(Some(&cursor)).await?.next.is_none());
+    let filtered = hub.virtual_channels_page(Some(&cursor), Some(VirtualStatus::Proposed)).await?;
+    assert!(filtered.next.is_none());
     let asked = script.asked.lock().expect("lock");
     assert_eq!(asked[0].get("cursor"), None);
     assert_eq!(asked[1].get("cursor").map(String::as_str), Some("1764547200000000.ab+c/"), "sent back as given");
+    assert_eq!((asked[0].get("status"), asked[1].get("status").map(String::as_str)), (None, Some("proposed")));
     assert!(asked.iter().all(|q| q.get("limit").map(String::as_str) == Some("1000")));
     Ok(())
 }

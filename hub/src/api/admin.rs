@@ -323,7 +323,7 @@ pub(crate) async fn virtual_channels(
     _: Operator,
     Query(page): Query<Page>,
 ) -> Result<Json<VirtualList>, ApiError> {
-    let page = db::virtual_page(&app.pool, None, page.after()?, now_secs(), page.limit()).await?;
+    let page = db::virtual_page(&app.pool, None, None, page.after()?, now_secs(), page.limit()).await?;
     Ok(Json(VirtualList { channels: page.rows, next: page.next.map(|c| c.encode()) }))
 }
 

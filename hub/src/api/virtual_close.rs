@@ -161,12 +161,14 @@ pub(super) async fn close_virtual(
             example = 100),
         ("cursor" = Option<String>, Query, description = "The `next` of the page before: this page starts after \
             it. Absent: the newest."),
+        ("status" = Option<VirtualStatus>, Query, description = "Only the virtual channels of this status, e.g. \
+            `proposed` for the proposals waiting for an answer."),
     ),
     responses(
         (status = 200, description = "A page of the virtual channels, newest first, with `next` when more follow.",
             body = VirtualList),
-        (status = 400, description = "`bad_request`: `limit` is not an integer; `malformed_cursor`: `cursor` is \
-            not the `next` of a page.", body = ErrorBody),
+        (status = 400, description = "`bad_request`: `limit` is not an integer or `status` no status; \
+            `malformed_cursor`: `cursor` is not the `next` of a page.", body = ErrorBody),
         (status = 401, description = "`unauthorized`: missing, unknown or expired bearer token.", body = ErrorBody),
         (status = 500, description = "`internal`: the database failed; the cause is logged.", body = ErrorBody),
     ))]
@@ -174,9 +176,17 @@ pub(super) async fn list_virtual(
     State(app): State<AppState>,
     Client(client): Client,
     Query(page): Query<Page>,
+    Query(filter): Query<StatusFilter>,
 ) -> Result<Json<VirtualList>, ApiError> {
-    let page = db::virtual_page(&app.pool, Some(client), page.after()?, now_secs(), page.limit()).await?;
+    let page =
+        db::virtual_page(&app.pool, Some(client), filter.status, page.after()?, now_secs(), page.limit()).await?;
     Ok(Json(VirtualList { channels: page.rows, next: page.next.map(|c| c.encode()) }))
+}
+
+/// A list's filter by status.
+#[derive(serde::Deserialize)]
+pub(super) struct StatusFilter {
+    status: Option<VirtualStatus>,
 }
 
 /// Long polling of a virtual channel's status.

@@ -143,7 +143,7 @@ pub async fn virtual_views(
     now: u64,
     limit: i64,
 ) -> sqlx::Result<Vec<VirtualView>> {
-    Ok(virtual_rows(db, id, Some(participant), None, now, limit).await?.into_iter().map(|(_, v)| v).collect())
+    Ok(virtual_rows(db, id, Some(participant), None, None, now, limit).await?.into_iter().map(|(_, v)| v).collect())
 }
 
 /// A page of a participant's virtual channels (`participant`) or of all, newest first, after
@@ -151,17 +151,19 @@ pub async fn virtual_views(
 pub async fn virtual_page(
     db: impl sqlx::PgExecutor<'_>,
     participant: Option<Address>,
+    status: Option<VirtualStatus>,
     after: Option<Cursor>,
     now: u64,
     limit: i64,
 ) -> sqlx::Result<Page<VirtualView>> {
-    Ok(page_of(virtual_rows(db, None, participant, after, now, limit + 1).await?, limit))
+    Ok(page_of(virtual_rows(db, None, participant, status, after, now, limit + 1).await?, limit))
 }
 
 async fn virtual_rows(
     db: impl sqlx::PgExecutor<'_>,
     id: Option<B256>,
     participant: Option<Address>,
+    status: Option<VirtualStatus>,
     after: Option<Cursor>,
     now: u64,
     limit: i64,
@@ -169,6 +171,7 @@ async fn virtual_rows(
     let sql = format!(
         "SELECT {VIRTUAL_COLUMNS}, {cursor} FROM virtual_channels v
          WHERE ($2::bytea IS NULL OR participants @> ARRAY[$2::bytea]) AND ($1::bytea IS NULL OR id = $1) AND {after}
+           AND ($6::text IS NULL OR v.status::text = $6)
          ORDER BY created_at DESC, id LIMIT $3",
         cursor = cursor_micros("v"),
         after = after_cursor("v", 4, 5),
@@ -179,6 +182,7 @@ async fn virtual_rows(
         .bind(limit)
         .bind(after.map(|c| c.micros))
         .bind(after.map(|c| c.id.to_vec()))
+        .bind(status.map(VirtualStatus::as_str))
         .fetch_all(db)
         .await?;
     rows.iter().map(|r| Ok((cursor_of(r)?, virtual_row(r, now)?.view))).collect()

@@ -129,6 +129,14 @@ async fn proposals_count_against_their_proposer_only_and_stop_counting_when_they
         }
     }
     assert_eq!(seen, vec![v, floods[1], floods[0]], "newest first, each once, none pushed out of reach");
+    // A list of one status: Bob's open virtual channels are V alone; a status that is none is refused.
+    let list = |query: &'static str| {
+        let request = ingrid_client_sdk::tls::http_client().get(format!("{url}/v1/virtual-channels?{query}"));
+        request.bearer_auth(&token).send()
+    };
+    let open: ingrid_client_sdk::api::VirtualList = list("status=open").await?.json().await?;
+    assert_eq!(open.channels.iter().map(|c| c.id).collect::<Vec<_>>(), vec![v]);
+    assert_eq!(list("status=nonsense").await?.status(), StatusCode::BAD_REQUEST);
     let bad = ingrid_client_sdk::tls::http_client()
         .get(format!("{url}/v1/virtual-channels?cursor=12.zz"))
         .bearer_auth(&token)
