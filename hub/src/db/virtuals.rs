@@ -331,12 +331,16 @@ pub async fn in_dispute(db: &mut PgConnection, channel: B256) -> sqlx::Result<bo
     .await
 }
 
+/// How long a proposal that ended unopened (rejected or expired) is kept, days.
+pub const ENDED_PROPOSAL_RETENTION_DAYS: i32 = 7;
+
 /// How long an idempotency key's answer is kept for retries.
 pub const IDEMPOTENCY_RETENTION_HOURS: i32 = 24;
 
 /// Deletes what has expired: sessions, used login challenges (past their expiry they can no
-/// longer be replayed anyway), and idempotency answers older than the retention. Returns
-/// the number of rows deleted.
+/// longer be replayed anyway), idempotency answers older than the retention, and proposals
+/// that ended unopened more than [`ENDED_PROPOSAL_RETENTION_DAYS`] ago. Returns the number of
+/// rows deleted.
 pub async fn prune_expired(db: &PgPool) -> sqlx::Result<u64> {
     let mut deleted = 0;
     deleted += sqlx::query("DELETE FROM sessions WHERE expires_at < now()").execute(db).await?.rows_affected();
@@ -346,6 +350,15 @@ pub async fn prune_expired(db: &PgPool) -> sqlx::Result<u64> {
         .execute(db)
         .await?
         .rows_affected();
+    // Proposals that ended without opening locked nothing and signed nothing of the hub's.
+    deleted += sqlx::query(
+        "DELETE FROM virtual_channels WHERE status IN ('rejected', 'expired')
+           AND updated_at < now() - make_interval(days => $1)",
+    )
+    .bind(ENDED_PROPOSAL_RETENTION_DAYS)
+    .execute(db)
+    .await?
+    .rows_affected();
     Ok(deleted)
 }
 

@@ -55,6 +55,35 @@ async fn concurrent_proposals_from_several_parents_do_not_pass_the_cap_together(
     Ok(())
 }
 
+/// Proposals that ended unopened (rejected, expired) are pruned a week after they ended:
+/// they locked and signed nothing, and a proposer could otherwise fill the books with them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proposals_that_ended_unopened_are_pruned_after_a_week() -> anyhow::Result<()> {
+    let env = Env::new(3).await?;
+    let hub = env.start_hub().await?;
+    let url = format!("http://{}", hub.addr);
+    let eth = env.eth().holder;
+    let (mallory, bob) = (env.wallet(&url, 1).await?, env.wallet(&url, 2).await?);
+    let m = open_basic(&mallory, eth, 1, 1).await?;
+    let mut ended = Vec::new();
+    for _ in 0..2 {
+        let v = mallory.propose_virtual(bob.address(), m, &[[tenth(), tenth()]], 600, now() + 600).await?;
+        bob.hub().reject_virtual(v).await?;
+        ended.push(v);
+    }
+    let waiting = mallory.propose_virtual(bob.address(), m, &[[tenth(), tenth()]], 600, now() + 600).await?;
+    sqlx::query("UPDATE virtual_channels SET updated_at = now() - interval '8 days' WHERE id = $1")
+        .bind(ended[0].as_slice())
+        .execute(&env.pool)
+        .await?;
+    ingrid_hub::db::prune_expired(&env.pool).await?;
+    let left: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT id FROM virtual_channels ORDER BY created_at").fetch_all(&env.pool).await?;
+    assert_eq!(left, vec![ended[1].to_vec(), waiting.to_vec()], "only the week-old rejection is gone");
+    hub.stop().await;
+    Ok(())
+}
+
 /// Mallory fills her cap of proposals with two proposals to Bob: a third is refused, yet Bob,
 /// whose quota is two virtual channels, still proposes to Alice and opens. Mallory's
 /// proposals expire at their validity (a status of their own), Bob can no longer accept
