@@ -357,18 +357,22 @@ async fn refresh_settings(pool: sqlx::PgPool, hub: Arc<Hub>, mut stop: watch::Re
     }
 }
 
-/// Every ten minutes, deletes expired sessions, used challenges and old idempotency answers,
-/// and forgets the rate state of idle addresses and clients.
+/// Every minute, forgets the rate state of idle addresses and clients; every ten minutes,
+/// deletes expired sessions, used challenges, old idempotency answers and ended proposals.
 async fn run_janitor(pool: sqlx::PgPool, hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
-    loop {
+    for round in 0u64.. {
+        // The rate limiters' maps hold every address seen since the last forgetting: every
+        // minute bounds them by a minute's worth of addresses.
         hub.limits.forget_idle();
-        match db::prune_expired(&pool).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(deleted = n, "pruned expired sessions, challenges and idempotency answers"),
-            Err(e) => tracing::warn!(error = ?e, "pruning expired rows failed"),
+        if round % 10 == 0 {
+            match db::prune_expired(&pool).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "pruned expired sessions, challenges, answers and proposals"),
+                Err(e) => tracing::warn!(error = ?e, "pruning expired rows failed"),
+            }
         }
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+            _ = tokio::time::sleep(Duration::from_secs(60)) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
     }
