@@ -47,7 +47,7 @@ pub enum ClientError {
     Challenge(#[from] ChallengeError),
     /// The TLS configuration (an extra root certificate) could not be used.
     #[error("TLS configuration: {0}")]
-    Tls(String),
+    Tls(#[from] crate::tls::TlsError),
 }
 
 impl ClientError {

@@ -35,9 +35,10 @@ use sqlx::{PgConnection, PgPool};
 
 use super::context::Chain;
 use super::outbox::Action;
-use super::watcher::CURSOR;
 use crate::db;
 
+/// The name of the watcher's cursor in `chain_cursor`.
+pub(super) const CURSOR: &str = "events";
 /// How far below the cursor block hashes are kept when the node names no `finalized` block.
 pub(super) const HASH_HISTORY: u64 = 10_000;
 /// Most remembered blocks a search for the fork point reads.

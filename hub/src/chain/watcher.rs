@@ -17,10 +17,9 @@ use tokio::sync::watch;
 
 use super::context::{Chain, sleep_or_stop};
 use super::outbox::Action;
-use super::reorg::HASH_HISTORY;
+use super::reorg::{CURSOR, HASH_HISTORY};
 use crate::db;
 
-pub(super) const CURSOR: &str = "events";
 /// Most blocks fetched per `eth_getLogs`.
 const MAX_RANGE: u64 = 2_000;
 impl Chain {
