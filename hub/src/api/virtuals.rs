@@ -166,14 +166,18 @@ const CHAIN_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5
 
 /// Before the hub locks coins in `parents` (open ones): the chain still holds every opening
 /// deposit the hub counted for them. The watcher undoes a deposit that a reorganisation took
-/// away, but only at its next poll; this closes that window. The refusal names no channel and
+/// away, but only at its next poll; this closes that window. Parents whose deposits are all
+/// at or below the finalized block cost no call (the hub never undoes those). The refusal names no channel and
 /// no amount: one of the parents is the other party's.
 pub(super) async fn check_funding_on_chain(
     app: &AppState,
     tx: &mut PgConnection,
     parents: &[B256],
 ) -> Result<(), ApiError> {
-    let deposits = db::opening_deposits(tx, parents).await?;
+    let deposits = db::opening_deposits_to_check(tx, parents).await?;
+    if deposits.is_empty() {
+        return Ok(());
+    }
     let provider = &app.hub.provider;
     let reads = deposits.iter().map(|d| async move {
         let holder = ingrid_client_sdk::bindings::eth_holder::EthAssetHolder::new(d.asset, provider);

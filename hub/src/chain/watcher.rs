@@ -61,7 +61,14 @@ impl Chain {
         }
         anyhow::ensure!(self.block_hash(to).await? == Some(to_hash), "block {to} changed while ingesting; retrying");
         self.ingest_logs(pool, &logs, to, Some(to_hash)).await?;
-        let floor = self.finalized().await.unwrap_or_else(|| to.saturating_sub(HASH_HISTORY));
+        let finalized = self.finalized().await;
+        if let Some(f) = finalized {
+            // Deposits at or below it are never undone: an acceptance need not ask the chain
+            // about them (`db::opening_deposits_to_check`).
+            let mut conn = pool.acquire().await?;
+            db::set_cursor(&mut conn, db::FINALIZED_CURSOR, f.min(to)).await?;
+        }
+        let floor = finalized.unwrap_or_else(|| to.saturating_sub(HASH_HISTORY));
         if let Err(e) = db::prune_blocks(pool, floor.min(to)).await {
             tracing::warn!(error = ?e, "forgetting old block hashes failed");
         }

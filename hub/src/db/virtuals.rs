@@ -298,14 +298,24 @@ pub struct RequiredDeposit {
     pub required: U256,
 }
 
-/// The opening deposits of the basic channels `ids` (those above zero): what opened them,
-/// without the collateral top-ups since (those are standbys, not deposits).
-pub async fn opening_deposits(db: &mut PgConnection, ids: &[B256]) -> sqlx::Result<Vec<RequiredDeposit>> {
+/// The `chain_cursor` row holding the node's finalized block as the watcher last saw it.
+pub const FINALIZED_CURSOR: &str = "finalized";
+
+/// The opening deposits (those above zero) of the basic channels `ids` that a reorganisation
+/// could still take away: of the channels with a deposit ingested above the node's finalized
+/// block (all of them while no finalized block is known). What opened them, without the
+/// collateral top-ups since (those are standbys, not deposits). A parent funded long ago
+/// costs an acceptance no call to the chain.
+pub async fn opening_deposits_to_check(db: &mut PgConnection, ids: &[B256]) -> sqlx::Result<Vec<RequiredDeposit>> {
     let keys: Vec<Vec<u8>> = ids.iter().map(|id| id.to_vec()).collect();
     let opening = super::blocks::OPENING_REQUIRED;
     let sql = format!(
         "SELECT f.channel_id, f.asset, f.participant, ({opening})::text AS required FROM channel_funding f
-         WHERE f.channel_id = ANY($1) AND ({opening}) > 0 ORDER BY f.channel_id, f.asset, f.participant"
+         WHERE f.channel_id = ANY($1) AND ({opening}) > 0
+           AND EXISTS (SELECT 1 FROM chain_events e WHERE e.channel_id = f.channel_id AND e.name = 'Deposited'
+                         AND e.block_number > COALESCE(
+                           (SELECT block FROM chain_cursor WHERE name = '{FINALIZED_CURSOR}'), -1))
+         ORDER BY f.channel_id, f.asset, f.participant"
     );
     let rows = sqlx::query(&sql).bind(&keys).fetch_all(db).await?;
     rows.iter()

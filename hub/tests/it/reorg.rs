@@ -281,6 +281,24 @@ async fn an_acceptance_before_the_watcher_notices_a_reorganisation_locks_nothing
     assert_eq!(alice.hub().channel(x).await?.latest.state.version, 0, "nothing is locked in X");
     assert_eq!(alice.hub().channel(x).await?.status, ChannelStatus::Open, "still unnoticed by the watcher");
     hub.stop().await;
+
+    // The chain is asked only about deposits above the finalized block: once the watcher has
+    // seen Y's deposits finalized, an acceptance through Y reads nothing from the chain.
+    let y_block: i64 = sqlx::query_scalar("SELECT max(block_number) FROM chain_events WHERE channel_id = $1")
+        .bind(y.as_slice())
+        .fetch_one(&env.pool)
+        .await?;
+    let to_check = |finalized: i64| {
+        let pool = env.pool.clone();
+        async move {
+            let mut conn = pool.acquire().await?;
+            ingrid_hub::db::set_cursor(&mut conn, ingrid_hub::db::FINALIZED_CURSOR, finalized as u64).await?;
+            let deposits = ingrid_hub::db::opening_deposits_to_check(&mut conn, &[y]).await?;
+            anyhow::Ok(deposits.len())
+        }
+    };
+    assert_eq!(to_check(y_block - 1).await?, 2, "Bob's and the hub's deposits into Y, not yet final");
+    assert_eq!(to_check(y_block).await?, 0, "final: nothing to ask the chain");
     Ok(())
 }
 
