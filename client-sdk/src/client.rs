@@ -283,7 +283,7 @@ impl HubClient {
     /// `GET /v1/channels?cursor=..`: the page after `cursor` (a page's `next`), the first
     /// with `None`; pages of up to [`PAGE_LIMIT`].
     pub async fn channels_page(&self, cursor: Option<&str>) -> Result<ChannelList, ClientError> {
-        self.call::<(), _>(Method::GET, &page_path("/v1/channels", cursor), None, None).await
+        self.call::<(), _>(Method::GET, &page_path("/v1/channels", cursor, None), None, None).await
     }
 
     /// `GET /v1/channels/{id}`: one of this client's channels.
@@ -330,11 +330,7 @@ impl HubClient {
         cursor: Option<&str>,
         status: Option<VirtualStatus>,
     ) -> Result<VirtualList, ClientError> {
-        let mut path = page_path("/v1/virtual-channels", cursor);
-        if let Some(status) = status {
-            path.push_str("&status=");
-            path.push_str(status.as_str());
-        }
+        let path = page_path("/v1/virtual-channels", cursor, status.map(VirtualStatus::as_str));
         self.call::<(), _>(Method::GET, &path, None, None).await
     }
 
@@ -391,12 +387,14 @@ impl HubClient {
 /// Entries per page the client asks list endpoints for (the hub's largest page).
 pub const PAGE_LIMIT: u32 = 1000;
 
-/// `path` with the query of one page: `limit`, and `cursor`.
-fn page_path(path: &str, cursor: Option<&str>) -> String {
+/// `path` with the query of one page: `limit`, and `cursor` and `status` when given.
+fn page_path(path: &str, cursor: Option<&str>, status: Option<&str>) -> String {
     let mut query = form_urlencoded::Serializer::new(String::new());
     query.append_pair("limit", &PAGE_LIMIT.to_string());
-    if let Some(cursor) = cursor {
-        query.append_pair("cursor", cursor);
+    for (key, value) in [("cursor", cursor), ("status", status)] {
+        if let Some(value) = value {
+            query.append_pair(key, value);
+        }
     }
     format!("{path}?{}", query.finish())
 }
