@@ -215,11 +215,18 @@ pub struct AuthConfig {
     pub challenge_ttl: u64,
     /// How long a session token stays valid, seconds. Default 86400.
     pub session_ttl: u64,
+    /// Sessions each hub process keeps in memory, so a request needs no database read to
+    /// know its client. Default 100000 (about 10 MB).
+    pub session_cache: u32,
+    /// Seconds a cached session is trusted before it is read again: the bound on a
+    /// revocation whose notice a process missed (a notice normally arrives at once).
+    /// Default 60.
+    pub session_cache_secs: u64,
 }
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self { challenge_ttl: 300, session_ttl: 86_400 }
+        Self { challenge_ttl: 300, session_ttl: 86_400, session_cache: 100_000, session_cache_secs: 60 }
     }
 }
 

@@ -9,7 +9,8 @@
 //! - [`chain`]: the event watcher, the hub's answers to registrations on chain ([`disputes`],
 //!   re-exported here) and the outbox of the hub's transactions; [`leader`]: one replica runs
 //!   them.
-//! - [`server`]: starting and stopping a hub process; [`config`]: its configuration.
+//! - [`server`]: starting and stopping a hub process; [`config`]: its configuration;
+//!   [`sessions`]: the cache of sessions.
 //! - [`dev`]: the embedded local stack (`ingrid dev`); [`demo`]: the seed's example on chain;
 //!   [`sale`]: the seed's nanoservice sale through a real hub (the README demo).
 
@@ -29,6 +30,7 @@ pub mod policy;
 pub mod proposals;
 pub mod sale;
 pub mod server;
+pub mod sessions;
 pub mod topup;
 
 pub use api::admin;

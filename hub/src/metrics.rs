@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use alloy::primitives::{Address, U256};
+use alloy::primitives::{Address, B256, U256};
 use prometheus::{
     Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -21,9 +21,9 @@ use prometheus::{
 use sqlx::PgPool;
 
 use crate::config::AssetConfig;
+use crate::core::ChannelBooks;
 use crate::db;
 use ingrid_client_sdk::api::VirtualStatus;
-use ingrid_client_sdk::virtual_channel::Link;
 
 /// Content type of the Prometheus text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -414,7 +414,7 @@ impl Metrics {
 }
 
 /// The hub's collateral per asset, in the asset's smallest unit.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Collateral {
     /// The hub's own coins locked in virtual channels (what it paid into each lock).
@@ -425,41 +425,55 @@ pub struct Collateral {
     pub hub_free: BTreeMap<Address, U256>,
 }
 
-/// The collateral from the latest states of the open and closing basic channels, summed in
-/// Rust (amounts are uint256 hex strings in the stored JSON).
+/// The hub's collateral in total, from the running books (a handful of rows, whatever the
+/// number of channels).
 pub async fn collateral(pool: &PgPool) -> sqlx::Result<Collateral> {
     let mut conn = pool.acquire().await?;
     collateral_of(&mut conn, None).await
 }
 
-/// [`collateral`] in `db`'s transaction, of one client's basic channels only if `client` is
-/// given (the hub's coins locked for that client).
+/// [`collateral`] in `db`'s transaction; of one client's basic channels only if `client` is
+/// given (the hub's coins locked for that client: a scan of that client's channels).
 pub async fn collateral_of(db: &mut sqlx::PgConnection, client: Option<Address>) -> sqlx::Result<Collateral> {
-    let parents = db::live_outcomes(db, client).await?;
-    let lock_ids: Vec<Vec<u8>> = parents.iter().flat_map(|(_, _, o)| o.locked.iter().map(|l| l.id.to_vec())).collect();
-    let initial = db::opening_outcomes(db, &lock_ids).await?;
+    let Some(client) = client else {
+        let (hub_locked, locked_total, hub_free) = db::hub_totals(db).await?;
+        return Ok(Collateral { hub_locked, locked_total, hub_free });
+    };
+    let mut out = Collateral::default();
+    for books in db::client_books(db, client).await? {
+        out.add(&books, true);
+    }
+    Ok(out)
+}
 
-    let (mut hub_locked, mut locked_total, mut hub_free) =
-        (BTreeMap::<Address, U256>::new(), BTreeMap::<Address, U256>::new(), BTreeMap::<Address, U256>::new());
-    for (hub, open, outcome) in &parents {
-        for (k, asset) in outcome.assets.iter().enumerate() {
-            if *open && let Some(b) = outcome.balances.get(k) {
-                *hub_free.entry(*asset).or_default() += b[hub.index()];
+impl Collateral {
+    /// Adds one channel's books; its free coins only if `open`.
+    fn add(&mut self, books: &ChannelBooks, open: bool) {
+        for (k, asset) in books.assets.iter().enumerate() {
+            let get = |v: &[U256]| v.get(k).copied().unwrap_or_default();
+            if open {
+                *self.hub_free.entry(*asset).or_default() += get(&books.hub_free);
             }
-            for lock in &outcome.locked {
-                let amount = lock.balances.get(k).copied().unwrap_or_default();
-                *locked_total.entry(*asset).or_default() += amount;
-                // The hub's share: the opening balances of the virtual channel's
-                // participants that this lock maps to the hub.
-                let Some(v) = initial.get(lock.id.as_slice()) else { continue };
-                let Some(vk) = v.assets.iter().position(|a| a == asset) else { continue };
-                let Some(vb) = v.balances.get(vk) else { continue };
-                let Some(link) = Link::from_index_map(lock.indexMap) else { continue };
-                *hub_locked.entry(*asset).or_default() += link.pays(*hub, vb).unwrap_or_default();
-            }
+            *self.hub_locked.entry(*asset).or_default() += get(&books.hub_locked);
+            *self.locked_total.entry(*asset).or_default() += get(&books.locked_total);
         }
     }
-    Ok(Collateral { hub_locked, locked_total, hub_free })
+}
+
+/// The collateral recounted from the latest state of every open and closing basic channel:
+/// what the running books must equal (for audits and tests; it reads every channel). Run it
+/// in a repeatable-read transaction next to [`collateral_of`] to compare the two.
+pub async fn collateral_recount(db: &mut sqlx::PgConnection) -> sqlx::Result<Collateral> {
+    let parents = db::live_outcomes(db, None).await?;
+    let lock_ids: Vec<B256> = parents.iter().flat_map(|(_, _, o)| ChannelBooks::lock_ids(o)).collect();
+    let openings = db::openings(db, &lock_ids).await?;
+    let mut out = Collateral::default();
+    for (hub, open, outcome) in &parents {
+        let books = ChannelBooks::of(outcome, *hub, &openings)
+            .map_err(|id| sqlx::Error::Decode(format!("a lock of virtual channel {id}, which is not stored").into()))?;
+        out.add(&books, *open);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

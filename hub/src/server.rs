@@ -89,6 +89,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         db::connect(&config.database_url, config.db_max_connections).await.context("connecting to the database")?;
     db::MIGRATOR.run(&pool).await.context("running database migrations")?;
     crate::disputes::backfill_record_keys(&pool).await.context("keying old dispute rows by record")?;
+    let filled = db::fill_missing_books(&pool, 1000).await.context("filling in the books of older channels")?;
+    if filled > 0 {
+        tracing::info!(channels = filled, "filled in the running books of channels stored before them");
+    }
 
     // Nonces come from the node's pending count at every send, never from a local cache: a
     // cached nonce is taken before gas estimation, so a transaction that fails to estimate
@@ -151,6 +155,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         limits: crate::api::limits::Limits::new(&config.limits),
         readiness: Default::default(),
         refresh: Duration::from_millis(config.metrics_refresh_ms),
+        sessions: crate::sessions::Sessions::new(
+            config.auth.session_cache as usize,
+            Duration::from_secs(config.auth.session_cache_secs),
+        ),
     };
     let chain = Chain {
         provider,
@@ -203,6 +211,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     probe_health(&pool, &hub).await;
     tasks.push(tokio::spawn(refresh_health(pool.clone(), hub.clone(), stopped.clone())));
     let janitor = tokio::spawn(run_janitor(pool.clone(), hub.clone(), stopped.clone()));
+    let sessions = tokio::spawn(crate::sessions::listen(pool.clone(), hub.clone(), stopped.clone()));
     let settings = tokio::spawn(refresh_settings(pool.clone(), hub.clone(), stopped.clone()));
     let reloads = tokio::spawn(reload_on_hangup(hub.clone(), stopped.clone()));
     let leading = hub.metrics.leading.clone();
@@ -224,7 +233,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         },
     ));
     tracing::info!(%addr, ?operator_addr, ?metrics_addr, hub = %deployment.adjudicator, "ingrid serving");
-    tasks.extend([janitor, settings, reloads, leader]);
+    tasks.extend([janitor, sessions, settings, reloads, leader]);
     Ok(Running { addr, operator_addr, metrics_addr, hub, leading, stop, tasks })
 }
 
@@ -357,13 +366,17 @@ async fn refresh_settings(pool: sqlx::PgPool, hub: Arc<Hub>, mut stop: watch::Re
     }
 }
 
-/// Every minute, forgets the rate state of idle addresses and clients; every ten minutes,
-/// deletes expired sessions, used challenges, old idempotency answers and ended proposals.
+/// Every minute, forgets the rate state of idle addresses and clients and folds the running
+/// books' shards of ended database sessions; every ten minutes, deletes expired sessions,
+/// used challenges, old idempotency answers and ended proposals.
 async fn run_janitor(pool: sqlx::PgPool, hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
     for round in 0u64.. {
         // The rate limiters' maps hold every address seen since the last forgetting: every
         // minute bounds them by a minute's worth of addresses.
         hub.limits.forget_idle();
+        if let Err(e) = db::fold_book_shards(&pool).await {
+            tracing::warn!(error = ?e, "folding the books' shards failed");
+        }
         if round % 10 == 0 {
             match db::prune_expired(&pool).await {
                 Ok(0) => {}

@@ -53,8 +53,12 @@ pub(super) async fn token(State(app): State<AppState>, body: Body) -> Result<Jso
     db::insert_session(&mut tx, keccak256(token.as_bytes()), req.address, app.hub.auth.session_ttl).await?;
     let ended = db::trim_sessions(&mut tx, req.address, app.hub.limits.config().sessions_per_client).await?;
     tx.commit().await?;
-    if ended > 0 {
-        tracing::info!(client = %req.address, ended, "a login beyond the cap of sessions ended the oldest");
+    // This process forgets them at once; the others when the database's notice arrives.
+    for hash in &ended {
+        app.hub.sessions.revoke(hash);
+    }
+    if !ended.is_empty() {
+        tracing::info!(client = %req.address, ended = ended.len(), "a login beyond the cap of sessions ended the oldest");
     }
     Ok(Json(TokenResponse { token, expires_at: now_secs() + app.hub.auth.session_ttl }))
 }

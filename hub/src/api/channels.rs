@@ -64,9 +64,11 @@ pub(super) async fn open_channel(
     if !db::insert_channel(&mut tx, plan.id, client, plan.hub_index, &req.params, &plan.requirements).await? {
         return Err(ApiError::conflict("channel_exists", format!("channel {} already exists", plan.id)));
     }
-    // Version 0: the row was just inserted at it, so the channel does not move.
+    // Version 0: the row was just inserted at it, `funding`; this stores its books.
     let opening = StateRequest { state: req.state, signature: req.signature };
-    let hub_sig = countersign(&app.hub, &mut tx, plan.id, plan.hub_index, &opening, plan.digest, None).await?;
+    let hub_sig =
+        countersign(&app.hub, &mut tx, plan.id, plan.hub_index, &opening, plan.digest, ChannelStatus::Funding, &[])
+            .await?;
     // The hub's own deposits wait until the client's are confirmed (the watcher enqueues them),
     // so a client cannot lock the hub's coins in channels it never funds.
     if plan.requirements.iter().all(|r| r.participant == app.hub.info.address) {
@@ -141,7 +143,7 @@ pub(super) async fn advance(
             (rules.check_top_up(hub, client, &current, &req.state, &req.signature, offer)?, Some(offer.0))
         }
     };
-    let hub_sig = countersign(&app.hub, &mut tx, id, channel.hub_index, &req, digest, Some(status)).await?;
+    let hub_sig = countersign(&app.hub, &mut tx, id, channel.hub_index, &req, digest, status, &[]).await?;
     if kind == Advance::Close {
         let conclude = Action::ConcludeFinal { channel: id, version: req.state.version };
         conclude.enqueue(&mut tx, 0).await?;

@@ -258,7 +258,7 @@ pub(super) async fn limit(
     else {
         return next.run(request).await;
     };
-    let client = match db::session_client(&app.pool, keccak256(token.as_bytes())).await {
+    let client = match app.session(token).await {
         Ok(client) => client,
         Err(e) => return ApiError::from(e).into_response(),
     };

@@ -99,6 +99,25 @@ pub struct Hub {
     pub readiness: std::sync::RwLock<Readiness>,
     /// How often readiness and metrics are refreshed.
     pub refresh: Duration,
+    /// Live sessions, cached (see [`crate::sessions`]).
+    pub sessions: crate::sessions::Sessions,
+}
+
+impl AppState {
+    /// The client of the live session of bearer `token`: from the cache, or read from the
+    /// database and cached.
+    pub(crate) async fn session(&self, token: &str) -> sqlx::Result<Option<Address>> {
+        let hash = keccak256(token.as_bytes());
+        let now = now_secs();
+        if let Some(client) = self.hub.sessions.get(&hash, now) {
+            return Ok(Some(client));
+        }
+        let found = db::session_client(&self.pool, hash).await?;
+        if let Some((client, expires_at)) = found {
+            self.hub.sessions.put(hash, client, expires_at, now);
+        }
+        Ok(found.map(|(client, _)| client))
+    }
 }
 
 /// The last probe of the database and the chain, made every `metrics_refresh_ms`.
@@ -360,7 +379,7 @@ impl FromRequestParts<AppState> for Client {
         // The limits layer looked the session up already.
         let client = match parts.extensions.get::<limits::Session>() {
             Some(session) => session.0,
-            None => db::session_client(&app.pool, keccak256(token.as_bytes())).await?,
+            None => app.session(token).await?,
         };
         Ok(Self(client.ok_or_else(|| ApiError::Unauthorized("unknown or expired token".into()))?))
     }
@@ -458,8 +477,11 @@ pub fn now_secs() -> u64 {
 }
 
 /// Countersigns `update` (signed by the client, digest checked by the caller) and stores it
-/// with both signatures in `tx`, moving the channel to its version and `status`. The
-/// signature is returned to the caller, who hands it out only after committing `tx`.
+/// with both signatures in `tx`, moving the channel to its version and `status` with the
+/// state's books. `openings` holds the opening allocations of virtual channels the caller
+/// has at hand; those of the state's other locks are read. The signature is returned to
+/// the caller, who hands it out only after committing `tx`.
+#[allow(clippy::too_many_arguments)]
 async fn countersign(
     hub: &Hub,
     tx: &mut PgConnection,
@@ -467,14 +489,21 @@ async fn countersign(
     hub_index: Role,
     update: &StateRequest,
     digest: B256,
-    status: Option<ChannelStatus>,
+    status: ChannelStatus,
+    known: &[(B256, &ingrid_client_sdk::Allocation)],
 ) -> Result<Bytes, ApiError> {
+    let outcome = &update.state.outcome;
+    let missing: Vec<B256> =
+        crate::core::ChannelBooks::lock_ids(outcome).filter(|id| !known.iter().any(|(k, _)| k == id)).collect();
+    let mut openings = db::openings(tx, &missing).await?;
+    openings.extend(known.iter().map(|(id, opening)| (*id, (*opening).clone())));
+    let books = crate::core::ChannelBooks::of(outcome, hub_index, &openings).map_err(|id| {
+        ApiError::Internal(anyhow::anyhow!("channel {channel} would lock {id}, which is no stored virtual channel"))
+    })?;
     let hub_sig = hub.sign(&digest)?;
     let sigs = hub_index.pair(hub_sig.clone(), update.signature.clone());
     db::insert_state(tx, &update.state, digest, [&sigs[0], &sigs[1]]).await?;
-    if let Some(status) = status {
-        db::set_latest(tx, channel, update.state.version, status).await?;
-    }
+    db::set_latest(tx, channel, update.state.version, status, &books).await?;
     Ok(hub_sig)
 }
 

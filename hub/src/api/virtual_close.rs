@@ -121,7 +121,8 @@ pub(super) async fn close_virtual(
                 let (update, digest) = (&close.parents[index], accepted[index].1);
                 let (parent_row, _) = &parent_rows[position];
                 let (channel, hub, status) = (parent_row.id, parent_row.hub_index, parent_row.status);
-                let hub_sig = countersign(&app.hub, &mut tx, channel, hub, update, digest, Some(status)).await?;
+                let known = [(v.id, &v.initial.outcome)];
+                let hub_sig = countersign(&app.hub, &mut tx, channel, hub, update, digest, status, &known).await?;
                 signatures.push(SignatureResponse {
                     channel_id: channel,
                     version: update.state.version,

@@ -460,8 +460,9 @@ pub(super) async fn accept_virtual(
             Effect::CountersignParent(p) => {
                 let (row, update) = parents[p];
                 let digest = digests[p];
+                let known = [(id, &v.initial.outcome)];
                 signatures.push(
-                    countersign(&app.hub, &mut tx, row.id, row.hub_index, update, digest, Some(row.status)).await?,
+                    countersign(&app.hub, &mut tx, row.id, row.hub_index, update, digest, row.status, &known).await?,
                 );
             }
             Effect::StoreAcceptance(by) => db::open_virtual(&mut tx, id, by, y_id, &accept.signature).await?,

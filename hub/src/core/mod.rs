@@ -237,7 +237,9 @@ impl Rules {
     }
 }
 
+pub mod books;
 mod virtuals;
+pub use books::ChannelBooks;
 pub use virtuals::{Parent, ParentUpdate};
 
 #[cfg(test)]

@@ -102,24 +102,28 @@ pub async fn insert_session(
 }
 
 /// Ends the sessions of `client` beyond its newest `keep` (the cap of sessions per client);
-/// returns how many ended.
-pub async fn trim_sessions(db: &mut PgConnection, client: Address, keep: u32) -> sqlx::Result<u64> {
-    let ended = sqlx::query(
+/// returns the token hashes of those that ended.
+pub async fn trim_sessions(db: &mut PgConnection, client: Address, keep: u32) -> sqlx::Result<Vec<B256>> {
+    let ended: Vec<Vec<u8>> = sqlx::query_scalar(
         "DELETE FROM sessions WHERE token_hash IN (
-             SELECT token_hash FROM sessions WHERE client = $1 ORDER BY expires_at DESC, token_hash OFFSET $2)",
+             SELECT token_hash FROM sessions WHERE client = $1 ORDER BY expires_at DESC, token_hash OFFSET $2)
+         RETURNING token_hash",
     )
     .bind(client.as_slice())
     .bind(i64::from(keep))
-    .execute(db)
+    .fetch_all(db)
     .await?;
-    Ok(ended.rows_affected())
+    ended.iter().map(|h| b256(h)).collect()
 }
 
-/// The client of a live session.
-pub async fn session_client(db: &PgPool, token_hash: B256) -> sqlx::Result<Option<Address>> {
-    let row = sqlx::query("SELECT client FROM sessions WHERE token_hash = $1 AND expires_at > now()")
-        .bind(token_hash.as_slice())
-        .fetch_optional(db)
-        .await?;
-    row.map(|r| address(r.get::<&[u8], _>("client"))).transpose()
+/// The client of a live session and the session's expiry (unix seconds).
+pub async fn session_client(db: &PgPool, token_hash: B256) -> sqlx::Result<Option<(Address, u64)>> {
+    let row = sqlx::query(
+        "SELECT client, extract(epoch FROM expires_at)::bigint AS expires_at FROM sessions
+         WHERE token_hash = $1 AND expires_at > now()",
+    )
+    .bind(token_hash.as_slice())
+    .fetch_optional(db)
+    .await?;
+    row.map(|r| Ok((address(r.get::<&[u8], _>("client"))?, r.get::<i64, _>("expires_at").max(0) as u64))).transpose()
 }

@@ -113,19 +113,6 @@ pub async fn state(db: &mut PgConnection, id: B256, version: u64) -> sqlx::Resul
     })
 }
 
-/// Moves a channel to `version` and `status`.
-pub async fn set_latest(db: &mut PgConnection, id: B256, version: u64, status: ChannelStatus) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE basic_channels SET latest_version = $2, status = $3::channel_status, updated_at = now() WHERE id = $1",
-    )
-    .bind(id.as_slice())
-    .bind(version as i64)
-    .bind(status_name(status))
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
 /// The full view of channels: one (`id`), a client's (`client`), or all, newest first.
 pub async fn channel_views(
     db: &mut PgConnection,

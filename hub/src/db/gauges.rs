@@ -3,18 +3,6 @@
 
 use super::*;
 
-/// Basic (`"basic"`) and virtual (`"virtual"`) channels counted by status.
-pub async fn status_counts(db: &PgPool) -> sqlx::Result<Vec<(String, String, i64)>> {
-    let rows = sqlx::query(
-        "SELECT 'basic' AS t, status::text AS status, count(*) AS n FROM basic_channels GROUP BY status
-         UNION ALL
-         SELECT 'virtual', status::text, count(*) FROM virtual_channels GROUP BY status",
-    )
-    .fetch_all(db)
-    .await?;
-    rows.iter().map(|r| Ok((r.try_get("t")?, r.try_get("status")?, r.try_get("n")?))).collect()
-}
-
 /// Disputes counted by kind and result.
 pub async fn dispute_counts(db: &PgPool) -> sqlx::Result<Vec<(String, String, i64)>> {
     let rows =
@@ -54,7 +42,8 @@ pub async fn chain_work(db: &PgPool) -> sqlx::Result<ChainWork> {
 }
 
 /// The latest outcome of every open or closing basic channel (of `client` only, if given):
-/// the hub's index, whether the channel is open, and the outcome.
+/// the hub's index, whether the channel is open, and the outcome. A scan of every channel:
+/// for audits of the running books, never on a request's path.
 pub async fn live_outcomes(
     db: &mut PgConnection,
     client: Option<Address>,
@@ -76,19 +65,4 @@ pub async fn live_outcomes(
             ))
         })
         .collect()
-}
-
-/// The opening outcomes of the virtual channels `ids`, by id.
-pub async fn opening_outcomes(
-    db: &mut PgConnection,
-    ids: &[Vec<u8>],
-) -> sqlx::Result<HashMap<Vec<u8>, ingrid_client_sdk::Allocation>> {
-    let mut out = HashMap::new();
-    if ids.is_empty() {
-        return Ok(out);
-    }
-    for r in sqlx::query("SELECT id, initial FROM virtual_channels WHERE id = ANY($1)").bind(ids).fetch_all(db).await? {
-        out.insert(r.try_get("id")?, r.try_get::<Json<State>, _>("initial")?.0.outcome);
-    }
-    Ok(out)
 }

@@ -77,6 +77,7 @@ fn top_up_move(event: TopUpEvent) -> (Vec<&'static str>, &'static str) {
 
 mod auth;
 mod blocks;
+mod books;
 mod channels;
 mod disputes;
 mod effects;
@@ -90,6 +91,7 @@ mod virtuals;
 
 pub use auth::*;
 pub use blocks::*;
+pub use books::*;
 pub use channels::*;
 pub use disputes::*;
 pub use effects::*;

@@ -37,25 +37,6 @@ pub async fn lock_policy(db: &mut PgConnection) -> sqlx::Result<()> {
     Ok(())
 }
 
-/// Fees earned per asset: those of every accepted virtual channel.
-pub async fn fees_earned(db: &PgPool) -> sqlx::Result<std::collections::BTreeMap<Address, U256>> {
-    let rows = sqlx::query(
-        "SELECT initial->'outcome'->'assets' AS assets, fees FROM virtual_channels
-         WHERE status IN ('open', 'closing', 'closed') AND fees <> '[]'",
-    )
-    .fetch_all(db)
-    .await?;
-    let mut out = std::collections::BTreeMap::new();
-    for row in rows {
-        let assets = row.get::<Json<Vec<Address>>, _>("assets").0;
-        let fees = row.get::<Json<Vec<U256>>, _>("fees").0;
-        for (asset, fee) in assets.into_iter().zip(fees) {
-            *out.entry(asset).or_insert(U256::ZERO) += fee;
-        }
-    }
-    Ok(out)
-}
-
 /// A round trip to the database (a connection or the pool).
 pub async fn ping<'e>(db: impl sqlx::PgExecutor<'e>) -> sqlx::Result<()> {
     sqlx::query("SELECT 1").execute(db).await.map(|_| ())

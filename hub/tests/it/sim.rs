@@ -234,8 +234,11 @@ async fn run_seed(seed: u64, steps: usize, weights: Weights) -> anyhow::Result<R
         w.step().await?;
     }
     let behind_since = w.behind_since;
+    let mut books = w.books("after the steps").await?;
     let unsettled = w.settle().await?;
-    let violations = w.check(unsettled).await?;
+    let mut violations = w.check(unsettled).await?;
+    violations.append(&mut books);
+    violations.extend(w.books("after the settlement").await?);
     if let Some(n) = behind_since
         && violations.iter().any(|v| v.invariant == "watcher")
     {

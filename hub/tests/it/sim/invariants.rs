@@ -26,7 +26,7 @@ use super::world::{World, fmt_units};
 #[derive(Debug, Clone)]
 pub struct Violation {
     /// Which: `hub_funds`, `virtual_neutrality`, `honest_funds`, `hub_signatures`, `watcher`,
-    /// `outbox`, `settlement`.
+    /// `outbox`, `settlement`, `running_books` (the hub's books, not the chain).
     pub invariant: &'static str,
     /// What the chain shows.
     pub message: String,
@@ -105,6 +105,49 @@ impl World {
         for log in self.reader().get_logs(&filter).await? {
             let e = log.log_decode::<EthAssetHolder::Withdrawn>()?.inner.data;
             *out.entry((e.channelId, e.participant)).or_default() += e.amount;
+        }
+        Ok(out)
+    }
+
+    /// The running books against a recount of every channel, and the counts by status
+    /// against a count of the rows, read in one snapshot (the hub may be busy meanwhile).
+    /// `when` names the moment in a violation.
+    pub async fn books(&self, when: &str) -> anyhow::Result<Vec<Violation>> {
+        let mut tx = self.env.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(&mut *tx).await?;
+        let running = ingrid_hub::metrics::collateral_of(&mut tx, None).await?;
+        let recount = ingrid_hub::metrics::collateral_recount(&mut tx).await?;
+        let drop_zero = |m: &std::collections::BTreeMap<Address, U256>| {
+            m.iter().filter(|(_, v)| !v.is_zero()).map(|(a, v)| (*a, *v)).collect::<Vec<_>>()
+        };
+        let mut out = Vec::new();
+        for (name, a, b) in [
+            ("hub_locked", &running.hub_locked, &recount.hub_locked),
+            ("locked_total", &running.locked_total, &recount.locked_total),
+            ("hub_free", &running.hub_free, &recount.hub_free),
+        ] {
+            if drop_zero(a) != drop_zero(b) {
+                out.push(Violation {
+                    invariant: "running_books",
+                    message: format!("{when}: {name} is {a:?} in the running books, {b:?} recounted"),
+                });
+            }
+        }
+        let differ: Vec<(String, String, i64, i64)> = sqlx::query_as(
+            "WITH running AS (SELECT kind, status, sum(n)::bigint AS n FROM status_counts GROUP BY 1, 2),
+                  counted AS (SELECT 'basic' AS kind, status::text AS status, count(*) AS n FROM basic_channels GROUP BY 2
+                              UNION ALL
+                              SELECT 'virtual', status::text, count(*) FROM virtual_channels GROUP BY 2)
+             SELECT kind, status, coalesce(r.n, 0), coalesce(c.n, 0) FROM running r FULL JOIN counted c USING (kind, status)
+             WHERE coalesce(r.n, 0) <> coalesce(c.n, 0)",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        for (kind, status, running, counted) in differ {
+            out.push(Violation {
+                invariant: "running_books",
+                message: format!("{when}: {running} {kind} channels {status} in the running counts, {counted} counted"),
+            });
         }
         Ok(out)
     }
