@@ -192,41 +192,58 @@ async fn proposals_count_against_their_proposer_only_and_stop_counting_when_they
 }
 
 /// A client holds at most `limits.sessions_per_client` sessions: a login beyond it ends the
-/// oldest, whose token is refused from then on.
+/// oldest, whose token is refused from then on, by every hub process: a second process on
+/// the same database that cached the session drops it when the database announces the end
+/// (long before its cache would read it again).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_beyond_the_cap_of_sessions_ends_the_oldest() -> anyhow::Result<()> {
     let env = Env::new(2).await?;
     let mut config = env.config();
     config.limits.sessions_per_client = 2;
-    let hub = server::start(config).await?;
+    config.auth.session_cache_secs = 3600;
+    let hub = server::start(config.clone()).await?;
+    let other = server::start(config).await?;
     let url = format!("http://{}", hub.addr);
+    let other_url = format!("http://{}", other.addr);
     let key = env.devnet.key(1);
     let mut tokens = Vec::new();
-    for _ in 0..3 {
+    let login = || async {
         let mut client = HubClient::new(&url);
-        tokens.push(client.login(&key).await?.token);
-    }
-    let status = |token: String| {
-        let url = url.clone();
-        async move {
-            anyhow::Ok(
-                ingrid_client_sdk::tls::http_client()
-                    .get(format!("{url}/v1/channels"))
-                    .bearer_auth(token)
-                    .send()
-                    .await?
-                    .status(),
-            )
-        }
+        anyhow::Ok(client.login(&key).await?.token)
     };
-    assert_eq!(status(tokens[0].clone()).await?, StatusCode::UNAUTHORIZED, "the oldest session ended");
-    assert_eq!(status(tokens[1].clone()).await?, StatusCode::OK);
-    assert_eq!(status(tokens[2].clone()).await?, StatusCode::OK);
+    for _ in 0..2 {
+        tokens.push(login().await?);
+    }
+    let status = |url: String, token: String| async move {
+        anyhow::Ok(
+            ingrid_client_sdk::tls::http_client()
+                .get(format!("{url}/v1/channels"))
+                .bearer_auth(token)
+                .send()
+                .await?
+                .status(),
+        )
+    };
+    // Both processes know (and cache) the first session.
+    assert_eq!(status(url.clone(), tokens[0].clone()).await?, StatusCode::OK);
+    assert_eq!(status(other_url.clone(), tokens[0].clone()).await?, StatusCode::OK);
+    tokens.push(login().await?);
+    assert_eq!(status(url.clone(), tokens[0].clone()).await?, StatusCode::UNAUTHORIZED, "the oldest session ended");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while status(other_url.clone(), tokens[0].clone()).await? != StatusCode::UNAUTHORIZED {
+        assert!(std::time::Instant::now() < deadline, "the other process still accepts the ended session");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    for url in [&url, &other_url] {
+        assert_eq!(status(url.clone(), tokens[1].clone()).await?, StatusCode::OK);
+        assert_eq!(status(url.clone(), tokens[2].clone()).await?, StatusCode::OK);
+    }
     let sessions: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions WHERE client = $1")
         .bind(key.address().as_slice())
         .fetch_one(&env.pool)
         .await?;
     assert_eq!(sessions, 2);
+    other.stop().await;
     hub.stop().await;
     Ok(())
 }
