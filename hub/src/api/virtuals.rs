@@ -19,9 +19,11 @@ pub(super) async fn check_counts(
     now: u64,
 ) -> Result<(), ApiError> {
     let proposing = asker == Role::First;
+    let asked = if proposing { &participants[..1] } else { &participants[..] };
+    let counts = db::virtual_counts(tx, asked, now).await?;
     if proposing {
         let max = app.hub.limits.config().proposals_per_proposer;
-        let (_, proposed) = db::virtual_counts(tx, participants[0], now).await?;
+        let proposed = counts[0].1;
         if proposed >= u64::from(max) {
             return Err(ApiError::conflict(
                 "too_many_proposals",
@@ -33,11 +35,7 @@ pub(super) async fn check_counts(
         }
     }
     let Some(max) = rules.channels.max_virtual_per_client else { return Ok(()) };
-    for (role, who) in [(Role::First, "proposer"), (Role::Second, "acceptor")] {
-        if proposing && role == Role::Second {
-            continue;
-        }
-        let (held, _) = db::virtual_counts(tx, participants[role.index()], now).await?;
+    for ((role, who), (held, _)) in [(Role::First, "proposer"), (Role::Second, "acceptor")].into_iter().zip(counts) {
         crate::policy::check_open_count(who, participants[role.index()], held, Some(max), role == asker)?;
     }
     Ok(())
@@ -435,15 +433,7 @@ pub(super) async fn accept_virtual(
     if x_row.status == ChannelStatus::Open && y_row.status == ChannelStatus::Open {
         check_funding_on_chain(&app, &mut tx, &[x_id, y_id]).await?;
     }
-    // The hub's coins get locked now: the limits hold against the books of this moment.
     let rules = app.hub.rules();
-    let participants = [v.params.participants[0], client];
-    if rules.limits_locked_coins() || rules.channels.max_virtual_per_client.is_some() {
-        db::lock_policy(&mut tx).await?;
-    }
-    check_counts(&app, &rules, &mut tx, participants, Role::Second, now_secs()).await?;
-    let books = policy_books(&rules, &mut tx, &v.initial.outcome.assets, participants).await?;
-    rules.check_virtual_policy(&v.initial, v.valid_until.saturating_sub(now_secs()), &books, Role::Second)?;
     let updates = [
         ParentUpdate {
             parent: parent(x_row, Role::First, &x_latest, x_dispute),
@@ -453,6 +443,16 @@ pub(super) async fn accept_virtual(
         ParentUpdate { parent: parent(y_row, Role::Second, &y_latest, y_dispute), update: &accept.parent, fees: &[] },
     ];
     let digests = rules.check_virtual_accept(client, &v.params, &v.initial, &accept.signature, &updates)?;
+    // The hub's coins get locked now: the limits hold against the books of this moment. The
+    // policy's lock is taken last, after every check that does not read the books, so that
+    // what waits behind it is short.
+    let participants = [v.params.participants[0], client];
+    if rules.limits_locked_coins() || rules.channels.max_virtual_per_client.is_some() {
+        db::lock_policy(&mut tx).await?;
+    }
+    check_counts(&app, &rules, &mut tx, participants, Role::Second, now_secs()).await?;
+    let books = policy_books(&rules, &mut tx, &v.initial.outcome.assets, participants).await?;
+    rules.check_virtual_policy(&v.initial, v.valid_until.saturating_sub(now_secs()), &books, Role::Second)?;
     let parents = [(x_row, &v.proposed_parent), (y_row, &accept.parent)];
     let mut signatures = Vec::with_capacity(parents.len());
     for effect in &t.effects {

@@ -13,20 +13,26 @@ pub async fn set_virtual_paused(db: &PgPool, paused: bool) -> sqlx::Result<()> {
     Ok(())
 }
 
-/// What counts against a client's caps of virtual channels at unix time `now`: those it
-/// holds `open` or `closing` (with any peer), and the proposals it made that wait for their
-/// peers (`proposed`, validity not ended). Proposals to it are not counted.
-pub async fn virtual_counts(db: &mut PgConnection, client: Address, now: u64) -> sqlx::Result<(u64, u64)> {
-    let (held, proposed): (i64, i64) = sqlx::query_as(
-        "SELECT count(*) FILTER (WHERE status IN ('open', 'closing')),
-                count(*) FILTER (WHERE status = 'proposed' AND participants[1] = $1 AND valid_until > $2)
-         FROM virtual_channels WHERE participants @> ARRAY[$1::bytea]",
+/// What counts against each of `clients`' caps of virtual channels at unix time `now`: those
+/// it holds `open` or `closing` (with any peer), and the proposals it made that wait for
+/// their peers (`proposed`, validity not ended). Proposals to it are not counted. Both are
+/// read from partial indexes: the cost grows with what the client holds now, not with its
+/// history.
+pub async fn virtual_counts(db: &mut PgConnection, clients: &[Address], now: u64) -> sqlx::Result<Vec<(u64, u64)>> {
+    let addresses: Vec<&[u8]> = clients.iter().map(|c| c.as_slice()).collect();
+    let rows: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM virtual_channels v
+                 WHERE (v.participants[1] = c.address OR v.participants[2] = c.address)
+                   AND v.status IN ('open', 'closing')),
+                (SELECT count(*) FROM virtual_channels v
+                 WHERE v.participants[1] = c.address AND v.status = 'proposed' AND v.valid_until > $2)
+         FROM unnest($1::bytea[]) WITH ORDINALITY AS c (address, k) ORDER BY c.k",
     )
-    .bind(client.as_slice())
+    .bind(addresses)
     .bind(now as i64)
-    .fetch_one(db)
+    .fetch_all(db)
     .await?;
-    Ok((held as u64, proposed as u64))
+    Ok(rows.into_iter().map(|(held, proposed)| (held as u64, proposed as u64)).collect())
 }
 
 /// Serializes, across hub processes, the decisions that read the hub's total locked coins

@@ -158,6 +158,9 @@ async fn every_limit_refuses_with_its_rule_and_numbers_and_changes_nothing() -> 
     hub.reload(size.clone(), Some(1)).await?;
     let v_count = carol.propose_virtual(alice.address(), z, &[[ether(1), ether(1)]], 600, until).await?;
     let p_count = alice.proposals().await?.into_iter().find(|p| p.id == v_count).expect("proposal");
+    // Alice's acceptance is valid in every other way (her parent as the hub has it, with V1's
+    // lock): the policy is checked after the parent updates.
+    alice.sync_channel(x).await?;
     refused(&env, 409, "too_many_virtual_channels", "the limit is 1", alice.accept_virtual(&p_count, x)).await?;
     refused(
         &env,
@@ -171,12 +174,14 @@ async fn every_limit_refuses_with_its_rule_and_numbers_and_changes_nothing() -> 
 
     // At accept, against the books of that moment: two proposals that fit alone, not together.
     hub.reload(VirtualPolicy { max_locked_total: Some(ether(6)), ..size.clone() }, None).await?;
+    // (From two parents: a second proposal from one parent is stale once the first is taken.)
     let v2 = carol.propose_virtual(bob.address(), z, &[[ether(1), ether(1)]], 600, until).await?;
-    let v3 = carol.propose_virtual(alice.address(), z, &[[ether(1), ether(1)]], 600, until).await?;
+    let v3 = alice.propose_virtual(carol.address(), x, &[[ether(1), ether(1)]], 600, until).await?;
     let p2 = bob.proposals().await?.into_iter().find(|p| p.id == v2).expect("proposal");
     bob.accept_virtual(&p2, y).await?;
-    let p3 = alice.proposals().await?.into_iter().find(|p| p.id == v3).expect("proposal");
-    refused(&env, 409, "total_limit_exceeded", &format!("cannot lock {} more", e(2)), alice.accept_virtual(&p3, x))
+    carol.wait_virtual_open(v2, std::time::Duration::from_secs(10)).await?;
+    let p3 = carol.proposals().await?.into_iter().find(|p| p.id == v3).expect("proposal");
+    refused(&env, 409, "total_limit_exceeded", &format!("cannot lock {} more", e(2)), carol.accept_virtual(&p3, z))
         .await?;
     hub.hub.stop().await;
     Ok(())
