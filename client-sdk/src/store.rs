@@ -7,9 +7,10 @@
 //! - Basic channels: one JSON file per channel, replaced atomically (write, fsync, rename,
 //!   fsync the directory); they change rarely.
 //! - Virtual channels change with every payment: one append-only log per channel, a JSON
-//!   line per version and one `fdatasync` per update; the latest record is also kept in
-//!   memory. A torn last line (a crash mid-write) is ignored on load; a log is compacted to
-//!   its last record (atomically) once it grows past 1 MiB.
+//!   line per version and one `fdatasync` per durable update (a payer's own payments are
+//!   appended without one: see [`ChannelStore::save_virtual_unsynced`]); the latest record
+//!   is also kept in memory. A torn last line (a crash mid-write) is ignored and cut off on
+//!   load; a log is compacted to its last record (atomically) once it grows past 1 MiB.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -79,6 +80,14 @@ pub trait Storage: std::fmt::Debug + Send + Sync {
     fn all(&self) -> Result<Vec<ChannelRecord>, StoreError>;
     /// Replaces the record of virtual channel `record.id()` (called at every payment).
     fn put_virtual(&self, record: &VirtualRecord) -> Result<(), StoreError>;
+    /// Replaces the record of virtual channel `record.id()` without waiting for it to be
+    /// durable: a crash of the machine may lose it (and any earlier unsynced one), never a
+    /// record written by [`Storage::put_virtual`]. The store uses it only for records that
+    /// leave this client no better off than the last durable one (its own payments; see
+    /// [`ChannelStore::save_virtual_unsynced`]). By default, durable.
+    fn put_virtual_unsynced(&self, record: &VirtualRecord) -> Result<(), StoreError> {
+        self.put_virtual(record)
+    }
     /// The record of virtual channel `id`, if any.
     fn get_virtual(&self, id: B256) -> Result<Option<VirtualRecord>, StoreError>;
     /// Every virtual channel record.
@@ -114,6 +123,21 @@ impl ChannelStore {
             not_older(stored.latest.state.version, record.latest.state.version)?;
         }
         self.storage.put_virtual(record)
+    }
+
+    /// Saves a virtual channel's record, refusing to replace a newer version, without
+    /// waiting for the disk: for a payer's own records only (its signed payment pending, and
+    /// the payment countersigned). Losing them in a crash leaves the payer an older state,
+    /// in which it holds more: the payee stored the newer one durably before it answered, so
+    /// the payer resyncs from the payee (and on chain, the payee's newer state wins a
+    /// dispute, as it should). A payer never signs away what it did not mean to pay: after
+    /// a crash it may sign a payment again at a version the payee already countersigned,
+    /// and the payee refuses it with its latest state.
+    pub fn save_virtual_unsynced(&self, record: &VirtualRecord) -> Result<(), StoreError> {
+        if let Some(stored) = self.storage.get_virtual(record.id())? {
+            not_older(stored.latest.state.version, record.latest.state.version)?;
+        }
+        self.storage.put_virtual_unsynced(record)
     }
 
     /// Loads the record of virtual channel `id`, if any.
@@ -232,6 +256,40 @@ impl FileStorage {
     }
 }
 
+impl FileStorage {
+    /// Appends `record` to its channel's log; `sync`: durably (`fdatasync`, which also makes
+    /// every earlier unsynced line durable).
+    fn append_virtual(&self, record: &VirtualRecord, sync: bool) -> Result<(), StoreError> {
+        let path = self.virtual_path(record.id());
+        let dir = path.parent().unwrap_or(&self.dir).to_path_buf();
+        let fresh = !path.exists();
+        if fresh {
+            std::fs::create_dir_all(&dir)?;
+        }
+        let mut line = serde_json::to_vec(record).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+        file.write_all(&line)?;
+        if sync || fresh {
+            file.sync_data()?;
+        }
+        if fresh {
+            std::fs::File::open(&dir)?.sync_all()?;
+        }
+        if file.metadata()?.len() > COMPACT_AT {
+            let tmp = path.with_extension("log.tmp");
+            std::fs::write(&tmp, &line)?;
+            std::fs::File::open(&tmp)?.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            std::fs::File::open(&dir)?.sync_all()?;
+        }
+        if let Ok(mut cache) = self.virtual_cache.lock() {
+            cache.insert(record.id(), record.clone());
+        }
+        Ok(())
+    }
+}
+
 impl Storage for FileStorage {
     fn put(&self, record: &ChannelRecord) -> Result<(), StoreError> {
         self.write(&self.path(record.id()), record)
@@ -256,31 +314,11 @@ impl Storage for FileStorage {
     }
 
     fn put_virtual(&self, record: &VirtualRecord) -> Result<(), StoreError> {
-        let path = self.virtual_path(record.id());
-        let dir = path.parent().unwrap_or(&self.dir).to_path_buf();
-        let fresh = !path.exists();
-        if fresh {
-            std::fs::create_dir_all(&dir)?;
-        }
-        let mut line = serde_json::to_vec(record).map_err(std::io::Error::other)?;
-        line.push(b'\n');
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
-        file.write_all(&line)?;
-        file.sync_data()?;
-        if fresh {
-            std::fs::File::open(&dir)?.sync_all()?;
-        }
-        if file.metadata()?.len() > COMPACT_AT {
-            let tmp = path.with_extension("log.tmp");
-            std::fs::write(&tmp, &line)?;
-            std::fs::File::open(&tmp)?.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            std::fs::File::open(&dir)?.sync_all()?;
-        }
-        if let Ok(mut cache) = self.virtual_cache.lock() {
-            cache.insert(record.id(), record.clone());
-        }
-        Ok(())
+        self.append_virtual(record, true)
+    }
+
+    fn put_virtual_unsynced(&self, record: &VirtualRecord) -> Result<(), StoreError> {
+        self.append_virtual(record, false)
     }
 
     /// The last complete line of the channel's log.
@@ -294,8 +332,13 @@ impl Storage for FileStorage {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        // Only newline-terminated lines are complete; a torn last line is ignored.
+        // Only newline-terminated lines are complete; a torn last line (a crash mid-write) is
+        // ignored, and cut off so that the next line appended starts on a line of its own.
         let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(&bytes[..0], |end| &bytes[..end]);
+        let kept = if complete.is_empty() { 0 } else { complete.len() + 1 };
+        if kept < bytes.len() {
+            std::fs::OpenOptions::new().write(true).open(&path)?.set_len(kept as u64)?;
+        }
         let Some(last) = complete.split(|b| *b == b'\n').rfind(|l| !l.is_empty()) else {
             return Ok(None);
         };
@@ -398,6 +441,11 @@ mod tests {
         let reopened = ChannelStore::open(dir.path()).expect("store");
         assert_eq!(reopened.load_virtual(B256::repeat_byte(5)).expect("load").expect("some").latest.state.version, 49);
         assert_eq!(reopened.load_virtual(B256::repeat_byte(6)).expect("load"), None);
+        // The torn line was cut off: the next record (written lazily, as a payer's) is read
+        // back after another restart, not taken for a corrupt line.
+        reopened.save_virtual_unsynced(&record(50)).expect("save");
+        let again = ChannelStore::open(dir.path()).expect("store");
+        assert_eq!(again.load_virtual(B256::repeat_byte(5)).expect("load").expect("some").latest.state.version, 50);
     }
 
     #[test]

@@ -83,6 +83,11 @@ pub(crate) fn sign_both(d: &Deployment, keys: [&PrivateKeySigner; 2], state: Sta
 }
 
 pub(crate) fn pair(hub_url: &str, deposit: u64) -> Pair {
+    pair_on(hub_url, deposit, |dir| ChannelStore::open(dir).expect("store"))
+}
+
+/// [`pair`] with each wallet's store made by `store` (from a scratch directory).
+pub(crate) fn pair_on(hub_url: &str, deposit: u64, mut store: impl FnMut(&std::path::Path) -> ChannelStore) -> Pair {
     let (alice_key, bob_key, hub_key) =
         (PrivateKeySigner::random(), PrivateKeySigner::random(), PrivateKeySigner::random());
     let info = HubInfo {
@@ -115,7 +120,7 @@ pub(crate) fn pair(hub_url: &str, deposit: u64) -> Pair {
     let mut wallets = Vec::new();
     for (i, (key, parent)) in [(alice_key, &x), (bob_key, &y)].into_iter().enumerate() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = ChannelStore::open(dir.path()).expect("store");
+        let store = store(dir.path());
         store.save(parent).expect("save parent");
         store
             .save_virtual(&VirtualRecord {
@@ -395,4 +400,178 @@ async fn finish_close_settles_both_parents_in_one_hub_request() {
     let v = p.alice.virtual_record(p.id).expect("V");
     assert!(v.latest.state.isFinal && v.pending.is_none());
     assert_eq!(v.latest, p.bob.virtual_record(p.id).expect("V").latest);
+}
+
+use crate::store::Storage as _;
+
+/// A storage that models a machine's crash: what was written without waiting for the disk
+/// is lost by [`CrashStorage::crash`], what was written durably stays.
+#[derive(Debug, Default)]
+pub(crate) struct CrashStorage {
+    durable: crate::store::MemoryStorage,
+    now: crate::store::MemoryStorage,
+}
+
+impl CrashStorage {
+    /// The machine crashes: only the durable records are left.
+    fn crash(&self) {
+        for record in self.durable.all_virtual().expect("durable") {
+            self.now.put_virtual(&record).expect("restore");
+        }
+        for record in self.durable.all().expect("durable") {
+            self.now.put(&record).expect("restore");
+        }
+    }
+
+    fn durable_latest(&self, id: B256) -> FullySignedState {
+        self.durable.get_virtual(id).expect("read").expect("stored").latest
+    }
+}
+
+impl crate::store::Storage for Arc<CrashStorage> {
+    fn put(&self, record: &ChannelRecord) -> Result<(), crate::store::StoreError> {
+        self.durable.put(record)?;
+        self.now.put(record)
+    }
+    fn get(&self, id: B256) -> Result<Option<ChannelRecord>, crate::store::StoreError> {
+        self.now.get(id)
+    }
+    fn all(&self) -> Result<Vec<ChannelRecord>, crate::store::StoreError> {
+        self.now.all()
+    }
+    fn put_virtual(&self, record: &VirtualRecord) -> Result<(), crate::store::StoreError> {
+        self.durable.put_virtual(record)?;
+        self.now.put_virtual(record)
+    }
+    fn put_virtual_unsynced(&self, record: &VirtualRecord) -> Result<(), crate::store::StoreError> {
+        self.now.put_virtual(record)
+    }
+    fn get_virtual(&self, id: B256) -> Result<Option<VirtualRecord>, crate::store::StoreError> {
+        self.now.get_virtual(id)
+    }
+    fn all_virtual(&self) -> Result<Vec<VirtualRecord>, crate::store::StoreError> {
+        self.now.all_virtual()
+    }
+}
+
+/// Where a payment's run is cut by a crash of one machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Crash {
+    None,
+    /// The payer, after signing, before sending.
+    PayerBeforeSend,
+    /// The payer, after the payee countersigned, before the receipt arrived.
+    PayerBeforeReceipt,
+    /// The payer, after taking the receipt.
+    PayerAfterReceipt,
+    /// The payee, right after answering.
+    PayeeAfterAnswer,
+}
+
+fn crash_strategy() -> impl proptest::strategy::Strategy<Value = Crash> {
+    use proptest::prelude::*;
+    prop_oneof![
+        3 => Just(Crash::None),
+        1 => Just(Crash::PayerBeforeSend),
+        1 => Just(Crash::PayerBeforeReceipt),
+        1 => Just(Crash::PayerAfterReceipt),
+        1 => Just(Crash::PayeeAfterAnswer),
+    ]
+}
+
+/// Payment runs in both directions, each possibly cut by a crash of the payer's or the
+/// payee's machine that loses whatever was not written durably. Whatever the crashes:
+/// - the payee's durable state holds every payment it countersigned;
+/// - each side's durable state gives it at least what the latest state signed by both gives
+///   it (a crash only ever leaves a side an older state in which it holds more: on chain it
+///   cannot lose by it, and the other side's newer state wins a dispute, as it should);
+/// - after resyncing, both hold the same latest state, with exactly the payments that were
+///   countersigned.
+#[test]
+fn payers_write_lazily_and_a_crash_never_costs_anyone_what_it_is_owed() {
+    use proptest::prelude::*;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let config = ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() };
+    proptest!(config, |(steps in proptest::collection::vec((any::<bool>(), 1u64..6, crash_strategy()), 1..24))| {
+        runtime.block_on(async {
+            let (hub, hits) = unreachable_hub().await;
+            let storages = [Arc::new(CrashStorage::default()), Arc::new(CrashStorage::default())];
+            let mut made = storages.iter().cloned();
+            let p = pair_on(&hub, 100, |_| ChannelStore::on(made.next().expect("a storage")));
+            let wallets = [&p.alice, &p.bob];
+            // What each side holds of ETH when every countersigned payment counts.
+            let mut owed = [u(100), u(0)];
+            let mut receipted = [0u64; 2];
+            for (alice_pays, amount, crash) in steps {
+                let (payer, payee) = if alice_pays { (0, 1) } else { (1, 0) };
+                let amount = u(amount);
+                if owed[payer] < amount {
+                    continue;
+                }
+                // A side whose machine crashed may be behind: a refusal tells the payer, and
+                // the side that is behind takes the other's latest state, then the payer pays
+                // again.
+                let mut tries = 0;
+                let (payment, receipt) = loop {
+                    tries += 1;
+                    prop_assert!(tries <= 3, "no payment after resyncing");
+                    let payment = wallets[payer].pay(p.id, eth(), amount).await.expect("pay");
+                    if crash == Crash::PayerBeforeSend {
+                        break (payment, None);
+                    }
+                    match wallets[payee].receive_payment(&payment, eth(), amount).await {
+                        Ok(receipt) => break (payment, Some(receipt)),
+                        Err(PaymentRefusal::WrongVersion { latest, .. }) => {
+                            let mine = wallets[payer].virtual_record(p.id).expect("record").latest;
+                            if latest.state.version >= mine.state.version {
+                                wallets[payer].resync(p.id, &latest).await.expect("payer resyncs");
+                            } else {
+                                wallets[payee].resync(p.id, &mine).await.expect("payee resyncs");
+                                wallets[payer].resync(p.id, &mine).await.expect("payer drops its payment");
+                            }
+                        }
+                        Err(e) => panic!("receive: {e:?}"),
+                    }
+                };
+                let _ = payment;
+                let Some(receipt) = receipt else {
+                    storages[payer].crash();
+                    continue;
+                };
+                receipted[payee] = receipt.version;
+                owed[payer] -= amount;
+                owed[payee] += amount;
+                match crash {
+                    Crash::PayerBeforeReceipt => storages[payer].crash(),
+                    Crash::PayeeAfterAnswer => {
+                        storages[payee].crash();
+                        wallets[payer].accept_receipt(&receipt).await.expect("receipt");
+                    }
+                    _ => {
+                        wallets[payer].accept_receipt(&receipt).await.expect("receipt");
+                        if crash == Crash::PayerAfterReceipt {
+                            storages[payer].crash();
+                        }
+                    }
+                }
+                // The payee holds every payment it countersigned, durably.
+                let payee_durable = storages[payee].durable_latest(p.id);
+                prop_assert!(payee_durable.state.version >= receipted[payee]);
+                // Each side's durable state gives it at least what the latest gives it.
+                for side in 0..2 {
+                    let durable = storages[side].durable_latest(p.id).state.outcome.balances[0][side];
+                    prop_assert!(durable >= owed[side], "side {side} durably holds {durable}, is owed {}", owed[side]);
+                }
+            }
+            // In the end both sides agree on the latest state: the newer one of the two.
+            let latest = [0, 1].map(|s| wallets[s].virtual_record(p.id).expect("record"));
+            let newest = if latest[0].latest.state.version >= latest[1].latest.state.version { 0 } else { 1 };
+            wallets[1 - newest].resync(p.id, &latest[newest].latest).await.expect("resync");
+            let [a, b] = [0, 1].map(|s| wallets[s].virtual_record(p.id).expect("record"));
+            prop_assert_eq!(&a.latest, &b.latest);
+            prop_assert_eq!(a.latest.state.outcome.balances[0], [owed[0], owed[1]]);
+            prop_assert_eq!(hits.load(Ordering::SeqCst), 0);
+            Ok(())
+        })?;
+    });
 }
