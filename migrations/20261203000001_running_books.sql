@@ -46,11 +46,6 @@ CREATE TABLE fees_earned (
     PRIMARY KEY (asset, shard)
 );
 
-CREATE FUNCTION count_status(kind TEXT, status TEXT, delta BIGINT) RETURNS void LANGUAGE sql AS $$
-    INSERT INTO status_counts (kind, status, shard, n) VALUES (kind, status, pg_backend_pid(), delta)
-    ON CONFLICT ON CONSTRAINT status_counts_pkey DO UPDATE SET n = status_counts.n + EXCLUDED.n;
-$$;
-
 CREATE FUNCTION basic_channels_books() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     was_live BOOLEAN := TG_OP <> 'INSERT' AND OLD.status IN ('open', 'closing');
@@ -62,9 +57,17 @@ DECLARE
     d_total  NUMERIC;
     d_free   NUMERIC;
 BEGIN
-    IF TG_OP = 'INSERT' OR TG_OP = 'DELETE' OR OLD.status IS DISTINCT FROM NEW.status THEN
-        IF TG_OP <> 'INSERT' THEN PERFORM count_status('basic', OLD.status::text, -1); END IF;
-        IF TG_OP <> 'DELETE' THEN PERFORM count_status('basic', NEW.status::text, 1); END IF;
+    -- (Statements written out here, not called as functions: PL/pgSQL keeps their plans.)
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO status_counts AS c (kind, status, shard, n) VALUES ('basic', NEW.status::text, pg_backend_pid(), 1)
+        ON CONFLICT (kind, status, shard) DO UPDATE SET n = c.n + EXCLUDED.n;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO status_counts AS c (kind, status, shard, n) VALUES ('basic', OLD.status::text, pg_backend_pid(), -1)
+        ON CONFLICT (kind, status, shard) DO UPDATE SET n = c.n + EXCLUDED.n;
+    ELSIF OLD.status <> NEW.status THEN
+        INSERT INTO status_counts AS c (kind, status, shard, n)
+        VALUES ('basic', OLD.status::text, pg_backend_pid(), -1), ('basic', NEW.status::text, pg_backend_pid(), 1)
+        ON CONFLICT (kind, status, shard) DO UPDATE SET n = c.n + EXCLUDED.n;
     END IF;
     FOR i IN 1 .. coalesce(array_length(assets, 1), 0) LOOP
         d_locked := 0; d_total := 0; d_free := 0;
@@ -110,29 +113,35 @@ CREATE FUNCTION virtual_accepted(status virtual_status) RETURNS BOOLEAN LANGUAGE
     SELECT status IN ('open', 'closing', 'closed');
 $$;
 
-CREATE FUNCTION add_fees(assets JSONB, fees JSONB, sign INTEGER) RETURNS void LANGUAGE sql AS $$
-    INSERT INTO fees_earned (asset, shard, amount)
-    SELECT decode(substr(a.value #>> '{}', 3), 'hex'), pg_backend_pid(), sign * uint256_from_hex(f.value #>> '{}')
-    FROM jsonb_array_elements(assets) WITH ORDINALITY AS a (value, k)
-    JOIN jsonb_array_elements(fees) WITH ORDINALITY AS f (value, k) USING (k)
-    WHERE f.value #>> '{}' NOT IN ('0x0', '0')
-    ON CONFLICT (asset, shard) DO UPDATE SET amount = fees_earned.amount + EXCLUDED.amount;
-$$;
-
 CREATE FUNCTION virtual_channels_books() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    sign     INTEGER := 0;
+    accepted virtual_channels;
 BEGIN
-    IF TG_OP = 'INSERT' OR TG_OP = 'DELETE' OR OLD.status IS DISTINCT FROM NEW.status THEN
-        IF TG_OP <> 'INSERT' THEN PERFORM count_status('virtual', OLD.status::text, -1); END IF;
-        IF TG_OP <> 'DELETE' THEN PERFORM count_status('virtual', NEW.status::text, 1); END IF;
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO status_counts AS c (kind, status, shard, n) VALUES ('virtual', NEW.status::text, pg_backend_pid(), 1)
+        ON CONFLICT (kind, status, shard) DO UPDATE SET n = c.n + EXCLUDED.n;
+        IF virtual_accepted(NEW.status) THEN sign := 1; accepted := NEW; END IF;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO status_counts AS c (kind, status, shard, n) VALUES ('virtual', OLD.status::text, pg_backend_pid(), -1)
+        ON CONFLICT (kind, status, shard) DO UPDATE SET n = c.n + EXCLUDED.n;
+        IF virtual_accepted(OLD.status) THEN sign := -1; accepted := OLD; END IF;
+    ELSIF OLD.status <> NEW.status THEN
+        INSERT INTO status_counts AS c (kind, status, shard, n)
+        VALUES ('virtual', OLD.status::text, pg_backend_pid(), -1), ('virtual', NEW.status::text, pg_backend_pid(), 1)
+        ON CONFLICT (kind, status, shard) DO UPDATE SET n = c.n + EXCLUDED.n;
         -- Fees count once a virtual channel is accepted (and stop if it ever were not).
-        IF TG_OP <> 'INSERT' AND virtual_accepted(OLD.status)
-            AND (TG_OP = 'DELETE' OR NOT virtual_accepted(NEW.status)) THEN
-            PERFORM add_fees(OLD.initial -> 'outcome' -> 'assets', OLD.fees, -1);
+        IF virtual_accepted(NEW.status) AND NOT virtual_accepted(OLD.status) THEN sign := 1; accepted := NEW;
+        ELSIF virtual_accepted(OLD.status) AND NOT virtual_accepted(NEW.status) THEN sign := -1; accepted := OLD;
         END IF;
-        IF TG_OP <> 'DELETE' AND virtual_accepted(NEW.status)
-            AND (TG_OP = 'INSERT' OR NOT virtual_accepted(OLD.status)) THEN
-            PERFORM add_fees(NEW.initial -> 'outcome' -> 'assets', NEW.fees, 1);
-        END IF;
+    END IF;
+    IF sign <> 0 THEN
+        INSERT INTO fees_earned AS e (asset, shard, amount)
+        SELECT decode(substr(a.value #>> '{}', 3), 'hex'), pg_backend_pid(), sign * uint256_from_hex(f.value #>> '{}')
+        FROM jsonb_array_elements(accepted.initial -> 'outcome' -> 'assets') WITH ORDINALITY AS a (value, k)
+        JOIN jsonb_array_elements(accepted.fees) WITH ORDINALITY AS f (value, k) USING (k)
+        WHERE f.value #>> '{}' NOT IN ('0x0', '0')
+        ON CONFLICT (asset, shard) DO UPDATE SET amount = e.amount + EXCLUDED.amount;
     END IF;
     RETURN NULL;
 END $$;

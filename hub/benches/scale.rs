@@ -271,44 +271,6 @@ fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("json")
 }
 
-/// CPU seconds (user + system) of process `pid`, with its reaped children if `children`.
-fn cpu_seconds(pid: u32, children: bool) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
-    let Some((_, rest)) = stat.rsplit_once(')') else { return 0.0 };
-    let f: Vec<f64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
-    // Fields 14-17 (utime, stime, cutime, cstime) are 11-14 after the command.
-    let ticks = if children { f[11] + f[12] + f[13] + f[14] } else { f[11] + f[12] };
-    ticks / 100.0
-}
-
-/// CPU seconds of the whole Postgres server: the postmaster (with the backends it reaped)
-/// and its live children.
-fn postgres_cpu(postmaster: u32) -> f64 {
-    let mut total = cpu_seconds(postmaster, true);
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let ppid = stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().nth(1)?.parse::<u32>().ok());
-        if ppid == Some(postmaster) {
-            total += cpu_seconds(pid, false);
-        }
-    }
-    total
-}
-
-/// Resident and peak memory of `pid`, MB.
-fn memory_mb(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|r| r.split_whitespace().next()?.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
 struct Row {
     channels: u64,
     virtuals: u64,
@@ -372,11 +334,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let eth = stack.assets[0].holder;
     let pool = ingrid_hub::db::connect(&database_url, 4).await?;
-    let backend: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&pool).await?;
-    let postmaster: u32 = std::fs::read_to_string(format!("/proc/{backend}/stat"))?
-        .rsplit_once(')')
-        .and_then(|(_, r)| r.split_whitespace().nth(1)?.parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("no postmaster"))?;
+    let postmaster = support::postmaster(&pool).await?;
 
     let mut clients = Vec::new();
     for i in 1..=2 * pairs {
@@ -417,7 +375,11 @@ async fn main() -> anyhow::Result<()> {
         // Let a refresh of the metrics run on the new books first.
         tokio::time::sleep(Duration::from_millis(2_500)).await;
 
-        let cpu = (cpu_seconds(hub_pid, false), postgres_cpu(postmaster), cpu_seconds(std::process::id(), false));
+        let cpu = (
+            support::cpu_seconds(hub_pid, false),
+            support::postgres_cpu(postmaster),
+            support::cpu_seconds(std::process::id(), false),
+        );
         let deadline = Instant::now() + Duration::from_secs(seconds);
         let runs = clients.chunks(2).map(|pair| {
             let ((alice, x), (bob, y)) = (pair[0].clone(), pair[1].clone());
@@ -442,7 +404,11 @@ async fn main() -> anyhow::Result<()> {
             }
         });
         let results = futures::future::try_join_all(runs).await?;
-        let cpu_after = (cpu_seconds(hub_pid, false), postgres_cpu(postmaster), cpu_seconds(std::process::id(), false));
+        let cpu_after = (
+            support::cpu_seconds(hub_pid, false),
+            support::postgres_cpu(postmaster),
+            support::cpu_seconds(std::process::id(), false),
+        );
         let (mut opens, mut closes): (Vec<Duration>, Vec<Duration>) = (Vec::new(), Vec::new());
         for (o, c) in results {
             opens.extend(o);
@@ -473,7 +439,7 @@ async fn main() -> anyhow::Result<()> {
             cycles: closes.len(),
             metrics: (support::percentile(&scrapes, 0.5), support::percentile(&scrapes, 1.0)),
             refresh,
-            memory: memory_mb(hub_pid),
+            memory: support::memory_mb(hub_pid),
             cpu_hub_ms: (cpu_after.0 - cpu.0) * 1e3 / cycles as f64,
             cpu_pg_ms: (cpu_after.1 - cpu.1) * 1e3 / cycles as f64,
             cpu_bench_ms: (cpu_after.2 - cpu.2) * 1e3 / cycles as f64,

@@ -54,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
     let devnet = Devnet::start_with_accounts(2 * pairs + 1)?;
     let hub_key = devnet.key(0);
     let stack = deploy_stack(&devnet, &hub_key, scratch.path()).await?;
+    let database_url_for_cpu = database_url.clone();
     let config = local_config(database_url, &devnet, &stack, "127.0.0.1:0".parse()?, 0, 100);
     let hub = ingrid_hub::server::start(config).await?;
     let url = format!("http://{}", hub.addr);
@@ -74,6 +75,10 @@ async fn main() -> anyhow::Result<()> {
     }
 
     // Open+close cycles: pair k is clients 2k (proposer) and 2k+1 (acceptor).
+    let pool = ingrid_hub::db::connect(&database_url_for_cpu, 1).await?;
+    let postmaster = support::postmaster(&pool).await?;
+    let me = std::process::id();
+    let cpu_before = (support::cpu_seconds(me, false), support::postgres_cpu(postmaster));
     let start = Instant::now();
     let deadline = start + Duration::from_secs(seconds);
     let runs = clients.chunks(2).map(|pair| {
@@ -99,6 +104,7 @@ async fn main() -> anyhow::Result<()> {
     });
     let results = futures::future::try_join_all(runs).await?;
     let elapsed = start.elapsed().as_secs_f64();
+    let cpu_cycles = (support::cpu_seconds(me, false) - cpu_before.0, support::postgres_cpu(postmaster) - cpu_before.1);
     let (mut opens, mut closes): (Vec<Duration>, Vec<Duration>) = (Vec::new(), Vec::new());
     for (o, c) in results {
         opens.extend(o);
@@ -118,6 +124,7 @@ async fn main() -> anyhow::Result<()> {
     bob.accept_virtual(&view, y).await?;
     alice.wait_virtual_open(v, Duration::from_secs(30)).await?;
     let requests_before = hub.requests();
+    let cpu_before = support::cpu_seconds(me, false);
     let t = Instant::now();
     for _ in 0..payments {
         let payment = alice.pay(v, eth, unit).await?;
@@ -125,6 +132,7 @@ async fn main() -> anyhow::Result<()> {
         alice.accept_receipt(&receipt).await?;
     }
     let per_second = payments as f64 / t.elapsed().as_secs_f64();
+    let cpu_payments = support::cpu_seconds(me, false) - cpu_before;
     let hub_requests = hub.requests() - requests_before;
     hub.stop().await;
 
@@ -143,6 +151,15 @@ async fn main() -> anyhow::Result<()> {
         support::percentile(&closes, 0.5).as_secs_f64() * 1e3,
         support::percentile(&closes, 0.99).as_secs_f64() * 1e3
     );
+    let n = closes.len().max(1) as f64;
+    println!(
+        "  CPU per cycle: {:.2} ms hub + clients (this process), {:.2} ms Postgres; memory of this process {:.0} MB \
+         (peak {:.0} MB)",
+        cpu_cycles.0 * 1e3 / n,
+        cpu_cycles.1 * 1e3 / n,
+        support::memory_mb(me).0,
+        support::memory_mb(me).1
+    );
     println!("  pgbench simple-update -c {pairs}: {tps:.1} TPS, {pg_latency:.2} ms average");
     println!("  ratio (opens+closes)/s ÷ pgbench TPS: {:.3}", 2.0 * cycles / tps);
     println!(
@@ -151,6 +168,7 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("payments inside one virtual channel (both ends in this process, one after another):");
     println!("  payments/s                {per_second:>10.1}   hub requests meanwhile: {hub_requests}");
+    println!("  CPU per payment (both ends) {:.1} µs", cpu_payments * 1e6 / payments as f64);
     println!(
         "  ECDSA ceiling ((sign+recover)/s ÷ 2) with libsecp256k1, the crate the payments use: {:.1}   ratio: {:.2}",
         secp_pairs / 2.0,

@@ -1,4 +1,6 @@
-//! Shared pieces of the benchmarks: knobs, percentiles, and pgbench on the same Postgres.
+//! Shared pieces of the benchmarks: knobs, percentiles, pgbench on the same Postgres, and the
+//! CPU and memory of processes. (Each benchmark uses some of them.)
+#![allow(dead_code)]
 
 use std::time::Duration;
 
@@ -34,4 +36,52 @@ pub fn pgbench(database_url: &str, clients: u64, seconds: u64) -> anyhow::Result
             .and_then(|v| v.parse().ok())
     };
     Ok((field("tps = ").context("pgbench printed no tps")?, field("latency average = ").context("no latency")?))
+}
+
+/// CPU seconds (user + system) of process `pid`, with its reaped children if `children`.
+pub fn cpu_seconds(pid: u32, children: bool) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
+    let Some((_, rest)) = stat.rsplit_once(')') else { return 0.0 };
+    let f: Vec<f64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
+    // Fields 14-17 (utime, stime, cutime, cstime) are 11-14 after the command.
+    let ticks = if children { f[11] + f[12] + f[13] + f[14] } else { f[11] + f[12] };
+    ticks / 100.0
+}
+
+/// CPU seconds of the whole Postgres server: the postmaster (with the backends it reaped)
+/// and its live children.
+pub fn postgres_cpu(postmaster: u32) -> f64 {
+    let mut total = cpu_seconds(postmaster, true);
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let ppid = stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().nth(1)?.parse::<u32>().ok());
+        if ppid == Some(postmaster) {
+            total += cpu_seconds(pid, false);
+        }
+    }
+    total
+}
+
+/// Resident and peak memory of `pid`, MB.
+pub fn memory_mb(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|r| r.split_whitespace().next()?.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// The pid of the Postgres server (the postmaster) that `pool` is connected to: the parent of
+/// one of its backends.
+pub async fn postmaster(pool: &sqlx::PgPool) -> anyhow::Result<u32> {
+    let backend: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(pool).await?;
+    std::fs::read_to_string(format!("/proc/{backend}/stat"))?
+        .rsplit_once(')')
+        .and_then(|(_, r)| r.split_whitespace().nth(1)?.parse().ok())
+        .context("no postmaster")
 }
