@@ -14,6 +14,8 @@ use ingrid_client_sdk::store::ChannelStore;
 use ingrid_client_sdk::wallet::{Deposit, Wallet};
 use ingrid_hub::dev::{deploy_stack, fresh_database, local_config, postgres_server};
 
+// Each benchmark uses only some of the shared pieces.
+#[allow(dead_code)]
 mod support;
 
 #[tokio::main(flavor = "multi_thread")]

@@ -31,6 +31,8 @@ use ingrid_hub::dev::{deploy_stack, fresh_database, local_config, postgres_serve
 use ingrid_protocol::Role;
 use sqlx::PgPool;
 
+// Each benchmark uses only some of the shared pieces.
+#[allow(dead_code)]
 mod support;
 
 fn now() -> u64 {
@@ -59,16 +61,47 @@ struct GeneratedVirtual {
     proposed_parent: StateRequest,
 }
 
-/// Makes channels `from..to` (and a virtual channel over each pair `2j, 2j+1` below
-/// `virtual_below`), signing on every core.
-fn generate(
-    d: &Deployment,
-    hub: &PrivateKeySigner,
+/// The params of a basic (or virtual) channel between `participants` and its state at
+/// `version` with `each` of `eth` on both sides.
+fn channel(
+    participants: [Address; 2],
+    nonce: U256,
+    is_virtual: bool,
+    version: u64,
+    each: U256,
     eth: Address,
-    from: u64,
-    to: u64,
+) -> (Params, State) {
+    let params = Params {
+        challengeDuration: if is_virtual { 600 } else { 3600 },
+        nonce,
+        participants,
+        ledger: !is_virtual,
+        isVirtual: is_virtual,
+        app: Address::ZERO,
+    };
+    let state = State {
+        channelId: channel_id(&params),
+        version,
+        outcome: Allocation { assets: vec![eth], balances: vec![[each, each]], locked: vec![] },
+        appData: Bytes::new(),
+        isFinal: false,
+    };
+    (params, state)
+}
+
+/// What the generated books are signed for: the deployment, the hub, the asset, and below
+/// which channel index pairs of channels share a virtual channel.
+#[derive(Clone, Copy)]
+struct Maker<'a> {
+    d: &'a Deployment,
+    hub: &'a PrivateKeySigner,
+    eth: Address,
     virtual_below: u64,
-) -> (Vec<Generated>, Vec<GeneratedVirtual>) {
+}
+
+/// Makes channels `from..to` (and a virtual channel over each pair `2j, 2j+1` below
+/// `maker.virtual_below`), signing on every core.
+fn generate(maker: &Maker<'_>, from: u64, to: u64) -> (Vec<Generated>, Vec<GeneratedVirtual>) {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
     // Pairs never straddle two threads.
     let chunk = (to - from).div_ceil(threads).next_multiple_of(2).max(2);
@@ -76,7 +109,7 @@ fn generate(
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let (a, b) = (from + t * chunk, (from + (t + 1) * chunk).min(to));
-                s.spawn(move || generate_range(d, hub, eth, a, b, virtual_below))
+                s.spawn(move || generate_range(maker, a, b))
             })
             .collect();
         let (mut channels, mut virtuals) = (Vec::new(), Vec::new());
@@ -89,14 +122,8 @@ fn generate(
     })
 }
 
-fn generate_range(
-    d: &Deployment,
-    hub: &PrivateKeySigner,
-    eth: Address,
-    from: u64,
-    to: u64,
-    virtual_below: u64,
-) -> (Vec<Generated>, Vec<GeneratedVirtual>) {
+fn generate_range(maker: &Maker<'_>, from: u64, to: u64) -> (Vec<Generated>, Vec<GeneratedVirtual>) {
+    let Maker { d, hub, eth, virtual_below } = *maker;
     let sign = |key: &PrivateKeySigner, state: &State| -> (B256, Bytes) {
         let digest = d.state_digest(state);
         (digest, ingrid_client_sdk::state::sign_digest(key, &digest).expect("sign"))
@@ -110,21 +137,8 @@ fn generate_range(
         let mut made = Vec::new();
         for &m in &members {
             let client = key(m);
-            let params = Params {
-                challengeDuration: 3600,
-                nonce: U256::from(m) + (U256::from(1u64) << 200),
-                participants: [client.address(), hub.address()],
-                ledger: true,
-                isVirtual: false,
-                app: Address::ZERO,
-            };
-            let state = State {
-                channelId: channel_id(&params),
-                version: 1,
-                outcome: Allocation { assets: vec![eth], balances: vec![[milli(1000), milli(1000)]], locked: vec![] },
-                appData: Bytes::new(),
-                isFinal: false,
-            };
+            let nonce = U256::from(m) + (U256::from(1u64) << 200);
+            let (params, state) = channel([client.address(), hub.address()], nonce, false, 1, milli(1000), eth);
             let (digest, client_sig) = sign(&client, &state);
             let (_, hub_sig) = sign(hub, &state);
             made.push((client, params, vec![(state, digest, [client_sig, hub_sig])]));
@@ -132,21 +146,7 @@ fn generate_range(
         let mut openings = HashMap::new();
         if pair {
             let (a, b) = (made[0].0.address(), made[1].0.address());
-            let params = Params {
-                challengeDuration: 600,
-                nonce: U256::from(g),
-                participants: [a, b],
-                ledger: false,
-                isVirtual: true,
-                app: Address::ZERO,
-            };
-            let opening = State {
-                channelId: channel_id(&params),
-                version: 0,
-                outcome: Allocation { assets: vec![eth], balances: vec![[milli(10), milli(10)]], locked: vec![] },
-                appData: Bytes::new(),
-                isFinal: false,
-            };
+            let (params, opening) = channel([a, b], U256::from(g), true, 0, milli(10), eth);
             let sigs = [sign(&made[0].0, &opening).1, sign(&made[1].0, &opening).1];
             let mut parent_updates = Vec::new();
             for (owner, (client, _, states)) in [Role::First, Role::Second].into_iter().zip(made.iter_mut()) {
@@ -355,8 +355,8 @@ async fn main() -> anyhow::Result<()> {
         let target = size.saturating_sub(2 * pairs as u64);
         if target > have {
             let t = Instant::now();
-            let virtual_below = 2 * max_virtuals;
-            let (channels, virtuals) = generate(&deployment, &hub_key, eth, have, target, virtual_below);
+            let maker = Maker { d: &deployment, hub: &hub_key, eth, virtual_below: 2 * max_virtuals };
+            let (channels, virtuals) = generate(&maker, have, target);
             let signed = t.elapsed();
             write(&pool, &channels, &virtuals).await?;
             sqlx::query("ANALYZE").execute(&pool).await?;
@@ -381,41 +381,12 @@ async fn main() -> anyhow::Result<()> {
             support::cpu_seconds(std::process::id(), false),
         );
         let deadline = Instant::now() + Duration::from_secs(seconds);
-        let runs = clients.chunks(2).map(|pair| {
-            let ((alice, x), (bob, y)) = (pair[0].clone(), pair[1].clone());
-            async move {
-                let (mut opens, mut closes) = (Vec::new(), Vec::new());
-                while Instant::now() < deadline {
-                    let t = Instant::now();
-                    let v: B256 =
-                        alice.propose_virtual(bob.address(), x, &[[milli(1), milli(1)]], 600, now() + 3600).await?;
-                    let view = bob.hub().virtual_channel(v).await?;
-                    bob.accept_virtual(&view, y).await?;
-                    alice.wait_virtual_open(v, Duration::from_secs(30)).await?;
-                    opens.push(t.elapsed());
-                    let t = Instant::now();
-                    let request = alice.close_request(v).await?;
-                    let answer = bob.answer_close(&request).await?;
-                    alice.finish_close(v, &request, answer).await?;
-                    bob.sync_channel(y).await?;
-                    closes.push(t.elapsed());
-                }
-                anyhow::Ok((opens, closes))
-            }
-        });
-        let results = futures::future::try_join_all(runs).await?;
+        let (opens, closes) = support::cycles(&clients, milli(1), deadline).await?;
         let cpu_after = (
             support::cpu_seconds(hub_pid, false),
             support::postgres_cpu(postmaster),
             support::cpu_seconds(std::process::id(), false),
         );
-        let (mut opens, mut closes): (Vec<Duration>, Vec<Duration>) = (Vec::new(), Vec::new());
-        for (o, c) in results {
-            opens.extend(o);
-            closes.extend(c);
-        }
-        opens.sort();
-        closes.sort();
         let cycles = closes.len().max(1);
 
         let mut scrapes = Vec::new();

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alloy::primitives::{B256, U256};
+use alloy::primitives::U256;
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
 use ingrid_client_sdk::devnet::Devnet;
@@ -17,6 +17,8 @@ use ingrid_client_sdk::store::ChannelStore;
 use ingrid_client_sdk::wallet::{Deposit, Wallet};
 use ingrid_hub::dev::{deploy_stack, fresh_database, local_config, postgres_server};
 
+// Each benchmark uses only some of the shared pieces.
+#[allow(dead_code)]
 mod support;
 
 fn now() -> u64 {
@@ -81,37 +83,9 @@ async fn main() -> anyhow::Result<()> {
     let cpu_before = (support::cpu_seconds(me, false), support::postgres_cpu(postmaster));
     let start = Instant::now();
     let deadline = start + Duration::from_secs(seconds);
-    let runs = clients.chunks(2).map(|pair| {
-        let ((alice, x), (bob, y)) = (pair[0].clone(), pair[1].clone());
-        async move {
-            let (mut opens, mut closes) = (Vec::new(), Vec::new());
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                let v: B256 = alice.propose_virtual(bob.address(), x, &[[milli, milli]], 600, now() + 3600).await?;
-                let view = bob.hub().virtual_channel(v).await?;
-                bob.accept_virtual(&view, y).await?;
-                alice.wait_virtual_open(v, Duration::from_secs(30)).await?;
-                opens.push(t.elapsed());
-                let t = Instant::now();
-                let request = alice.close_request(v).await?;
-                let answer = bob.answer_close(&request).await?;
-                alice.finish_close(v, &request, answer).await?;
-                bob.sync_channel(y).await?;
-                closes.push(t.elapsed());
-            }
-            anyhow::Ok((opens, closes))
-        }
-    });
-    let results = futures::future::try_join_all(runs).await?;
+    let (opens, closes) = support::cycles(&clients, milli, deadline).await?;
     let elapsed = start.elapsed().as_secs_f64();
     let cpu_cycles = (support::cpu_seconds(me, false) - cpu_before.0, support::postgres_cpu(postmaster) - cpu_before.1);
-    let (mut opens, mut closes): (Vec<Duration>, Vec<Duration>) = (Vec::new(), Vec::new());
-    for (o, c) in results {
-        opens.extend(o);
-        closes.extend(c);
-    }
-    opens.sort();
-    closes.sort();
     let cycles = closes.len() as f64 / elapsed;
 
     // Payments inside one virtual channel, both ends here, one at a time.

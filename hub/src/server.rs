@@ -155,10 +155,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         limits: crate::api::limits::Limits::new(&config.limits),
         readiness: Default::default(),
         refresh: Duration::from_millis(config.metrics_refresh_ms),
-        sessions: crate::sessions::Sessions::new(
+        sessions: Arc::new(crate::sessions::Sessions::new(
             config.auth.session_cache as usize,
             Duration::from_secs(config.auth.session_cache_secs),
-        ),
+        )),
     };
     let chain = Chain {
         provider,
@@ -211,7 +211,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     probe_health(&pool, &hub).await;
     tasks.push(tokio::spawn(refresh_health(pool.clone(), hub.clone(), stopped.clone())));
     let janitor = tokio::spawn(run_janitor(pool.clone(), hub.clone(), stopped.clone()));
-    let sessions = tokio::spawn(crate::sessions::listen(pool.clone(), hub.clone(), stopped.clone()));
+    let sessions = tokio::spawn(crate::sessions::listen(pool.clone(), hub.sessions.clone(), stopped.clone()));
     let settings = tokio::spawn(refresh_settings(pool.clone(), hub.clone(), stopped.clone()));
     let reloads = tokio::spawn(reload_on_hangup(hub.clone(), stopped.clone()));
     let leading = hub.metrics.leading.clone();

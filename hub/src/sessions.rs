@@ -84,13 +84,13 @@ impl Sessions {
 }
 
 /// Listens for ended sessions and forgets them in `sessions` until `stop`.
-pub async fn listen(pool: sqlx::PgPool, hub: std::sync::Arc<crate::api::Hub>, mut stop: watch::Receiver<bool>) {
+pub async fn listen(pool: sqlx::PgPool, sessions: std::sync::Arc<Sessions>, mut stop: watch::Receiver<bool>) {
     loop {
         let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
             Ok(l) => l,
             Err(e) => {
                 tracing::warn!(error = ?e, "sessions: cannot listen for ended sessions; retrying");
-                hub.sessions.clear();
+                sessions.clear();
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
                     _ = stop.wait_for(|s| *s) => return,
@@ -102,7 +102,7 @@ pub async fn listen(pool: sqlx::PgPool, hub: std::sync::Arc<crate::api::Hub>, mu
             continue;
         }
         // Anything cached before listening may have ended unseen.
-        hub.sessions.clear();
+        sessions.clear();
         loop {
             let received = tokio::select! {
                 r = listener.try_recv() => r,
@@ -110,14 +110,14 @@ pub async fn listen(pool: sqlx::PgPool, hub: std::sync::Arc<crate::api::Hub>, mu
             };
             match received {
                 Ok(Some(note)) => match note.payload().parse::<B256>() {
-                    Ok(hash) => hub.sessions.revoke(&hash),
-                    Err(_) => hub.sessions.clear(),
+                    Ok(hash) => sessions.revoke(&hash),
+                    Err(_) => sessions.clear(),
                 },
                 // The connection dropped: notifications may be lost.
-                Ok(None) => hub.sessions.clear(),
+                Ok(None) => sessions.clear(),
                 Err(e) => {
                     tracing::warn!(error = ?e, "sessions: listening failed; forgetting every cached session");
-                    hub.sessions.clear();
+                    sessions.clear();
                     break;
                 }
             }

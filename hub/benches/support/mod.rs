@@ -1,8 +1,11 @@
 //! Shared pieces of the benchmarks: knobs, percentiles, pgbench on the same Postgres, and the
-//! CPU and memory of processes. (Each benchmark uses some of them.)
-#![allow(dead_code)]
+//! CPU and memory of processes, the open+close cycles. (Each benchmark uses some of them.)
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alloy::primitives::{B256, U256};
+use ingrid_client_sdk::wallet::Wallet;
 
 use anyhow::Context;
 
@@ -84,4 +87,48 @@ pub async fn postmaster(pool: &sqlx::PgPool) -> anyhow::Result<u32> {
         .rsplit_once(')')
         .and_then(|(_, r)| r.split_whitespace().nth(1)?.parse().ok())
         .context("no postmaster")
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Virtual-channel open+close cycles until `deadline`, concurrently by each pair of `clients`
+/// (client 2k proposes to client 2k+1, from their basic channels), each virtual channel with
+/// `deposit` on both sides: the open latencies (proposal to the proposer seeing it open) and
+/// the close latencies (the close request to both parents settled), each sorted.
+pub async fn cycles(
+    clients: &[(Arc<Wallet>, B256)],
+    deposit: U256,
+    deadline: Instant,
+) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+    let runs = clients.chunks(2).map(|pair| {
+        let ((alice, x), (bob, y)) = (pair[0].clone(), pair[1].clone());
+        async move {
+            let (mut opens, mut closes) = (Vec::new(), Vec::new());
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let v = alice.propose_virtual(bob.address(), x, &[[deposit, deposit]], 600, now() + 3600).await?;
+                let view = bob.hub().virtual_channel(v).await?;
+                bob.accept_virtual(&view, y).await?;
+                alice.wait_virtual_open(v, Duration::from_secs(30)).await?;
+                opens.push(t.elapsed());
+                let t = Instant::now();
+                let request = alice.close_request(v).await?;
+                let answer = bob.answer_close(&request).await?;
+                alice.finish_close(v, &request, answer).await?;
+                bob.sync_channel(y).await?;
+                closes.push(t.elapsed());
+            }
+            anyhow::Ok((opens, closes))
+        }
+    });
+    let (mut opens, mut closes) = (Vec::new(), Vec::new());
+    for (o, c) in futures::future::try_join_all(runs).await? {
+        opens.extend(o);
+        closes.extend(c);
+    }
+    opens.sort();
+    closes.sort();
+    Ok((opens, closes))
 }

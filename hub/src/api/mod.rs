@@ -100,7 +100,7 @@ pub struct Hub {
     /// How often readiness and metrics are refreshed.
     pub refresh: Duration,
     /// Live sessions, cached (see [`crate::sessions`]).
-    pub sessions: crate::sessions::Sessions,
+    pub sessions: Arc<crate::sessions::Sessions>,
 }
 
 impl AppState {

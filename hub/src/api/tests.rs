@@ -42,7 +42,7 @@ pub(crate) fn offline_state_with(limits: crate::config::LimitsConfig) -> AppStat
         limits: limits::Limits::new(&limits),
         readiness: Default::default(),
         refresh: Duration::from_secs(1),
-        sessions: crate::sessions::Sessions::new(16, Duration::from_secs(60)),
+        sessions: Arc::new(crate::sessions::Sessions::new(16, Duration::from_secs(60))),
         provider: alloy::providers::Provider::erased({
             ingrid_client_sdk::tls::install_crypto_provider();
             alloy::providers::ProviderBuilder::new().connect_http("http://127.0.0.1:1".parse().expect("url"))
