@@ -7,8 +7,9 @@
 //! - Basic channels: one JSON file per channel, replaced atomically (write, fsync, rename,
 //!   fsync the directory); they change rarely.
 //! - Virtual channels change with every payment: one append-only log per channel, a JSON
-//!   line per version and one `fdatasync` per durable update (a payer's own payments are
-//!   appended without one: see [`ChannelStore::save_virtual_unsynced`]); the latest record
+//!   line per version and one `fdatasync` per durable update (a payer's record of a payment
+//!   the payee countersigned is appended without one: see
+//!   [`ChannelStore::save_virtual_unsynced`]); the latest record
 //!   is also kept in memory. A torn last line (a crash mid-write) is ignored and cut off on
 //!   load; a log is compacted to its last record (atomically) once it grows past 1 MiB.
 
@@ -126,13 +127,13 @@ impl ChannelStore {
     }
 
     /// Saves a virtual channel's record, refusing to replace a newer version, without
-    /// waiting for the disk: for a payer's own records only (its signed payment pending, and
-    /// the payment countersigned). Losing them in a crash leaves the payer an older state,
-    /// in which it holds more: the payee stored the newer one durably before it answered, so
-    /// the payer resyncs from the payee (and on chain, the payee's newer state wins a
-    /// dispute, as it should). A payer never signs away what it did not mean to pay: after
-    /// a crash it may sign a payment again at a version the payee already countersigned,
-    /// and the payee refuses it with its latest state.
+    /// waiting for the disk: for a payer's record of its own payment once the payee
+    /// countersigned it, and only when the payment itself was stored durably as pending.
+    /// Losing it in a crash leaves the payer the older state with the payment still pending,
+    /// in which it holds more; the payee stored the newer state durably before it answered,
+    /// and the payer completes the payment from the payee. Never for a state this client
+    /// signs first: having forgotten one, it could sign another at the same version, and a
+    /// payee that signs anything would keep the one it prefers.
     pub fn save_virtual_unsynced(&self, record: &VirtualRecord) -> Result<(), StoreError> {
         if let Some(stored) = self.storage.get_virtual(record.id())? {
             not_older(stored.latest.state.version, record.latest.state.version)?;
@@ -332,18 +333,30 @@ impl Storage for FileStorage {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        // Only newline-terminated lines are complete; a torn last line (a crash mid-write) is
-        // ignored, and cut off so that the next line appended starts on a line of its own.
-        let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(&bytes[..0], |end| &bytes[..end]);
-        let kept = if complete.is_empty() { 0 } else { complete.len() + 1 };
+        // The latest record is the last line that is complete and reads as one: a crash may
+        // leave a torn last line, or (a power cut after lines written without waiting for
+        // the disk) a line whose start never reached it. What follows that record is cut
+        // off, so that the next line appended starts on a line of its own.
+        let mut end = bytes.len();
+        let mut found = None;
+        while let Some(newline) = bytes[..end].iter().rposition(|b| *b == b'\n') {
+            let start = bytes[..newline].iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
+            if let Ok(record) = serde_json::from_slice::<VirtualRecord>(&bytes[start..newline]) {
+                found = Some((record, newline + 1));
+                break;
+            }
+            end = start;
+        }
+        let Some((record, kept)) = found else {
+            return if bytes.iter().all(|b| *b == b'\n') || bytes.is_empty() {
+                Ok(None)
+            } else {
+                Err(StoreError::Corrupt { path, error: "no complete record in the log".into() })
+            };
+        };
         if kept < bytes.len() {
             std::fs::OpenOptions::new().write(true).open(&path)?.set_len(kept as u64)?;
         }
-        let Some(last) = complete.split(|b| *b == b'\n').rfind(|l| !l.is_empty()) else {
-            return Ok(None);
-        };
-        let record: VirtualRecord =
-            serde_json::from_slice(last).map_err(|e| StoreError::Corrupt { path, error: e.to_string() })?;
         if let Ok(mut cache) = self.virtual_cache.lock() {
             cache.insert(id, record.clone());
         }
@@ -446,6 +459,19 @@ mod tests {
         reopened.save_virtual_unsynced(&record(50)).expect("save");
         let again = ChannelStore::open(dir.path()).expect("store");
         assert_eq!(again.load_virtual(B256::repeat_byte(5)).expect("load").expect("some").latest.state.version, 50);
+        // A power cut may keep a later line and lose the start of it (zeros): the record
+        // before it is the latest.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .expect("open")
+            .write_all(b"\0\0\0\0\"version\":51}\n")
+            .expect("garble");
+        let after_cut = ChannelStore::open(dir.path()).expect("store");
+        assert_eq!(after_cut.load_virtual(B256::repeat_byte(5)).expect("load").expect("some").latest.state.version, 50);
+        after_cut.save_virtual(&record(51)).expect("save");
+        let last = ChannelStore::open(dir.path()).expect("store");
+        assert_eq!(last.load_virtual(B256::repeat_byte(5)).expect("load").expect("some").latest.state.version, 51);
     }
 
     #[test]

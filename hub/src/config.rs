@@ -47,7 +47,8 @@ pub struct Config {
     /// start otherwise.
     #[serde(default)]
     pub operator_token: Option<String>,
-    /// Largest pool of database connections. Default 16.
+    /// Largest pool of database connections (one of them listens for ended sessions, so at
+    /// least 2). Default 16.
     #[serde(default = "default_db_connections")]
     pub db_max_connections: u32,
     /// The chain and the contracts.
@@ -365,7 +366,10 @@ impl Config {
             "auth.challenge_ttl must be at most {} seconds: clients refuse to sign longer-lived challenges",
             ingrid_protocol::login::MAX_CHALLENGE_LIFETIME
         );
-        ensure!(self.db_max_connections > 0, "db_max_connections must be positive");
+        ensure!(
+            self.db_max_connections >= 2,
+            "db_max_connections must be at least 2 (one connection listens for ended sessions)"
+        );
         ensure!(self.metrics_refresh_ms > 0, "metrics_refresh_ms must be positive");
         if let Some(token) = &self.operator_token {
             check_operator_token(token)?;

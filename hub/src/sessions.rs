@@ -29,6 +29,9 @@ struct Entry {
 pub struct Sessions {
     entries: Mutex<LruCache<B256, Entry>>,
     max_age: u64,
+    /// Counts revocations: a session read from the database before a revocation is not
+    /// cached after it (it may be the one revoked).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Sessions {
@@ -36,7 +39,11 @@ impl Sessions {
     /// is read again (a bound on a revocation whose notification was lost).
     pub fn new(capacity: usize, max_age: Duration) -> Self {
         let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
-        Self { entries: Mutex::new(LruCache::new(capacity)), max_age: max_age.as_secs() }
+        Self {
+            entries: Mutex::new(LruCache::new(capacity)),
+            max_age: max_age.as_secs(),
+            generation: Default::default(),
+        }
     }
 
     fn entries(&self) -> std::sync::MutexGuard<'_, LruCache<B256, Entry>> {
@@ -56,20 +63,34 @@ impl Sessions {
         }
     }
 
-    /// Remembers a live session read from the database at `now`.
-    pub fn put(&self, token_hash: B256, client: Address, expires_at: u64, now: u64) {
+    /// The revocations so far: read before a session is read from the database, and given
+    /// to [`Sessions::put`].
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Remembers a live session read from the database at `now`, unless a session was
+    /// revoked since `generation` (the read may predate the revocation of this very one).
+    pub fn put(&self, token_hash: B256, client: Address, expires_at: u64, now: u64, generation: u64) {
         let fresh_until = now.saturating_add(self.max_age);
-        self.entries().put(token_hash, Entry { client, expires_at, fresh_until });
+        let mut entries = self.entries();
+        if self.generation() == generation {
+            entries.put(token_hash, Entry { client, expires_at, fresh_until });
+        }
     }
 
     /// Forgets one session (it ended).
     pub fn revoke(&self, token_hash: &B256) {
-        self.entries().pop(token_hash);
+        let mut entries = self.entries();
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        entries.pop(token_hash);
     }
 
     /// Forgets every session (revocations may have been missed).
     pub fn clear(&self) {
-        self.entries().clear();
+        let mut entries = self.entries();
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        entries.clear();
     }
 
     /// Sessions cached.
@@ -99,7 +120,11 @@ pub async fn listen(pool: sqlx::PgPool, sessions: std::sync::Arc<Sessions>, mut 
         };
         if let Err(e) = listener.listen(CHANNEL).await {
             tracing::warn!(error = ?e, "sessions: LISTEN failed; retrying");
-            continue;
+            sessions.clear();
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                _ = stop.wait_for(|s| *s) => return,
+            }
         }
         // Anything cached before listening may have ended unseen.
         sessions.clear();
@@ -134,21 +159,26 @@ mod tests {
         let sessions = Sessions::new(2, Duration::from_secs(60));
         let (a, b, c) = (B256::repeat_byte(1), B256::repeat_byte(2), B256::repeat_byte(3));
         let alice = Address::repeat_byte(0xa);
-        sessions.put(a, alice, 1_000, 100);
+        sessions.put(a, alice, 1_000, 100, sessions.generation());
         assert_eq!(sessions.get(&a, 150), Some(alice));
         assert_eq!(sessions.get(&a, 160), None, "stale after max_age: read again from the database");
-        sessions.put(a, alice, 1_000, 950);
+        sessions.put(a, alice, 1_000, 950, sessions.generation());
         assert_eq!(sessions.get(&a, 1_000), None, "expired");
-        sessions.put(a, alice, 1_000, 100);
+        sessions.put(a, alice, 1_000, 100, sessions.generation());
         sessions.revoke(&a);
         assert_eq!(sessions.get(&a, 101), None, "revoked");
         // Bounded: the least recently used goes first.
-        sessions.put(a, alice, 1_000, 100);
-        sessions.put(b, alice, 1_000, 100);
+        sessions.put(a, alice, 1_000, 100, sessions.generation());
+        sessions.put(b, alice, 1_000, 100, sessions.generation());
         assert!(sessions.get(&a, 101).is_some());
-        sessions.put(c, alice, 1_000, 100);
+        sessions.put(c, alice, 1_000, 100, sessions.generation());
         assert_eq!((sessions.get(&b, 101), sessions.len()), (None, 2));
         sessions.clear();
         assert!(sessions.is_empty());
+        // A read that began before a revocation is not cached after it.
+        let before = sessions.generation();
+        sessions.revoke(&b);
+        sessions.put(b, alice, 1_000, 100, before);
+        assert_eq!(sessions.get(&b, 101), None, "the revoked session came back");
     }
 }

@@ -5,14 +5,14 @@
 //! ([`P2pClose`]), the other countersigns it and signs its own parent's settlement
 //! ([`CloseAnswer`]), and the first side settles both parents with one request to the hub.
 //!
-//! Only the payee's write is durable before it answers: the payer's records of its own
-//! payments are written without waiting for the disk (a crash of its machine leaves it an
-//! older state, in which it holds more, and it resyncs from the payee; see
-//! [`ChannelStore::save_virtual_unsynced`]). A side that is behind after such a crash
-//! refuses a payment with [`PaymentRefusal::WrongVersion`] carrying its older state: the
-//! payer then hands it its own latest state (the side behind calls [`Wallet::resync`] with
-//! it) and pays again.
-//!
+//! Durable writes per payment: the payer's signed payment (pending) and the payee's
+//! countersigned state, each before it leaves. The payer's record of the receipted state is
+//! written without waiting for the disk ([`ChannelStore::save_virtual_unsynced`]): a crash
+//! of its machine leaves it the older state with the payment pending, and it completes it
+//! from the payee (sending the pending payment again is answered with
+//! [`PaymentRefusal::WrongVersion`] and the payee's latest state, to [`Wallet::resync`]
+//! with; a close built on the pending payment is answered as it is).
+
 //! A payer has at most one payment in flight per channel: [`Wallet::pay`] stores the signed
 //! state as `pending` and refuses another until the receipt arrives
 //! ([`Wallet::accept_receipt`]) or the payer adopts the payee's latest state
@@ -185,8 +185,7 @@ impl Wallet {
     }
 
     /// Pays the peer `amount` of asset `asset` in virtual channel `id`: signs the next state
-    /// and stores it as pending (without waiting for the disk: see
-    /// [`ChannelStore::save_virtual_unsynced`]) before returning the payment to send. Refused while
+    /// and stores it as pending (durably) before returning the payment to send. Refused while
     /// another payment is pending: accept its receipt, or [`Wallet::resync`].
     pub async fn pay(&self, id: B256, asset: Address, amount: U256) -> Result<Payment, WalletError> {
         let _guard = self.lock.lock().await;
@@ -210,8 +209,10 @@ impl Wallet {
         let signature = self.deployment().sign_state(&self.key, &state)?;
         record.pending = Some(state.clone());
         record.pending_sig = Some(signature.clone());
-        // Not waiting for the disk: see `ChannelStore::save_virtual_unsynced`.
-        self.store.save_virtual_unsynced(&record)?;
+        // Durable before it leaves: a payer that forgot a payment it signed could sign another
+        // state at the same version, and a payee that signs anything would keep the one it
+        // prefers (a state at the same version cannot refute it).
+        self.store.save_virtual(&record)?;
         Ok(Payment { channel: id, state, signature })
     }
 

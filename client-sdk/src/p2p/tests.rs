@@ -480,15 +480,16 @@ fn crash_strategy() -> impl proptest::strategy::Strategy<Value = Crash> {
 }
 
 /// Payment runs in both directions, each possibly cut by a crash of the payer's or the
-/// payee's machine that loses whatever was not written durably. Whatever the crashes:
+/// payee's machine that loses whatever was not written durably (the payer's record of a
+/// receipted payment). Whatever the crashes:
+/// - nobody ever signs two different states at one version;
 /// - the payee's durable state holds every payment it countersigned;
-/// - each side's durable state gives it at least what the latest state signed by both gives
-///   it (a crash only ever leaves a side an older state in which it holds more: on chain it
-///   cannot lose by it, and the other side's newer state wins a dispute, as it should);
+/// - each side's durable state, with its pending payment completed, gives it at least what
+///   the latest state signed by both gives it;
 /// - after resyncing, both hold the same latest state, with exactly the payments that were
 ///   countersigned.
 #[test]
-fn payers_write_lazily_and_a_crash_never_costs_anyone_what_it_is_owed() {
+fn a_crash_of_either_side_never_costs_anyone_what_it_is_owed() {
     use proptest::prelude::*;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let config = ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() };
@@ -502,45 +503,71 @@ fn payers_write_lazily_and_a_crash_never_costs_anyone_what_it_is_owed() {
             // What each side holds of ETH when every countersigned payment counts.
             let mut owed = [u(100), u(0)];
             let mut receipted = [0u64; 2];
+            let mut signed: [std::collections::HashMap<u64, State>; 2] = Default::default();
+            let mut sign = |side: usize, state: &State| -> Result<(), TestCaseError> {
+                let before = signed[side].insert(state.version, state.clone());
+                prop_assert!(before.is_none_or(|b| b == *state), "side {side} signed two states at {}", state.version);
+                Ok(())
+            };
             for (alice_pays, amount, crash) in steps {
                 let (payer, payee) = if alice_pays { (0, 1) } else { (1, 0) };
                 let amount = u(amount);
-                if owed[payer] < amount {
-                    continue;
-                }
-                // A side whose machine crashed may be behind: a refusal tells the payer, and
-                // the side that is behind takes the other's latest state, then the payer pays
-                // again.
+                // After a crash a side first sends its pending payment again (it may or may not
+                // have arrived); a side that is behind (it lost its record of a receipted
+                // payment) takes the other's latest. Then the payer pays.
                 let mut tries = 0;
-                let (payment, receipt) = loop {
+                let receipt = loop {
                     tries += 1;
-                    prop_assert!(tries <= 3, "no payment after resyncing");
-                    let payment = wallets[payer].pay(p.id, eth(), amount).await.expect("pay");
-                    if crash == Crash::PayerBeforeSend {
-                        break (payment, None);
+                    prop_assert!(tries <= 6, "no payment after resyncing");
+                    let mut from = payer;
+                    let mut pending = wallets[payer].pending_payment(p.id).await.expect("pending");
+                    if pending.is_none() {
+                        pending = wallets[payee].pending_payment(p.id).await.expect("pending");
+                        if pending.is_some() {
+                            from = payee;
+                        }
                     }
-                    match wallets[payee].receive_payment(&payment, eth(), amount).await {
-                        Ok(receipt) => break (payment, Some(receipt)),
+                    let to = 1 - from;
+                    let (payment, fresh) = match pending {
+                        Some(pending) => (pending, false),
+                        None => {
+                            let latest = wallets[payer].virtual_record(p.id).expect("record").latest.state;
+                            if latest.outcome.balances[0][payer] < amount {
+                                break None;
+                            }
+                            (wallets[payer].pay(p.id, eth(), amount).await.expect("pay"), true)
+                        }
+                    };
+                    sign(from, &payment.state)?;
+                    if fresh && crash == Crash::PayerBeforeSend {
+                        storages[payer].crash();
+                        break None;
+                    }
+                    let before = wallets[to].virtual_record(p.id).expect("record").latest.state;
+                    match wallets[to].receive_payment(&payment, eth(), U256::ZERO).await {
+                        Ok(receipt) => {
+                            sign(to, &payment.state)?;
+                            let paid = payment.state.outcome.balances[0][to] - before.outcome.balances[0][to];
+                            receipted[to] = receipt.version;
+                            owed[from] -= paid;
+                            owed[to] += paid;
+                            if fresh {
+                                break Some(receipt);
+                            }
+                            wallets[from].accept_receipt(&receipt).await.expect("receipt");
+                        }
                         Err(PaymentRefusal::WrongVersion { latest, .. }) => {
-                            let mine = wallets[payer].virtual_record(p.id).expect("record").latest;
+                            let mine = wallets[from].virtual_record(p.id).expect("record").latest;
                             if latest.state.version >= mine.state.version {
-                                wallets[payer].resync(p.id, &latest).await.expect("payer resyncs");
+                                wallets[from].resync(p.id, &latest).await.expect("payer resyncs");
                             } else {
-                                wallets[payee].resync(p.id, &mine).await.expect("payee resyncs");
-                                wallets[payer].resync(p.id, &mine).await.expect("payer drops its payment");
+                                wallets[to].resync(p.id, &mine).await.expect("payee resyncs");
                             }
                         }
                         Err(e) => panic!("receive: {e:?}"),
                     }
                 };
-                let _ = payment;
-                let Some(receipt) = receipt else {
-                    storages[payer].crash();
-                    continue;
-                };
-                receipted[payee] = receipt.version;
-                owed[payer] -= amount;
-                owed[payee] += amount;
+                let Some(receipt) = receipt else { continue };
                 match crash {
                     Crash::PayerBeforeReceipt => storages[payer].crash(),
                     Crash::PayeeAfterAnswer => {
@@ -555,15 +582,36 @@ fn payers_write_lazily_and_a_crash_never_costs_anyone_what_it_is_owed() {
                     }
                 }
                 // The payee holds every payment it countersigned, durably.
-                let payee_durable = storages[payee].durable_latest(p.id);
-                prop_assert!(payee_durable.state.version >= receipted[payee]);
-                // Each side's durable state gives it at least what the latest gives it.
+                prop_assert!(storages[payee].durable_latest(p.id).state.version >= receipted[payee]);
+                // Each side's durable state (its pending payment completed, when it has one)
+                // gives it at least what it is owed.
                 for side in 0..2 {
-                    let durable = storages[side].durable_latest(p.id).state.outcome.balances[0][side];
+                    let record = storages[side].durable.get_virtual(p.id).expect("read").expect("stored");
+                    let state = record.pending.as_ref().unwrap_or(&record.latest.state);
+                    let durable = state.outcome.balances[0][side];
                     prop_assert!(durable >= owed[side], "side {side} durably holds {durable}, is owed {}", owed[side]);
                 }
             }
-            // In the end both sides agree on the latest state: the newer one of the two.
+            // In the end each side sends its pending payment again, as after a restart, and
+            // both agree on the latest state: the newer one of the two.
+            for from in [0, 1] {
+                let to = 1 - from;
+                let Some(payment) = wallets[from].pending_payment(p.id).await.expect("pending") else { continue };
+                let before = wallets[to].virtual_record(p.id).expect("record").latest.state;
+                match wallets[to].receive_payment(&payment, eth(), U256::ZERO).await {
+                    Ok(receipt) => {
+                        sign(to, &payment.state)?;
+                        let paid = payment.state.outcome.balances[0][to] - before.outcome.balances[0][to];
+                        owed[from] -= paid;
+                        owed[to] += paid;
+                        wallets[from].accept_receipt(&receipt).await.expect("receipt");
+                    }
+                    Err(PaymentRefusal::WrongVersion { latest, .. }) if latest.state.version >= payment.state.version => {
+                        wallets[from].resync(p.id, &latest).await.expect("resync");
+                    }
+                    Err(e) => panic!("the pending payment: {e:?}"),
+                }
+            }
             let latest = [0, 1].map(|s| wallets[s].virtual_record(p.id).expect("record"));
             let newest = if latest[0].latest.state.version >= latest[1].latest.state.version { 0 } else { 1 };
             wallets[1 - newest].resync(p.id, &latest[newest].latest).await.expect("resync");

@@ -112,9 +112,10 @@ impl AppState {
         if let Some(client) = self.hub.sessions.get(&hash, now) {
             return Ok(Some(client));
         }
+        let generation = self.hub.sessions.generation();
         let found = db::session_client(&self.pool, hash).await?;
         if let Some((client, expires_at)) = found {
-            self.hub.sessions.put(hash, client, expires_at, now);
+            self.hub.sessions.put(hash, client, expires_at, now, generation);
         }
         Ok(found.map(|(client, _)| client))
     }

@@ -119,7 +119,7 @@ pub async fn trim_sessions(db: &mut PgConnection, client: Address, keep: u32) ->
 /// The client of a live session and the session's expiry (unix seconds).
 pub async fn session_client(db: &PgPool, token_hash: B256) -> sqlx::Result<Option<(Address, u64)>> {
     let row = sqlx::query(
-        "SELECT client, extract(epoch FROM expires_at)::bigint AS expires_at FROM sessions
+        "SELECT client, floor(extract(epoch FROM expires_at))::bigint AS expires_at FROM sessions
          WHERE token_hash = $1 AND expires_at > now()",
     )
     .bind(token_hash.as_slice())

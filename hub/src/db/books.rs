@@ -109,8 +109,8 @@ pub async fn client_books(db: &mut PgConnection, client: Address) -> sqlx::Resul
 }
 
 /// Fills in the books of channels stored before the running books (at the hub's start,
-/// before it serves): up to `batch` channels per transaction, until none is left. Returns
-/// how many were filled in.
+/// before it serves): up to `batch` channels per transaction, until none is left, also none
+/// that another process is filling in. Returns how many this process filled in.
 pub async fn fill_missing_books(pool: &PgPool, batch: i64) -> sqlx::Result<u64> {
     let mut filled = 0;
     loop {
@@ -124,6 +124,14 @@ pub async fn fill_missing_books(pool: &PgPool, batch: i64) -> sqlx::Result<u64> 
         .fetch_all(&mut *tx)
         .await?;
         if rows.is_empty() {
+            // Another process starting beside this one may still be filling a batch: the
+            // totals are whole only once every channel is filled in.
+            while sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM basic_channels WHERE assets IS NULL)")
+                .fetch_one(pool)
+                .await?
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
             return Ok(filled);
         }
         for r in &rows {
