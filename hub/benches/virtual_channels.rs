@@ -135,16 +135,17 @@ async fn main() -> anyhow::Result<()> {
         support::memory_mb(me).1
     );
     println!("  pgbench simple-update -c {pairs}: {tps:.1} TPS, {pg_latency:.2} ms average");
-    println!("  ratio (opens+closes)/s ÷ pgbench TPS: {:.3}", 2.0 * cycles / tps);
+    println!("  ratio (opens+closes)/s ÷ pgbench TPS: {:.3}   (target ≥ 0.5)", 2.0 * cycles / tps);
     println!(
-        "  ratio open p99 ÷ pgbench average latency: {:.1}",
+        "  ratio open p99 ÷ pgbench average latency: {:.1}   (target ≤ 5)",
         support::percentile(&opens, 0.99).as_secs_f64() * 1e3 / pg_latency
     );
     println!("payments inside one virtual channel (both ends in this process, one after another):");
-    println!("  payments/s                {per_second:>10.1}   hub requests meanwhile: {hub_requests}");
+    println!("  payments/s                {per_second:>10.1}   hub requests meanwhile: {hub_requests} (target 0)");
     println!("  CPU per payment (both ends) {:.1} µs", cpu_payments * 1e6 / payments as f64);
     println!(
-        "  ECDSA ceiling ((sign+recover)/s ÷ 2) with libsecp256k1, the crate the payments use: {:.1}   ratio: {:.2}",
+        "  ECDSA ceiling ((sign+recover)/s ÷ 2) with libsecp256k1, the crate the payments use: {:.1}   ratio: {:.2} \
+         (target ≥ 0.5)",
         secp_pairs / 2.0,
         per_second / (secp_pairs / 2.0)
     );
