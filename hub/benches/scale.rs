@@ -459,9 +459,10 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     println!("pgbench simple-update -c {pairs} on the same Postgres: {tps:.1} TPS, {pg_latency:.2} ms average");
-    if let Some(first) = rows.first() {
+    // The smallest book is the baseline; every larger one is compared with it.
+    if let Some((first, larger)) = rows.split_first() {
         println!("\ntargets against the first size ({} basic channels):", first.channels);
-        for r in rows.iter().skip(1) {
+        for r in larger {
             let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
             println!(
                 "  {:>9} basic: open p50 {:.2}x p99 {:.2}x, close p50 {:.2}x p99 {:.2}x (limit 1.2x); /metrics max {:.1} ms \
