@@ -7,6 +7,7 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {Channel} from "./Channel.sol";
 import {IAdjudicator} from "./IAdjudicator.sol";
 import {IAssetHolder} from "./IAssetHolder.sol";
+import {IApp} from "./IApp.sol";
 
 /// @title Adjudicator
 /// @notice Settles two-party ledger channels and the sub-channels (e.g. virtual channels)
@@ -103,6 +104,27 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
     error ChallengeDurationTooLong();
     /// A sub-channel's state has locks: only ledger channels may lock sub-channels.
     error NestedLocks();
+    /// A ledger channel names an app: apps run in sub-channels only.
+    error LedgerWithApp();
+    /// `progress` was called for a channel without an app (or for a ledger channel).
+    error NoApp();
+    /// The record cannot be advanced now: it is still refutable, or it is fixed.
+    error NotProgressable();
+    /// A forced move's state is not the next version of the registered one.
+    error VersionNotNext();
+    /// A forced move changes the assets or the total value per asset.
+    error ValueNotPreserved();
+    /// The record had its `MAX_FORCED_MOVES` forced moves.
+    error ForceExecutionOver();
+    /// The actor of a forced move is not 0 or 1.
+    error InvalidActor();
+    /// A forced move starts from a final state.
+    error FinalState();
+
+    /// The most moves that can be force-executed on one record: with the refutation period and
+    /// the first move's window, a sub-channel record is fixed at most
+    /// `(2 + MAX_FORCED_MOVES) * challengeDuration` after it was created.
+    uint8 public constant MAX_FORCED_MOVES = 16;
 
     /// Keyed by the channel id of a ledger channel, by `subChannelKey` of a sub-channel.
     mapping(bytes32 key => Dispute) private _disputes;
@@ -119,7 +141,7 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
 
         Dispute storage d = _disputes[id];
         if (d.phase != Phase.None) revert AlreadyRegistered();
-        uint64 timeout = _timeout(ledger);
+        (uint64 timeout,) = _timeout(ledger);
         d.timeout = timeout;
         d.version = ledger.state.version;
         d.phase = Phase.Dispute;
@@ -144,8 +166,7 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
         }
         Dispute storage d = _disputes[key];
         if (d.phase != Phase.Dispute) revert NotRefutable();
-        // forge-lint: disable-next-line(block-timestamp)
-        if (block.timestamp >= d.timeout) revert TimeoutPassed();
+        if (!_refutable(d)) revert TimeoutPassed();
         if (ch.state.version <= d.version) revert VersionNotHigher();
         d.version = ch.state.version;
         d.stateHash = stateHash;
@@ -154,6 +175,7 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
         if (ch.state.isFinal) {
             timeout = uint64(block.timestamp);
             d.timeout = timeout;
+            d.window = 0;
         }
         emit Refuted(id, bytes32(0), timeout, ch.params, ch.state);
 
@@ -205,6 +227,46 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
         uint256[2][] memory balances = ledger.state.outcome.balances;
         _pushOutcome(id, ledger.params.participants, ledger.state.outcome.assets, balances);
         emit Concluded(id, ledger.state.version, ledger.state.outcome.assets, balances);
+    }
+
+    /// @inheritdoc IAdjudicator
+    function progress(
+        Channel.Params calldata params,
+        Channel.State calldata from,
+        Channel.State calldata to,
+        uint256 actor,
+        bytes calldata sig
+    ) external {
+        if (params.ledger || params.app == address(0)) revert NoApp();
+        if (actor > 1) revert InvalidActor();
+        bytes32 id = _channelId(params);
+        if (from.channelId != id || to.channelId != id) revert ChannelIdMismatch();
+        Dispute storage d = _disputes[_moveKey(id, from.outcome, to.outcome)];
+        if (d.phase == Phase.Dispute) {
+            if (_refutable(d)) revert NotProgressable();
+        } else if (d.phase != Phase.ForceExec) {
+            revert NotProgressable();
+        }
+        // forge-lint: disable-next-line(block-timestamp)
+        if (block.timestamp >= d.timeout) revert NotProgressable();
+        if (_hashState(from) != d.stateHash) revert StateHashMismatch();
+        if (from.isFinal) revert FinalState();
+        if (to.version != uint256(from.version) + 1) revert VersionNotNext();
+        if (d.forcedMoves >= MAX_FORCED_MOVES) revert ForceExecutionOver();
+        bytes32 digest = _hashState(to);
+        // slither-disable-next-line unused-return
+        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, sig);
+        if (err != ECDSA.RecoverError.NoError || signer != params.participants[actor]) {
+            revert InvalidSignature(actor);
+        }
+        IApp(params.app).validTransition(params, from, to, actor);
+        _advance(d, params, to, digest, actor);
+    }
+
+    /// @inheritdoc IAdjudicator
+    function forceExecution(bytes32 key) external view returns (uint64 window, uint8 forcedMoves) {
+        Dispute storage d = _disputes[key];
+        return (d.window, d.forcedMoves);
     }
 
     /// @inheritdoc IAdjudicator
@@ -277,6 +339,13 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
 
     function _requireLedgerParams(Channel.Params calldata params) internal pure {
         if (!params.ledger || params.isVirtual) revert NotLedger();
+        if (params.app != address(0)) revert LedgerWithApp();
+    }
+
+    /// Whether a record in phase `Dispute` can still be refuted: before `timeout - window`.
+    function _refutable(Dispute storage d) internal view returns (bool) {
+        // forge-lint: disable-next-line(block-timestamp)
+        return block.timestamp + uint256(d.window) < d.timeout;
     }
 
     /// Checks the participants, the channel id and both signatures; returns the channel id and
@@ -329,12 +398,21 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
         }
     }
 
-    function _timeout(Channel.SignedState calldata s) internal view returns (uint64) {
-        if (s.state.isFinal) return uint64(block.timestamp);
-        uint256 t = block.timestamp + s.params.challengeDuration;
+    /// The timeout and window of a new record for `s`: a final state is fixed at once; any
+    /// other is refutable for a challenge duration, and an app channel's then gets a second
+    /// one in which force-execution may begin.
+    function _timeout(Channel.SignedState calldata s)
+        internal
+        view
+        returns (uint64 timeout, uint64 window)
+    {
+        if (s.state.isFinal) return (uint64(block.timestamp), 0);
+        uint64 cd = s.params.challengeDuration;
+        if (s.params.app != address(0)) window = cd;
+        uint256 t = block.timestamp + uint256(cd) + uint256(window);
         if (t > type(uint64).max) revert TimeoutOverflow();
         // forge-lint: disable-next-line(unsafe-typecast)
-        return uint64(t); // fits: checked on the line above
+        timeout = uint64(t); // fits: checked on the line above
     }
 
     // ---------------------------------------------------------------- register / refute
@@ -412,6 +490,59 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
         }
     }
 
+    /// The record key of an app channel's move from `from` to `to`: both without locks, with
+    /// the same assets and the same total per asset (the key's totals).
+    function _moveKey(bytes32 id, Channel.Allocation calldata from, Channel.Allocation calldata to)
+        internal
+        pure
+        returns (bytes32)
+    {
+        if (from.locked.length != 0 || to.locked.length != 0) revert NestedLocks();
+        _requireValidOutcome(from);
+        _requireValidOutcome(to);
+        _requireSameAssets(from.assets, to.assets);
+        uint256[] memory totals = _totals(from);
+        _requirePreserved(totals, to);
+        return keccak256(abi.encode(id, from.assets, totals));
+    }
+
+    /// Writes a forced move's state `to` (digest `digest`) to record `d`: phase `ForceExec`,
+    /// fixed after the other participant's time to answer, or at once if `to` is final.
+    function _advance(
+        Dispute storage d,
+        Channel.Params calldata params,
+        Channel.State calldata to,
+        bytes32 digest,
+        uint256 actor
+    ) internal {
+        uint8 moves = d.forcedMoves + 1;
+        uint64 timeout = uint64(block.timestamp);
+        if (!to.isFinal) {
+            uint256 t = block.timestamp + params.challengeDuration;
+            if (t > type(uint64).max) revert TimeoutOverflow();
+            // forge-lint: disable-next-line(unsafe-typecast)
+            timeout = uint64(t); // fits: checked on the line above
+        }
+        d.timeout = timeout;
+        d.version = to.version;
+        d.phase = Phase.ForceExec;
+        d.forcedMoves = moves;
+        d.window = 0;
+        d.stateHash = digest;
+        emit Progressed(to.channelId, timeout, moves, actor, params, to);
+    }
+
+    /// `to`'s total per asset is `totals` (the asset lists are checked equal before).
+    function _requirePreserved(uint256[] memory totals, Channel.Allocation calldata to)
+        internal
+        pure
+    {
+        uint256 n = totals.length;
+        for (uint256 a = 0; a < n; ++a) {
+            if (to.balances[a][0] + to.balances[a][1] != totals[a]) revert ValueNotPreserved();
+        }
+    }
+
     /// Creates the sub-channel's record under `key`, or updates it if it is refutable and older.
     function _recordSub(
         bytes32 key,
@@ -422,16 +553,14 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
     ) internal {
         Dispute storage d = _disputes[key];
         if (d.phase == Phase.None) {
-            uint64 timeout = _timeout(sub);
+            (uint64 timeout, uint64 window) = _timeout(sub);
             d.timeout = timeout;
             d.version = sub.state.version;
             d.phase = Phase.Dispute;
+            d.window = window;
             d.stateHash = subHash;
             emit Registered(subId, parentId, timeout, sub.params, sub.state);
-        } else if (
-            // forge-lint: disable-next-line(block-timestamp)
-            d.phase == Phase.Dispute && block.timestamp < d.timeout && sub.state.version > d.version
-        ) {
+        } else if (d.phase == Phase.Dispute && _refutable(d) && sub.state.version > d.version) {
             d.version = sub.state.version;
             d.stateHash = subHash;
             // A final state ends the record's dispute at once: nothing may replace it.
@@ -439,11 +568,13 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
             if (sub.state.isFinal) {
                 timeout = uint64(block.timestamp);
                 d.timeout = timeout;
+                d.window = 0;
             }
             emit Refuted(subId, parentId, timeout, sub.params, sub.state);
         }
-        // Otherwise the record stays: it timed out (a final state times out when it is
-        // recorded), or it is at least as new as this state.
+        // Otherwise the record stays: its refutation period is over (a final state ends it
+        // when it is recorded; force-execution may have begun), or it is at least as new as
+        // this state.
     }
 
     // ---------------------------------------------------------------- conclude
@@ -480,7 +611,7 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
         Dispute storage d = _disputes[_subChannelKey(lock.id, parentAssets, lock.balances)];
         // Defensive: every lock of a registered state got a record under this key when the
         // state was registered, and sub-channel records are never concluded.
-        if (d.phase != Phase.Dispute) revert NotRegistered();
+        if (d.phase != Phase.Dispute && d.phase != Phase.ForceExec) revert NotRegistered();
         // forge-lint: disable-next-line(block-timestamp)
         if (block.timestamp < d.timeout) revert TimeoutNotPassed();
         if (_hashState(sub) != d.stateHash) revert StateHashMismatch();

@@ -34,17 +34,28 @@ interface IAdjudicator {
         /// A state is registered; refutable until `timeout`, concludable after.
         Dispute,
         /// The outcome was pushed to the asset holders (ledger channels only).
-        Concluded
+        Concluded,
+        /// An app channel's state advanced by force-execution (`progress`); the other
+        /// participant may answer with its move until `timeout` (sub-channels only).
+        ForceExec
     }
 
     /// A dispute record.
     struct Dispute {
-        /// Unix time from which the record can no longer be refuted.
+        /// Unix time from which the record is fixed: it can no longer be refuted nor advanced,
+        /// and a parent may conclude with it.
         uint64 timeout;
         /// Version of the registered state.
         uint64 version;
         /// Current phase.
         Phase phase;
+        /// Moves force-executed on this record so far (at most `MAX_FORCED_MOVES`).
+        uint8 forcedMoves;
+        /// For a record of an app channel in phase `Dispute` with a non-final state: the
+        /// window, at the end of the refutation period, in which force-execution may begin
+        /// (the channel's challenge duration). Refutable until `timeout - window`,
+        /// force-executable from then until `timeout`. Zero for every other record.
+        uint64 window;
         /// `hashState(state)` of the registered state.
         bytes32 stateHash;
     }
@@ -68,6 +79,20 @@ interface IAdjudicator {
         bytes32 indexed channelId,
         bytes32 indexed parentId,
         uint64 timeout,
+        Channel.Params params,
+        Channel.State state
+    );
+
+    /// The record of app channel `channelId` (a sub-channel, under its `subChannelKey`) was
+    /// advanced by one move of `participants[actor]` to `state`, signed by that participant
+    /// alone. `timeout` is when the record is fixed unless the other participant answers:
+    /// `now + challengeDuration`, or `now` when `state` is final. `forcedMoves` counts the
+    /// record's force-executed moves, this one included.
+    event Progressed(
+        bytes32 indexed channelId,
+        uint64 timeout,
+        uint8 forcedMoves,
+        uint256 actor,
         Channel.Params params,
         Channel.State state
     );
@@ -102,6 +127,26 @@ interface IAdjudicator {
     /// state with locks still concludes only once every lock's record timed out.
     function refute(Channel.SignedState calldata ch, Channel.SignedState[] calldata subs) external;
 
+    /// Force-executes one move of an app channel (a sub-channel whose `params.app` is not zero)
+    /// whose record holds `from`: `to` must be `from`'s next version, of the same channel, with
+    /// the same assets and the same total per asset and no locks, `from` not final, `to`
+    /// signed by `participants[actor]` alone, and the app's `validTransition(params, from, to,
+    /// actor)` must not revert. Allowed while the record is in phase `Dispute` past its
+    /// refutation period (`timeout - window <= now < timeout`) or in phase `ForceExec` before
+    /// its timeout, and at most `MAX_FORCED_MOVES` times per record. The record then holds
+    /// `to` in phase `ForceExec` with timeout `now + challengeDuration` (the other
+    /// participant's time to answer), or `now` if `to` is final, which fixes it at once. A
+    /// sub-channel record is thus fixed at most `(2 + MAX_FORCED_MOVES) * challengeDuration`
+    /// after it was created, whatever its participants do, so their parents' coins are never
+    /// locked without end.
+    function progress(
+        Channel.Params calldata params,
+        Channel.State calldata from,
+        Channel.State calldata to,
+        uint256 actor,
+        bytes calldata sig
+    ) external;
+
     /// Concludes a ledger channel whose record and whose locks' records (under `subChannelKey`
     /// of each lock's id, the parent's assets and the locked amounts) have timed out, from
     /// the registered states (checked against the records; `subStates` holds one per lock, in
@@ -124,6 +169,10 @@ interface IAdjudicator {
         external
         view
         returns (uint64 timeout, uint64 version, Phase phase, bytes32 stateHash);
+
+    /// The force-execution fields of the record under `key`: its `window` and `forcedMoves`
+    /// (see `Dispute`).
+    function forceExecution(bytes32 key) external view returns (uint64 window, uint8 forcedMoves);
 
     /// The record key of a sub-channel: `keccak256(abi.encode(id, assets, totals))`, where
     /// `id` is its channel id, `assets` are the sub-channel's (its parent's) assets and
