@@ -18,6 +18,8 @@ use crate::bindings::erc20_holder::Erc20AssetHolder;
 use crate::bindings::eth_holder::{EthAssetHolder, IAssetHolder};
 use crate::bindings::test_token::TestToken;
 use crate::state::{Deployment, SignatureError, channel_id, funding_id, sign_digest};
+use ingrid_protocol::app::AppDeployment;
+use ingrid_protocol::bindings::apps::{CoinFlip, ConditionalPayment, TicTacToe};
 
 /// Why an on-chain action failed.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +63,9 @@ pub struct Contracts {
     pub deployment: Deployment,
     /// The ETH asset holder.
     pub eth_holder: Address,
+    /// The apps deployed with them (none in a deployment from before apps).
+    #[serde(default, skip_serializing_if = "AppDeployment::is_empty")]
+    pub apps: AppDeployment,
 }
 
 impl Contracts {
@@ -100,7 +105,7 @@ pub async fn confirm(pending: PendingTransactionBuilder<Ethereum>) -> ChainResul
     if receipt.status() { Ok(receipt) } else { Err(ChainError::Reverted(receipt.transaction_hash)) }
 }
 
-/// Deploys the adjudicator and the ETH asset holder from the provider's wallet.
+/// Deploys the adjudicator, the ETH asset holder and the apps from the provider's wallet.
 pub async fn deploy<P: Provider>(provider: &P) -> ChainResult<Contracts> {
     let chain_id = provider.get_chain_id().await?;
     let adjudicator = Adjudicator::deploy(provider).await?;
@@ -108,6 +113,17 @@ pub async fn deploy<P: Provider>(provider: &P) -> ChainResult<Contracts> {
     Ok(Contracts {
         deployment: Deployment { chain_id, adjudicator: *adjudicator.address() },
         eth_holder: *eth_holder.address(),
+        apps: deploy_apps(provider).await?,
+    })
+}
+
+/// Deploys the apps Ingrid ships (their rules are pure: one deployment serves every
+/// adjudicator).
+pub async fn deploy_apps<P: Provider>(provider: &P) -> ChainResult<AppDeployment> {
+    Ok(AppDeployment {
+        coin_flip: *CoinFlip::deploy(provider).await?.address(),
+        tic_tac_toe: *TicTacToe::deploy(provider).await?.address(),
+        conditional_payment: *ConditionalPayment::deploy(provider).await?.address(),
     })
 }
 

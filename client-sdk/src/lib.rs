@@ -39,4 +39,4 @@ pub mod wallet;
 pub use alloy;
 pub use ingrid_protocol::{Allocation, Deployment, Params, Role, SignatureError, SignedState, State, SubAlloc};
 pub use ingrid_protocol::{UpdateError, UpdateKind};
-pub use ingrid_protocol::{bindings, login, state, validate};
+pub use ingrid_protocol::{app, bindings, login, state, validate};

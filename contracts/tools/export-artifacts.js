@@ -6,7 +6,10 @@
 const fs = require('fs');
 const path = require('path');
 
-const CONTRACTS = ['Adjudicator', 'EthAssetHolder', 'Erc20AssetHolder', 'TestToken'];
+const CONTRACTS = [
+  'Adjudicator', 'EthAssetHolder', 'Erc20AssetHolder', 'TestToken',
+  'CoinFlip', 'TicTacToe', 'ConditionalPayment', 'AppChecker',
+];
 const root = path.join(__dirname, '..');
 const dest = path.join(root, '..', 'client-sdk', 'artifacts');
 const check = process.argv.includes('--check');

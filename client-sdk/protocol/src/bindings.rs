@@ -56,6 +56,47 @@ pub mod test_token {
     );
 }
 
+/// The apps Ingrid ships (each with its own copy of the channel types in `Channel`; convert
+/// with [`crate::app::convert`]).
+pub mod apps {
+    /// The commit-reveal coin flip.
+    pub mod coin_flip {
+        binding!(
+            #[derive(Debug, PartialEq, Eq)]
+            CoinFlip,
+            "../artifacts/CoinFlip.json"
+        );
+    }
+    /// Tic-tac-toe.
+    pub mod tic_tac_toe {
+        binding!(
+            #[derive(Debug, PartialEq, Eq)]
+            TicTacToe,
+            "../artifacts/TicTacToe.json"
+        );
+    }
+    /// Conditional payments (pay on delivery of a preimage).
+    pub mod conditional_payment {
+        binding!(
+            #[derive(Debug, PartialEq, Eq)]
+            ConditionalPayment,
+            "../artifacts/ConditionalPayment.json"
+        );
+    }
+    /// A test tool: judges many moves of an app in one call (not deployed in production).
+    pub mod app_checker {
+        binding!(
+            #[derive(Debug, PartialEq, Eq)]
+            AppChecker,
+            "../artifacts/AppChecker.json"
+        );
+    }
+    pub use app_checker::AppChecker;
+    pub use coin_flip::CoinFlip;
+    pub use conditional_payment::ConditionalPayment;
+    pub use tic_tac_toe::TicTacToe;
+}
+
 pub use adjudicator::{Adjudicator, Channel};
 pub use erc20_holder::Erc20AssetHolder;
 pub use eth_holder::EthAssetHolder;

@@ -92,8 +92,7 @@ impl CoinFlip {
                 if actor != Role::Second {
                     return Err(AppError::NotYourTurn);
                 }
-                if t.stage != 2 || t.commitment != f.commitment || t.guess > 1 || t.salt != B256::ZERO || t.bit != 0
-                {
+                if t.stage != 2 || t.commitment != f.commitment || t.guess > 1 || t.salt != B256::ZERO || t.bit != 0 {
                     return Err(AppError::InvalidMove);
                 }
                 Ok((pot_to(from, Role::Second)?, false))

@@ -173,6 +173,49 @@ impl AppKind {
     }
 }
 
+/// Where one deployment's apps live (the zero address: not deployed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppDeployment {
+    /// The coin flip's contract.
+    #[serde(default)]
+    pub coin_flip: Address,
+    /// Tic-tac-toe's contract.
+    #[serde(default)]
+    pub tic_tac_toe: Address,
+    /// The conditional payment's contract.
+    #[serde(default)]
+    pub conditional_payment: Address,
+}
+
+impl AppDeployment {
+    /// The address of `kind`'s contract (zero if not deployed).
+    pub const fn address(&self, kind: AppKind) -> Address {
+        match kind {
+            AppKind::CoinFlip => self.coin_flip,
+            AppKind::TicTacToe => self.tic_tac_toe,
+            AppKind::ConditionalPayment => self.conditional_payment,
+        }
+    }
+
+    /// Whether no app is deployed.
+    pub fn is_empty(&self) -> bool {
+        AppKind::ALL.iter().all(|k| self.address(*k).is_zero())
+    }
+
+    /// The registry of the deployed apps.
+    pub fn registry(&self) -> AppRegistry {
+        let mut r = AppRegistry::new();
+        for kind in AppKind::ALL {
+            let address = self.address(kind);
+            if !address.is_zero() {
+                r.insert(address, kind);
+            }
+        }
+        r
+    }
+}
+
 /// The apps a party knows, by the address of their contract (a deployment's).
 #[derive(Debug, Clone, Default)]
 pub struct AppRegistry {
@@ -276,8 +319,7 @@ fn check_shape(params: &Params, from: &State, to: &State) -> Result<(), AppError
     }
     let (f, t) = (&from.outcome, &to.outcome);
     let shaped = |o: &crate::Allocation| {
-        o.balances.len() == o.assets.len()
-            && o.assets.iter().enumerate().all(|(i, a)| !o.assets[..i].contains(a))
+        o.balances.len() == o.assets.len() && o.assets.iter().enumerate().all(|(i, a)| !o.assets[..i].contains(a))
     };
     if !shaped(f) || !shaped(t) || f.assets != t.assets {
         return Err(AppError::ValueNotPreserved);
@@ -289,6 +331,15 @@ fn check_shape(params: &Params, from: &State, to: &State) -> Result<(), AppError
         }
     }
     Ok(())
+}
+
+/// The same ABI value as another generated type: the bindings of each contract carry their
+/// own copy of the channel types (`Channel::State` of the adjudicator's, of an app's).
+/// Fails only if the two types do not have the same ABI.
+pub fn convert<T: SolValue, U: SolValue + From<<U::SolType as alloy::sol_types::SolType>::RustType>>(
+    value: &T,
+) -> Result<U, alloy::sol_types::Error> {
+    U::abi_decode(&value.abi_encode())
 }
 
 /// Decodes `data`, which must be the canonical ABI encoding (`abi.encode`) of a `T`.

@@ -37,7 +37,10 @@ fn balances(s: &State) -> [u64; 2] {
 
 /// Plays `moves` (mover, app data from the current state) through `apply`, checking each
 /// result with `valid_transition` and the turn.
-fn play(app: &dyn App, p: &Params, mut s: State, moves: &[(Role, &dyn Fn(&State) -> Bytes)]) -> State {
+/// A move: its mover and the app data it makes from the current state.
+type Move<'a> = (Role, &'a dyn Fn(&State) -> Bytes);
+
+fn play(app: &dyn App, p: &Params, mut s: State, moves: &[Move<'_>]) -> State {
     for (actor, data) in moves {
         assert_eq!(app.turn(&s), Some(*actor), "turn before v{}", s.version + 1);
         let next = app.apply(p, &s, *actor, data(&s)).expect("valid move");
@@ -59,7 +62,8 @@ fn a_coin_flip_gives_the_pot_to_the_staller_s_peer_and_then_to_the_winner() {
     assert_eq!(balances(&committed), [8, 0], "if the second stalls, the first takes the pot");
     let guessed = play(&app, &p, committed.clone(), &[(Role::Second, &|s| coin_flip::guess(s, false).expect("guess"))]);
     assert_eq!(balances(&guessed), [0, 8], "if the first does not reveal, the second takes the pot");
-    let revealed = play(&app, &p, guessed.clone(), &[(Role::First, &|s| coin_flip::reveal(s, salt, true).expect("reveal"))]);
+    let revealed =
+        play(&app, &p, guessed.clone(), &[(Role::First, &|s| coin_flip::reveal(s, salt, true).expect("reveal"))]);
     assert!(revealed.isFinal);
     assert_eq!(coin_flip::winner(&revealed), Some(Role::First));
     assert_eq!(balances(&revealed), [8, 0]);
@@ -95,12 +99,8 @@ fn tic_tac_toe_wins_draws_and_refuses_what_no_game_does() {
     let at = |role: Role, cell: usize| move |s: &State| tic_tac_toe::place(s, role, cell).expect("place");
     use Role::{First as X, Second as O};
     // X wins on the first row.
-    let won = play(
-        &app,
-        &p,
-        s0.clone(),
-        &[(X, &at(X, 0)), (O, &at(O, 3)), (X, &at(X, 1)), (O, &at(O, 4)), (X, &at(X, 2))],
-    );
+    let won =
+        play(&app, &p, s0.clone(), &[(X, &at(X, 0)), (O, &at(O, 3)), (X, &at(X, 1)), (O, &at(O, 4)), (X, &at(X, 2))]);
     assert!(won.isFinal);
     assert_eq!(balances(&won), [8, 0]);
     assert_eq!(app.turn(&won), None);

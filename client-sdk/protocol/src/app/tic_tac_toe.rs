@@ -143,7 +143,9 @@ impl App for TicTacToe {
 
     fn check_opening(&self, state: &State) -> Result<(), AppError> {
         if state.isFinal || state.appData != opening(&state.outcome.balances) {
-            return Err(AppError::InvalidOpening("tic-tac-toe opens with an empty board and the stakes as its allocation"));
+            return Err(AppError::InvalidOpening(
+                "tic-tac-toe opens with an empty board and the stakes as its allocation",
+            ));
         }
         Ok(())
     }
