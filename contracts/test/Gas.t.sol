@@ -5,6 +5,9 @@ import {Base} from "./utils/Base.sol";
 import {Channel} from "../src/Channel.sol";
 import {IAssetHolder} from "../src/IAssetHolder.sol";
 import {IAdjudicator} from "../src/IAdjudicator.sol";
+import {CoinFlip} from "../src/apps/CoinFlip.sol";
+import {TicTacToe} from "../src/apps/TicTacToe.sol";
+import {ConditionalPayment} from "../src/apps/ConditionalPayment.sol";
 
 /// One measured call per test, for contracts/GAS.md:
 ///   forge test --match-contract GasTest --isolate -vv
@@ -245,6 +248,177 @@ contract GasTest is Base {
         Channel.SignedState memory s = signed(pl, ethState(l, 9, 12, 8, true));
         adj.concludeFinal(s);
         report("concludeFinal", abi.encodeCall(IAdjudicator.concludeFinal, (s)), 155_000);
+        assertTrue(eth.settled(l));
+    }
+
+    // ------------------------------------------------------------ apps
+
+    /// V = Alice-Bob running `app` (nonce 2000), and L = (10, 10) + a lock of 2 on V.
+    function appChannel(address app)
+        internal
+        view
+        returns (Channel.Params memory pv, Channel.SignedState memory sl)
+    {
+        pv = virtualParams(ALICE_PK, BOB_PK, 2000);
+        pv.app = app;
+        sl = signed(
+            pl, mkState(l, 5, ethOnly(), bal(10, 10), locks(lock1(cid(pv), 2, 0, 1)), false)
+        );
+    }
+
+    function appState(
+        Channel.Params memory pv,
+        uint64 version,
+        uint256 a,
+        uint256 b,
+        bytes memory appData,
+        bool isFinal
+    ) internal view returns (Channel.State memory s) {
+        s = ethState(cid(pv), version, a, b, isFinal);
+        s.appData = appData;
+    }
+
+    function cf(uint8 stage, uint8 guess, bytes32 salt, uint8 bit)
+        internal
+        pure
+        returns (bytes memory)
+    {
+        bytes32 c = keccak256(abi.encode(keccak256("salt"), uint8(1)));
+        return abi.encode(CoinFlip.Data(stage, stage == 0 ? bytes32(0) : c, guess, salt, bit));
+    }
+
+    /// The coin flip's states: opening (1, 1), Alice's commitment, Bob's guess 0, Alice's
+    /// reveal of 1 (final, Alice wins).
+    function coinFlipStates(Channel.Params memory pv)
+        internal
+        view
+        returns (Channel.State[4] memory st)
+    {
+        st[0] = appState(pv, 0, 1, 1, cf(0, 0, 0, 0), false);
+        st[1] = appState(pv, 1, 2, 0, cf(1, 0, 0, 0), false);
+        st[2] = appState(pv, 2, 0, 2, cf(2, 0, 0, 0), false);
+        st[3] = appState(pv, 3, 2, 0, cf(3, 0, keccak256("salt"), 1), true);
+    }
+
+    /// Registers L with the coin flip's opening state, moves to the window, and force-executes
+    /// the first `moves` moves; returns the params and the states.
+    function coinFlipUpTo(uint256 moves)
+        internal
+        returns (
+            Channel.Params memory pv,
+            Channel.SignedState memory sl,
+            Channel.State[4] memory st
+        )
+    {
+        (pv, sl) = appChannel(address(new CoinFlip()));
+        st = coinFlipStates(pv);
+        adj.register(sl, subs1(signed(pv, st[0])));
+        vm.warp(block.timestamp + VIRTUAL_CD);
+        for (uint256 i = 0; i < moves; ++i) {
+            forcedMove(pv, st[i], st[i + 1], i % 2);
+        }
+    }
+
+    function forcedMove(
+        Channel.Params memory pv,
+        Channel.State memory from,
+        Channel.State memory to,
+        uint256 actor
+    ) internal returns (bytes memory data) {
+        bytes memory sig = signState(adj, actor == 0 ? ALICE_PK : BOB_PK, to);
+        adj.progress(pv, from, to, actor, sig);
+        data = abi.encodeCall(IAdjudicator.progress, (pv, from, to, actor, sig));
+    }
+
+    function test_gas_register_1_app_lock() public {
+        (Channel.Params memory pv, Channel.SignedState memory sl) =
+            appChannel(address(new CoinFlip()));
+        Channel.SignedState[] memory subs = subs1(signed(pv, coinFlipStates(pv)[0]));
+        adj.register(sl, subs);
+        report(
+            "register 1 app lock (coin flip)",
+            abi.encodeCall(IAdjudicator.register, (sl, subs)),
+            230_000
+        );
+        (uint64 window,) = adj.forceExecution(ethKey(cid(pv), 2));
+        assertEq(window, VIRTUAL_CD);
+    }
+
+    function measureCoinFlipMove(uint256 i, string memory name, uint256 budget) internal {
+        (Channel.Params memory pv,, Channel.State[4] memory st) = coinFlipUpTo(i);
+        bytes memory data = forcedMove(pv, st[i], st[i + 1], i % 2);
+        report(name, data, budget);
+        (, uint8 moves) = adj.forceExecution(ethKey(cid(pv), 2));
+        assertEq(moves, i + 1);
+    }
+
+    function test_gas_progress_coinFlip_commit() public {
+        measureCoinFlipMove(0, "progress, coin flip commit", 107_000);
+    }
+
+    function test_gas_progress_coinFlip_guess() public {
+        measureCoinFlipMove(1, "progress, coin flip guess", 107_000);
+    }
+
+    function test_gas_progress_coinFlip_reveal() public {
+        measureCoinFlipMove(2, "progress, coin flip reveal (final)", 108_000);
+    }
+
+    function test_gas_progress_ticTacToe() public {
+        (Channel.Params memory pv, Channel.SignedState memory sl) =
+            appChannel(address(new TicTacToe()));
+        uint256[2][] memory stakes = new uint256[2][](1);
+        stakes[0] = [uint256(1), 1];
+        uint8[9] memory board;
+        Channel.State memory open =
+            appState(pv, 0, 1, 1, abi.encode(TicTacToe.Data(board, stakes)), false);
+        board[4] = 1;
+        Channel.State memory next =
+            appState(pv, 1, 2, 0, abi.encode(TicTacToe.Data(board, stakes)), false);
+        adj.register(sl, subs1(signed(pv, open)));
+        vm.warp(block.timestamp + VIRTUAL_CD);
+        report("progress, tic-tac-toe move", forcedMove(pv, open, next, 0), 134_000);
+    }
+
+    function test_gas_progress_conditionalPayment_claim() public {
+        (Channel.Params memory pv, Channel.SignedState memory sl) =
+            appChannel(address(new ConditionalPayment()));
+        bytes memory preimage = abi.encode(keccak256("the response body"));
+        assertEq(preimage.length, 32);
+        uint256[] memory amounts = new uint256[](1);
+        amounts[0] = 1;
+        Channel.State memory offer = appState(
+            pv,
+            1,
+            2,
+            0,
+            abi.encode(ConditionalPayment.Data(0, keccak256(preimage), amounts, "")),
+            false
+        );
+        Channel.State memory claim = appState(
+            pv,
+            2,
+            1,
+            1,
+            abi.encode(ConditionalPayment.Data(0, keccak256(preimage), new uint256[](0), preimage)),
+            false
+        );
+        adj.register(sl, subs1(signed(pv, offer)));
+        vm.warp(block.timestamp + VIRTUAL_CD);
+        report("progress, conditional payment claim", forcedMove(pv, offer, claim, 1), 114_000);
+    }
+
+    /// L concluded once its lock's coin flip was force-executed to its final reveal.
+    function test_gas_conclude_afterForcedFinal() public {
+        (, Channel.SignedState memory sl, Channel.State[4] memory st) = coinFlipUpTo(3);
+        vm.warp(block.timestamp + LEDGER_CD);
+        Channel.State[] memory subStates = subStates1(st[3]);
+        adj.conclude(pl, sl.state, subStates);
+        report(
+            "conclude 1 app lock, forced final",
+            abi.encodeCall(IAdjudicator.conclude, (pl, sl.state, subStates)),
+            128_000
+        );
         assertTrue(eth.settled(l));
     }
 }
