@@ -104,6 +104,11 @@ pub struct HubInfo {
     /// Whether the hub charges fees for virtual channels (proposals then need a quote).
     #[serde(default)]
     pub virtual_fees: bool,
+    /// The apps the hub allows in virtual channels, by contract address (`coin_flip`,
+    /// `tic_tac_toe`, `conditional_payment`; the zero address or absent: not allowed).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = std::collections::BTreeMap<String, crate::openapi::HexAddress>))]
+    pub apps: ingrid_protocol::app::AppDeployment,
 }
 
 /// Opens a basic channel: params, the opening state (version 0) and the client's signature.

@@ -124,7 +124,11 @@ pub async fn registered_states<P: Provider>(
     }
     let filter = Filter::new()
         .address(deployment.adjudicator)
-        .event_signature(vec![Adjudicator::Registered::SIGNATURE_HASH, Adjudicator::Refuted::SIGNATURE_HASH])
+        .event_signature(vec![
+            Adjudicator::Registered::SIGNATURE_HASH,
+            Adjudicator::Refuted::SIGNATURE_HASH,
+            Adjudicator::Progressed::SIGNATURE_HASH,
+        ])
         .topic1(ids.to_vec())
         .from_block(from_block);
     for log in provider.get_logs(&filter).await? {
@@ -133,6 +137,9 @@ pub async fn registered_states<P: Provider>(
             let e = e.inner.data;
             (e.params, e.state, e.timeout)
         } else if let Ok(e) = log.log_decode::<Adjudicator::Refuted>() {
+            let e = e.inner.data;
+            (e.params, e.state, e.timeout)
+        } else if let Ok(e) = log.log_decode::<Adjudicator::Progressed>() {
             let e = e.inner.data;
             (e.params, e.state, e.timeout)
         } else {

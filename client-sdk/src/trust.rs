@@ -329,6 +329,7 @@ mod tests {
             challenge_duration: [60, 86_400],
             confirmations: 1,
             virtual_fees: false,
+            apps: Default::default(),
         }
     }
 

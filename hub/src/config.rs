@@ -58,6 +58,13 @@ pub struct Config {
     /// Basic channel rules.
     #[serde(default)]
     pub channels: ChannelConfig,
+    /// The apps the hub allows in virtual channels (`[apps]`): the address of each allowed
+    /// app's contract (`coin_flip`, `tic_tac_toe`, `conditional_payment`). Default: none, only
+    /// payment channels. The hub's coins never depend on an app's outcome (only on a virtual
+    /// channel's total), but a forced game can hold its parents' coins up to
+    /// `(2 + 16) * challenge duration` of the virtual channel after it is registered.
+    #[serde(default)]
+    pub apps: ingrid_client_sdk::app::AppDeployment,
     /// Client authentication.
     #[serde(default)]
     pub auth: AuthConfig,

@@ -229,6 +229,8 @@ pub fn local_config(
         assets: stack.assets.clone(),
         // A local chain: disputes of a minute are enough (production: a day at least).
         channels: ChannelConfig { min_challenge_duration: 60, ..ChannelConfig::default() },
+        // The local stack allows the apps it deployed.
+        apps: stack.contracts.apps,
         auth: AuthConfig::default(),
         // Every client of a local stack comes from 127.0.0.1.
         limits: crate::config::LimitsConfig::generous(),

@@ -442,6 +442,10 @@ mod tests {
                 challenge_duration: [60, 86_400],
                 confirmations: 2,
                 virtual_fees: true,
+                apps: ingrid_client_sdk::app::AppDeployment {
+                    coin_flip: Address::repeat_byte(0xc1),
+                    ..Default::default()
+                },
             },
         );
         conforms(

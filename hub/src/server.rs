@@ -120,6 +120,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let code = provider.get_code_at(config.chain.adjudicator).await?;
     ensure!(!code.is_empty(), "no contract at chain.adjudicator {}", config.chain.adjudicator);
 
+    for (address, kind) in config.apps.registry().entries() {
+        let code = provider.get_code_at(address).await?;
+        ensure!(!code.is_empty(), "no contract at apps.{kind:?} {address}");
+    }
+
     let deployment = Deployment { chain_id, adjudicator: config.chain.adjudicator };
     let info = HubInfo {
         address: key.address(),
@@ -133,6 +138,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         challenge_duration: [config.channels.min_challenge_duration, config.channels.max_challenge_duration],
         confirmations: config.chain.confirmations,
         virtual_fees: config.assets.iter().any(|a| a.charges_fees()),
+        apps: config.apps,
     };
     let hub = Hub {
         key: key.clone(),
@@ -141,6 +147,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             deployment,
             assets: config.assets.clone(),
             channels: config.channels.clone(),
+            apps: config.apps.registry(),
         })),
         info,
         auth: config.auth.clone(),

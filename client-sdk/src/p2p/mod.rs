@@ -133,6 +133,10 @@ pub enum PaymentRefusal {
         /// The payee's latest state signed by both.
         latest: Box<FullySignedState>,
     },
+    /// The peer's app move is refused by the app's rule or the adjudicator's checks (not its
+    /// turn, not a valid move, the wrong allocation, not signed by the mover, ...).
+    #[error("invalid move: {0}")]
+    Move(crate::app::AppError),
     /// The payee could not sign or store the state (its fault, not the payer's).
     #[error("the payee failed: {0}")]
     Internal(String),
@@ -152,6 +156,7 @@ impl PaymentRefusal {
             Self::WrongAsset(_) => "wrong_asset",
             Self::TakesFromPayee(_) => "takes_from_payee",
             Self::Busy { .. } => "payee_busy",
+            Self::Move(e) => e.code(),
             Self::Internal(_) => "internal",
         }
     }
@@ -165,7 +170,7 @@ impl PaymentRefusal {
     }
 }
 
-fn internal(error: impl std::fmt::Display) -> PaymentRefusal {
+pub(crate) fn internal(error: impl std::fmt::Display) -> PaymentRefusal {
     PaymentRefusal::Internal(error.to_string())
 }
 
@@ -241,7 +246,8 @@ impl Wallet {
         let d = self.deployment();
         let pending_sig = record.pending_sig.take();
         match record.pending.take() {
-            Some(state) if state.version == receipt.version && !state.isFinal => {
+            // A payment, or an app move (which may end the game with a final state).
+            Some(state) if state.version == receipt.version && (!state.isFinal || !record.params.app.is_zero()) => {
                 d.verify_state(&state, &receipt.signature, peer)?;
                 let mine = match pending_sig {
                     Some(sig) => sig,
@@ -369,6 +375,8 @@ impl Wallet {
                     "a payment in virtual channel {id} is waiting for its receipt; resync first"
                 )));
             }
+            // A game that ended with a final state signed by both closes with it.
+            None if record.latest.state.isFinal && !record.params.app.is_zero() => record.latest.state.clone(),
             None if record.latest.state.isFinal => {
                 return Err(WalletError::Invalid(format!(
                     "virtual channel {id} is already final; settle it with settle_virtual"
@@ -377,7 +385,7 @@ impl Wallet {
             None => finalize(&record.latest.state)?,
         };
         let signature = self.deployment().sign_state(&self.key, &state)?;
-        if record.pending.is_none() {
+        if record.pending.is_none() && !record.latest.state.isFinal {
             record.pending = Some(state.clone());
             record.pending_sig = Some(signature.clone());
             self.store.save_virtual(&record)?;
@@ -460,6 +468,8 @@ impl Wallet {
         }
     }
 }
+
+mod apps;
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -101,6 +101,7 @@ pub(crate) fn pair_on(hub_url: &str, deposit: u64, mut store: impl FnMut(&std::p
         challenge_duration: [60, 86_400],
         confirmations: 1,
         virtual_fees: false,
+        apps: Default::default(),
     };
     let d = Deployment { chain_id: info.chain_id, adjudicator: info.adjudicator };
     let vparams = params([alice_key.address(), bob_key.address()], false);

@@ -110,7 +110,8 @@ pub fn refusal_status(refusal: &PaymentRefusal) -> StatusCode {
         | PaymentRefusal::BadSignature(_)
         | PaymentRefusal::Invalid(_)
         | PaymentRefusal::WrongAsset(_)
-        | PaymentRefusal::TakesFromPayee(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        | PaymentRefusal::TakesFromPayee(_)
+        | PaymentRefusal::Move(_) => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 

@@ -23,6 +23,41 @@ impl Wallet {
         challenge_duration: u64,
         valid_until: u64,
     ) -> Result<B256, WalletError> {
+        self.propose(peer, parent, deposits, challenge_duration, valid_until, Address::ZERO, Bytes::new()).await
+    }
+
+    /// Proposes a virtual channel running the app at `app` (one the hub allows, see
+    /// [`Wallet::apps`]) from the app's opening data `app_data` (e.g.
+    /// [`crate::app::coin_flip::opening`]); otherwise as [`Wallet::propose_virtual`]. This
+    /// client is the app's first participant.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn propose_app(
+        &self,
+        peer: Address,
+        parent: B256,
+        deposits: &[[U256; 2]],
+        challenge_duration: u64,
+        valid_until: u64,
+        app: Address,
+        app_data: Bytes,
+    ) -> Result<B256, WalletError> {
+        if app.is_zero() {
+            return Err(WalletError::Invalid("an app channel names its app".into()));
+        }
+        self.propose(peer, parent, deposits, challenge_duration, valid_until, app, app_data).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn propose(
+        &self,
+        peer: Address,
+        parent: B256,
+        deposits: &[[U256; 2]],
+        challenge_duration: u64,
+        valid_until: u64,
+        app: Address,
+        app_data: Bytes,
+    ) -> Result<B256, WalletError> {
         let _guard = self.lock.lock().await;
         let record = self.record(parent)?;
         let params = Params {
@@ -31,7 +66,7 @@ impl Wallet {
             participants: [self.key.address(), peer],
             ledger: false,
             isVirtual: true,
-            app: Address::ZERO,
+            app,
         };
         let id = channel_id(&params);
         let opening = State {
@@ -42,9 +77,10 @@ impl Wallet {
                 balances: deposits.to_vec(),
                 locked: vec![],
             },
-            appData: Bytes::new(),
+            appData: app_data,
             isFinal: false,
         };
+        self.check_app_opening(&params, &opening)?;
         let hub_index = record.hub_index;
         let locked = lock_in_parent(&record.latest.state, Link::client_parent(Role::First, hub_index), &opening)?;
         let d = self.deployment();
@@ -130,6 +166,7 @@ impl Wallet {
         if channel_id(&view.params) != view.id || view.initial.channelId != view.id || view.initial.version != 0 {
             return Err(WalletError::Invalid("the proposal's state is not its channel's opening state".into()));
         }
+        self.check_app_opening(&view.params, &view.initial)?;
         let d = self.deployment();
         d.verify_state(&view.initial, &view.initial_sigs[0], view.params.participants[0])?;
         let record = self.record(parent)?;

@@ -56,6 +56,7 @@ fn sample_info() -> HubInfo {
         challenge_duration: [60, 86_400],
         confirmations: 1,
         virtual_fees: false,
+        apps: Default::default(),
     }
 }
 

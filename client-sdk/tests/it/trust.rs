@@ -132,6 +132,7 @@ impl World {
             challenge_duration: [60, 86_400],
             confirmations: 1,
             virtual_fees: false,
+            apps: Default::default(),
         }
     }
 
@@ -333,6 +334,7 @@ async fn a_login_challenge_of_another_form_is_not_signed() -> anyhow::Result<()>
         challenge_duration: [60, 86_400],
         confirmations: 1,
         virtual_fees: false,
+        apps: Default::default(),
     };
     lock(&fake).info = Some(info);
     let good = LoginChallenge {

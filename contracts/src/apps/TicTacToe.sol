@@ -76,14 +76,7 @@ contract TicTacToe is IApp {
     /// rows, columns, diagonals decides when there are several.
     function winner(uint8[9] memory board) internal pure returns (uint8) {
         uint8[3][8] memory lines = [
-            [0, 1, 2],
-            [3, 4, 5],
-            [6, 7, 8],
-            [0, 3, 6],
-            [1, 4, 7],
-            [2, 5, 8],
-            [0, 4, 8],
-            [2, 4, 6]
+            [0, 1, 2], [3, 4, 5], [6, 7, 8], [0, 3, 6], [1, 4, 7], [2, 5, 8], [0, 4, 8], [2, 4, 6]
         ];
         for (uint256 l = 0; l < 8; ++l) {
             uint8 m = board[lines[l][0]];

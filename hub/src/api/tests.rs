@@ -20,6 +20,7 @@ pub(crate) fn offline_state_with(limits: crate::config::LimitsConfig) -> AppStat
             deployment,
             assets: Vec::new(),
             channels: Default::default(),
+            apps: Default::default(),
         })),
         info: HubInfo {
             address: key.address(),
@@ -29,6 +30,7 @@ pub(crate) fn offline_state_with(limits: crate::config::LimitsConfig) -> AppStat
             challenge_duration: [60, 600],
             confirmations: 1,
             virtual_fees: false,
+            apps: Default::default(),
         },
         challenges: Challenges::new(&[1], key.address(), 31337),
         requests: Default::default(),

@@ -1,7 +1,8 @@
 //! Disputes: what the hub does when a channel it is party to is registered on chain, and
 //! when a client stops answering.
 //!
-//! The watcher calls [`on_registration`] for every `Registered`/`Refuted` event it ingests
+//! The watcher calls [`on_registration`] for every `Registered`/`Refuted`/`Progressed` event it
+//! ingests
 //! (in the ingesting transaction) and [`on_conclusion`] for every `Concluded`. They record the
 //! dispute and enqueue the hub's answer in the outbox, planned by the pure [`plan_basic`] and
 //! [`plan_virtual`]:
@@ -26,7 +27,8 @@ use sqlx::{PgConnection, PgPool};
 use super::outbox::Action;
 use crate::db;
 
-/// A `Registered` or `Refuted` event of the adjudicator.
+/// A `Registered`, `Refuted` or `Progressed` (a forced move of an app) event of the
+/// adjudicator.
 #[derive(Debug, Clone)]
 pub struct Registration {
     /// The channel (ledger or sub-channel).

@@ -160,7 +160,7 @@ impl Chain {
                 ("Deposited" | "StandbyDeposited", Some(channel)) => {
                     touched.insert(channel);
                 }
-                ("Registered" | "Refuted" | "Concluded", channel) => {
+                ("Registered" | "Refuted" | "Progressed" | "Concluded", channel) => {
                     tracing::error!(
                         block = e.block_number,
                         event = e.name,

@@ -165,7 +165,7 @@ fn decode<E: SolEvent + Serialize>(
 impl Chain {
     /// Stores one log (once) and applies its effect on the books.
     async fn apply_log(&self, tx: &mut sqlx::PgConnection, log: &Log) -> anyhow::Result<()> {
-        use Adjudicator::{Concluded, Refuted, Registered};
+        use Adjudicator::{Concluded, Progressed, Refuted, Registered};
         use EthAssetHolder::{Deposited, OutcomeSet, StandbyDeposited, Withdrawn};
         let (Some(block_number), Some(log_index), Some(block_hash), Some(tx_hash)) =
             (log.block_number, log.log_index, log.block_hash, log.transaction_hash)
@@ -194,6 +194,12 @@ impl Chain {
             Refuted::SIGNATURE_HASH => {
                 decode::<Refuted>(log, |e| e.channelId, |e| registration(e.params.clone(), e.state.clone(), e.timeout))?
             }
+            // A forced move of an app channel replaces its record's state like a refutation.
+            Progressed::SIGNATURE_HASH => decode::<Progressed>(
+                log,
+                |e| e.channelId,
+                |e| registration(e.params.clone(), e.state.clone(), e.timeout),
+            )?,
             Concluded::SIGNATURE_HASH => decode::<Concluded>(
                 log,
                 |e| e.channelId,
@@ -275,7 +281,7 @@ fn is_transient(e: &anyhow::Error) -> bool {
 /// index of block `to`, if the node gave none), the event's name as far as it is known, the
 /// channel from its first indexed topic, the raw log and the reason.
 fn skipped_record<'a>(log: &Log, i: usize, to: u64, e: &anyhow::Error) -> db::EventRecord<'a> {
-    use Adjudicator::{Concluded, Refuted, Registered};
+    use Adjudicator::{Concluded, Progressed, Refuted, Registered};
     use EthAssetHolder::{Deposited, OutcomeSet, Withdrawn};
     let name = match log.topic0().copied() {
         Some(Deposited::SIGNATURE_HASH) => "Deposited",
@@ -283,6 +289,7 @@ fn skipped_record<'a>(log: &Log, i: usize, to: u64, e: &anyhow::Error) -> db::Ev
         Some(Withdrawn::SIGNATURE_HASH) => "Withdrawn",
         Some(Registered::SIGNATURE_HASH) => "Registered",
         Some(Refuted::SIGNATURE_HASH) => "Refuted",
+        Some(Progressed::SIGNATURE_HASH) => "Progressed",
         Some(Concluded::SIGNATURE_HASH) => "Concluded",
         _ => "unknown",
     };

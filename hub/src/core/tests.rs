@@ -25,6 +25,7 @@ fn rules(hub: Address) -> Rules {
         }],
         // The tests' channels dispute for an hour (production floor: a day).
         channels: ChannelConfig { min_challenge_duration: 60, ..ChannelConfig::default() },
+        apps: Default::default(),
     }
 }
 

@@ -201,7 +201,9 @@ impl Rules {
 
     fn check_opening(&self, params: &Params, opening: &State, parent_assets: &[Address]) -> Result<(), ProtocolError> {
         let bounds = (self.channels.min_challenge_duration, self.channels.max_challenge_duration);
-        validate_params(params, bounds)?;
+        // An app must be one the operator allows (`app_not_allowed`); its opening state the
+        // app's start (`invalid_app_opening`).
+        let rule = validate_virtual_params(params, bounds, &self.apps)?;
         if !params.isVirtual {
             return Err(ProtocolError::invalid("invalid_params", "a virtual channel must have isVirtual = true"));
         }
@@ -211,10 +213,13 @@ impl Rules {
                 "the hub cannot be a participant of a virtual channel",
             ));
         }
-        validate_initial(params, opening).map_err(|e| match e {
-            UpdateError::WrongVersion { .. } => ProtocolError::invalid("wrong_version", e.to_string()),
-            e => e.into(),
-        })?;
+        if opening.version != 0 {
+            return Err(ProtocolError::invalid(
+                "wrong_version",
+                format!("state has version {}, expected 0", opening.version),
+            ));
+        }
+        validate_opening(params, opening, rule)?;
         if opening.isFinal {
             return Err(ProtocolError::invalid("final_state", "an opening state cannot be final"));
         }
@@ -330,10 +335,16 @@ impl Rules {
                 ));
             }
         } else {
-            if last.channelId != opening.channelId || !last.appData.is_empty() || !last.outcome.locked.is_empty() {
+            // An app channel's final state carries the app's data, which the hub never reads:
+            // its coins depend only on the total, which both parents lock alike.
+            let payment = params.app.is_zero();
+            if last.channelId != opening.channelId
+                || (payment && !last.appData.is_empty())
+                || !last.outcome.locked.is_empty()
+            {
                 return Err(ProtocolError::invalid(
                     "invalid_final_state",
-                    "the final state is not a payment state of this channel",
+                    "the final state is not a state of this channel without locks (nor app data, for payments)",
                 ));
             }
             if last.outcome.assets != opening.outcome.assets {

@@ -173,9 +173,10 @@ impl AppKind {
     }
 }
 
-/// Where one deployment's apps live (the zero address: not deployed).
+/// Where one deployment's apps live (the zero address: not deployed). In a hub's
+/// configuration (`[apps]`) and `/v1/hub`: the apps the hub allows in virtual channels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 pub struct AppDeployment {
     /// The coin flip's contract.
     #[serde(default)]
