@@ -161,8 +161,12 @@ impl Wallet {
         let key = record_key(&record.params, &from)?;
         let adjudicator = Adjudicator::new(d.adjudicator, &self.provider);
         let actor = alloy::primitives::U256::from(record.my_index.index());
-        let pending = adjudicator.progress(record.params.clone(), from, to, actor, sig).send().await;
-        chain::confirm(pending.map_err(chain::ChainError::from)?).await?;
+        let call = adjudicator.progress(record.params.clone(), from, to, actor, sig);
+        // Simulated first: a move the chain refuses (too early, too late) is refused here
+        // without sending anything (a send refused at gas estimation can leave the
+        // provider's cached nonce one ahead, which stalls every later transaction).
+        call.call().await.map_err(chain::ChainError::from)?;
+        chain::confirm(call.send().await.map_err(chain::ChainError::from)?).await?;
         // The record now holds the forced state; the store keeps it as pending (signed by
         // this client alone), and the parents conclude from the chain's record.
         let on_chain = chain::dispute(&self.provider, &d, key).await?;

@@ -1,5 +1,6 @@
 //! Integration tests of the hub against a real Postgres and a real anvil chain.
 
+mod apps;
 mod bad_input;
 mod basic_channels;
 mod demo;

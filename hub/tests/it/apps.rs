@@ -1,0 +1,331 @@
+//! Apps in virtual channels through the real hub, Postgres and anvil: a coin flip and
+//! tic-tac-toe played without any hub request and closed cooperatively into both parents; bad
+//! moves refused by the peer with the reason, changing nothing; proposals naming an app the
+//! operator does not allow refused by the hub; and the dispute of a player who stalls after
+//! the other committed, which ends on chain with the pot to the honest player and the hub's
+//! total unchanged.
+
+use std::time::Duration;
+
+use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::signers::local::PrivateKeySigner;
+use ingrid_client_sdk::api::{StateRequest, VirtualProposal, VirtualStatus};
+use ingrid_client_sdk::app::{coin_flip, tic_tac_toe};
+use ingrid_client_sdk::client::ClientError;
+use ingrid_client_sdk::p2p::Payment;
+use ingrid_client_sdk::state::channel_id;
+use ingrid_client_sdk::virtual_channel::{Link, lock_in_parent};
+use ingrid_client_sdk::wallet::Wallet;
+use ingrid_client_sdk::{Allocation, Params, Role, State};
+
+use crate::harness::{Env, advance_chain, ether, now, open_basic, wait_concluded, wait_until};
+
+/// The first asset's balances of `wallet`'s basic channel `id`.
+fn parent(wallet: &Wallet, id: B256) -> anyhow::Result<[U256; 2]> {
+    Ok(wallet.store().load(id)?.expect("stored").latest.state.outcome.balances[0])
+}
+
+/// `mover` plays `data`, `peer` checks and countersigns, `mover` takes the receipt.
+async fn play(mover: &Wallet, peer: &Wallet, id: B256, data: Bytes) -> anyhow::Result<State> {
+    let mv = mover.play(id, data).await?;
+    let receipt = peer.receive_move(&mv).await?;
+    mover.accept_receipt(&receipt).await?;
+    let (a, b) = (mover.virtual_record(id)?.latest, peer.virtual_record(id)?.latest);
+    anyhow::ensure!(a == b, "both sides hold the same state signed by both");
+    Ok(a.state)
+}
+
+/// Closes app channel `id` directly: `a` asks, `b` answers, `a` settles both parents.
+async fn close(a: &Wallet, b: &Wallet, id: B256) -> anyhow::Result<()> {
+    let request = a.close_request(id).await?;
+    let answer = b.answer_close(&request).await?;
+    a.finish_close(id, &request, answer).await?;
+    Ok(())
+}
+
+/// `peer` refuses `mv` with `code` and keeps its record as it was.
+async fn refused(peer: &Wallet, mv: &Payment, code: &str) -> anyhow::Result<()> {
+    let before = peer.virtual_record(mv.channel)?;
+    match peer.receive_move(mv).await {
+        Err(refusal) if refusal.code() == code => {}
+        other => anyhow::bail!("expected {code}, got {other:?}"),
+    }
+    anyhow::ensure!(peer.virtual_record(mv.channel)? == before, "a refused move ({code}) changed the record");
+    Ok(())
+}
+
+/// A move signed by `key` to `state`.
+fn signed_move(env: &Env, key: &PrivateKeySigner, state: State) -> anyhow::Result<Payment> {
+    let signature = env.stack.contracts.deployment.sign_state(key, &state)?;
+    Ok(Payment { channel: state.channelId, state, signature })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn games_in_virtual_channels_need_no_hub_and_close_into_both_parents() -> anyhow::Result<()> {
+    let env = Env::new(3).await?;
+    let hub = env.start_hub().await?;
+    let url = format!("http://{}", hub.addr);
+    let eth = env.eth().holder;
+    let (alice, bob) = (env.wallet(&url, 1).await?, env.wallet(&url, 2).await?);
+    let (ak, bk) = (env.devnet.key(1), env.devnet.key(2));
+    let apps = alice.apps();
+    assert!(!apps.coin_flip.is_zero() && !apps.tic_tac_toe.is_zero(), "the hub announces the apps it allows");
+    let x = open_basic(&alice, eth, 3, 3).await?; // [Alice, Ingrid]
+    let y = open_basic(&bob, eth, 5, 4).await?; // [Bob, Ingrid]
+    let hub_total = |a: &Wallet, b: &Wallet| -> anyhow::Result<U256> { Ok(parent(a, x)?[1] + parent(b, y)?[1]) };
+    let hub_before = hub_total(&alice, &bob)?;
+
+    // ------------------------------------------------------------ coin flip, 1 + 1 ether
+    let v = alice
+        .propose_app(bob.address(), x, &[[ether(1), ether(1)]], 600, now() + 3600, apps.coin_flip, coin_flip::opening())
+        .await?;
+    let proposal = bob.proposals().await?.into_iter().find(|p| p.id == v).expect("Bob sees the proposal");
+    bob.accept_virtual(&proposal, y).await?;
+    alice.wait_virtual_open(v, Duration::from_secs(10)).await?;
+    let requests = hub.requests();
+
+    let (salt, bit) = (B256::repeat_byte(0x5a), true);
+    let s0 = bob.virtual_record(v)?.latest.state;
+    // Bad moves, each refused by Bob with its reason, changing nothing: Bob's turn comes after
+    // Alice's commitment (out of turn), a commitment that keeps the stakes (the rule gives the
+    // pot to the committer), a move signed by Bob for Alice, a skipped version.
+    let rule = ingrid_client_sdk::app::AppKind::CoinFlip.rule();
+    let p = &proposal.params;
+    let commit = rule.apply(p, &s0, Role::First, coin_flip::commit(salt, bit))?;
+    let mut stakes_kept = commit.clone();
+    stakes_kept.outcome.balances = s0.outcome.balances.clone();
+    refused(&bob, &signed_move(&env, &ak, stakes_kept)?, "wrong_allocation").await?;
+    refused(&bob, &signed_move(&env, &bk, commit.clone())?, "bad_signature").await?;
+    let mut stranger = signed_move(&env, &ak, commit.clone())?;
+    stranger.signature = env.stack.contracts.deployment.sign_state(&PrivateKeySigner::random(), &commit)?;
+    refused(&bob, &stranger, "bad_signature").await?;
+    let mut skipped = commit.clone();
+    skipped.version += 1;
+    refused(&bob, &signed_move(&env, &ak, skipped)?, "payment_out_of_sync").await?;
+    let mut bad_data = commit.clone();
+    bad_data.appData = coin_flip::guess(&commit, true)?; // a guess is not Alice's move
+    refused(&bob, &signed_move(&env, &ak, bad_data)?, "invalid_move").await?;
+    assert!(bob.play(v, coin_flip::guess(&s0, true).unwrap_or_default()).await.is_err(), "not Bob's turn");
+
+    play(&alice, &bob, v, coin_flip::commit(salt, bit)).await?;
+    let committed = alice.virtual_record(v)?.latest.state;
+    // Out of turn now: Alice may not guess for Bob.
+    let guess_by_alice = rule.apply(p, &committed, Role::Second, coin_flip::guess(&committed, false)?)?;
+    refused(&bob, &signed_move(&env, &ak, guess_by_alice)?, "not_your_turn").await?;
+    play(&bob, &alice, v, coin_flip::guess(&committed, false)?).await?;
+    let guessed = alice.virtual_record(v)?.latest.state;
+    let revealed = play(&alice, &bob, v, coin_flip::reveal(&guessed, salt, bit)?).await?;
+    assert!(revealed.isFinal);
+    assert_eq!(coin_flip::winner(&revealed), Some(Role::First), "Bob guessed 0, the bit was 1");
+    assert_eq!(revealed.outcome.balances[0], [ether(2), U256::ZERO]);
+    assert_eq!(hub.requests(), requests, "the game needed no hub request");
+
+    close(&alice, &bob, v).await?;
+    bob.sync_channel(y).await?;
+    assert_eq!(alice.hub().virtual_channel(v).await?.status, VirtualStatus::Closed);
+    assert_eq!(parent(&alice, x)?, [ether(4), ether(2)], "X: Alice 2 + the pot 2, Ingrid 2");
+    assert_eq!(parent(&bob, y)?, [ether(4), ether(5)], "Y: Bob 4, Ingrid 3 + Alice's side 2");
+    assert_eq!(hub_total(&alice, &bob)?, hub_before, "the hub's total is unchanged");
+
+    // ------------------------------------------------------------ tic-tac-toe, 1 + 1 ether
+    let stakes = [[ether(1), ether(1)]];
+    let t = alice
+        .propose_app(bob.address(), x, &stakes, 600, now() + 3600, apps.tic_tac_toe, tic_tac_toe::opening(&stakes))
+        .await?;
+    let proposal = bob.proposals().await?.into_iter().find(|p| p.id == t).expect("Bob sees the proposal");
+    bob.accept_virtual(&proposal, y).await?;
+    alice.wait_virtual_open(t, Duration::from_secs(10)).await?;
+    let requests = hub.requests();
+    // X: 4, 0, 8 (a diagonal? no: the right column 2, 5, 8); O: 4, 1. X wins on 2-5-8? Play
+    // X 2, O 4, X 5, O 0, X 8: X holds the right column.
+    let moves = [(Role::First, 2), (Role::Second, 4), (Role::First, 5), (Role::Second, 0), (Role::First, 8)];
+    let mut last = None;
+    for (role, cell) in moves {
+        let (mover, peer) = if role == Role::First { (&alice, &bob) } else { (&bob, &alice) };
+        let current = mover.virtual_record(t)?.latest.state;
+        // Taking a taken cell is refused by the mover's own wallet before it signs anything.
+        if cell == 0 {
+            assert!(mover.play(t, tic_tac_toe::place(&current, role, 2)?).await.is_err(), "cell 2 is taken");
+        }
+        last = Some(play(mover, peer, t, tic_tac_toe::place(&current, role, cell)?).await?);
+    }
+    let last = last.expect("moves");
+    assert!(last.isFinal);
+    assert_eq!(tic_tac_toe::winner(&tic_tac_toe::data(&last)?.board), 1);
+    assert_eq!(hub.requests(), requests, "the game needed no hub request");
+    close(&bob, &alice, t).await?;
+    alice.sync_channel(x).await?;
+    assert_eq!(parent(&alice, x)?, [ether(5), ether(1)], "X: Alice won Bob's 1");
+    assert_eq!(parent(&bob, y)?, [ether(3), ether(6)], "Y: Bob lost his 1");
+    assert_eq!(hub_total(&alice, &bob)?, hub_before, "the hub's total is unchanged");
+    Ok(())
+}
+
+/// A proposal of an app channel by `key` (participant 0) from its parent state `x_state`.
+fn proposal(
+    env: &Env,
+    key: &PrivateKeySigner,
+    peer: Address,
+    app: Address,
+    data: Bytes,
+    x_state: &State,
+) -> VirtualProposal {
+    let d = env.stack.contracts.deployment;
+    let params = Params {
+        challengeDuration: 600,
+        nonce: U256::from(rand::random::<u64>()),
+        participants: [key.address(), peer],
+        ledger: false,
+        isVirtual: true,
+        app,
+    };
+    let opening = State {
+        channelId: channel_id(&params),
+        version: 0,
+        outcome: Allocation { assets: vec![env.eth().holder], balances: vec![[ether(1), ether(1)]], locked: vec![] },
+        appData: data,
+        isFinal: false,
+    };
+    let update = lock_in_parent(x_state, Link::client_parent(Role::First, Role::Second), &opening).expect("lock");
+    VirtualProposal {
+        signature: d.sign_state(key, &opening).expect("sign"),
+        parent: StateRequest { signature: d.sign_state(key, &update).expect("sign"), state: update },
+        params,
+        state: opening,
+        valid_until: now() + 3600,
+        quote: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hub_refuses_apps_its_operator_does_not_allow() -> anyhow::Result<()> {
+    let env = Env::new(3).await?;
+    // This operator allows the coin flip only.
+    let mut config = env.config();
+    config.apps.tic_tac_toe = Address::ZERO;
+    config.apps.conditional_payment = Address::ZERO;
+    let hub = ingrid_hub::server::start(config).await?;
+    let url = format!("http://{}", hub.addr);
+    let (alice, bob) = (env.wallet(&url, 1).await?, env.wallet(&url, 2).await?);
+    let ak = env.devnet.key(1);
+    assert!(alice.apps().tic_tac_toe.is_zero(), "the hub announces only the coin flip");
+    let x = open_basic(&alice, env.eth().holder, 3, 3).await?;
+    let x_state = alice.store().load(x)?.expect("X").latest.state;
+    let deployed = env.stack.contracts.apps;
+    let api = alice.hub().clone();
+    let refused = |code: &'static str, p: VirtualProposal| {
+        let (env, api) = (&env, api.clone());
+        async move {
+            let before = env.snapshot().await?;
+            match api.propose_virtual(&p, None).await {
+                Err(ClientError::Refused { status: 422, body, .. }) if body.error == code => {}
+                other => anyhow::bail!("expected 422 {code}, got {other:?}"),
+            }
+            anyhow::ensure!(env.snapshot().await? == before, "a refused proposal ({code}) changed the database");
+            anyhow::Ok(())
+        }
+    };
+    let stakes = [[ether(1), ether(1)]];
+    refused(
+        "app_not_allowed",
+        proposal(&env, &ak, bob.address(), deployed.tic_tac_toe, tic_tac_toe::opening(&stakes), &x_state),
+    )
+    .await?;
+    refused("app_not_allowed", proposal(&env, &ak, bob.address(), Address::repeat_byte(0x99), Bytes::new(), &x_state))
+        .await?;
+    // An allowed app, but not from its start (a commitment already made).
+    refused(
+        "invalid_app_opening",
+        proposal(&env, &ak, bob.address(), deployed.coin_flip, coin_flip::commit(B256::ZERO, true), &x_state),
+    )
+    .await?;
+    refused(
+        "invalid_app_opening",
+        proposal(&env, &ak, bob.address(), deployed.coin_flip, Bytes::from_static(&[1, 2, 3]), &x_state),
+    )
+    .await?;
+    // The wallet refuses locally too: it plays only what the hub allows.
+    assert!(
+        alice
+            .propose_app(
+                bob.address(),
+                x,
+                &stakes,
+                600,
+                now() + 3600,
+                deployed.tic_tac_toe,
+                tic_tac_toe::opening(&stakes)
+            )
+            .await
+            .is_err()
+    );
+    // The allowed app opens.
+    let v = alice
+        .propose_app(bob.address(), x, &stakes, 600, now() + 3600, deployed.coin_flip, coin_flip::opening())
+        .await?;
+    assert_eq!(alice.hub().virtual_channel(v).await?.status, VirtualStatus::Proposed);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_player_who_stalls_after_the_commitment_loses_the_pot_on_chain() -> anyhow::Result<()> {
+    let env = Env::new(3).await?;
+    let hub = env.start_hub().await?;
+    let url = format!("http://{}", hub.addr);
+    let eth = env.eth().holder;
+    let (alice, bob) = (env.wallet(&url, 1).await?, env.wallet(&url, 2).await?);
+    let x = open_basic(&alice, eth, 3, 3).await?;
+    let y = open_basic(&bob, eth, 5, 4).await?;
+    let hub_before = parent(&alice, x)?[1] + parent(&bob, y)?[1];
+    let v = alice
+        .propose_app(
+            bob.address(),
+            x,
+            &[[ether(1), ether(2)]],
+            600,
+            now() + 3600,
+            alice.apps().coin_flip,
+            coin_flip::opening(),
+        )
+        .await?;
+    let proposal = bob.proposals().await?.into_iter().find(|p| p.id == v).expect("Bob sees the proposal");
+    bob.accept_virtual(&proposal, y).await?;
+    alice.wait_virtual_open(v, Duration::from_secs(10)).await?;
+    let hub_after_open = parent(&alice, x)?[1] + parent(&bob, y)?[1];
+
+    // Alice commits; Bob never countersigns nor guesses.
+    let commit = alice.play(v, coin_flip::commit(B256::repeat_byte(7), false)).await?;
+    assert!(!commit.state.isFinal);
+    // Alice registers her parent (with V's latest state signed by both, the opening); the
+    // hub registers Bob's parent too (the same record settles both).
+    alice.register_channel(x).await?;
+    let provider = env.provider(&env.hub_key);
+    let d = env.stack.contracts.deployment;
+    wait_until(Duration::from_secs(60), "the hub to register Y", || async {
+        Ok(ingrid_client_sdk::chain::dispute(&provider, &d, y).await?.phase == ingrid_client_sdk::chain::phase::DISPUTE)
+    })
+    .await?;
+    let key = ingrid_client_sdk::dispute::record_key(&proposal.params, &proposal.initial)?;
+    let created = ingrid_client_sdk::chain::dispute(&provider, &d, key).await?;
+    // Refutation period (600 s), then Alice forces her commitment.
+    assert!(alice.force_move(v).await.is_err(), "no forced move during the refutation period");
+    advance_chain(&env, 600).await?;
+    let timeout = alice.force_move(v).await?;
+    let record = ingrid_client_sdk::chain::dispute(&provider, &d, key).await?;
+    assert_eq!((record.version, record.timeout), (1, timeout));
+    assert!(timeout <= created.timeout + 16 * 600, "force-execution within its bound");
+    // Bob does not answer within his 600 s; the record is fixed with the pot to Alice.
+    advance_chain(&env, 601).await?;
+    let fixed = ingrid_client_sdk::chain::dispute(&provider, &d, key).await?;
+    assert_eq!((fixed.version, fixed.state_hash), (1, d.state_digest(&commit.state)), "the forced state stays");
+    // The parents' own records (challenge 3600 s) time out later.
+    advance_chain(&env, 3600).await?;
+    alice.conclude_channel(x, 0, Duration::from_secs(60)).await?;
+    let x_out = wait_concluded(&env, x).await?;
+    let y_out = wait_concluded(&env, y).await?; // the hub concludes Bob's parent itself
+    assert_eq!(x_out[0][0], parent(&alice, x)?[0] + ether(3), "Alice: her free coins and the whole pot");
+    assert_eq!(y_out[0][0], parent(&bob, y)?[0], "Bob: his free coins only");
+    assert_eq!(x_out[0][1] + y_out[0][1], hub_after_open + ether(3), "Ingrid: her free coins + V's total");
+    assert_eq!(x_out[0][1] + y_out[0][1], hub_before, "the hub's total is unchanged");
+    Ok(())
+}
