@@ -23,6 +23,7 @@ pub mod db;
 pub mod demo;
 pub mod dev;
 pub mod error;
+pub mod fair_game;
 pub mod leader;
 pub mod metrics;
 pub mod openapi;

@@ -39,6 +39,8 @@ pub struct SaleReport {
     pub hub_requests_while_paying: u64,
     /// Paid through each basic channel on chain (Buyer's and Seller's): (client, hub).
     pub on_chain: [[U256; 2]; 2],
+    /// The fair game played after the sale.
+    pub game: crate::fair_game::GameReport,
 }
 
 impl SaleReport {
@@ -58,7 +60,7 @@ impl SaleReport {
             "on chain {:?}",
             self.on_chain
         );
-        Ok(())
+        self.game.check()
     }
 }
 
@@ -198,8 +200,18 @@ pub async fn run(out: &mut impl Write) -> anyhow::Result<SaleReport> {
     )?;
     writeln!(out, "the hub put {} ETH in and takes {} ETH out: neutral", ether_text(one), ether_text(hub_b + hub_s))?;
     seller_server.abort();
+
+    writeln!(out, "\n== A fair game (section 4.3): a coin flip inside a virtual channel, through the same hub")?;
+    let game = crate::fair_game::run(out, &hub, &hub_url, &devnet, scratch.path(), eth).await?;
     hub.stop().await;
-    Ok(SaleReport { buyer_channel, seller_channel, hub_requests, hub_requests_while_paying: while_paying, on_chain })
+    Ok(SaleReport {
+        buyer_channel,
+        seller_channel,
+        hub_requests,
+        hub_requests_while_paying: while_paying,
+        on_chain,
+        game,
+    })
 }
 
 /// The hub's payout from a concluded channel, from the `OutcomeSet` event of its asset holder

@@ -14,6 +14,8 @@ async fn nanoservice_sale_through_the_hub() -> anyhow::Result<()> {
         "{printed}"
     );
     assert!(printed.contains(", 0 while paying"), "{printed}");
+    assert!(printed.contains("hub requests while playing: 0"), "{printed}");
+    assert!(printed.contains("the hub holds 1 ETH before and after"), "{printed}");
     Ok(())
 }
 
