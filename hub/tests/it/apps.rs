@@ -10,7 +10,7 @@ use std::time::Duration;
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::signers::local::PrivateKeySigner;
 use ingrid_client_sdk::api::{StateRequest, VirtualProposal, VirtualStatus};
-use ingrid_client_sdk::app::{coin_flip, tic_tac_toe};
+use ingrid_client_sdk::app::{coin_flip, conditional_payment, tic_tac_toe};
 use ingrid_client_sdk::client::ClientError;
 use ingrid_client_sdk::p2p::Payment;
 use ingrid_client_sdk::state::channel_id;
@@ -157,6 +157,44 @@ async fn games_in_virtual_channels_need_no_hub_and_close_into_both_parents() -> 
     alice.sync_channel(x).await?;
     assert_eq!(parent(&alice, x)?, [ether(5), ether(1)], "X: Alice won Bob's 1");
     assert_eq!(parent(&bob, y)?, [ether(3), ether(6)], "Y: Bob lost his 1");
+    assert_eq!(hub_total(&alice, &bob)?, hub_before, "the hub's total is unchanged");
+
+    // ------------------------------------------------------------ pay on delivery, 2 ether
+    let c = alice
+        .propose_app(
+            bob.address(),
+            x,
+            &[[ether(2), U256::ZERO]],
+            600,
+            now() + 3600,
+            apps.conditional_payment,
+            conditional_payment::opening(Role::First),
+        )
+        .await?;
+    let proposal = bob.proposals().await?.into_iter().find(|p| p.id == c).expect("Bob sees the proposal");
+    bob.accept_virtual(&proposal, y).await?;
+    alice.wait_virtual_open(c, Duration::from_secs(10)).await?;
+    let requests = hub.requests();
+    // Alice wants the response whose hash she knows; Bob is paid only by delivering it.
+    let body = Bytes::from_static(b"HTTP/1.1 200 OK: the nanoservice's answer");
+    let latest = alice.virtual_record(c)?.latest.state;
+    let offered = play(
+        &alice,
+        &bob,
+        c,
+        conditional_payment::offer(&latest, conditional_payment::lock_of(&body), vec![ether(1)])?,
+    )
+    .await?;
+    assert_eq!(offered.outcome.balances[0], [ether(2), U256::ZERO], "offered, not paid");
+    let wrong = conditional_payment::claim(&offered, Bytes::from_static(b"something else"))?;
+    assert!(bob.play(c, wrong).await.is_err(), "a wrong delivery claims nothing");
+    let paid = play(&bob, &alice, c, conditional_payment::claim(&offered, body.clone())?).await?;
+    assert_eq!(paid.outcome.balances[0], [ether(1), ether(1)], "delivered, paid");
+    assert_eq!(hub.requests(), requests, "no hub request");
+    close(&alice, &bob, c).await?;
+    bob.sync_channel(y).await?;
+    assert_eq!(parent(&alice, x)?, [ether(4), ether(2)], "X: Alice paid 1, Ingrid got Bob's side 1");
+    assert_eq!(parent(&bob, y)?, [ether(4), ether(5)], "Y: Bob was paid 1, Ingrid put in Alice's side");
     assert_eq!(hub_total(&alice, &bob)?, hub_before, "the hub's total is unchanged");
     Ok(())
 }
