@@ -9,7 +9,7 @@
 use alloy::primitives::{B256, Bytes, U256, keccak256};
 use alloy::sol_types::SolValue;
 
-use super::{App, AppError, AppKind, decode, next_state, pot_to, require_outcome};
+use super::{App, AppError, AppKind, decode, judge, make, pot_to};
 use crate::Role;
 use crate::bindings::Channel::{Params, State};
 
@@ -74,7 +74,9 @@ pub fn winner(state: &State) -> Option<Role> {
     (d.stage == 3).then_some(if d.bit == d.guess { Role::Second } else { Role::First })
 }
 
-impl CoinFlip {
+impl super::Prescribe for CoinFlip {
+    type Data = Data;
+
     /// The allocation and finality `actor`'s move from `from` (data `f`) to data `t` must
     /// have: the contract's checks, in its order.
     fn prescribe(from: &State, f: &Data, t: &Data, actor: Role) -> Result<(Vec<[U256; 2]>, bool), AppError> {
@@ -123,15 +125,11 @@ impl App for CoinFlip {
     }
 
     fn valid_transition(&self, _: &Params, from: &State, to: &State, actor: Role) -> Result<(), AppError> {
-        let (f, t) = (data(from)?, data(to)?);
-        let (balances, is_final) = Self::prescribe(from, &f, &t, actor)?;
-        require_outcome(to, &balances, is_final)
+        judge::<Self>(from, to, actor)
     }
 
     fn apply(&self, _: &Params, from: &State, actor: Role, app_data: Bytes) -> Result<State, AppError> {
-        let (f, t) = (data(from)?, decode::<Data>(&app_data)?);
-        let (balances, is_final) = Self::prescribe(from, &f, &t, actor)?;
-        Ok(next_state(from, app_data, balances, is_final))
+        make::<Self>(from, actor, app_data)
     }
 
     fn turn(&self, state: &State) -> Option<Role> {

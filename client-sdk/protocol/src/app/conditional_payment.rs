@@ -8,7 +8,7 @@
 use alloy::primitives::{B256, Bytes, U256, keccak256};
 use alloy::sol_types::SolValue;
 
-use super::{App, AppError, AppKind, decode, next_state, require_outcome};
+use super::{App, AppError, AppKind, decode, judge, make};
 use crate::Role;
 use crate::bindings::Channel::{Params, State};
 
@@ -59,8 +59,11 @@ pub fn data(state: &State) -> Result<Data, AppError> {
     decode(&state.appData)
 }
 
-impl ConditionalPayment {
-    fn prescribe(from: &State, f: &Data, t: &Data, actor: Role) -> Result<Vec<[U256; 2]>, AppError> {
+impl super::Prescribe for ConditionalPayment {
+    type Data = Data;
+
+    /// No move makes the channel final.
+    fn prescribe(from: &State, f: &Data, t: &Data, actor: Role) -> Result<(Vec<[U256; 2]>, bool), AppError> {
         if f.payer > 1 || t.payer != f.payer {
             return Err(AppError::InvalidMove);
         }
@@ -90,7 +93,7 @@ impl ConditionalPayment {
                 return Err(AppError::InvalidMove);
             }
         }
-        Ok(next)
+        Ok((next, false))
     }
 }
 
@@ -100,18 +103,11 @@ impl App for ConditionalPayment {
     }
 
     fn valid_transition(&self, _: &Params, from: &State, to: &State, actor: Role) -> Result<(), AppError> {
-        let (f, t) = (data(from)?, data(to)?);
-        if to.isFinal {
-            return Err(AppError::WrongFinality);
-        }
-        let balances = Self::prescribe(from, &f, &t, actor)?;
-        require_outcome(to, &balances, false)
+        judge::<Self>(from, to, actor)
     }
 
     fn apply(&self, _: &Params, from: &State, actor: Role, app_data: Bytes) -> Result<State, AppError> {
-        let (f, t) = (data(from)?, decode::<Data>(&app_data)?);
-        let balances = Self::prescribe(from, &f, &t, actor)?;
-        Ok(next_state(from, app_data, balances, false))
+        make::<Self>(from, actor, app_data)
     }
 
     fn turn(&self, state: &State) -> Option<Role> {

@@ -379,6 +379,33 @@ pub(crate) fn require_outcome(to: &State, balances: &[[U256; 2]], is_final: bool
     Ok(())
 }
 
+/// The rule of an app as the contracts write it: from the decoded data of the two states and
+/// the mover, every check but the last two, and the allocation and finality the move must
+/// have. [`judge`] and [`make`] build [`App::valid_transition`] and [`App::apply`] from it.
+pub(crate) trait Prescribe {
+    /// The app's data (`abi.encode`d in `appData`).
+    type Data: SolValue + From<<<Self::Data as SolValue>::SolType as alloy::sol_types::SolType>::RustType>;
+
+    /// The allocation and finality `actor`'s move from `from` (data `f`) to data `t` must
+    /// have, or why it is no move.
+    fn prescribe(from: &State, f: &Self::Data, t: &Self::Data, actor: Role)
+    -> Result<(Vec<[U256; 2]>, bool), AppError>;
+}
+
+/// [`App::valid_transition`] of a [`Prescribe`] rule.
+pub(crate) fn judge<P: Prescribe>(from: &State, to: &State, actor: Role) -> Result<(), AppError> {
+    let (f, t) = (decode::<P::Data>(&from.appData)?, decode::<P::Data>(&to.appData)?);
+    let (balances, is_final) = P::prescribe(from, &f, &t, actor)?;
+    require_outcome(to, &balances, is_final)
+}
+
+/// [`App::apply`] of a [`Prescribe`] rule.
+pub(crate) fn make<P: Prescribe>(from: &State, actor: Role, app_data: Bytes) -> Result<State, AppError> {
+    let (f, t) = (decode::<P::Data>(&from.appData)?, decode::<P::Data>(&app_data)?);
+    let (balances, is_final) = P::prescribe(from, &f, &t, actor)?;
+    Ok(next_state(from, app_data, balances, is_final))
+}
+
 /// The next state: `from` at the next version with `app_data`, `balances` and `is_final`.
 pub(crate) fn next_state(from: &State, app_data: Bytes, balances: Vec<[U256; 2]>, is_final: bool) -> State {
     let mut to = from.clone();

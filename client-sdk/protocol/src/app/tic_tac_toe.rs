@@ -6,7 +6,7 @@
 use alloy::primitives::{Bytes, U256};
 use alloy::sol_types::SolValue;
 
-use super::{App, AppError, AppKind, decode, next_state, pot_to, require_outcome};
+use super::{App, AppError, AppKind, decode, judge, make, pot_to};
 use crate::Role;
 use crate::bindings::Channel::{Params, State};
 
@@ -81,7 +81,9 @@ fn turn_of(board: &[u8; 9]) -> Result<Role, AppError> {
     }
 }
 
-impl TicTacToe {
+impl super::Prescribe for TicTacToe {
+    type Data = Data;
+
     fn prescribe(from: &State, f: &Data, t: &Data, actor: Role) -> Result<(Vec<[U256; 2]>, bool), AppError> {
         if f.stakes.len() != from.outcome.balances.len() || t.stakes != f.stakes {
             return Err(AppError::InvalidMove);
@@ -122,15 +124,11 @@ impl App for TicTacToe {
     }
 
     fn valid_transition(&self, _: &Params, from: &State, to: &State, actor: Role) -> Result<(), AppError> {
-        let (f, t) = (data(from)?, data(to)?);
-        let (balances, is_final) = Self::prescribe(from, &f, &t, actor)?;
-        require_outcome(to, &balances, is_final)
+        judge::<Self>(from, to, actor)
     }
 
     fn apply(&self, _: &Params, from: &State, actor: Role, app_data: Bytes) -> Result<State, AppError> {
-        let (f, t) = (data(from)?, decode::<Data>(&app_data)?);
-        let (balances, is_final) = Self::prescribe(from, &f, &t, actor)?;
-        Ok(next_state(from, app_data, balances, is_final))
+        make::<Self>(from, actor, app_data)
     }
 
     fn turn(&self, state: &State) -> Option<Role> {
