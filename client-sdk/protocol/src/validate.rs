@@ -6,11 +6,9 @@
 
 use std::collections::HashSet;
 
-use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::primitives::{B256, U256};
 
-use crate::app::{App, AppRegistry};
 use crate::bindings::Channel::{Allocation, Params, State, SubAlloc};
-use crate::error::ProtocolError;
 use crate::state::channel_id;
 
 /// What a proposed update is allowed to do besides moving balances.
@@ -151,28 +149,6 @@ pub fn validate_params(params: &Params, bounds: (u64, u64)) -> Result<(), Update
         return Err(UpdateError::InvalidParams("challenge duration out of bounds"));
     }
     Ok(())
-}
-
-/// Checks the params of a virtual channel that may run an app of `apps`: as
-/// [`validate_params`], except that `app` may name an app of the registry (a payment
-/// channel's is zero). Returns the app's rule, if any.
-pub fn validate_virtual_params<'a>(
-    params: &Params,
-    bounds: (u64, u64),
-    apps: &'a AppRegistry,
-) -> Result<Option<&'a dyn App>, ProtocolError> {
-    let rule = apps.rule_of(params)?;
-    let payment = Params { app: Address::ZERO, ..params.clone() };
-    validate_params(&payment, bounds)?;
-    Ok(rule)
-}
-
-/// Checks the opening state of a channel whose app is `rule` (`None`: a payment channel):
-/// as [`validate_initial`], with the app's opening data instead of empty app data.
-pub fn validate_opening(params: &Params, state: &State, rule: Option<&dyn App>) -> Result<(), ProtocolError> {
-    let Some(rule) = rule else { return Ok(validate_initial(params, state)?) };
-    validate_initial(params, &State { appData: Bytes::new(), ..state.clone() })?;
-    Ok(rule.check_opening(state)?)
 }
 
 /// Checks an opening state (version 0) of the channel described by `params`.

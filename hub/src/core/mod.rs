@@ -5,11 +5,9 @@
 
 use alloy::primitives::{Address, B256, U256};
 use ingrid_client_sdk::api::{QuoteTerms, StateRequest, VirtualClose, VirtualProposal};
+use ingrid_client_sdk::app::{validate_opening, validate_virtual_params};
 use ingrid_client_sdk::state::verify_digest;
-use ingrid_client_sdk::validate::{
-    UpdateKind, asset_totals, validate_initial, validate_opening, validate_params, validate_update,
-    validate_virtual_params,
-};
+use ingrid_client_sdk::validate::{UpdateKind, asset_totals, validate_initial, validate_params, validate_update};
 use ingrid_client_sdk::virtual_channel::{Link, lock_in_parent, pay_fees, settle_in_parent};
 use ingrid_client_sdk::{Deployment, Params, State, UpdateError};
 

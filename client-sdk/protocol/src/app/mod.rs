@@ -282,6 +282,28 @@ impl AppRegistry {
     }
 }
 
+/// Checks the params of a virtual channel that may run an app of `apps`: as
+/// [`crate::validate::validate_params`], except that `app` may name an app of the registry (a payment
+/// channel's is zero). Returns the app's rule, if any.
+pub fn validate_virtual_params<'a>(
+    params: &Params,
+    bounds: (u64, u64),
+    apps: &'a AppRegistry,
+) -> Result<Option<&'a dyn App>, ProtocolError> {
+    let rule = apps.rule_of(params)?;
+    let payment = Params { app: Address::ZERO, ..params.clone() };
+    crate::validate::validate_params(&payment, bounds)?;
+    Ok(rule)
+}
+
+/// Checks the opening state of a channel whose app is `rule` (`None`: a payment channel):
+/// as [`crate::validate::validate_initial`], with the app's opening data instead of empty app data.
+pub fn validate_opening(params: &Params, state: &State, rule: Option<&dyn App>) -> Result<(), ProtocolError> {
+    let Some(rule) = rule else { return Ok(crate::validate::validate_initial(params, state)?) };
+    crate::validate::validate_initial(params, &State { appData: Bytes::new(), ..state.clone() })?;
+    Ok(rule.check_opening(state)?)
+}
+
 /// Checks a move of `actor` from `from` to `to` signed `sig` exactly as the adjudicator's
 /// `progress` does, but for the record: same channel, no locks, same assets and the same
 /// total per asset, `from` not final, `to` its next version, `to` signed by the mover, and the
