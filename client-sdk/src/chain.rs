@@ -270,12 +270,16 @@ pub mod phase {
     pub const DISPUTE: u8 = 1;
     /// Outcome pushed to the asset holders.
     pub const CONCLUDED: u8 = 2;
+    /// An app channel's record advanced by a forced move; the other may answer until the
+    /// timeout.
+    pub const FORCE_EXEC: u8 = 3;
 }
 
 /// A dispute record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DisputeRecord {
-    /// Unix time from which the record can no longer be refuted.
+    /// Unix time from which the record is fixed: no longer refuted nor advanced (an app
+    /// channel's record stops being refutable one challenge duration earlier).
     pub timeout: u64,
     /// Registered version.
     pub version: u64,
@@ -283,6 +287,16 @@ pub struct DisputeRecord {
     pub phase: u8,
     /// Digest of the registered state.
     pub state_hash: B256,
+    /// An app channel's record in phase `DISPUTE`: the last part before `timeout` in which it
+    /// can no longer be refuted, only advanced by a forced move. Zero otherwise.
+    pub window: u64,
+}
+
+impl DisputeRecord {
+    /// Whether a newer state signed by both can still replace the registered one at `now`.
+    pub fn refutable(&self, now: u64) -> bool {
+        self.phase == phase::DISPUTE && u128::from(now) + u128::from(self.window) < u128::from(self.timeout)
+    }
 }
 
 impl DisputeRecord {
@@ -297,7 +311,14 @@ impl DisputeRecord {
 /// The dispute record of a channel.
 pub async fn dispute<P: Provider>(provider: &P, deployment: &Deployment, channel: B256) -> ChainResult<DisputeRecord> {
     let r = Adjudicator::new(deployment.adjudicator, provider).disputes(channel).call().await?;
-    Ok(DisputeRecord { timeout: r.timeout, version: r.version, phase: r.phase, state_hash: r.stateHash })
+    let f = Adjudicator::new(deployment.adjudicator, provider).forceExecution(channel).call().await?;
+    Ok(DisputeRecord {
+        timeout: r.timeout,
+        version: r.version,
+        phase: r.phase,
+        state_hash: r.stateHash,
+        window: f.window,
+    })
 }
 
 /// What `participant` holds in `channel` at the asset holder `holder` (any asset).

@@ -90,7 +90,7 @@ pub enum Response {
 pub fn respond(record: &DisputeRecord, mine: u64, now: u64) -> Response {
     if record.phase != phase::DISPUTE || record.version >= mine {
         Response::Nothing
-    } else if now < record.timeout {
+    } else if record.refutable(now) {
         Response::Refute
     } else {
         Response::TooLate
@@ -437,13 +437,20 @@ mod tests {
 
     #[test]
     fn the_watcher_refutes_only_older_refutable_records() {
-        let record = |phase, version, timeout| DisputeRecord { timeout, version, phase, state_hash: B256::ZERO };
+        let record =
+            |phase, version, timeout| DisputeRecord { timeout, version, phase, state_hash: B256::ZERO, window: 0 };
         assert_eq!(respond(&record(phase::NONE, 0, 0), 5, 10), Response::Nothing);
         assert_eq!(respond(&record(phase::DISPUTE, 5, 100), 5, 10), Response::Nothing);
         assert_eq!(respond(&record(phase::DISPUTE, 6, 100), 5, 10), Response::Nothing);
         assert_eq!(respond(&record(phase::DISPUTE, 4, 100), 5, 10), Response::Refute);
         assert_eq!(respond(&record(phase::DISPUTE, 4, 100), 5, 100), Response::TooLate);
         assert_eq!(respond(&record(phase::CONCLUDED, 4, 100), 5, 10), Response::Nothing);
+        // An app channel's record: refutable until timeout - window, then only advanced by
+        // forced moves (phase FORCE_EXEC): a refutation would revert.
+        let app = DisputeRecord { window: 50, ..record(phase::DISPUTE, 4, 100) };
+        assert_eq!(respond(&app, 5, 49), Response::Refute);
+        assert_eq!(respond(&app, 5, 50), Response::TooLate);
+        assert_eq!(respond(&record(phase::FORCE_EXEC, 4, 100), 5, 10), Response::Nothing);
     }
 
     #[test]

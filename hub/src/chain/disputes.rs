@@ -194,7 +194,7 @@ mod tests {
     }
 
     fn record(phase: u8, version: u64, timeout: u64, state_hash: B256) -> chain::DisputeRecord {
-        chain::DisputeRecord { timeout, version, phase, state_hash }
+        chain::DisputeRecord { timeout, version, phase, state_hash, window: 0 }
     }
 
     #[test]

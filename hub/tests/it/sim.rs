@@ -89,6 +89,7 @@ impl World {
             RefuteVirtualFinal => self.co_refute_virtual(true).await,
             RefuteVirtual => self.co_refute_virtual(false).await,
             RefuteParent => self.co_refute_parent().await,
+            ForceMove => self.co_force_move().await,
             HugeVersion => self.co_huge_version().await,
             CloseVirtualAtHub => self.co_close_virtual_at_hub().await,
             CloseChannel => self.co_close_channel(false).await,

@@ -12,6 +12,8 @@ use ingrid_client_sdk::api::{
     ChannelStatus, ChannelView, FullySignedState, OpenChannelRequest, QuoteRequest, StateRequest, VirtualAccept,
     VirtualClose, VirtualProposal,
 };
+use ingrid_client_sdk::app::{AppKind, coin_flip, tic_tac_toe};
+use ingrid_client_sdk::bindings::Adjudicator;
 use ingrid_client_sdk::chain::{self, Asset, phase};
 use ingrid_client_sdk::client::{ClientError, HubClient};
 use ingrid_client_sdk::dispute::{self, record_key, sub_channel_key};
@@ -21,7 +23,7 @@ use ingrid_client_sdk::virtual_channel::{Link, lock_in_parent, pay_fees, settle_
 use ingrid_client_sdk::{Allocation, Params, SignedState, State, SubAlloc};
 use rand::Rng;
 
-use super::world::{COALITION, Outcome, World, fmt_units, now, units};
+use super::world::{COALITION, MAX_JUMP, Outcome, World, fmt_units, now, units};
 
 /// One account of the coalition.
 pub struct Member {
@@ -652,20 +654,28 @@ impl World {
         let challenges: Vec<u64> =
             [60u64, 120, 300, 600, 600, 600].into_iter().filter(|c| *c <= max_challenge).collect();
         let challenge = self.pick(&challenges).unwrap_or(60);
+        // Some run an app (the hub allows the coin flip and tic-tac-toe), whose moves the
+        // coalition may force on chain (`force_move`).
+        let apps = self.env.stack.contracts.apps;
+        let (app, app_data) = match self.rng.random_range(0..10) {
+            0..=1 => (apps.coin_flip, coin_flip::opening()),
+            2 => (apps.tic_tac_toe, tic_tac_toe::opening(&[[a, b]])),
+            _ => (Address::ZERO, Bytes::new()),
+        };
         let params = Params {
             challengeDuration: challenge,
             nonce: random_nonce(self),
             participants: [self.co.members[px].key.address(), self.co.members[py].key.address()],
             ledger: false,
             isVirtual: true,
-            app: Address::ZERO,
+            app,
         };
         let id = channel_id(&params);
         let opening = State {
             channelId: id,
             version: 0,
             outcome: Allocation { assets: vec![self.eth], balances: vec![[a, b]], locked: vec![] },
-            appData: Bytes::new(),
+            appData: app_data,
             isFinal: false,
         };
         let valid_until = now() + self.rng.random_range(40..=600);
@@ -1074,7 +1084,7 @@ impl World {
         let mut refutable = Vec::new();
         for v in 0..self.co.virtuals.len() {
             let r = self.record(self.co.virtuals[v].key()).await?;
-            if r.phase == phase::DISPUTE && now < r.timeout && r.version < u64::MAX {
+            if r.refutable(now) && r.version < u64::MAX {
                 refutable.push((v, r));
             }
         }
@@ -1130,6 +1140,97 @@ impl World {
         match chain::refute(&self.co.members[m].provider, &self.d, signed, Vec::new()).await {
             Ok(_) => Ok(Outcome::Done(what)),
             Err(e) => Ok(chain_refusal(e)),
+        }
+    }
+
+    /// `force_move`: one move of a coalition app channel whose record is past its refutation
+    /// period (or answering a forced move), signed by its mover alone: mostly the move the
+    /// game calls for, sometimes one by the wrong player or an invalid one (the adjudicator
+    /// must refuse those).
+    pub async fn co_force_move(&mut self) -> anyhow::Result<Outcome> {
+        let now = self.chain_time().await?;
+        let mut open = Vec::new();
+        for v in 0..self.co.virtuals.len() {
+            if self.co.virtuals[v].params.app.is_zero() {
+                continue;
+            }
+            let r = self.record(self.co.virtuals[v].key()).await?;
+            if (r.phase == phase::DISPUTE || r.phase == phase::FORCE_EXEC) && now < r.timeout {
+                open.push(v);
+            }
+        }
+        let Some(v) = self.pick(&open) else { return Ok(Outcome::Skipped) };
+        let (id, key, params) =
+            (self.co.virtuals[v].id(), self.co.virtuals[v].key(), self.co.virtuals[v].params.clone());
+        // Mostly wait out the refutation period first (the hub and honest parties may still
+        // act meanwhile); sometimes try too early.
+        let r = self.record(key).await?;
+        let mut waited = String::new();
+        if r.refutable(now) && self.rng.random_bool(0.7) {
+            let secs = (r.timeout - r.window - now).clamp(1, MAX_JUMP);
+            let notes = self.pass_time(secs).await?;
+            let notes = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) };
+            waited = format!(" after {secs}s pass{notes}");
+        }
+        let registered = dispute::registered_states(&self.reader(), &self.d, &[id], 0).await?;
+        let Some(from) = registered.get(&key).map(|r| r.state.clone()) else { return Ok(Outcome::Skipped) };
+        let rules = self.env.stack.contracts.apps.registry();
+        let Some(rule) = rules.get(&params.app) else { return Ok(Outcome::Skipped) };
+        let actor = match rule.turn(&from) {
+            Some(turn) if self.rng.random_bool(0.85) => turn,
+            _ => {
+                if self.rng.random_bool(0.5) {
+                    Role::First
+                } else {
+                    Role::Second
+                }
+            }
+        };
+        // The coalition's commitment is derived from the channel, so it can always reveal.
+        let (salt, bit) = (id, id[0] & 1 == 1);
+        let data = match rule.kind() {
+            AppKind::CoinFlip => match coin_flip::data(&from).map(|d| d.stage) {
+                Ok(0) => Some(coin_flip::commit(salt, bit)),
+                Ok(1) => coin_flip::guess(&from, self.rng.random_bool(0.5)).ok(),
+                Ok(_) => coin_flip::reveal(&from, salt, if self.rng.random_bool(0.9) { bit } else { !bit }).ok(),
+                Err(_) => None,
+            },
+            _ => tic_tac_toe::place(&from, actor, self.rng.random_range(0..9)).ok(),
+        };
+        let Some(data) = data else { return Ok(Outcome::Skipped) };
+        let to = match rule.apply(&params, &from, actor, data.clone()) {
+            Ok(next) => next,
+            Err(_) => {
+                // An invalid move, put to the chain anyway.
+                let mut s = from.clone();
+                s.version += 1;
+                s.appData = data;
+                let total = self.co.virtuals[v].total();
+                s.outcome.balances = vec![self.split(total, None)];
+                s
+            }
+        };
+        let mover = self.co.virtuals[v].members[actor.index()];
+        let signer = if self.rng.random_bool(0.05) { actor.peer() } else { actor };
+        let sig = self.co_sign(self.co.virtuals[v].members[signer.index()], &to)?;
+        self.co.virtuals[v].states.push(to.clone());
+        let what = format!(
+            "forces v{} of {} ({:?} moves{}) {:?}{}",
+            to.version,
+            self.co.virtuals[v].name,
+            actor,
+            if signer == actor { "" } else { ", signed by the other" },
+            to.outcome.balances[0].map(fmt_units),
+            if to.isFinal { " final" } else { "" }
+        ) + &waited;
+        let adjudicator = Adjudicator::new(self.d.adjudicator, &self.co.members[mover].provider);
+        let call = adjudicator.progress(params, from, to, U256::from(actor.index()), sig);
+        match call.send().await {
+            Ok(pending) => match chain::confirm(pending).await {
+                Ok(_) => Ok(Outcome::Done(what)),
+                Err(e) => Ok(chain_refusal(e)),
+            },
+            Err(e) => Ok(chain_refusal(chain::ChainError::from(e))),
         }
     }
 

@@ -18,8 +18,9 @@ use super::hubproc::metrics;
 use super::strategy::Strategy;
 use super::world::{MAX_JUMP, Outcome, World};
 
-/// Most rounds of "register, wait, conclude" before giving up.
-const ROUNDS: usize = 24;
+/// Most rounds of "register, wait, conclude" before giving up (an app channel's record may
+/// take (2 + 16) challenge durations of up to 600 s, in jumps of at most `MAX_JUMP`).
+const ROUNDS: usize = 40;
 
 /// Who holds a basic channel of the hub.
 #[derive(Debug, Clone, Copy)]

@@ -65,6 +65,7 @@ strategies! {
     PreregisterVirtual = "preregister_virtual", Coalition, 3, "put a co-signed non-final state of a planned virtual channel on chain (through an own ledger channel) before the hub knows the channel: the hub ignores the record, which stays refutable after the open";
     RefuteVirtualFinal = "refute_virtual_final", Coalition, 5, "refute V's record with a fresh co-signed final state";
     RefuteVirtual = "refute_virtual", Coalition, 2, "refute V's record with a fresh or older co-signed non-final state of higher version";
+    ForceMove = "force_move", Coalition, 4, "force one move of a coalition app channel on chain, signed by its mover alone (sometimes out of turn, invalid, or signed by the other)";
     RefuteParent = "refute_parent", Coalition, 1, "refute a registered coalition basic channel with a newer state";
     HugeVersion = "huge_version", Coalition, 1, "register (or refute with) a co-signed state of a virtual channel with version >= 2^63";
     CloseVirtualAtHub = "close_virtual_at_hub", Coalition, 6, "ask the hub to close V with a co-signed final state (the one on chain, an older one or a fresh one), settling one or both parents";
