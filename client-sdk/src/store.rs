@@ -414,6 +414,7 @@ mod tests {
             latest: FullySignedState { state, sigs: [Bytes::new(), Bytes::new()] },
             pending: None,
             pending_sig: None,
+            on_chain: None,
         }
     }
 

@@ -27,12 +27,26 @@ pub struct VirtualRecord {
     /// This client's signature on `pending`.
     #[serde(default)]
     pub pending_sig: Option<alloy::primitives::Bytes>,
+    /// An app channel's state that the adjudicator's record holds, newer than `latest` (a
+    /// forced move, signed by its mover alone): the next move builds on it
+    /// ([`crate::wallet::Wallet::sync_from_chain`]).
+    #[serde(default)]
+    pub on_chain: Option<State>,
 }
 
 impl VirtualRecord {
     /// The channel id.
     pub fn id(&self) -> B256 {
         self.latest.state.channelId
+    }
+
+    /// The state the next move builds on: the record's forced state if it is newer than the
+    /// latest state signed by both.
+    pub fn base(&self) -> &State {
+        match &self.on_chain {
+            Some(s) if s.version > self.latest.state.version => s,
+            _ => &self.latest.state,
+        }
     }
 
     /// The parent of this client.

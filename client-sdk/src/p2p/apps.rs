@@ -39,6 +39,7 @@ use crate::bindings::Channel::{Params, State};
 use crate::bindings::adjudicator::Adjudicator;
 use crate::chain;
 use crate::dispute::record_key;
+use crate::virtual_channel::{VirtualRecord, finalize};
 use crate::wallet::{Wallet, WalletError};
 
 impl From<AppError> for WalletError {
@@ -48,6 +49,61 @@ impl From<AppError> for WalletError {
 }
 
 impl Wallet {
+    /// Whether this client may sign `close` as the final state of app channel `record`
+    /// without giving up what the game gives it: the game's own final state; or the latest
+    /// state made final when nothing of this client is pending and it is the peer's move
+    /// (the latest allocation is then what this client gets if the peer stalls); or this
+    /// client's own pending, not final, move made final (the peer evidently received it).
+    /// Never a close that drops a move of this client (a reveal, a claim) or concedes while
+    /// it is this client's move.
+    pub(crate) fn app_close_acceptable(&self, record: &VirtualRecord, close: &State) -> bool {
+        let latest = &record.latest.state;
+        if latest.isFinal {
+            return latest == close;
+        }
+        if record.on_chain.as_ref().is_some_and(|s| s.version > latest.version) {
+            return false;
+        }
+        let registry = self.app_registry();
+        let Ok(rule) = Self::rule(&registry, &record.params) else { return false };
+        match &record.pending {
+            None => rule.turn(latest) == Some(record.my_index.peer()) && finalize(latest).is_ok_and(|f| &f == close),
+            Some(p) if !p.isFinal => rule.turn(p) != Some(record.my_index) && finalize(p).is_ok_and(|f| &f == close),
+            Some(_) => false,
+        }
+    }
+
+    /// Adopts what the chain's record of app channel `id` holds when it is newer than this
+    /// client's latest state: a move forced on chain (by the peer, or this client's own).
+    /// This client's pending move is dropped when the record holds it or something newer;
+    /// the next [`Wallet::play`] and [`Wallet::force_move`] build on the record's state.
+    /// Returns the record's version. Run it when a watcher reports a registration.
+    pub async fn sync_from_chain(&self, id: B256) -> Result<u64, WalletError> {
+        let record = self.virtual_record(id)?;
+        let d = self.deployment();
+        let key = record_key(&record.params, &record.latest.state)?;
+        let on_chain = chain::dispute(&self.provider, &d, key).await?;
+        if on_chain.version <= record.base().version {
+            return Ok(on_chain.version);
+        }
+        let registered = crate::dispute::registered_states(&self.provider, &d, &[id], 0).await?;
+        let Some(reg) = registered.get(&key) else {
+            return Err(WalletError::Invalid(format!("the record of {id} has no event yet")));
+        };
+        if d.state_digest(&reg.state) != on_chain.state_hash || reg.state.version != on_chain.version {
+            return Err(WalletError::Invalid(format!("the events of {id} do not match its record yet")));
+        }
+        let _guard = self.lock.lock().await;
+        let mut record = self.virtual_record(id)?;
+        if record.pending.as_ref().is_some_and(|p| p.version <= reg.state.version) {
+            record.pending = None;
+            record.pending_sig = None;
+        }
+        record.on_chain = Some(reg.state.clone());
+        self.store.save_virtual(&record)?;
+        Ok(on_chain.version)
+    }
+
     /// The apps the hub allows, as it announced them (`/v1/hub`).
     pub fn apps(&self) -> AppDeployment {
         self.hub_info().apps
@@ -86,13 +142,13 @@ impl Wallet {
                 "a move in virtual channel {id} is waiting for its countersignature; resync first"
             )));
         }
-        let latest = &record.latest.state;
-        if latest.isFinal {
+        let base = record.base();
+        if base.isFinal {
             return Err(WalletError::Invalid(format!("virtual channel {id} is final")));
         }
         let registry = self.app_registry();
         let rule = Self::rule(&registry, &record.params)?;
-        let state = rule.apply(&record.params, latest, record.my_index, app_data)?;
+        let state = rule.apply(&record.params, base, record.my_index, app_data)?;
         let signature = self.deployment().sign_state(&self.key, &state)?;
         record.pending = Some(state.clone());
         record.pending_sig = Some(signature.clone());
@@ -113,10 +169,10 @@ impl Wallet {
         if mv.state.channelId != id {
             return Err(PaymentRefusal::Malformed(format!("the state is for channel {}", mv.state.channelId)));
         }
-        if record.latest.state.isFinal {
+        if record.base().isFinal {
             return Err(PaymentRefusal::ChannelFinal(id));
         }
-        let expected = record.latest.state.version.saturating_add(1);
+        let expected = record.base().version.saturating_add(1);
         if mv.state.version != expected {
             return Err(PaymentRefusal::WrongVersion {
                 expected,
@@ -131,7 +187,7 @@ impl Wallet {
         let rule = Self::rule(&registry, &record.params).map_err(PaymentRefusal::Move)?;
         let d = self.deployment();
         let peer = record.my_index.peer();
-        check_move(rule, &d, &record.params, &record.latest.state, &mv.state, peer, &mv.signature)
+        check_move(rule, &d, &record.params, record.base(), &mv.state, peer, &mv.signature)
             .map_err(PaymentRefusal::Move)?;
         let mine = d.sign_state(&self.key, &mv.state).map_err(internal)?;
         record.latest = FullySignedState {
@@ -143,9 +199,10 @@ impl Wallet {
     }
 
     /// Forces this client's pending move of app channel `id` on chain, for a peer that
-    /// stopped answering: the channel's record must hold the latest state signed by both
-    /// (register a parent first, e.g. with [`Wallet::register_channel`]) and its refutation
-    /// period be over, or the peer have forced a move this one answers. The peer then has
+    /// stopped answering: the channel's record must hold the state the move builds on (the
+    /// latest signed by both: register a parent first, e.g. with
+    /// [`Wallet::register_channel`]; or a move the peer forced, adopted with
+    /// [`Wallet::sync_from_chain`] before [`Wallet::play`]) and its refutation period be over. The peer then has
     /// the channel's challenge duration to answer on chain; a final state ends it at once.
     /// Returns the record's new timeout.
     pub async fn force_move(&self, id: B256) -> Result<u64, WalletError> {
@@ -153,7 +210,7 @@ impl Wallet {
         let (Some(to), Some(sig)) = (record.pending.clone(), record.pending_sig.clone()) else {
             return Err(WalletError::Invalid(format!("no pending move in virtual channel {id}")));
         };
-        let from = record.latest.state.clone();
+        let from = record.base().clone();
         let registry = self.app_registry();
         let rule = Self::rule(&registry, &record.params)?;
         let d = self.deployment();

@@ -406,7 +406,9 @@ impl Wallet {
             return Err(WalletError::Invalid(format!("the state is for channel {}", close.state.channelId)));
         }
         let latest = &vrecord.latest.state;
-        let expected = if latest.isFinal {
+        let expected = if !vrecord.params.app.is_zero() {
+            self.app_close_acceptable(&vrecord, &close.state)
+        } else if latest.isFinal {
             latest == &close.state
         } else {
             finalize(latest)? == close.state

@@ -131,6 +131,7 @@ pub(crate) fn pair_on(hub_url: &str, deposit: u64, mut store: impl FnMut(&std::p
                 latest: opened.clone(),
                 pending: None,
                 pending_sig: None,
+                on_chain: None,
             })
             .expect("save virtual");
         let provider = Devnet::provider_at(hub_url.parse().expect("url"), &key);

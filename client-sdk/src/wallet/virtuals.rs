@@ -186,6 +186,7 @@ impl Wallet {
             latest: FullySignedState { state: view.initial.clone(), sigs: [view.initial_sigs[0].clone(), mine] },
             pending: None,
             pending_sig: None,
+            on_chain: None,
         };
         self.store.save_virtual(&virtual_record)?;
         Ok(virtual_record)
@@ -222,6 +223,7 @@ impl Wallet {
             latest: FullySignedState { state: view.initial.clone(), sigs: view.initial_sigs.clone() },
             pending: None,
             pending_sig: None,
+            on_chain: None,
         };
         let _guard = self.lock.lock().await;
         self.store.save_virtual(&record)?;

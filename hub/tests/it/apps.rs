@@ -12,9 +12,9 @@ use alloy::signers::local::PrivateKeySigner;
 use ingrid_client_sdk::api::{StateRequest, VirtualProposal, VirtualStatus};
 use ingrid_client_sdk::app::{coin_flip, conditional_payment, tic_tac_toe};
 use ingrid_client_sdk::client::ClientError;
-use ingrid_client_sdk::p2p::Payment;
+use ingrid_client_sdk::p2p::{P2pClose, Payment};
 use ingrid_client_sdk::state::channel_id;
-use ingrid_client_sdk::virtual_channel::{Link, lock_in_parent};
+use ingrid_client_sdk::virtual_channel::{Link, finalize, lock_in_parent};
 use ingrid_client_sdk::wallet::Wallet;
 use ingrid_client_sdk::{Allocation, Params, Role, State};
 
@@ -114,7 +114,15 @@ async fn games_in_virtual_channels_need_no_hub_and_close_into_both_parents() -> 
     refused(&bob, &signed_move(&env, &ak, guess_by_alice)?, "not_your_turn").await?;
     play(&bob, &alice, v, coin_flip::guess(&committed, false)?).await?;
     let guessed = alice.virtual_record(v)?.latest.state;
-    let revealed = play(&alice, &bob, v, coin_flip::reveal(&guessed, salt, bit)?).await?;
+    // Alice reveals (her pending move, which wins); before countersigning it, Bob asks to
+    // close at the guess's allocation (pot to Bob): Alice must not sign away her reveal.
+    let reveal = alice.play(v, coin_flip::reveal(&guessed, salt, bit)?).await?;
+    let grab = finalize(&guessed)?;
+    let grab = P2pClose { channel: v, signature: env.stack.contracts.deployment.sign_state(&bk, &grab)?, state: grab };
+    assert!(alice.answer_close(&grab).await.is_err(), "a close that drops Alice's winning reveal is refused");
+    alice.accept_receipt(&bob.receive_move(&reveal).await?).await?;
+    let revealed = alice.virtual_record(v)?.latest.state;
+    assert_eq!(revealed, bob.virtual_record(v)?.latest.state);
     assert!(revealed.isFinal);
     assert_eq!(coin_flip::winner(&revealed), Some(Role::First), "Bob guessed 0, the bit was 1");
     assert_eq!(revealed.outcome.balances[0], [ether(2), U256::ZERO]);
@@ -365,5 +373,67 @@ async fn a_player_who_stalls_after_the_commitment_loses_the_pot_on_chain() -> an
     assert_eq!(y_out[0][0], parent(&bob, y)?[0], "Bob: his free coins only");
     assert_eq!(x_out[0][1] + y_out[0][1], hub_after_open + ether(3), "Ingrid: her free coins + V's total");
     assert_eq!(x_out[0][1] + y_out[0][1], hub_before, "the hub's total is unchanged");
+    Ok(())
+}
+
+/// Bob countersigns Alice's commitment but withholds his receipt, registers his parent with
+/// the committed state and forces his guess on chain. Alice's wallet adopts the forced state
+/// from the chain and forces her reveal: she wins as the coin says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withheld_receipt_and_a_forced_guess_do_not_cost_the_honest_player_the_game() -> anyhow::Result<()> {
+    let env = Env::new(3).await?;
+    let hub = env.start_hub().await?;
+    let url = format!("http://{}", hub.addr);
+    let eth = env.eth().holder;
+    let (alice, bob) = (env.wallet(&url, 1).await?, env.wallet(&url, 2).await?);
+    let x = open_basic(&alice, eth, 3, 3).await?;
+    let y = open_basic(&bob, eth, 5, 4).await?;
+    let v = alice
+        .propose_app(
+            bob.address(),
+            x,
+            &[[ether(1), ether(1)]],
+            600,
+            now() + 3600,
+            alice.apps().coin_flip,
+            coin_flip::opening(),
+        )
+        .await?;
+    let proposal = bob.proposals().await?.into_iter().find(|p| p.id == v).expect("Bob sees the proposal");
+    bob.accept_virtual(&proposal, y).await?;
+    alice.wait_virtual_open(v, Duration::from_secs(10)).await?;
+    let alice_free = parent(&alice, x)?[0];
+
+    let (salt, bit) = (B256::repeat_byte(3), true);
+    let commit = alice.play(v, coin_flip::commit(salt, bit)).await?;
+    let _withheld = bob.receive_move(&commit).await?; // Bob holds the commitment signed by both
+    bob.register_channel(y).await?;
+    let provider = env.provider(&env.hub_key);
+    let d = env.stack.contracts.deployment;
+    wait_until(Duration::from_secs(60), "the hub to register X", || async {
+        Ok(ingrid_client_sdk::chain::dispute(&provider, &d, x).await?.phase == ingrid_client_sdk::chain::phase::DISPUTE)
+    })
+    .await?;
+    advance_chain(&env, 600).await?;
+    let committed = bob.virtual_record(v)?.latest.state;
+    bob.play(v, coin_flip::guess(&committed, false)?).await?; // the pot is Bob's if Alice stalls
+    bob.force_move(v).await?;
+
+    // Alice's own pending commitment is no longer what the record holds.
+    assert!(alice.force_move(v).await.is_err());
+    assert_eq!(alice.sync_from_chain(v).await?, 2, "Alice adopts Bob's forced guess");
+    let base = alice.virtual_record(v)?.on_chain.expect("the forced state");
+    alice.play(v, coin_flip::reveal(&base, salt, bit)?).await?;
+    alice.force_move(v).await?;
+    let key = ingrid_client_sdk::dispute::record_key(&proposal.params, &proposal.initial)?;
+    let record = ingrid_client_sdk::chain::dispute(&provider, &d, key).await?;
+    assert_eq!(record.version, 3, "the reveal is on chain, final");
+
+    advance_chain(&env, 3601).await?;
+    alice.conclude_channel(x, 0, Duration::from_secs(60)).await?;
+    let x_out = wait_concluded(&env, x).await?;
+    let y_out = wait_concluded(&env, y).await?;
+    assert_eq!(x_out[0][0], alice_free + ether(2), "Alice wins the pot: the bit was 1, Bob guessed 0");
+    assert_eq!(x_out[0][1] + y_out[0][1], ether(3 + 4), "the hub's total is unchanged");
     Ok(())
 }
