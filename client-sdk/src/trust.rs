@@ -28,6 +28,15 @@ use crate::state::Deployment;
 /// Why the client does not trust what a hub or a chain node says about the deployment.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TrustError {
+    /// An app the hub announces does not run the rule this SDK ships for it (another
+    /// contract's code at that address).
+    #[error("the hub announces {kind:?} at {address}, whose code is not the shipped rule's")]
+    AppCode {
+        /// The app.
+        kind: ingrid_protocol::app::AppKind,
+        /// Its announced address.
+        address: Address,
+    },
     /// `/v1/hub` names another chain.
     #[error("the hub names chain {claimed}, the client trusts chain {trusted}")]
     HubChainId {

@@ -10,6 +10,7 @@ const CONTRACTS = [
   'Adjudicator', 'EthAssetHolder', 'Erc20AssetHolder', 'TestToken',
   'CoinFlip', 'TicTacToe', 'ConditionalPayment', 'AppChecker',
 ];
+const APPS = ['CoinFlip', 'TicTacToe', 'ConditionalPayment'];
 const root = path.join(__dirname, '..');
 const dest = path.join(root, '..', 'client-sdk', 'artifacts');
 const check = process.argv.includes('--check');
@@ -18,7 +19,11 @@ let stale = [];
 fs.mkdirSync(dest, { recursive: true });
 for (const name of CONTRACTS) {
   const built = JSON.parse(fs.readFileSync(path.join(root, 'out', `${name}.sol`, `${name}.json`), 'utf8'));
-  const text = JSON.stringify({ abi: built.abi, bytecode: { object: built.bytecode.object } }, null, 1) + '\n';
+  const artifact = { abi: built.abi, bytecode: { object: built.bytecode.object } };
+  // An app's runtime code, so a wallet can check that an app address a hub announces runs
+  // exactly the rule its Rust twin mirrors.
+  if (APPS.includes(name)) artifact.deployedBytecode = { object: built.deployedBytecode.object };
+  const text = JSON.stringify(artifact, null, 1) + '\n';
   const file = path.join(dest, `${name}.json`);
   if (check) {
     if (!fs.existsSync(file) || fs.readFileSync(file, 'utf8') !== text) stale.push(name);

@@ -30,7 +30,8 @@
 //! # Ok(()) }
 //! ```
 
-use alloy::primitives::{B256, Bytes};
+use alloy::primitives::{Address, B256, Bytes};
+use alloy::providers::Provider;
 
 use super::{Payment, PaymentRefusal, Receipt, internal};
 use crate::api::FullySignedState;
@@ -39,6 +40,7 @@ use crate::bindings::Channel::{Params, State};
 use crate::bindings::adjudicator::Adjudicator;
 use crate::chain;
 use crate::dispute::record_key;
+use crate::trust::TrustError;
 use crate::virtual_channel::{VirtualRecord, finalize};
 use crate::wallet::{Wallet, WalletError};
 
@@ -71,6 +73,19 @@ impl Wallet {
             Some(p) if !p.isFinal => rule.turn(p) != Some(record.my_index) && finalize(p).is_ok_and(|f| &f == close),
             Some(_) => false,
         }
+    }
+
+    /// Checks that the app at `address`, as the hub announces it, holds on chain exactly the
+    /// code of the rule this SDK ships for it: a hub cannot make a client play by a rule its
+    /// Rust twin does not mirror (a contract that lets the other player take the pot).
+    pub async fn check_app_code(&self, address: Address) -> Result<(), WalletError> {
+        let registry = self.app_registry();
+        let Some(rule) = registry.get(&address) else { return Err(AppError::NoApp(address).into()) };
+        let code = self.provider.get_code_at(address).await.map_err(chain::ChainError::from)?;
+        if code.as_ref() != rule.kind().runtime_code() {
+            return Err(TrustError::AppCode { kind: rule.kind(), address }.into());
+        }
+        Ok(())
     }
 
     /// Adopts what the chain's record of app channel `id` holds when it is newer than this

@@ -44,6 +44,7 @@ impl Wallet {
         if app.is_zero() {
             return Err(WalletError::Invalid("an app channel names its app".into()));
         }
+        self.check_app_code(app).await?;
         self.propose(peer, parent, deposits, challenge_duration, valid_until, app, app_data).await
     }
 
@@ -167,6 +168,9 @@ impl Wallet {
             return Err(WalletError::Invalid("the proposal's state is not its channel's opening state".into()));
         }
         self.check_app_opening(&view.params, &view.initial)?;
+        if !view.params.app.is_zero() {
+            self.check_app_code(view.params.app).await?;
+        }
         let d = self.deployment();
         d.verify_state(&view.initial, &view.initial_sigs[0], view.params.participants[0])?;
         let record = self.record(parent)?;

@@ -310,6 +310,25 @@ async fn the_hub_refuses_apps_its_operator_does_not_allow() -> anyhow::Result<()
         .propose_app(bob.address(), x, &stakes, 600, now() + 3600, deployed.coin_flip, coin_flip::opening())
         .await?;
     assert_eq!(alice.hub().virtual_channel(v).await?.status, VirtualStatus::Proposed);
+
+    // A hub that announces another contract (here tic-tac-toe's) as the coin flip: the
+    // wallet checks the code on chain and plays nothing by a rule it does not mirror.
+    let mut lying = env.config();
+    lying.apps.coin_flip = deployed.tic_tac_toe;
+    lying.apps.tic_tac_toe = Address::ZERO;
+    let liar = ingrid_hub::server::start(lying).await?;
+    let fooled = env.wallet(&format!("http://{}", liar.addr), 1).await?;
+    assert_eq!(fooled.apps().coin_flip, deployed.tic_tac_toe);
+    let refused = fooled.check_app_code(deployed.tic_tac_toe).await;
+    assert!(
+        matches!(refused, Err(ingrid_client_sdk::wallet::WalletError::Untrusted(_))),
+        "the announced coin flip's code is refused: {refused:?}"
+    );
+    let refused = fooled
+        .propose_app(bob.address(), x, &stakes, 600, now() + 3600, deployed.tic_tac_toe, coin_flip::opening())
+        .await;
+    assert!(matches!(refused, Err(ingrid_client_sdk::wallet::WalletError::Untrusted(_))), "{refused:?}");
+    alice.check_app_code(deployed.coin_flip).await?;
     Ok(())
 }
 

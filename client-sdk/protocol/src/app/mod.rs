@@ -163,6 +163,17 @@ impl AppKind {
         }
     }
 
+    /// The runtime code of its contract as shipped (the artifact's `deployedBytecode`): an
+    /// address that claims to run this app must hold exactly this code.
+    pub fn runtime_code(self) -> &'static [u8] {
+        use crate::bindings::apps;
+        match self {
+            Self::CoinFlip => &apps::coin_flip::CoinFlip::DEPLOYED_BYTECODE,
+            Self::TicTacToe => &apps::tic_tac_toe::TicTacToe::DEPLOYED_BYTECODE,
+            Self::ConditionalPayment => &apps::conditional_payment::ConditionalPayment::DEPLOYED_BYTECODE,
+        }
+    }
+
     /// The name of its contract (and of its artifact).
     pub const fn contract(self) -> &'static str {
         match self {
