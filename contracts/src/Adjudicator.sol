@@ -120,11 +120,19 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
     error InvalidActor();
     /// A forced move starts from a final state.
     error FinalState();
+    /// A sub-channel's app data is longer than `MAX_APP_DATA`, or not empty without an app.
+    error AppDataTooLong();
 
     /// The most moves that can be force-executed on one record: with the refutation period and
     /// the first move's window, a sub-channel record is fixed at most
     /// `(2 + MAX_FORCED_MOVES) * challengeDuration` after it was created.
     uint8 public constant MAX_FORCED_MOVES = 16;
+
+    /// The longest app data of a sub-channel state (none without an app). A parent's
+    /// `conclude` carries one registered state per lock: bounding each keeps that call within
+    /// a transaction's size whatever two colluding participants sign, so their parent (the
+    /// hub's coins) can always conclude.
+    uint256 public constant MAX_APP_DATA = 1024;
 
     /// Keyed by the channel id of a ledger channel, by `subChannelKey` of a sub-channel.
     mapping(bytes32 key => Dispute) private _disputes;
@@ -162,6 +170,7 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
         bytes32 key = id;
         if (!ch.params.ledger) {
             if (outcome.locked.length != 0) revert NestedLocks();
+            _requireAppData(ch.params, ch.state);
             key = keccak256(abi.encode(id, outcome.assets, _totals(outcome)));
         }
         Dispute storage d = _disputes[key];
@@ -342,6 +351,20 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
         if (params.app != address(0)) revert LedgerWithApp();
     }
 
+    /// A sub-channel state's app data: empty without an app, at most `MAX_APP_DATA` bytes with
+    /// one.
+    function _requireAppData(Channel.Params calldata params, Channel.State calldata state)
+        internal
+        pure
+    {
+        uint256 n = state.appData.length;
+        if (params.app == address(0)) {
+            if (n != 0) revert AppDataTooLong();
+        } else if (n > MAX_APP_DATA) {
+            revert AppDataTooLong();
+        }
+    }
+
     /// Whether a record in phase `Dispute` can still be refuted: before `timeout - window`.
     function _refutable(Dispute storage d) internal view returns (bool) {
         // forge-lint: disable-next-line(block-timestamp)
@@ -452,6 +475,7 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
     ) internal {
         if (sub.params.ledger) revert SubChannelIsLedger();
         (bytes32 subId, bytes32 subHash) = _verifySigned(sub);
+        _requireAppData(sub.params, sub.state);
         if (subId != lock.id) revert ChannelIdMismatch();
         if (sub.params.challengeDuration > parentDuration) revert ChallengeDurationTooLong();
         Channel.Allocation calldata outcome = sub.state.outcome;
@@ -515,6 +539,7 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
         bytes32 digest,
         uint256 actor
     ) internal {
+        _requireAppData(params, to);
         uint8 moves = d.forcedMoves + 1;
         uint64 timeout = uint64(block.timestamp);
         if (!to.isFinal) {

@@ -24,6 +24,10 @@ import {Channel} from "./Channel.sol";
 ///
 /// A sub-channel's `challengeDuration` may not exceed its parent's (`ChallengeDurationTooLong`).
 ///
+/// A sub-channel state's app data is empty without an app and at most `MAX_APP_DATA` (1024)
+/// bytes with one (`AppDataTooLong`, in `register`, `refute` and `progress`), so a parent's
+/// `conclude` stays within a transaction's size whatever the sub-channel's participants sign.
+///
 /// Sub-channel lists (`subs`, `subStates`) hold one state per lock of the ledger state, in
 /// the order of its locks (the depth-first order of the lock tree, which is one level deep).
 interface IAdjudicator {

@@ -660,6 +660,52 @@ contract AppTest is Base {
         move(open, commit, 0, ALICE_PK);
     }
 
+    /// App data is bounded (1024 bytes; none without an app) wherever a sub-channel state
+    /// reaches a record: a parent's `conclude` carries every lock's state, and colluding
+    /// players could otherwise make it too large to send, freezing the hub's coins.
+    function test_appData_bounded_everywhere() public {
+        bytes memory huge = new bytes(adj.MAX_APP_DATA() + 1);
+        Channel.SignedState memory sx = xState();
+        Channel.SignedState[] memory big = subs1(both(vState(0, 5, 5, huge, false)));
+        vm.expectRevert(sel(Adjudicator.AppDataTooLong.selector));
+        adj.register(sx, big);
+        assertEq(uint8(phaseOf(vk)), uint8(IAdjudicator.Phase.None));
+        // A payment sub-channel carries no app data at all.
+        useApp(address(0));
+        sx = xState();
+        Channel.SignedState[] memory paid = subs1(both(vState(0, 5, 5, hex"01", false)));
+        vm.expectRevert(sel(Adjudicator.AppDataTooLong.selector));
+        adj.register(sx, paid);
+        // Refuting a registered record with a big state, and forcing a claim whose preimage
+        // makes the data too long, are refused and change nothing.
+        useApp(address(payment));
+        Channel.State memory open = vState(0, 10, 0, cp(0, noAmounts(), ""), false);
+        adj.register(xState(), subs1(both(open)));
+        Channel.SignedState memory bigger = both(vState(1, 10, 0, huge, false));
+        Rec memory before = rec(vk);
+        vm.expectRevert(sel(Adjudicator.AppDataTooLong.selector));
+        adj.refute(bigger, noSubs());
+        assertRec(rec(vk), before);
+        vm.warp(block.timestamp + VIRTUAL_CD);
+        bytes memory long = new bytes(adj.MAX_APP_DATA());
+        Channel.State memory offer = vState(
+            1,
+            10,
+            0,
+            abi.encode(ConditionalPayment.Data(0, keccak256(long), amounts1(4), "")),
+            false
+        );
+        move(open, offer, 0, ALICE_PK);
+        Channel.State memory claim = vState(
+            2,
+            6,
+            4,
+            abi.encode(ConditionalPayment.Data(0, keccak256(long), noAmounts(), long)),
+            false
+        );
+        refused(offer, claim, 1, sel(Adjudicator.AppDataTooLong.selector));
+    }
+
     function test_progress_refused_noApp() public {
         Channel.State memory open = inWindow();
         Channel.State memory commit = cfCommit();

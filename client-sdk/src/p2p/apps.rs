@@ -164,6 +164,9 @@ impl Wallet {
         let registry = self.app_registry();
         let rule = Self::rule(&registry, &record.params)?;
         let state = rule.apply(&record.params, base, record.my_index, app_data)?;
+        if state.appData.len() > crate::app::MAX_APP_DATA {
+            return Err(AppError::AppDataTooLong.into());
+        }
         let signature = self.deployment().sign_state(&self.key, &state)?;
         record.pending = Some(state.clone());
         record.pending_sig = Some(signature.clone());

@@ -83,7 +83,14 @@ pub enum AppError {
     /// The opening state is not a game's start.
     #[error("not an opening state of this app: {0}")]
     InvalidOpening(&'static str),
+    /// The app data is longer than the adjudicator accepts ([`MAX_APP_DATA`]).
+    #[error("the app data is longer than {MAX_APP_DATA} bytes")]
+    AppDataTooLong,
 }
+
+/// The longest app data the adjudicator accepts in a sub-channel state (`MAX_APP_DATA`): a
+/// longer move could never be forced on chain.
+pub const MAX_APP_DATA: usize = 1024;
 
 impl AppError {
     /// The stable reason code of this refusal.
@@ -103,6 +110,7 @@ impl AppError {
             Self::FinalState => "channel_final",
             Self::BadSignature(_) => "bad_signature",
             Self::InvalidOpening(_) => "invalid_app_opening",
+            Self::AppDataTooLong => "app_data_too_long",
         }
     }
 }
@@ -334,6 +342,9 @@ pub fn check_move(
     }
     if u128::from(to.version) != u128::from(from.version) + 1 {
         return Err(AppError::VersionNotNext);
+    }
+    if to.appData.len() > MAX_APP_DATA {
+        return Err(AppError::AppDataTooLong);
     }
     deployment.verify_state(to, sig, params.participants[actor.index()])?;
     app.valid_transition(params, from, to, actor)
