@@ -332,30 +332,40 @@ async fn the_hub_refuses_apps_its_operator_does_not_allow() -> anyhow::Result<()
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_player_who_stalls_after_the_commitment_loses_the_pot_on_chain() -> anyhow::Result<()> {
-    let env = Env::new(3).await?;
-    let hub = env.start_hub().await?;
+/// A coin flip open through the hub between Alice (X = (3, 3)) and Bob (Y = (5, 4)).
+struct Flip {
+    alice: Wallet,
+    bob: Wallet,
+    x: B256,
+    y: B256,
+    v: B256,
+    proposal: ingrid_client_sdk::api::VirtualView,
+    /// The hub's coins in X and Y before the flip.
+    hub_before: U256,
+}
+
+/// Opens X, Y and a coin flip with `stakes` (whole ether: Alice's, Bob's) through `hub`.
+async fn coin_flip_through(env: &Env, hub: &ingrid_hub::server::Running, stakes: [u64; 2]) -> anyhow::Result<Flip> {
     let url = format!("http://{}", hub.addr);
     let eth = env.eth().holder;
     let (alice, bob) = (env.wallet(&url, 1).await?, env.wallet(&url, 2).await?);
     let x = open_basic(&alice, eth, 3, 3).await?;
     let y = open_basic(&bob, eth, 5, 4).await?;
     let hub_before = parent(&alice, x)?[1] + parent(&bob, y)?[1];
-    let v = alice
-        .propose_app(
-            bob.address(),
-            x,
-            &[[ether(1), ether(2)]],
-            600,
-            now() + 3600,
-            alice.apps().coin_flip,
-            coin_flip::opening(),
-        )
-        .await?;
+    let deposits = [[ether(stakes[0]), ether(stakes[1])]];
+    let app = alice.apps().coin_flip;
+    let v = alice.propose_app(bob.address(), x, &deposits, 600, now() + 3600, app, coin_flip::opening()).await?;
     let proposal = bob.proposals().await?.into_iter().find(|p| p.id == v).expect("Bob sees the proposal");
     bob.accept_virtual(&proposal, y).await?;
     alice.wait_virtual_open(v, Duration::from_secs(10)).await?;
+    Ok(Flip { alice, bob, x, y, v, proposal, hub_before })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_player_who_stalls_after_the_commitment_loses_the_pot_on_chain() -> anyhow::Result<()> {
+    let env = Env::new(3).await?;
+    let hub = env.start_hub().await?;
+    let Flip { alice, bob, x, y, v, proposal, hub_before } = coin_flip_through(&env, &hub, [1, 2]).await?;
     let hub_after_open = parent(&alice, x)?[1] + parent(&bob, y)?[1];
 
     // Alice commits; Bob never countersigns nor guesses.
@@ -402,25 +412,7 @@ async fn a_player_who_stalls_after_the_commitment_loses_the_pot_on_chain() -> an
 async fn a_withheld_receipt_and_a_forced_guess_do_not_cost_the_honest_player_the_game() -> anyhow::Result<()> {
     let env = Env::new(3).await?;
     let hub = env.start_hub().await?;
-    let url = format!("http://{}", hub.addr);
-    let eth = env.eth().holder;
-    let (alice, bob) = (env.wallet(&url, 1).await?, env.wallet(&url, 2).await?);
-    let x = open_basic(&alice, eth, 3, 3).await?;
-    let y = open_basic(&bob, eth, 5, 4).await?;
-    let v = alice
-        .propose_app(
-            bob.address(),
-            x,
-            &[[ether(1), ether(1)]],
-            600,
-            now() + 3600,
-            alice.apps().coin_flip,
-            coin_flip::opening(),
-        )
-        .await?;
-    let proposal = bob.proposals().await?.into_iter().find(|p| p.id == v).expect("Bob sees the proposal");
-    bob.accept_virtual(&proposal, y).await?;
-    alice.wait_virtual_open(v, Duration::from_secs(10)).await?;
+    let Flip { alice, bob, x, y, v, proposal, .. } = coin_flip_through(&env, &hub, [1, 1]).await?;
     let alice_free = parent(&alice, x)?[0];
 
     let (salt, bit) = (B256::repeat_byte(3), true);
