@@ -89,14 +89,27 @@ pub struct Asset {
 /// private root certificate. (`Devnet::provider_at` uses the platform's roots.)
 pub fn provider_with_client(http: reqwest::Client, url: reqwest::Url, key: &PrivateKeySigner) -> DynProvider {
     crate::tls::install_crypto_provider();
-    ProviderBuilder::new().wallet(EthereumWallet::from(key.clone())).connect_reqwest(http, url).erased()
+    ProviderBuilder::default()
+        .with_gas_estimation()
+        .with_simple_nonce_management()
+        .fetch_chain_id()
+        .wallet(EthereumWallet::from(key.clone()))
+        .connect_reqwest(http, url)
+        .erased()
 }
 
 /// A provider for the node at `url` (`http://`, `https://`, `ws://` or `wss://`; TLS with
 /// rustls and the platform's roots) that signs transactions with `key`.
 pub async fn connect(url: &str, key: &PrivateKeySigner) -> ChainResult<DynProvider> {
     crate::tls::install_crypto_provider();
-    Ok(ProviderBuilder::new().wallet(EthereumWallet::from(key.clone())).connect(url).await?.erased())
+    Ok(ProviderBuilder::default()
+        .with_gas_estimation()
+        .with_simple_nonce_management()
+        .fetch_chain_id()
+        .wallet(EthereumWallet::from(key.clone()))
+        .connect(url)
+        .await?
+        .erased())
 }
 
 /// Waits for a transaction's receipt; a reverted transaction is an error.

@@ -64,13 +64,22 @@ impl Devnet {
     /// A provider for the node at `url` that signs with `key`.
     pub fn provider_at(url: reqwest::Url, key: &PrivateKeySigner) -> DynProvider {
         crate::tls::install_crypto_provider();
-        ProviderBuilder::new().wallet(EthereumWallet::from(key.clone())).connect_http(url).erased()
+        ProviderBuilder::default()
+            .with_gas_estimation()
+            .with_simple_nonce_management()
+            .fetch_chain_id()
+            .wallet(EthereumWallet::from(key.clone()))
+            .connect_http(url)
+            .erased()
     }
 
     /// A provider that signs transactions with `key`.
     pub fn provider(&self, key: &PrivateKeySigner) -> DynProvider {
         crate::tls::install_crypto_provider();
-        ProviderBuilder::new()
+        ProviderBuilder::default()
+            .with_gas_estimation()
+            .with_simple_nonce_management()
+            .fetch_chain_id()
             .wallet(EthereumWallet::from(key.clone()))
             .connect_http(self.anvil.endpoint_url())
             .erased()

@@ -117,6 +117,17 @@ async fn tampered_or_misattributed_states_are_rejected() -> anyhow::Result<()> {
     // Nothing was registered by any of the attempts.
     let record = chain::dispute(&s.provider, &s.contracts.deployment, st.channelId).await?;
     assert_eq!(record.phase, chain::phase::NONE);
+
+    // The refused sends left the provider's nonce where it was: a valid one is mined (with a
+    // cached nonce manager, each refusal at gas estimation moved the nonce one ahead and the
+    // next transaction waited for ever).
+    let valid = chain::sign_both(&d, &p, &st, [&s.alice, &s.ingrid])?;
+    let mined = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        chain::register(&s.provider, &s.contracts.deployment, valid, vec![]),
+    )
+    .await;
+    assert!(matches!(mined, Ok(Ok(_))), "a valid registration after refused ones is mined: {mined:?}");
     Ok(())
 }
 
