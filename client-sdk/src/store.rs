@@ -415,6 +415,7 @@ mod tests {
             pending: None,
             pending_sig: None,
             on_chain: None,
+            app: None,
         }
     }
 

@@ -32,6 +32,10 @@ pub struct VirtualRecord {
     /// ([`crate::wallet::Wallet::sync_from_chain`]).
     #[serde(default)]
     pub on_chain: Option<State>,
+    /// The app it runs (kept from its opening: the rule does not depend on what a hub
+    /// announces later); `None` for payments, and for records from before apps.
+    #[serde(default)]
+    pub app: Option<ingrid_protocol::app::AppKind>,
 }
 
 impl VirtualRecord {

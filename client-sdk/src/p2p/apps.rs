@@ -30,6 +30,8 @@
 //! # Ok(()) }
 //! ```
 
+use std::sync::Arc;
+
 use alloy::primitives::{Address, B256, Bytes};
 use alloy::providers::Provider;
 
@@ -66,8 +68,7 @@ impl Wallet {
         if record.on_chain.as_ref().is_some_and(|s| s.version > latest.version) {
             return false;
         }
-        let registry = self.app_registry();
-        let Ok(rule) = Self::rule(&registry, &record.params) else { return false };
+        let Ok(rule) = self.rule_for(record) else { return false };
         match &record.pending {
             None => rule.turn(latest) == Some(record.my_index.peer()) && finalize(latest).is_ok_and(|f| &f == close),
             Some(p) if !p.isFinal => rule.turn(p) != Some(record.my_index) && finalize(p).is_ok_and(|f| &f == close),
@@ -129,6 +130,11 @@ impl Wallet {
         self.apps().registry()
     }
 
+    /// The kind of `params`' app as the hub announces it now (`None` for payments).
+    pub(crate) fn app_kind(&self, params: &Params) -> Option<crate::app::AppKind> {
+        self.app_registry().get(&params.app).map(|r| r.kind())
+    }
+
     /// Checks that a virtual channel's app (if any) is one this wallet knows and that its
     /// opening state is the app's start.
     pub(crate) fn check_app_opening(&self, params: &Params, opening: &State) -> Result<(), WalletError> {
@@ -141,8 +147,16 @@ impl Wallet {
         Ok(())
     }
 
-    fn rule<'a>(registry: &'a AppRegistry, params: &Params) -> Result<&'a dyn App, AppError> {
-        registry.rule_of(params)?.ok_or(AppError::NoApp(params.app))
+    /// The rule of app channel `record`: the kind stored with the channel when it opened
+    /// (so a hub that stops announcing the app cannot make this client lose by stalling),
+    /// else the app the hub announces at that address.
+    fn rule_for(&self, record: &VirtualRecord) -> Result<Arc<dyn App>, AppError> {
+        if let Some(kind) = record.app {
+            return Ok(kind.rule());
+        }
+        let registry = self.app_registry();
+        let rule = registry.rule_of(&record.params)?.ok_or(AppError::NoApp(record.params.app))?;
+        Ok(rule.kind().rule())
     }
 
     /// Makes this client's move in app channel `id`: the state the app's rule makes from the
@@ -161,8 +175,7 @@ impl Wallet {
         if base.isFinal {
             return Err(WalletError::Invalid(format!("virtual channel {id} is final")));
         }
-        let registry = self.app_registry();
-        let rule = Self::rule(&registry, &record.params)?;
+        let rule = self.rule_for(&record)?;
         let state = rule.apply(&record.params, base, record.my_index, app_data)?;
         if state.appData.len() > crate::app::MAX_APP_DATA {
             return Err(AppError::AppDataTooLong.into());
@@ -201,11 +214,10 @@ impl Wallet {
         if record.pending.is_some() {
             return Err(PaymentRefusal::Busy { latest: Box::new(record.latest.clone()) });
         }
-        let registry = self.app_registry();
-        let rule = Self::rule(&registry, &record.params).map_err(PaymentRefusal::Move)?;
+        let rule = self.rule_for(&record).map_err(PaymentRefusal::Move)?;
         let d = self.deployment();
         let peer = record.my_index.peer();
-        check_move(rule, &d, &record.params, record.base(), &mv.state, peer, &mv.signature)
+        check_move(rule.as_ref(), &d, &record.params, record.base(), &mv.state, peer, &mv.signature)
             .map_err(PaymentRefusal::Move)?;
         let mine = d.sign_state(&self.key, &mv.state).map_err(internal)?;
         record.latest = FullySignedState {
@@ -229,10 +241,9 @@ impl Wallet {
             return Err(WalletError::Invalid(format!("no pending move in virtual channel {id}")));
         };
         let from = record.base().clone();
-        let registry = self.app_registry();
-        let rule = Self::rule(&registry, &record.params)?;
+        let rule = self.rule_for(&record)?;
         let d = self.deployment();
-        check_move(rule, &d, &record.params, &from, &to, record.my_index, &sig)?;
+        check_move(rule.as_ref(), &d, &record.params, &from, &to, record.my_index, &sig)?;
         let key = record_key(&record.params, &from)?;
         let adjudicator = Adjudicator::new(d.adjudicator, &self.provider);
         let actor = alloy::primitives::U256::from(record.my_index.index());

@@ -132,6 +132,7 @@ pub(crate) fn pair_on(hub_url: &str, deposit: u64, mut store: impl FnMut(&std::p
                 pending: None,
                 pending_sig: None,
                 on_chain: None,
+                app: None,
             })
             .expect("save virtual");
         let provider = Devnet::provider_at(hub_url.parse().expect("url"), &key);

@@ -191,6 +191,7 @@ impl Wallet {
             pending: None,
             pending_sig: None,
             on_chain: None,
+            app: self.app_kind(&view.params),
         };
         self.store.save_virtual(&virtual_record)?;
         Ok(virtual_record)
@@ -228,6 +229,7 @@ impl Wallet {
             pending: None,
             pending_sig: None,
             on_chain: None,
+            app: self.app_kind(&view.params),
         };
         let _guard = self.lock.lock().await;
         self.store.save_virtual(&record)?;

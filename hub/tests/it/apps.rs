@@ -82,6 +82,10 @@ async fn games_in_virtual_channels_need_no_hub_and_close_into_both_parents() -> 
     let proposal = bob.proposals().await?.into_iter().find(|p| p.id == v).expect("Bob sees the proposal");
     bob.accept_virtual(&proposal, y).await?;
     alice.wait_virtual_open(v, Duration::from_secs(10)).await?;
+    for w in [&alice, &bob] {
+        let kind = w.virtual_record(v)?.app;
+        assert_eq!(kind, Some(ingrid_client_sdk::app::AppKind::CoinFlip), "the rule is kept with the channel");
+    }
     let requests = hub.requests();
 
     let (salt, bit) = (B256::repeat_byte(0x5a), true);
