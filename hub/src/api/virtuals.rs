@@ -254,10 +254,12 @@ pub(super) fn parent<'a>(
             body = ErrorBody),
         (status = 413, description = "`body_too_large`: the body exceeds 1 MiB.", body = ErrorBody),
         (status = 422, description = "Refused. Params: `client_not_participant` (the client is not \
-            participant 0), `invalid_params` (zero or equal participants, not exactly virtual, an app, the hub \
-            as a participant, challenge duration out of the hub's bounds), `challenge_too_long` (longer than \
+            participant 0), `invalid_params` (zero or equal participants, not exactly virtual, the hub \
+            as a participant, challenge duration out of the hub's bounds), `app_not_allowed` (an app the \
+            operator does not allow: `/v1/hub` lists the allowed ones), `challenge_too_long` (longer than \
             the parent's). Opening state: `channel_id_mismatch`, `wrong_version` (not version 0), \
-            `app_data_not_empty`, `locks_changed` (an opening state holds no locks), `duplicate_asset`, \
+            `app_data_not_empty` (app data without an app), `invalid_app_opening` (not the app's start), \
+            `locks_changed` (an opening state holds no locks), `duplicate_asset`, \
             `balance_shape`, `overflow`, `final_state`, `assets_mismatch` (not the parent's assets in their \
             order), `empty_virtual_channel` (nothing deposited), `virtual_amount_below_minimum`, \
             `virtual_amount_above_maximum`. Quote: `quote_altered` (not signed by this hub as it is), \
