@@ -347,6 +347,11 @@ impl Rules {
                     "the final state is not a state of this channel without locks (nor app data, for payments)",
                 ));
             }
+            // A state the adjudicator refuses could never fix V's record: a parent settled
+            // with it off chain would leave the other (the hub's coins) unsettleable.
+            if last.appData.len() > ingrid_client_sdk::app::MAX_APP_DATA {
+                return Err(ingrid_client_sdk::app::AppError::AppDataTooLong.into());
+            }
             if last.outcome.assets != opening.outcome.assets {
                 return Err(ProtocolError::invalid(
                     "assets_changed",

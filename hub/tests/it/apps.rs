@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::signers::local::PrivateKeySigner;
-use ingrid_client_sdk::api::{StateRequest, VirtualProposal, VirtualStatus};
+use ingrid_client_sdk::api::{StateRequest, VirtualClose, VirtualProposal, VirtualStatus};
 use ingrid_client_sdk::app::{coin_flip, conditional_payment, tic_tac_toe};
 use ingrid_client_sdk::client::ClientError;
 use ingrid_client_sdk::p2p::{P2pClose, Payment};
 use ingrid_client_sdk::state::channel_id;
-use ingrid_client_sdk::virtual_channel::{Link, finalize, lock_in_parent};
+use ingrid_client_sdk::virtual_channel::{Link, finalize, lock_in_parent, settle_in_parent};
 use ingrid_client_sdk::wallet::Wallet;
 use ingrid_client_sdk::{Allocation, Params, Role, State};
 
@@ -131,6 +131,25 @@ async fn games_in_virtual_channels_need_no_hub_and_close_into_both_parents() -> 
     assert_eq!(coin_flip::winner(&revealed), Some(Role::First), "Bob guessed 0, the bit was 1");
     assert_eq!(revealed.outcome.balances[0], [ether(2), U256::ZERO]);
     assert_eq!(hub.requests(), requests, "the game needed no hub request");
+
+    // A final state both sign but the adjudicator would refuse (app data over 1024 bytes):
+    // the hub settles no parent with it, and nothing changes.
+    let d = env.stack.contracts.deployment;
+    let mut bloated = revealed.clone();
+    bloated.version += 1;
+    bloated.appData = Bytes::from(vec![7u8; ingrid_client_sdk::app::MAX_APP_DATA + 1]);
+    let x_update = settle_in_parent(&alice.store().load(x)?.expect("X").latest.state, &bloated)?;
+    let refused_close = VirtualClose {
+        sigs: [d.sign_state(&ak, &bloated)?, d.sign_state(&bk, &bloated)?],
+        parents: vec![StateRequest { signature: d.sign_state(&ak, &x_update)?, state: x_update }],
+        state: bloated,
+    };
+    let before = env.snapshot().await?;
+    match alice.hub().close_virtual(v, &refused_close, None).await {
+        Err(ClientError::Refused { status: 422, body, .. }) if body.error == "app_data_too_long" => {}
+        other => anyhow::bail!("expected 422 app_data_too_long, got {other:?}"),
+    }
+    assert_eq!(env.snapshot().await?, before, "the refused close changed nothing");
 
     close(&alice, &bob, v).await?;
     bob.sync_channel(y).await?;

@@ -285,20 +285,6 @@ impl AppRegistry {
         }
         self.get(&params.app).map(Some).ok_or(AppError::NoApp(params.app))
     }
-
-    /// Checks a move as the adjudicator's `progress` would force it (see [`check_move`]).
-    pub fn check_move(
-        &self,
-        deployment: &Deployment,
-        params: &Params,
-        from: &State,
-        to: &State,
-        actor: Role,
-        sig: &[u8],
-    ) -> Result<(), AppError> {
-        let app = self.rule_of(params)?.ok_or(AppError::NoApp(params.app))?;
-        check_move(app, deployment, params, from, to, actor, sig)
-    }
 }
 
 /// Checks the params of a virtual channel that may run an app of `apps`: as

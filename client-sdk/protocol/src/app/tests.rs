@@ -164,19 +164,16 @@ fn check_move_adds_the_adjudicator_s_checks_and_the_registry_knows_only_its_apps
     let s1 = app.apply(&p, &s0, Role::First, coin_flip::commit(B256::ZERO, false)).expect("commit");
     let by_alice = deployment.sign_state(&alice, &s1).expect("sign");
     let by_bob = deployment.sign_state(&bob, &s1).expect("sign");
-    registry.check_move(&deployment, &p, &s0, &s1, Role::First, &by_alice).expect("valid");
-    assert!(matches!(
-        registry.check_move(&deployment, &p, &s0, &s1, Role::First, &by_bob),
-        Err(AppError::BadSignature(_))
-    ));
+    check_move(app, &deployment, &p, &s0, &s1, Role::First, &by_alice).expect("valid");
+    assert!(matches!(check_move(app, &deployment, &p, &s0, &s1, Role::First, &by_bob), Err(AppError::BadSignature(_))));
     let mut skip = s1.clone();
     skip.version = 2;
     let sig = deployment.sign_state(&alice, &skip).expect("sign");
-    assert_eq!(registry.check_move(&deployment, &p, &s0, &skip, Role::First, &sig), Err(AppError::VersionNotNext));
+    assert_eq!(check_move(app, &deployment, &p, &s0, &skip, Role::First, &sig), Err(AppError::VersionNotNext));
     let mut more = s1.clone();
     more.outcome.balances[0][0] = U256::from(9);
     let sig = deployment.sign_state(&alice, &more).expect("sign");
-    assert_eq!(registry.check_move(&deployment, &p, &s0, &more, Role::First, &sig), Err(AppError::ValueNotPreserved));
+    assert_eq!(check_move(app, &deployment, &p, &s0, &more, Role::First, &sig), Err(AppError::ValueNotPreserved));
     let unknown = params(Address::repeat_byte(0x55), alice.address(), bob.address());
     assert_eq!(registry.rule_of(&unknown).err(), Some(AppError::NoApp(unknown.app)));
     let payments = params(Address::ZERO, alice.address(), bob.address());
