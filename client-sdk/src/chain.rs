@@ -324,14 +324,13 @@ impl DisputeRecord {
 /// The dispute record of a channel.
 pub async fn dispute<P: Provider>(provider: &P, deployment: &Deployment, channel: B256) -> ChainResult<DisputeRecord> {
     let r = Adjudicator::new(deployment.adjudicator, provider).disputes(channel).call().await?;
-    let f = Adjudicator::new(deployment.adjudicator, provider).forceExecution(channel).call().await?;
-    Ok(DisputeRecord {
-        timeout: r.timeout,
-        version: r.version,
-        phase: r.phase,
-        state_hash: r.stateHash,
-        window: f.window,
-    })
+    // The window matters only while the record may still be refuted: read it only then.
+    let window = if r.phase == phase::DISPUTE {
+        Adjudicator::new(deployment.adjudicator, provider).forceExecution(channel).call().await?.window
+    } else {
+        0
+    };
+    Ok(DisputeRecord { timeout: r.timeout, version: r.version, phase: r.phase, state_hash: r.stateHash, window })
 }
 
 /// What `participant` holds in `channel` at the asset holder `holder` (any asset).
