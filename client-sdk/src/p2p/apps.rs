@@ -58,6 +58,8 @@ impl Wallet {
     /// state made final when nothing of this client is pending and it is the peer's move
     /// (the latest allocation is then what this client gets if the peer stalls); or this
     /// client's own pending, not final, move made final (the peer evidently received it).
+    /// "The peer's move" includes this client's own optional move (a payer with no offer
+    /// pending).
     /// Never a close that drops a move of this client (a reveal, a claim) or concedes while
     /// it is this client's move.
     pub(crate) fn app_close_acceptable(&self, record: &VirtualRecord, close: &State) -> bool {
@@ -70,7 +72,10 @@ impl Wallet {
         }
         let Ok(rule) = self.rule_for(record) else { return false };
         match &record.pending {
-            None => rule.turn(latest) == Some(record.my_index.peer()) && finalize(latest).is_ok_and(|f| &f == close),
+            None => {
+                (rule.turn(latest) == Some(record.my_index.peer()) || rule.optional_move(latest))
+                    && finalize(latest).is_ok_and(|f| &f == close)
+            }
             Some(p) if !p.isFinal => rule.turn(p) != Some(record.my_index) && finalize(p).is_ok_and(|f| &f == close),
             Some(_) => false,
         }
@@ -150,7 +155,7 @@ impl Wallet {
     /// The rule of app channel `record`: the kind stored with the channel when it opened
     /// (so a hub that stops announcing the app cannot make this client lose by stalling),
     /// else the app the hub announces at that address.
-    fn rule_for(&self, record: &VirtualRecord) -> Result<Arc<dyn App>, AppError> {
+    pub(super) fn rule_for(&self, record: &VirtualRecord) -> Result<Arc<dyn App>, AppError> {
         if let Some(kind) = record.app {
             return Ok(kind.rule());
         }

@@ -137,6 +137,11 @@ pub enum PaymentRefusal {
     /// turn, not a valid move, the wrong allocation, not signed by the mover, ...).
     #[error("invalid move: {0}")]
     Move(crate::app::AppError),
+    /// A seller cannot deliver what an offer asks for (content that does not open its lock,
+    /// or too long to reveal in a claim; a channel registered on chain): it countersigns
+    /// nothing, and the buyer drops its offer.
+    #[error("not deliverable: {0}")]
+    Undeliverable(String),
     /// The payee could not sign or store the state (its fault, not the payer's).
     #[error("the payee failed: {0}")]
     Internal(String),
@@ -157,6 +162,7 @@ impl PaymentRefusal {
             Self::TakesFromPayee(_) => "takes_from_payee",
             Self::Busy { .. } => "payee_busy",
             Self::Move(e) => e.code(),
+            Self::Undeliverable(_) => "not_deliverable",
             Self::Internal(_) => "internal",
         }
     }
@@ -361,6 +367,20 @@ impl Wallet {
         Ok(record)
     }
 
+    /// Drops this client's pending payment or move in virtual channel `id`, which the peer
+    /// refused (did not countersign); the latest state signed by both stays. A dropped move
+    /// stays signed: the next one reuses its version, and the peer, holding a newer state
+    /// signed by both, can refute the old one.
+    pub async fn drop_pending(&self, id: B256) -> Result<(), WalletError> {
+        let _guard = self.lock.lock().await;
+        let mut record = self.virtual_record(id)?;
+        if record.pending.take().is_some() {
+            record.pending_sig = None;
+            self.store.save_virtual(&record)?;
+        }
+        Ok(())
+    }
+
     /// Asks the peer to close virtual channel `id` at its latest balances: signs the final
     /// state and keeps it as pending (no payment can follow it). Asking again returns the
     /// same final state. Refused while a payment is pending. To give up on a close the peer
@@ -458,7 +478,6 @@ impl Wallet {
                 vrecord.latest = FullySignedState { state: close.state.clone(), sigs: sigs.clone() };
                 vrecord.pending = None;
                 vrecord.pending_sig = None;
-                vrecord.pending_sig = None;
                 self.store.save_virtual(&vrecord)?;
             }
             sigs
@@ -472,6 +491,9 @@ impl Wallet {
 }
 
 mod apps;
+mod delivery;
+
+pub use delivery::{Delivery, Offer, OfferCheck};
 
 #[cfg(test)]
 pub(crate) mod tests;

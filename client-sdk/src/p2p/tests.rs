@@ -87,10 +87,25 @@ pub(crate) fn pair(hub_url: &str, deposit: u64) -> Pair {
 }
 
 /// [`pair`] with each wallet's store made by `store` (from a scratch directory).
-pub(crate) fn pair_on(hub_url: &str, deposit: u64, mut store: impl FnMut(&std::path::Path) -> ChannelStore) -> Pair {
+pub(crate) fn pair_on(hub_url: &str, deposit: u64, store: impl FnMut(&std::path::Path) -> ChannelStore) -> Pair {
+    pair_with(hub_url, deposit, None, store)
+}
+
+/// [`pair`] for a channel of app `kind` opened with `app_data` (the hub announces the app at
+/// a made-up address; nothing here touches a chain).
+pub(crate) fn app_pair(hub_url: &str, deposit: u64, kind: crate::app::AppKind, app_data: Bytes) -> Pair {
+    pair_with(hub_url, deposit, Some((kind, app_data)), |dir| ChannelStore::open(dir).expect("store"))
+}
+
+fn pair_with(
+    hub_url: &str,
+    deposit: u64,
+    app: Option<(crate::app::AppKind, Bytes)>,
+    mut store: impl FnMut(&std::path::Path) -> ChannelStore,
+) -> Pair {
     let (alice_key, bob_key, hub_key) =
         (PrivateKeySigner::random(), PrivateKeySigner::random(), PrivateKeySigner::random());
-    let info = HubInfo {
+    let mut info = HubInfo {
         address: hub_key.address(),
         chain_id: 31337,
         adjudicator: Address::repeat_byte(0xad),
@@ -103,9 +118,23 @@ pub(crate) fn pair_on(hub_url: &str, deposit: u64, mut store: impl FnMut(&std::p
         virtual_fees: false,
         apps: Default::default(),
     };
+    let mut vparams = params([alice_key.address(), bob_key.address()], false);
+    if let Some((kind, _)) = &app {
+        let address = Address::repeat_byte(0xa0);
+        info.apps = match kind {
+            crate::app::AppKind::CoinFlip => crate::app::AppDeployment { coin_flip: address, ..Default::default() },
+            crate::app::AppKind::TicTacToe => crate::app::AppDeployment { tic_tac_toe: address, ..Default::default() },
+            crate::app::AppKind::ConditionalPayment => {
+                crate::app::AppDeployment { conditional_payment: address, ..Default::default() }
+            }
+        };
+        vparams.app = address;
+    }
     let d = Deployment { chain_id: info.chain_id, adjudicator: info.adjudicator };
-    let vparams = params([alice_key.address(), bob_key.address()], false);
-    let v0 = opening(&vparams, vec![[u(deposit), u(0)], [u(50), u(50)]]);
+    let mut v0 = opening(&vparams, vec![[u(deposit), u(0)], [u(50), u(50)]]);
+    if let Some((_, data)) = &app {
+        v0.appData = data.clone();
+    }
     // Alice's parent X (Alice 0, hub 1) and Bob's parent Y (Bob 0, hub 1), both locking V.
     let xparams = params([alice_key.address(), hub_key.address()], true);
     let yparams = params([bob_key.address(), hub_key.address()], true);
@@ -132,7 +161,7 @@ pub(crate) fn pair_on(hub_url: &str, deposit: u64, mut store: impl FnMut(&std::p
                 pending: None,
                 pending_sig: None,
                 on_chain: None,
-                app: None,
+                app: app.as_ref().map(|(kind, _)| *kind),
             })
             .expect("save virtual");
         let provider = Devnet::provider_at(hub_url.parse().expect("url"), &key);

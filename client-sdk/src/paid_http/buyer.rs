@@ -103,6 +103,75 @@ impl PayingClient {
         self.send(Method::POST, url, Some(body)).await
     }
 
+    /// `GET url`, paid on delivery in conditional-payment channel `channel`: offers the
+    /// price against `lock`, the keccak-256 of the body expected, and takes the seller's
+    /// claim, which reveals the body; the answer's `body` is that content, checked against
+    /// `lock` as the chain would check it. Learns the price from a first `402`, and resyncs
+    /// once after a `409`. An offer the seller refused (or answered without a delivery, e.g.
+    /// a `404` from its handler) is dropped: the seller countersigned nothing. An offer whose
+    /// answer was lost stays pending, and the same call sends it again (the seller delivers
+    /// the same content again without charging twice).
+    pub async fn get_on_delivery(&self, url: &str, lock: B256) -> Result<PaidResponse, PayingError> {
+        let _one = self.one_at_a_time.lock().await;
+        let mut price = self.price(url);
+        let (mut priced, mut resynced) = (false, false);
+        loop {
+            let offer = match price {
+                Some(price) => Some(self.wallet.offer(self.channel, self.asset, price, lock).await?),
+                None => None,
+            };
+            let mut request = self.http.get(url);
+            if let Some(offer) = &offer {
+                let value = encode_header(offer).map_err(|e| PayingError::BadAnswer(e.to_string()))?;
+                request = request.header(OFFER_HEADER, value);
+            }
+            let response = request.send().await?;
+            let (status, headers) = (response.status(), response.headers().clone());
+            let bytes = response.bytes().await?.to_vec();
+            if let Some(offer) = &offer
+                && status.is_success()
+            {
+                let Some(value) = headers.get(DELIVERY_HEADER) else {
+                    // Kept pending: sent again, the seller delivers it if it did.
+                    return Err(PayingError::BadAnswer(format!(
+                        "a {status} answer to an offer without {DELIVERY_HEADER}"
+                    )));
+                };
+                let delivery: Delivery = decode_header(value.as_bytes())
+                    .map_err(|e| PayingError::BadAnswer(format!("{DELIVERY_HEADER}: {e}")))?;
+                let content = self.wallet.take_delivery(offer, &delivery).await?;
+                return Ok(PaidResponse { status, headers, body: content.to_vec(), receipt: Some(delivery.receipt) });
+            }
+            if offer.is_some() {
+                self.wallet.drop_pending(self.channel).await?;
+            }
+            let Some(refusal) = serde_json::from_slice::<PaymentRequired>(&bytes).ok() else {
+                return Ok(PaidResponse { status, headers, body: bytes, receipt: None });
+            };
+            if let Some(latest) = &refusal.latest
+                && latest.state.version >= self.wallet.virtual_record(self.channel)?.latest.state.version
+            {
+                self.wallet.resync(self.channel, latest).await?;
+            }
+            let retry = match status {
+                StatusCode::PAYMENT_REQUIRED if refusal.asset == self.asset && !priced => {
+                    self.remember(url, refusal.price);
+                    price = Some(refusal.price);
+                    priced = true;
+                    true
+                }
+                StatusCode::CONFLICT if refusal.latest.is_some() && !resynced => {
+                    resynced = true;
+                    true
+                }
+                _ => false,
+            };
+            if !retry {
+                return Err(PayingError::Refused { status: status.as_u16(), body: Box::new(refusal) });
+            }
+        }
+    }
+
     /// The payment to attach: the pending one if a receipt was lost, else a new one.
     async fn payment(&self, price: Option<U256>) -> Result<Option<Payment>, PayingError> {
         if let Some(pending) = self.wallet.pending_payment(self.channel).await? {

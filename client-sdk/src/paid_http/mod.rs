@@ -9,6 +9,12 @@
 //!   close and accepts the buyers' virtual channel proposals.
 //! - Buyer: [`PayingClient`] attaches payments, learns prices from `402`s, resyncs after a
 //!   `409`, and stores every receipt.
+//! - Pay on delivery, in a conditional-payment channel ([`crate::p2p::Offer`]): the seller's
+//!   [`PaymentLayer::on_delivery`] takes an offer in [`OFFER_HEADER`] against the hash of the
+//!   body the buyer expects, runs the handler, and answers a body that opens the lock with
+//!   its claim in [`DELIVERY_HEADER`]; [`PayingClient::get_on_delivery`] makes the offer and
+//!   takes the delivery. The buyer pays only for the content it named, the seller is paid
+//!   by delivering it.
 //!
 //! Headers hold the JSON of a [`Payment`] or [`Receipt`] in base64url without padding.
 //!
@@ -45,14 +51,19 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::api::{ErrorBody, FullySignedState, VirtualStatus, VirtualView};
+use crate::app::conditional_payment::MAX_PREIMAGE;
 use crate::client::ClientError;
-use crate::p2p::{CloseAnswer, P2pClose, Payment, PaymentRefusal, Receipt};
+use crate::p2p::{CloseAnswer, Delivery, Offer, OfferCheck, P2pClose, Payment, PaymentRefusal, Receipt};
 use crate::wallet::{Wallet, WalletError};
 
 /// Request header carrying a [`Payment`].
 pub const PAYMENT_HEADER: &str = "x-ingrid-payment";
 /// Response header carrying the seller's [`Receipt`].
 pub const RECEIPT_HEADER: &str = "x-ingrid-receipt";
+/// Request header carrying an [`Offer`] (paid on delivery).
+pub const OFFER_HEADER: &str = "x-ingrid-offer";
+/// Response header carrying the seller's [`Delivery`] (its receipt of the offer and its claim).
+pub const DELIVERY_HEADER: &str = "x-ingrid-delivery";
 
 /// Why a payment or receipt header could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -111,9 +122,13 @@ pub fn refusal_status(refusal: &PaymentRefusal) -> StatusCode {
         | PaymentRefusal::Invalid(_)
         | PaymentRefusal::WrongAsset(_)
         | PaymentRefusal::TakesFromPayee(_)
-        | PaymentRefusal::Move(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        | PaymentRefusal::Move(_)
+        | PaymentRefusal::Undeliverable(_) => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
+
+#[cfg(test)]
+mod on_delivery_tests;
 
 #[cfg(test)]
 mod tests {

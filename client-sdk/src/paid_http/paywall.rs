@@ -30,16 +30,87 @@ pub(super) fn error_body(status: StatusCode, error: &str, message: impl Into<Str
     (status, Json(ErrorBody { error: error.into(), message: message.into() }))
 }
 
+/// When a request is paid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Terms {
+    /// Up front: a payment in [`PAYMENT_HEADER`], countersigned before the handler runs.
+    Upfront,
+    /// On delivery: an offer in [`OFFER_HEADER`] against the hash of the response body, which
+    /// the seller claims by revealing the body.
+    OnDelivery,
+}
+
 pub(super) struct Paywall {
     wallet: Arc<Wallet>,
     price: U256,
     asset: Address,
+    terms: Terms,
 }
 
 impl Paywall {
     fn refuse(&self, status: StatusCode, error: &str, message: String, latest: Option<FullySignedState>) -> Response {
         let body = PaymentRequired { error: error.into(), message, price: self.price, asset: self.asset, latest };
         (status, Json(body)).into_response()
+    }
+
+    fn refused(&self, refusal: &PaymentRefusal) -> Response {
+        let latest = refusal.latest().cloned();
+        self.refuse(refusal_status(refusal), refusal.code(), refusal.to_string(), latest)
+    }
+
+    /// Sells `request` on delivery: checks the offer, runs `inner`, and delivers a successful
+    /// answer's body if it opens the offer's lock (the claim and the seller's receipt of the
+    /// offer ride in [`DELIVERY_HEADER`]). An unsuccessful answer goes back as it is, with
+    /// nothing signed; so does the refusal of an offer, or of a body that does not open it.
+    async fn on_delivery<S, B>(&self, inner: &mut S, mut request: Request<B>) -> Result<Response, S::Error>
+    where
+        S: tower::Service<Request<B>, Response = Response>,
+    {
+        let Some(header) = request.headers().get(OFFER_HEADER) else {
+            let message = format!(
+                "this request costs {} of asset {}, paid on delivery: offer in {OFFER_HEADER}",
+                self.price, self.asset
+            );
+            return Ok(self.refuse(StatusCode::PAYMENT_REQUIRED, "payment_required", message, None));
+        };
+        let offer: Offer = match decode_header(header.as_bytes()) {
+            Ok(offer) => offer,
+            Err(e) => {
+                let message = format!("{OFFER_HEADER}: {e}");
+                return Ok(self.refuse(StatusCode::BAD_REQUEST, "malformed_payment", message, None));
+            }
+        };
+        match self.wallet.check_offer(&offer, self.asset, self.price).await {
+            Ok(OfferCheck::Deliver { .. }) => {}
+            Ok(OfferCheck::Delivered { delivery, content }) => {
+                return Ok(delivered(Response::new(axum::body::Body::from(content.0)), &delivery));
+            }
+            Err(refusal) => return Ok(self.refused(&refusal)),
+        }
+        let paid = PaidRequest {
+            channel: offer.offer.channel,
+            version: offer.offer.state.version,
+            price: self.price,
+            asset: self.asset,
+        };
+        request.extensions_mut().insert(paid);
+        let response = inner.call(request).await?;
+        if !response.status().is_success() {
+            return Ok(response);
+        }
+        let (parts, body) = response.into_parts();
+        let content = match axum::body::to_bytes(body, MAX_PREIMAGE).await {
+            Ok(content) => content,
+            Err(e) => {
+                let message =
+                    format!("the answer could not be delivered in a claim (at most {MAX_PREIMAGE} bytes): {e}");
+                return Ok(self.refuse(StatusCode::UNPROCESSABLE_ENTITY, "not_deliverable", message, None));
+            }
+        };
+        match self.wallet.deliver(&offer, self.asset, self.price, content.clone().into()).await {
+            Ok(delivery) => Ok(delivered(Response::from_parts(parts, axum::body::Body::from(content)), &delivery)),
+            Err(refusal) => Ok(self.refused(&refusal)),
+        }
     }
 
     /// Checks and stores the request's payment; the refusal to send otherwise.
@@ -61,26 +132,44 @@ impl Paywall {
                 };
                 Ok((receipt, paid))
             }
-            Err(refusal) => {
-                let latest = refusal.latest().cloned();
-                Err(self.refuse(refusal_status(&refusal), refusal.code(), refusal.to_string(), latest))
-            }
+            Err(refusal) => Err(self.refused(&refusal)),
         }
     }
 }
 
+/// `response` with `delivery` in [`DELIVERY_HEADER`].
+fn delivered(mut response: Response, delivery: &Delivery) -> Response {
+    match encode_header(delivery) {
+        Ok(value) => {
+            response.headers_mut().insert(DELIVERY_HEADER, value);
+        }
+        Err(e) => tracing::error!(error = %e, "could not encode a delivery"),
+    }
+    response
+}
+
 /// A tower layer that sells each request for `price` of `asset`, paid in a virtual channel
-/// of `wallet` (see the [module docs](self)). Use it with `Router::route_layer` (or
-/// `Router::layer`, `MethodRouter::layer`).
+/// of `wallet`, up front ([`PaymentLayer::new`]) or on delivery ([`PaymentLayer::on_delivery`];
+/// see the [module docs](self)). Use it with `Router::route_layer` (or `Router::layer`,
+/// `MethodRouter::layer`).
 #[derive(Clone)]
 pub struct PaymentLayer {
     paywall: Arc<Paywall>,
 }
 
 impl PaymentLayer {
-    /// Sells requests for `price` of `asset` (an asset holder address of the channels).
+    /// Sells requests for `price` of `asset` (an asset holder address of the channels), paid
+    /// up front.
     pub fn new(wallet: Arc<Wallet>, price: U256, asset: Address) -> Self {
-        Self { paywall: Arc::new(Paywall { wallet, price, asset }) }
+        Self { paywall: Arc::new(Paywall { wallet, price, asset, terms: Terms::Upfront }) }
+    }
+
+    /// Sells requests for `price` of `asset`, paid on delivery in conditional-payment
+    /// channels: the buyer offers the price against the keccak-256 of the body it expects
+    /// (content it can name by hash, at most [`MAX_PREIMAGE`] bytes), the handler runs, and
+    /// a successful body that opens the lock is claimed and delivered together.
+    pub fn on_delivery(wallet: Arc<Wallet>, price: U256, asset: Address) -> Self {
+        Self { paywall: Arc::new(Paywall { wallet, price, asset, terms: Terms::OnDelivery }) }
     }
 }
 
@@ -119,6 +208,9 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let paywall = self.paywall.clone();
         Box::pin(async move {
+            if paywall.terms == Terms::OnDelivery {
+                return paywall.on_delivery(&mut inner, request).await;
+            }
             let (receipt, paid) = match paywall.admit(request.headers()).await {
                 Ok(admitted) => admitted,
                 Err(refusal) => return Ok(refusal),

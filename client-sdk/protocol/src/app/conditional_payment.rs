@@ -27,6 +27,10 @@ alloy::sol! {
     }
 }
 
+/// The longest preimage a claim can reveal: the claim's app data (the ABI encoding of
+/// [`Data`] with no amounts) must stay within [`super::MAX_APP_DATA`].
+pub const MAX_PREIMAGE: usize = super::MAX_APP_DATA - 7 * 32;
+
 /// The rule of conditional payments.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ConditionalPayment;
@@ -57,6 +61,11 @@ pub fn lock_of(preimage: &[u8]) -> B256 {
 /// The channel's data in `state`.
 pub fn data(state: &State) -> Result<Data, AppError> {
     decode(&state.appData)
+}
+
+/// The offer pending in `state`: its lock and amounts (one per asset), if any.
+pub fn pending_offer(state: &State) -> Option<(B256, Vec<U256>)> {
+    data(state).ok().filter(|d| !d.amounts.is_empty()).map(|d| (d.lock, d.amounts))
 }
 
 impl super::Prescribe for ConditionalPayment {
@@ -114,6 +123,11 @@ impl App for ConditionalPayment {
         let d = data(state).ok()?;
         let payer = Role::from_index(usize::from(d.payer)).ok()?;
         Some(if d.amounts.is_empty() { payer } else { payer.peer() })
+    }
+
+    /// With no offer pending, the payer's move (an offer) is optional.
+    fn optional_move(&self, state: &State) -> bool {
+        data(state).is_ok_and(|d| d.amounts.is_empty())
     }
 
     fn check_opening(&self, state: &State) -> Result<(), AppError> {

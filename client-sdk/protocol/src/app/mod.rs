@@ -144,6 +144,14 @@ pub trait App: fmt::Debug + Send + Sync {
     /// Whether `state` is a valid opening state of this app (its first state, signed by both
     /// when the channel opens): the app's initial data for the allocation the players put in.
     fn check_opening(&self, state: &State) -> Result<(), AppError>;
+
+    /// Whether the participant whose turn it is in `state` gives nothing up if the channel
+    /// closes there: its move is optional (a conditional payment with no offer pending; the
+    /// payer need not offer). False by default: in a game the next move may win.
+    fn optional_move(&self, state: &State) -> bool {
+        let _ = state;
+        false
+    }
 }
 
 /// The apps Ingrid ships.

@@ -150,6 +150,24 @@ fn a_conditional_payment_is_the_payee_s_only_with_the_preimage() {
     assert_eq!(app.apply(&p, &paid, Role::Second, offer(&paid)), Err(AppError::NotYourTurn));
     let too_much = conditional_payment::offer(&paid, lock, vec![U256::from(7)]).expect("d");
     assert_eq!(app.apply(&p, &paid, Role::First, too_much), Err(AppError::InvalidMove));
+    // Closing costs the payer nothing while no offer is pending; the payee, a pending offer.
+    assert!(app.optional_move(&s0) && app.optional_move(&paid));
+    assert_eq!(conditional_payment::pending_offer(&paid), None);
+    let offered = play(&app, &p, paid, &[(Role::First, &offer)]);
+    assert!(!app.optional_move(&offered));
+    assert_eq!(conditional_payment::pending_offer(&offered), Some((lock, vec![U256::from(4)])));
+    assert!(!coin_flip::CoinFlip.optional_move(&opening(&p, [1, 1], coin_flip::opening())), "a game's move may win");
+}
+
+#[test]
+fn a_claim_reveals_at_most_max_preimage_bytes_within_the_app_data_bound() {
+    let p = params(Address::repeat_byte(0x99), Address::repeat_byte(1), Address::repeat_byte(2));
+    let s0 = opening(&p, [10, 0], conditional_payment::opening(Role::Second));
+    let offered =
+        State { appData: conditional_payment::offer(&s0, B256::ZERO, vec![U256::from(1)]).expect("offer"), ..s0 };
+    let size = |n: usize| conditional_payment::claim(&offered, vec![7u8; n].into()).expect("claim").len();
+    assert_eq!(size(conditional_payment::MAX_PREIMAGE), MAX_APP_DATA);
+    assert!(size(conditional_payment::MAX_PREIMAGE + 1) > MAX_APP_DATA);
 }
 
 #[test]
