@@ -107,7 +107,7 @@ pub async fn on_registration(
     let key = dispute::record_key(&reg.params, &reg.state)?;
     let digest = deployment.state_digest(&reg.state);
     let (version, is_final) = (reg.state.version, reg.state.isFinal);
-    let seen = |kind, ours, hub_version| db::SeenRegistration {
+    let seen = |kind, ours, hub: &State| db::SeenRegistration {
         record_key: key,
         channel: id,
         kind,
@@ -116,21 +116,23 @@ pub async fn on_registration(
         digest,
         is_final,
         timeout: reg.timeout,
-        hub_version,
+        hub_version: hub.version,
+        hubs_state: hub.version == version && deployment.state_digest(hub) == digest,
         block,
     };
     if reg.params.ledger {
         let Some(row) = db::channel(db, id).await? else { return Ok(()) };
         let latest = db::state(db, id, row.latest_version).await?.state;
-        db::record_dispute(db, &seen("basic", true, row.latest_version)).await?;
+        db::record_dispute(db, &seen("basic", true, &latest)).await?;
         db::mark_registered(db, id).await?;
         tracing::warn!(channel = %id, version, hub_version = row.latest_version, "basic channel registered on chain");
         enqueue_all(db, plan_basic(id, version, row.latest_version, &latest.outcome.assets)).await?;
     } else {
         let Some(v) = db::virtual_by_id(db, id, 0).await? else { return Ok(()) };
-        let best = v.view.final_state.as_ref().map_or(v.view.initial.version, |f| f.state.version);
+        let best_state = v.view.final_state.as_ref().map_or(&v.view.initial, |f| &f.state);
+        let best = best_state.version;
         let ours = virtual_record_key(&v.view.initial)? == key;
-        db::record_dispute(db, &seen("virtual", ours, best)).await?;
+        db::record_dispute(db, &seen("virtual", ours, best_state)).await?;
         if !ours {
             tracing::warn!(virtual_channel = %id, version, "a state of a virtual channel with other totals registered: not the record its parents read");
             return Ok(());

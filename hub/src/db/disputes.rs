@@ -80,6 +80,9 @@ pub struct SeenRegistration {
     pub timeout: u64,
     /// The newest version the hub held.
     pub hub_version: u64,
+    /// Whether the registered state is the hub's newest (version and digest): an app's forced
+    /// move to the hub's version is not the hub's state and refutes nothing.
+    pub hubs_state: bool,
     /// The block of the event.
     pub block: u64,
 }
@@ -102,7 +105,10 @@ pub async fn record_dispute(db: &mut PgConnection, r: &SeenRegistration) -> sqlx
             let result = DisputeResult::parse(stored)
                 .ok_or_else(|| sqlx::Error::Decode(format!("unknown dispute result {stored}").into()))?;
             let (before, hub_version) = (u64_column(p, "registered_version")?, u64_column(p, "hub_version")?);
-            dispute(result, DisputeEvent::Registered { before, after: r.version, hub_version })
+            dispute(
+                result,
+                DisputeEvent::Registered { before, after: r.version, hub_version, hubs_state: r.hubs_state },
+            )
         }
     };
     sqlx::query(

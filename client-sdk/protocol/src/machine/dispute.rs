@@ -47,6 +47,9 @@ pub enum DisputeEvent {
         after: u64,
         /// The newest version the hub held.
         hub_version: u64,
+        /// Whether the state registered now is the hub's own at `hub_version` (the same
+        /// digest): a forced app move or another state at that version does not refute.
+        hubs_state: bool,
     },
     /// The record's channel concluded on chain.
     Concluded,
@@ -61,12 +64,12 @@ impl DisputeEvent {
 }
 
 /// The dispute's transition function. A registration that is not newer changes nothing (a
-/// replayed event); one that reaches the hub's version refutes an open dispute that started
-/// below it; a conclusion ends any dispute.
+/// replayed event); one that reaches the hub's state (or passes its version) refutes an open
+/// dispute that started below it; a conclusion ends any dispute.
 pub fn dispute(result: DisputeResult, event: DisputeEvent) -> DisputeResult {
     match event {
-        DisputeEvent::Registered { before, after, hub_version } => {
-            let refutes = before < hub_version && after >= hub_version;
+        DisputeEvent::Registered { before, after, hub_version, hubs_state } => {
+            let refutes = before < hub_version && (after > hub_version || (after == hub_version && hubs_state));
             if after > before && result == DisputeResult::Open && refutes { DisputeResult::Refuted } else { result }
         }
         DisputeEvent::Concluded => DisputeResult::Concluded,
@@ -80,8 +83,11 @@ mod tests {
 
     #[test]
     fn a_refutation_to_the_hubs_version_refutes_and_a_conclusion_ends() {
-        let reg = |before, after| DisputeEvent::Registered { before, after, hub_version: 5 };
+        let reg = |before, after| DisputeEvent::Registered { before, after, hub_version: 5, hubs_state: after == 5 };
         assert_eq!(dispute(DisputeResult::Open, reg(3, 5)), DisputeResult::Refuted);
+        let other = DisputeEvent::Registered { before: 3, after: 5, hub_version: 5, hubs_state: false };
+        assert_eq!(dispute(DisputeResult::Open, other), DisputeResult::Open, "a forced move to the hub's version");
+        assert_eq!(dispute(DisputeResult::Open, reg(3, 6)), DisputeResult::Refuted, "newer than the hub's");
         assert_eq!(dispute(DisputeResult::Open, reg(3, 4)), DisputeResult::Open, "still stale");
         assert_eq!(dispute(DisputeResult::Open, reg(5, 6)), DisputeResult::Open, "the hub's own state, newer");
         assert_eq!(dispute(DisputeResult::Open, reg(5, 3)), DisputeResult::Open, "an older event seen again");
@@ -99,7 +105,7 @@ mod tests {
             let mut result = DisputeResult::Open;
             let mut registered = 0;
             for (after, _, conclude) in events {
-                let event = if conclude { DisputeEvent::Concluded } else { DisputeEvent::Registered { before: registered, after, hub_version } };
+                let event = if conclude { DisputeEvent::Concluded } else { DisputeEvent::Registered { before: registered, after, hub_version, hubs_state: after % 2 == 0 } };
                 let next = dispute(result, event);
                 prop_assert!(next >= result);
                 if let DisputeEvent::Registered { after, .. } = event {
