@@ -177,6 +177,11 @@ pub struct ChannelConfig {
     pub min_challenge_duration: u64,
     /// Longest challenge duration accepted, seconds. Default 604800 (a week).
     pub max_challenge_duration: u64,
+    /// Longest challenge duration of a virtual channel that runs an app, seconds. Default
+    /// 86400 (a day). A disputed app channel's record can stay open for 18 of its challenge
+    /// durations (two to refute and start force-execution, then up to 16 forced moves, one
+    /// each), and its parents, with the hub's coins in them, cannot conclude before.
+    pub max_app_challenge_duration: u64,
     /// Longest validity of a virtual channel from its proposal, seconds. Default 604800.
     pub max_virtual_validity: u64,
     /// Seconds the hub waits for the clients before it goes to chain: past a virtual
@@ -206,6 +211,7 @@ impl Default for ChannelConfig {
         Self {
             min_challenge_duration: DEFAULT_MIN_CHALLENGE_DURATION,
             max_challenge_duration: 7 * 24 * 3600,
+            max_app_challenge_duration: 24 * 3600,
             max_virtual_validity: default_max_validity(),
             settle_grace: 3600,
             max_virtual_per_client: None,
@@ -365,6 +371,10 @@ impl Config {
         ensure!(
             self.channels.min_challenge_duration <= self.channels.max_challenge_duration,
             "channels.min_challenge_duration exceeds channels.max_challenge_duration"
+        );
+        ensure!(
+            self.channels.min_challenge_duration <= self.channels.max_app_challenge_duration,
+            "channels.min_challenge_duration exceeds channels.max_app_challenge_duration (no app channel could open)"
         );
         ensure!(self.auth.challenge_ttl > 0 && self.auth.session_ttl > 0, "auth ttls must be positive");
         // The SDK signs no challenge that is valid for longer (`login::MAX_CHALLENGE_LIFETIME`).
@@ -550,6 +560,10 @@ mod tests {
         config.channels.min_challenge_duration = 10 * config.channels.max_challenge_duration;
         let err = config.validate().expect_err("refused").to_string();
         assert!(err.contains("channels.min_challenge_duration"), "{err}");
+        let mut config: Config = Figment::new().merge(Toml::file(&path)).extract().expect("example parses");
+        config.channels.max_app_challenge_duration = config.channels.min_challenge_duration - 1;
+        let err = config.validate().expect_err("refused").to_string();
+        assert!(err.contains("channels.max_app_challenge_duration"), "{err}");
         let mut config: Config = Figment::new().merge(Toml::file(&path)).extract().expect("example parses");
         config.assets[1].holder = config.assets[0].holder;
         let err = config.validate().expect_err("refused").to_string();

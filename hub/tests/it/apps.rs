@@ -230,7 +230,8 @@ async fn games_in_virtual_channels_need_no_hub_and_close_into_both_parents() -> 
     Ok(())
 }
 
-/// A proposal of an app channel by `key` (participant 0) from its parent state `x_state`.
+/// A proposal of an app channel by `key` (participant 0) from its parent state `x_state`,
+/// with a challenge duration of 400 s.
 fn proposal(
     env: &Env,
     key: &PrivateKeySigner,
@@ -239,9 +240,21 @@ fn proposal(
     data: Bytes,
     x_state: &State,
 ) -> VirtualProposal {
+    proposal_lasting(env, key, [peer, app], data, x_state, 400)
+}
+
+/// [`proposal`] to `peer_app[0]` of app `peer_app[1]` with challenge duration `challenge`.
+fn proposal_lasting(
+    env: &Env,
+    key: &PrivateKeySigner,
+    [peer, app]: [Address; 2],
+    data: Bytes,
+    x_state: &State,
+    challenge: u64,
+) -> VirtualProposal {
     let d = env.stack.contracts.deployment;
     let params = Params {
-        challengeDuration: 600,
+        challengeDuration: challenge,
         nonce: U256::from(rand::random::<u64>()),
         participants: [key.address(), peer],
         ledger: false,
@@ -273,6 +286,8 @@ async fn the_hub_refuses_apps_its_operator_does_not_allow() -> anyhow::Result<()
     let mut config = env.config();
     config.apps.tic_tac_toe = Address::ZERO;
     config.apps.conditional_payment = Address::ZERO;
+    // and app channels whose challenge duration is at most 500 s.
+    config.channels.max_app_challenge_duration = 500;
     let hub = ingrid_hub::server::start(config).await?;
     let url = format!("http://{}", hub.addr);
     let (alice, bob) = (env.wallet(&url, 1).await?, env.wallet(&url, 2).await?);
@@ -302,6 +317,12 @@ async fn the_hub_refuses_apps_its_operator_does_not_allow() -> anyhow::Result<()
     .await?;
     refused("app_not_allowed", proposal(&env, &ak, bob.address(), Address::repeat_byte(0x99), Bytes::new(), &x_state))
         .await?;
+    // An allowed app with a challenge duration (600 s) over the operator's cap for apps.
+    refused(
+        "challenge_too_long",
+        proposal_lasting(&env, &ak, [bob.address(), deployed.coin_flip], coin_flip::opening(), &x_state, 600),
+    )
+    .await?;
     // An allowed app, but not from its start (a commitment already made).
     refused(
         "invalid_app_opening",
@@ -328,9 +349,9 @@ async fn the_hub_refuses_apps_its_operator_does_not_allow() -> anyhow::Result<()
             .await
             .is_err()
     );
-    // The allowed app opens.
+    // The allowed app opens, within the cap.
     let v = alice
-        .propose_app(bob.address(), x, &stakes, 600, now() + 3600, deployed.coin_flip, coin_flip::opening())
+        .propose_app(bob.address(), x, &stakes, 400, now() + 3600, deployed.coin_flip, coin_flip::opening())
         .await?;
     assert_eq!(alice.hub().virtual_channel(v).await?.status, VirtualStatus::Proposed);
 
