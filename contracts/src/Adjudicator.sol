@@ -135,7 +135,7 @@ contract Adjudicator is IAdjudicator, EIP712("Ingrid", "1") {
     uint256 public constant MAX_APP_DATA = 1024;
 
     /// Keyed by the channel id of a ledger channel, by `subChannelKey` of a sub-channel.
-    mapping(bytes32 key => Dispute) private _disputes;
+    mapping(bytes32 key => Dispute) internal _disputes;
 
     // ---------------------------------------------------------------- external
 

@@ -8,7 +8,7 @@ const path = require('path');
 
 const CONTRACTS = [
   'Adjudicator', 'EthAssetHolder', 'Erc20AssetHolder', 'TestToken',
-  'CoinFlip', 'TicTacToe', 'ConditionalPayment', 'AppChecker',
+  'CoinFlip', 'TicTacToe', 'ConditionalPayment', 'AppChecker', 'ProgressChecker',
 ];
 const APPS = ['CoinFlip', 'TicTacToe', 'ConditionalPayment'];
 const root = path.join(__dirname, '..');

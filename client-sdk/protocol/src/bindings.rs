@@ -91,9 +91,19 @@ pub mod apps {
             "../artifacts/AppChecker.json"
         );
     }
+    /// A test tool: the adjudicator judging many forced moves (`progress`) in one call (not
+    /// deployed in production).
+    pub mod progress_checker {
+        binding!(
+            #[derive(Debug, PartialEq, Eq)]
+            ProgressChecker,
+            "../artifacts/ProgressChecker.json"
+        );
+    }
     pub use app_checker::AppChecker;
     pub use coin_flip::CoinFlip;
     pub use conditional_payment::ConditionalPayment;
+    pub use progress_checker::ProgressChecker;
     pub use tic_tac_toe::TicTacToe;
 }
 
