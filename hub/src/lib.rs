@@ -26,6 +26,7 @@ pub mod error;
 pub mod fair_game;
 pub mod leader;
 pub mod metrics;
+pub mod on_delivery;
 pub mod openapi;
 pub mod policy;
 pub mod proposals;

@@ -41,6 +41,8 @@ pub struct SaleReport {
     pub on_chain: [[U256; 2]; 2],
     /// The fair game played after the sale.
     pub game: crate::fair_game::GameReport,
+    /// The pay-on-delivery sale after the game.
+    pub delivery: crate::on_delivery::DeliveryReport,
 }
 
 impl SaleReport {
@@ -60,7 +62,8 @@ impl SaleReport {
             "on chain {:?}",
             self.on_chain
         );
-        self.game.check()
+        self.game.check()?;
+        self.delivery.check()
     }
 }
 
@@ -203,6 +206,11 @@ pub async fn run(out: &mut impl Write) -> anyhow::Result<SaleReport> {
 
     writeln!(out, "\n== A fair game (section 4.3): a coin flip inside a virtual channel, through the same hub")?;
     let game = crate::fair_game::run(out, &hub, &hub_url, &devnet, scratch.path(), eth).await?;
+    writeln!(
+        out,
+        "\n== Pay on delivery: a file's chunks named by hash, each paid only by revealing it, through the same hub"
+    )?;
+    let delivery = crate::on_delivery::run(out, &hub, &hub_url, &devnet, scratch.path(), eth).await?;
     hub.stop().await;
     Ok(SaleReport {
         buyer_channel,
@@ -211,6 +219,7 @@ pub async fn run(out: &mut impl Write) -> anyhow::Result<SaleReport> {
         hub_requests_while_paying: while_paying,
         on_chain,
         game,
+        delivery,
     })
 }
 

@@ -77,7 +77,7 @@ pub enum OfferCheck {
     /// again; `content` is its claim's preimage. Nothing is to be done or stored.
     Delivered {
         /// The delivery made before.
-        delivery: Delivery,
+        delivery: Box<Delivery>,
         /// The content it delivered.
         content: Bytes,
     },
@@ -164,7 +164,7 @@ impl Wallet {
         let record = self.load_for_offer(offer)?;
         let (mut record, check) = self.judge_offer(record, offer, asset, price)?;
         let lock = match check {
-            OfferCheck::Delivered { delivery, .. } => return Ok(delivery),
+            OfferCheck::Delivered { delivery, .. } => return Ok(*delivery),
             OfferCheck::Deliver { lock } => lock,
         };
         if content.len() > MAX_PREIMAGE {
@@ -259,14 +259,14 @@ impl Wallet {
             };
             let check = match (&record.pending, &record.pending_sig) {
                 (Some(claim), Some(signature)) => OfferCheck::Delivered {
-                    delivery: Delivery {
+                    delivery: Box::new(Delivery {
                         receipt: Receipt {
                             channel: id,
                             version: o.state.version,
                             signature: record.latest.sigs[me.index()].clone(),
                         },
                         claim: Payment { channel: id, state: claim.clone(), signature: signature.clone() },
-                    },
+                    }),
                     content: conditional_payment::data(claim).map_err(PaymentRefusal::Move)?.preimage,
                 },
                 _ => OfferCheck::Deliver { lock },

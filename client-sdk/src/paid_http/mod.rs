@@ -413,13 +413,17 @@ mod tests {
         let good = proposal_view(&p, vec![[u(40), u(0)], [u(0), u(0)]]);
         let seller_pays = proposal_view(&p, vec![[u(40), u(1)], [u(0), u(0)]]);
         let too_large = proposal_view(&p, vec![[u(40), u(0)], [u(1001), u(0)]]);
-        let (hub, accepted) = proposal_hub(&p, vec![good.clone(), seller_pays.clone(), too_large.clone()]).await;
+        let mut game = proposal_view(&p, vec![[u(40), u(0)], [u(0), u(0)]]);
+        game.params.app = Address::repeat_byte(0xc0);
+        let views = vec![good.clone(), seller_pays.clone(), too_large.clone(), game.clone()];
+        let (hub, accepted) = proposal_hub(&p, views).await;
         Arc::get_mut(&mut p.bob).expect("sole owner").hub = HubClient::new(&hub);
         let (url, _, _) = shop(p.bob.clone(), p.parents[1].id()).await;
         let http = crate::tls::http_client();
         let notify = |id: B256| http.post(format!("{url}/ingrid/proposals")).json(&ProposalNotice { id }).send();
 
-        for (view, code) in [(&seller_pays, "seller_deposit"), (&too_large, "deposit_too_large")] {
+        let refused = [(&seller_pays, "seller_deposit"), (&too_large, "deposit_too_large"), (&game, "app_not_sold")];
+        for (view, code) in refused {
             let response = notify(view.id).await.expect("send");
             assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
             assert_eq!(response.json::<ErrorBody>().await.expect("error body").error, code);

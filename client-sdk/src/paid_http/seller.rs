@@ -1,6 +1,8 @@
 //! The seller's routes (direct close, proposals) and its terms for proposals.
 
 use super::*;
+use crate::Role;
+use crate::app::conditional_payment;
 
 /// What a seller accepts from buyers opening virtual channels to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +105,15 @@ pub(super) async fn proposal(
     let view = seller.wallet.hub().virtual_channel(id).await.map_err(|e| wallet_error(e.into()))?;
     check_proposal(&view, seller.wallet.address(), &seller.config)
         .map_err(|(code, message)| error_body(StatusCode::UNPROCESSABLE_ENTITY, code, message))?;
+    if !view.params.app.is_zero() {
+        // A seller runs payments, and conditional payments the buyer makes (pay on delivery).
+        let sold = (seller.wallet.apps().conditional_payment, conditional_payment::opening(Role::First));
+        if (view.params.app, &view.initial.appData) != (sold.0, &sold.1) {
+            let message =
+                format!("app {} is not sold here: payments, or conditional payments by the buyer", view.params.app);
+            return Err(error_body(StatusCode::UNPROCESSABLE_ENTITY, "app_not_sold", message));
+        }
+    }
     let record = seller.wallet.accept_virtual(&view, seller.config.parent).await.map_err(wallet_error)?;
     Ok(Json(ProposalAccepted { id, latest: record.latest }))
 }
