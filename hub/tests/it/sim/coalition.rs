@@ -12,7 +12,7 @@ use ingrid_client_sdk::api::{
     ChannelStatus, ChannelView, FullySignedState, OpenChannelRequest, QuoteRequest, StateRequest, VirtualAccept,
     VirtualClose, VirtualProposal,
 };
-use ingrid_client_sdk::app::{AppKind, coin_flip, tic_tac_toe};
+use ingrid_client_sdk::app::{AppKind, MAX_APP_DATA, coin_flip, tic_tac_toe};
 use ingrid_client_sdk::bindings::Adjudicator;
 use ingrid_client_sdk::chain::{self, Asset, phase};
 use ingrid_client_sdk::client::{ClientError, HubClient};
@@ -300,11 +300,21 @@ impl World {
         let version = max.checked_add(step)?;
         let total = self.co.virtuals[v].total();
         let balances = self.split(total, favour);
+        // Now and then, an app channel's state with app data over the adjudicator's bound: a
+        // close the hub must refuse, a registration the chain refuses.
+        let oversized = !self.co.virtuals[v].params.app.is_zero() && self.rng.random_bool(0.1);
+        let junk = oversized.then(|| {
+            let n = self.rng.random_range(MAX_APP_DATA + 1..=MAX_APP_DATA + 600);
+            (0..n).map(|_| self.rng.random::<u8>()).collect::<Vec<u8>>()
+        });
         let cv = &mut self.co.virtuals[v];
         let mut state = cv.opening.clone();
         state.version = version;
         state.isFinal = is_final;
         state.outcome.balances = vec![balances];
+        if let Some(junk) = junk {
+            state.appData = junk.into();
+        }
         cv.states.push(state.clone());
         Some(state)
     }
