@@ -18,10 +18,7 @@ async fn nanoservice_sale_through_the_hub() -> anyhow::Result<()> {
     assert!(printed.contains("the hub holds 1 ETH before and after"), "{printed}");
     assert!(printed.contains("8 chunks delivered and checked against the manifest"), "{printed}");
     assert!(printed.contains("refused (payment refused (422)"), "{printed}");
-    assert!(
-        printed.contains("Carol = (0.42, 0.08)   Dave = (0.58, 0.42)   hub requests while buying: 0"),
-        "{printed}"
-    );
+    assert!(printed.contains("Carol = (0.42, 0.08)   Dave = (0.58, 0.42)   hub requests while buying: 0"), "{printed}");
     Ok(())
 }
 
