@@ -62,8 +62,28 @@ pub fn ether_text(wei: U256) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-fn show(pair: [U256; 2]) -> String {
+/// A pair of amounts in ether: "(5, 0.25)".
+pub fn ether_pair(pair: [U256; 2]) -> String {
     format!("({}, {})", ether_text(pair[0]), ether_text(pair[1]))
+}
+
+/// The first asset's balances of `wallet`'s basic channel `id`, as stored.
+pub fn first_asset(wallet: &ingrid_client_sdk::wallet::Wallet, id: B256) -> anyhow::Result<[U256; 2]> {
+    Ok(wallet.store().load(id)?.context("channel not stored")?.latest.state.outcome.balances[0])
+}
+
+/// The wallet of dev account `i` logged in to the hub at `hub_url`, its store in `dir/name`.
+pub async fn dev_wallet(
+    devnet: &Devnet,
+    hub_url: &str,
+    dir: &std::path::Path,
+    i: usize,
+    name: &str,
+) -> anyhow::Result<ingrid_client_sdk::wallet::Wallet> {
+    let key = devnet.key(i);
+    let store = ingrid_client_sdk::store::ChannelStore::open(&dir.join(name))?;
+    let provider = devnet.provider(&key);
+    Ok(ingrid_client_sdk::wallet::Wallet::connect(hub_url, key, store, provider).await?)
 }
 
 fn ledger_params(a: Address, b: Address, nonce: u64) -> Params {
@@ -133,8 +153,8 @@ pub async fn run(
     writeln!(
         out,
         "funded:  X (Alice, Ingrid) = {}   Y (Ingrid, Bob) = {}",
-        show([eth(3), eth(3)]),
-        show([eth(4), eth(5)])
+        ether_pair([eth(3), eth(3)]),
+        ether_pair([eth(4), eth(5)])
     )?;
 
     // Virtual channel V = (2, 3) between Alice and Bob, locked as 5 in X and in Y.
@@ -159,16 +179,16 @@ pub async fn run(
     writeln!(
         out,
         "open V:  X = {} + lock 5   Y = {} + lock 5   V = {}",
-        show([eth(1), eth(0)]),
-        show([eth(2), eth(2)]),
-        show([eth(2), eth(3)])
+        ether_pair([eth(1), eth(0)]),
+        ether_pair([eth(2), eth(2)]),
+        ether_pair([eth(2), eth(3)])
     )?;
 
     // Bob pays Alice 2 inside V, directly; the final state of V is signed by both.
     let v1 = state(v, 1, asset, [eth(4), eth(1)], vec![], true);
     validate_update(&v0, &v1, UpdateKind::Transfer)?;
     let v1_signed = chain::sign_both(&d, &vp, &v1, [&alice, &bob])?;
-    writeln!(out, "pay:     V = {} (final, signed by Alice and Bob)", show([eth(4), eth(1)]))?;
+    writeln!(out, "pay:     V = {} (final, signed by Alice and Bob)", ether_pair([eth(4), eth(1)]))?;
 
     // Close X cooperatively: V's final balances go back into X and X concludes at once.
     let x2 = state(x, 2, asset, [eth(5), eth(1)], vec![], true);
@@ -198,7 +218,12 @@ pub async fn run(
         ingrid_after: U256::ZERO,
     };
     let report = SeedReport { ingrid_after: report.x[1] + report.y[0], ..report };
-    writeln!(out, "settled on chain: X (Alice, Ingrid) = {}   Y (Ingrid, Bob) = {}", show(report.x), show(report.y))?;
+    writeln!(
+        out,
+        "settled on chain: X (Alice, Ingrid) = {}   Y (Ingrid, Bob) = {}",
+        ether_pair(report.x),
+        ether_pair(report.y)
+    )?;
     writeln!(out, "Ingrid: {} before, {} after", ether_text(report.ingrid_before), ether_text(report.ingrid_after))?;
 
     // Everyone withdraws its payout.

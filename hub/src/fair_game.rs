@@ -14,10 +14,9 @@ use anyhow::{Context, ensure};
 use ingrid_client_sdk::Role;
 use ingrid_client_sdk::app::coin_flip;
 use ingrid_client_sdk::devnet::Devnet;
-use ingrid_client_sdk::store::ChannelStore;
 use ingrid_client_sdk::wallet::{Deposit, Wallet};
 
-use crate::demo::{ether_text, milli};
+use crate::demo::{dev_wallet, ether_pair, ether_text, first_asset, milli};
 use crate::server::Running;
 
 /// What the game ended with.
@@ -50,14 +49,6 @@ impl GameReport {
     }
 }
 
-fn balances(wallet: &Wallet, id: B256) -> anyhow::Result<[U256; 2]> {
-    Ok(wallet.store().load(id)?.context("channel not stored")?.latest.state.outcome.balances[0])
-}
-
-fn pair(p: [U256; 2]) -> String {
-    format!("({}, {})", ether_text(p[0]), ether_text(p[1]))
-}
-
 /// `mover` moves to `data`, `peer` checks and countersigns it.
 async fn play(mover: &Wallet, peer: &Wallet, id: B256, data: Bytes) -> anyhow::Result<()> {
     let mv = mover.play(id, data).await?;
@@ -76,19 +67,14 @@ pub async fn run(
     dir: &Path,
     eth: Address,
 ) -> anyhow::Result<GameReport> {
-    let wallet = |i: usize, name: &str| {
-        let key = devnet.key(i);
-        let store = ChannelStore::open(&dir.join(name));
-        let provider = devnet.provider(&key);
-        async move { anyhow::Ok(Wallet::connect(hub_url, key, store?, provider).await?) }
-    };
-    let (alice, bob) = (wallet(3, "alice").await?, wallet(4, "bob").await?);
+    let alice = dev_wallet(devnet, hub_url, dir, 3, "alice").await?;
+    let bob = dev_wallet(devnet, hub_url, dir, 4, "bob").await?;
     let half = milli(500);
     let x = alice.open_channel(&[Deposit { asset: eth, mine: half, hub: half }], 3600).await?;
     let y = bob.open_channel(&[Deposit { asset: eth, mine: half, hub: half }], 3600).await?;
     alice.wait_until_open(x, Duration::from_secs(30)).await?;
     bob.wait_until_open(y, Duration::from_secs(30)).await?;
-    let before = [balances(&alice, x)?, balances(&bob, y)?];
+    let before = [first_asset(&alice, x)?, first_asset(&bob, y)?];
     let app = alice.apps().coin_flip;
     ensure!(!app.is_zero(), "the hub allows no coin flip");
     let stake = milli(100);
@@ -100,8 +86,8 @@ pub async fn run(
     writeln!(
         out,
         "Alice (Alice, hub) = {}   Bob (Bob, hub) = {}: a coin flip for {} ETH each in virtual channel {}… (app {app})",
-        pair(before[0]),
-        pair(before[1]),
+        ether_pair(before[0]),
+        ether_pair(before[1]),
         ether_text(stake),
         &v.to_string()[..10]
     )?;
@@ -131,12 +117,12 @@ pub async fn run(
     let answer = bob.answer_close(&close).await?;
     alice.finish_close(v, &close, answer).await?;
     bob.sync_channel(y).await?;
-    let after = [balances(&alice, x)?, balances(&bob, y)?];
+    let after = [first_asset(&alice, x)?, first_asset(&bob, y)?];
     writeln!(
         out,
         "closed into both parents: Alice = {}   Bob = {}   the hub holds {} ETH before and after",
-        pair(after[0]),
-        pair(after[1]),
+        ether_pair(after[0]),
+        ether_pair(after[1]),
         ether_text(after[0][1] + after[1][1])
     )?;
     Ok(GameReport { winner, before, after, requests_while_playing })

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alloy::primitives::{Address, B256, U256, keccak256};
-use anyhow::{Context, ensure};
+use anyhow::ensure;
 use axum::Router;
 use axum::extract::Path as UrlPath;
 use axum::http::StatusCode;
@@ -23,10 +23,9 @@ use ingrid_client_sdk::p2p::CloseAnswer;
 use ingrid_client_sdk::paid_http::{
     PayingClient, PayingError, PaymentLayer, ProposalNotice, SellerConfig, seller_routes,
 };
-use ingrid_client_sdk::store::ChannelStore;
-use ingrid_client_sdk::wallet::{Deposit, Wallet};
+use ingrid_client_sdk::wallet::Deposit;
 
-use crate::demo::{ether_text, milli};
+use crate::demo::{dev_wallet, ether_pair, ether_text, first_asset, milli};
 use crate::server::Running;
 
 /// Chunks in Dave's file, and their size in bytes (a claim reveals at most 800).
@@ -68,14 +67,6 @@ impl DeliveryReport {
     }
 }
 
-fn balances(wallet: &Wallet, id: B256) -> anyhow::Result<[U256; 2]> {
-    Ok(wallet.store().load(id)?.context("channel not stored")?.latest.state.outcome.balances[0])
-}
-
-fn pair(p: [U256; 2]) -> String {
-    format!("({}, {})", ether_text(p[0]), ether_text(p[1]))
-}
-
 /// Chunk `n` of Dave's file.
 fn chunk(n: usize) -> Vec<u8> {
     let seed = keccak256(n.to_be_bytes());
@@ -92,19 +83,14 @@ pub async fn run(
     dir: &Path,
     eth: Address,
 ) -> anyhow::Result<DeliveryReport> {
-    let wallet = |i: usize, name: &str| {
-        let key = devnet.key(i);
-        let store = ChannelStore::open(&dir.join(name));
-        let provider = devnet.provider(&key);
-        async move { anyhow::Ok(Arc::new(Wallet::connect(hub_url, key, store?, provider).await?)) }
-    };
-    let (carol, dave) = (wallet(5, "carol").await?, wallet(6, "dave").await?);
+    let carol = Arc::new(dev_wallet(devnet, hub_url, dir, 5, "carol").await?);
+    let dave = Arc::new(dev_wallet(devnet, hub_url, dir, 6, "dave").await?);
     let half = milli(500);
     let x = carol.open_channel(&[Deposit { asset: eth, mine: half, hub: U256::ZERO }], 3600).await?;
     let y = dave.open_channel(&[Deposit { asset: eth, mine: half, hub: half }], 3600).await?;
     carol.wait_until_open(x, Duration::from_secs(30)).await?;
     dave.wait_until_open(y, Duration::from_secs(30)).await?;
-    let before = [balances(&carol, x)?, balances(&dave, y)?];
+    let before = [first_asset(&carol, x)?, first_asset(&dave, y)?];
 
     // Dave serves his file's chunks, each sold on delivery.
     let price = milli(10);
@@ -132,8 +118,8 @@ pub async fn run(
     writeln!(
         out,
         "Carol (Carol, hub) = {}   Dave (Dave, hub) = {}: Carol buys Dave's file, {CHUNKS} chunks of {CHUNK_SIZE} bytes at {} ETH, each paid only on delivery, in virtual channel {}… (app {app})",
-        pair(before[0]),
-        pair(before[1]),
+        ether_pair(before[0]),
+        ether_pair(before[1]),
         ether_text(price),
         &v.to_string()[..10]
     )?;
@@ -152,7 +138,7 @@ pub async fn run(
     writeln!(
         out,
         "{delivered} chunks delivered and checked against the manifest; the channel holds (Carol, Dave) = {} at version {}",
-        pair(record.outcome.balances[0]),
+        ether_pair(record.outcome.balances[0]),
         record.version
     )?;
     // A chunk named by a hash Dave's file does not have: his answer does not open it.
@@ -172,12 +158,12 @@ pub async fn run(
     carol.finish_close(v, &close, answer).await?;
     dave.sync_channel(y).await?;
     server.abort();
-    let after = [balances(&carol, x)?, balances(&dave, y)?];
+    let after = [first_asset(&carol, x)?, first_asset(&dave, y)?];
     writeln!(
         out,
         "closed into both parents: Carol = {}   Dave = {}   hub requests while buying: {requests_while_buying}",
-        pair(after[0]),
-        pair(after[1])
+        ether_pair(after[0]),
+        ether_pair(after[1])
     )?;
     Ok(DeliveryReport { delivered, before, after, price, undeliverable_refused, requests_while_buying })
 }

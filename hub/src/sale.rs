@@ -15,10 +15,9 @@ use axum::routing::get;
 use ingrid_client_sdk::devnet::Devnet;
 use ingrid_client_sdk::p2p::CloseAnswer;
 use ingrid_client_sdk::paid_http::{PayingClient, PaymentLayer, ProposalNotice, SellerConfig, seller_routes};
-use ingrid_client_sdk::store::ChannelStore;
-use ingrid_client_sdk::wallet::{Deposit, Wallet};
+use ingrid_client_sdk::wallet::Deposit;
 
-use crate::demo::{ether_text, milli};
+use crate::demo::{dev_wallet, ether_pair, ether_text, first_asset, milli};
 use crate::dev::{deploy_stack, fresh_database, local_config, postgres_server};
 use crate::server;
 
@@ -67,16 +66,8 @@ impl SaleReport {
     }
 }
 
-fn pair(p: [U256; 2]) -> String {
-    format!("({}, {})", ether_text(p[0]), ether_text(p[1]))
-}
-
 fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
-fn balances(wallet: &Wallet, id: B256) -> anyhow::Result<[U256; 2]> {
-    Ok(wallet.store().load(id)?.context("channel not stored")?.latest.state.outcome.balances[0])
 }
 
 /// Runs the sale on a fresh database (on `$DATABASE_URL`'s server, or a private cluster) and
@@ -98,14 +89,8 @@ pub async fn run(out: &mut impl Write) -> anyhow::Result<SaleReport> {
         devnet.anvil.endpoint_url()
     )?;
 
-    let wallet = |i: usize, name: &str| {
-        let key = devnet.key(i);
-        let store = ChannelStore::open(&scratch.path().join(name));
-        let provider = devnet.provider(&key);
-        let hub_url = hub_url.clone();
-        async move { anyhow::Ok(Arc::new(Wallet::connect(&hub_url, key, store?, provider).await?)) }
-    };
-    let (buyer, seller) = (wallet(1, "buyer").await?, wallet(2, "seller").await?);
+    let buyer = Arc::new(dev_wallet(&devnet, &hub_url, scratch.path(), 1, "buyer").await?);
+    let seller = Arc::new(dev_wallet(&devnet, &hub_url, scratch.path(), 2, "seller").await?);
     let one = milli(1000);
     let b = buyer.open_channel(&[Deposit { asset: eth, mine: one, hub: U256::ZERO }], 3600).await?;
     let s = seller.open_channel(&[Deposit { asset: eth, mine: one, hub: one }], 3600).await?;
@@ -114,8 +99,8 @@ pub async fn run(out: &mut impl Write) -> anyhow::Result<SaleReport> {
     writeln!(
         out,
         "basic channels funded on chain: Buyer (Buyer, hub) = {}   Seller (Seller, hub) = {}",
-        pair(balances(&buyer, b)?),
-        pair(balances(&seller, s)?)
+        ether_pair(first_asset(&buyer, b)?),
+        ether_pair(first_asset(&seller, s)?)
     )?;
 
     // The Seller's nanoservice: 0.01 ETH a request, paid in a virtual channel with the Buyer.
@@ -168,18 +153,18 @@ pub async fn run(out: &mut impl Write) -> anyhow::Result<SaleReport> {
             out,
             "microtransaction {round:>2}: {PER_ROUND} nanoservices paid in virtual channel {}…   Buyer = {}   Seller = {}",
             &v.to_string()[..10],
-            pair(balances(&buyer, b)?),
-            pair(balances(&seller, s)?)
+            ether_pair(first_asset(&buyer, b)?),
+            ether_pair(first_asset(&seller, s)?)
         )?;
     }
-    let (buyer_channel, seller_channel) = (balances(&buyer, b)?, balances(&seller, s)?);
+    let (buyer_channel, seller_channel) = (first_asset(&buyer, b)?, first_asset(&seller, s)?);
     let hub_requests = hub.requests();
     writeln!(
         out,
         "after {} nanoservices: Buyer (Buyer, hub) = {}   Seller (Seller, hub) = {}",
         served.load(std::sync::atomic::Ordering::Relaxed),
-        pair(buyer_channel),
-        pair(seller_channel)
+        ether_pair(buyer_channel),
+        ether_pair(seller_channel)
     )?;
     writeln!(
         out,
@@ -198,8 +183,8 @@ pub async fn run(out: &mut impl Write) -> anyhow::Result<SaleReport> {
     writeln!(
         out,
         "settled on chain: Buyer's channel pays (Buyer, hub) = {}   Seller's pays (Seller, hub) = {}",
-        pair(on_chain[0]),
-        pair(on_chain[1])
+        ether_pair(on_chain[0]),
+        ether_pair(on_chain[1])
     )?;
     writeln!(out, "the hub put {} ETH in and takes {} ETH out: neutral", ether_text(one), ether_text(hub_b + hub_s))?;
     seller_server.abort();
