@@ -381,10 +381,25 @@ contract GasTest is Base {
     }
 
     function test_gas_progress_conditionalPayment_claim() public {
-        (Channel.Params memory pv, Channel.SignedState memory sl) =
-            appChannel(address(new ConditionalPayment()));
         bytes memory preimage = abi.encode(keccak256("the response body"));
         assertEq(preimage.length, 32);
+        forcedClaim(preimage, "progress, conditional payment claim", 114_000);
+    }
+
+    /// The longest claim: an 800-byte preimage (a chunk sold on delivery over HTTP), whose
+    /// app data is exactly the adjudicator's 1,024-byte bound.
+    function test_gas_progress_conditionalPayment_claim_800() public {
+        bytes memory preimage = new bytes(800);
+        for (uint256 i = 0; i < 800; ++i) {
+            preimage[i] = bytes1(uint8(i));
+        }
+        forcedClaim(preimage, "progress, conditional payment claim (800-byte preimage)", 130_000);
+    }
+
+    /// Registers an offer of 1 against `keccak256(preimage)` and forces the claim with it.
+    function forcedClaim(bytes memory preimage, string memory label, uint256 cap) internal {
+        (Channel.Params memory pv, Channel.SignedState memory sl) =
+            appChannel(address(new ConditionalPayment()));
         uint256[] memory amounts = new uint256[](1);
         amounts[0] = 1;
         Channel.State memory offer = appState(
@@ -395,17 +410,13 @@ contract GasTest is Base {
             abi.encode(ConditionalPayment.Data(0, keccak256(preimage), amounts, "")),
             false
         );
-        Channel.State memory claim = appState(
-            pv,
-            2,
-            1,
-            1,
-            abi.encode(ConditionalPayment.Data(0, keccak256(preimage), new uint256[](0), preimage)),
-            false
-        );
+        bytes memory claimData =
+            abi.encode(ConditionalPayment.Data(0, keccak256(preimage), new uint256[](0), preimage));
+        assertLe(claimData.length, 1024);
+        Channel.State memory claim = appState(pv, 2, 1, 1, claimData, false);
         adj.register(sl, subs1(signed(pv, offer)));
         vm.warp(block.timestamp + VIRTUAL_CD);
-        report("progress, conditional payment claim", forcedMove(pv, offer, claim, 1), 114_000);
+        report(label, forcedMove(pv, offer, claim, 1), cap);
     }
 
     /// L concluded once its lock's coin flip was force-executed to its final reveal.
