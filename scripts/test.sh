@@ -29,3 +29,5 @@ cargo clippy -p ingrid-protocol --target wasm32-unknown-unknown --locked -- -D w
 DATABASE_URL="$("$root/scripts/test-postgres.sh")"
 export DATABASE_URL
 cargo nextest run --workspace --locked --no-fail-fast
+echo "== rust: the documentation's examples compile (and run, unless marked no_run)"
+cargo test --workspace --doc --locked

@@ -307,6 +307,10 @@ impl Wallet {
             for sub in subs.iter().filter(|s| !s.params.ledger) {
                 let key = record_key(&sub.params, &sub.state)?;
                 let record = chain::dispute(&self.provider, &d, key).await?;
+                if record.phase != phase::NONE && self.store.load_virtual(sub.state.channelId)?.is_some() {
+                    // A channel of this client's: no state signed off chain counts any more.
+                    self.sync_from_chain(sub.state.channelId).await?;
+                }
                 match respond(&record, sub.state.version, now) {
                     Response::Refute => {
                         chain::confirm(send_refute(&self.provider, &d, sub.clone(), Vec::new()).await?).await?;

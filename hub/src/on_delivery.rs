@@ -130,7 +130,7 @@ pub async fn run(
     let paying = PayingClient::new(http.clone(), carol.clone(), v, eth);
     let mut delivered = 0;
     for (n, lock) in manifest.iter().enumerate() {
-        let answer = paying.get_on_delivery(&format!("{url}/file/{n}"), *lock).await?;
+        let answer = paying.get_on_delivery(&format!("{url}/file/{n}"), *lock, price).await?;
         ensure!(keccak256(&answer.body) == *lock, "chunk {n} does not match the manifest");
         delivered += 1;
     }
@@ -142,7 +142,7 @@ pub async fn run(
         record.version
     )?;
     // A chunk named by a hash Dave's file does not have: his answer does not open it.
-    let wrong = paying.get_on_delivery(&format!("{url}/file/0"), keccak256(b"not in the file")).await;
+    let wrong = paying.get_on_delivery(&format!("{url}/file/0"), keccak256(b"not in the file"), price).await;
     let undeliverable_refused = matches!(&wrong, Err(PayingError::Refused { body, .. }) if body.error == "not_deliverable")
         && carol.virtual_record(v)?.latest.state == record;
     writeln!(

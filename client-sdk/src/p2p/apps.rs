@@ -16,7 +16,7 @@
 //! use alloy::primitives::B256;
 //! use ingrid_client_sdk::app::coin_flip;
 //! // Alice (participant 0) commits to a secret bit, Bob guesses, Alice reveals.
-//! let (salt, bit) = (B256::random(), true);
+//! let (salt, bit) = (B256::from(rand::random::<[u8; 32]>()), true);
 //! let commit = alice.play(id, coin_flip::commit(salt, bit)).await?;
 //! alice.accept_receipt(&bob.receive_move(&commit).await?).await?;
 //! let latest = bob.virtual_record(id)?.latest.state;
@@ -94,17 +94,23 @@ impl Wallet {
         Ok(())
     }
 
-    /// Adopts what the chain's record of app channel `id` holds when it is newer than this
-    /// client's latest state: a move forced on chain (by the peer, or this client's own).
-    /// This client's pending move is dropped when the record holds it or something newer;
-    /// the next [`Wallet::play`] and [`Wallet::force_move`] build on the record's state.
-    /// Returns the record's version. Run it when a watcher reports a registration.
+    /// Notes that the chain holds a record of virtual channel `id` (of an app or of
+    /// payments), whatever its version: from then on this client takes no payment, offer or
+    /// move in it off chain ([`PaymentRefusal::OnChain`]), since a state older than the
+    /// record's can be fixed there once its refutation period is over. When the record is
+    /// newer than this client's latest state (a move forced on chain, by the peer or this
+    /// client), this client's pending move is dropped if the record holds it or something
+    /// newer, and the next [`Wallet::play`] and [`Wallet::force_move`] build on the record's
+    /// state. Returns the record's version (0: not registered). The watcher
+    /// ([`Wallet::watch_once`]) runs it for every registered virtual channel.
     pub async fn sync_from_chain(&self, id: B256) -> Result<u64, WalletError> {
         let record = self.virtual_record(id)?;
         let d = self.deployment();
         let key = record_key(&record.params, &record.latest.state)?;
         let on_chain = chain::dispute(&self.provider, &d, key).await?;
-        if on_chain.version <= record.base().version {
+        if on_chain.phase == chain::phase::NONE
+            || (on_chain.version <= record.base().version && record.on_chain.is_some())
+        {
             return Ok(on_chain.version);
         }
         let registered = crate::dispute::registered_states(&self.provider, &d, &[id], 0).await?;

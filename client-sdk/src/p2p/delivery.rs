@@ -7,12 +7,22 @@
 //! pays if and only if it gets what it asked for, and neither side trusts the other for more
 //! than the gas of a dispute. The buyer checks the claim exactly as the chain would force it
 //! and countersigns it ([`Wallet::take_delivery`]); its countersignature rides to the seller
-//! with its next offer ([`Offer::ack`]), or the seller closes from its own claim.
+//! with its next offer ([`Offer::ack`]). The last claim stays unacknowledged until the buyer
+//! asks to close: its close request is the final state of that claim, which the seller
+//! countersigns. A buyer that vanishes instead leaves the seller its countersigned offer and
+//! its own claim: it registers its parent and forces the claim on chain
+//! ([`Wallet::force_move`]), which the rule lets it do alone.
 //!
 //! Three messages per delivery: the offer, the delivery (the seller's receipt of the offer and
 //! its claim), and the acknowledgement in the next offer. The content must fit the claim's
 //! app data ([`crate::app::conditional_payment::MAX_PREIMAGE`] bytes), as the adjudicator
-//! would otherwise refuse the claim. A seller never countersigns an offer it cannot claim.
+//! would otherwise refuse the claim. The seller checks the buyer's signature before it says
+//! anything about the channel, and countersigns no offer once its watcher saw the channel's
+//! record on chain ([`PaymentRefusal::OnChain`]; [`Wallet::sync_from_chain`]): a state older
+//! than the record's may be the one fixed there. A buyer drops an offer only on the
+//! seller's word that it signed nothing; an offer whose answer was lost is sent again and
+//! delivered again, never charged twice. Note that an offer stays signed by the buyer: a
+//! seller that refused it may still claim it on chain, where the content becomes public.
 //!
 //! ```no_run
 //! # async fn sale(buyer: &ingrid_client_sdk::wallet::Wallet, seller: &ingrid_client_sdk::wallet::Wallet,
@@ -64,6 +74,29 @@ pub struct Delivery {
     pub claim: Payment,
 }
 
+/// A [`Delivery`] sent beside its content (the HTTP header): the claim's state is the one
+/// the rule makes from the offer with the content, so only its signature travels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryNote {
+    /// The seller's signature on the offer's state.
+    pub receipt: Receipt,
+    /// The seller's signature on its claim.
+    pub claim_signature: Bytes,
+}
+
+impl Delivery {
+    /// The note to send beside the content.
+    pub fn note(&self) -> DeliveryNote {
+        DeliveryNote { receipt: self.receipt.clone(), claim_signature: self.claim.signature.clone() }
+    }
+
+    /// The content the claim reveals.
+    pub fn content(&self) -> Result<Bytes, crate::app::AppError> {
+        Ok(conditional_payment::data(&self.claim.state)?.preimage)
+    }
+}
+
 /// What a seller makes of an [`Offer`] before doing the work ([`Wallet::check_offer`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OfferCheck {
@@ -95,6 +128,22 @@ impl Wallet {
         if !self.rule_for(&record).is_ok_and(|rule| rule.kind() == AppKind::ConditionalPayment) {
             return Err(WalletError::Invalid(format!("virtual channel {id} does not run conditional payments")));
         }
+        let me = record.my_index;
+        // An offer the seller countersigned whose claim never arrived (lost, or refused by a
+        // crash between the receipt and the claim): sent again, the seller delivers it.
+        let unclaimed = pending_offer(&record.latest.state).filter(|_| record.pending.is_none());
+        if let Some((waiting, _)) = unclaimed {
+            if waiting != lock {
+                return Err(WalletError::Invalid(format!(
+                    "the offer for {waiting} (version {}) in virtual channel {id} waits for its delivery: retry its request",
+                    record.latest.state.version
+                )));
+            }
+            let latest = &record.latest;
+            let offer =
+                Payment { channel: id, state: latest.state.clone(), signature: latest.sigs[me.index()].clone() };
+            return Ok(Offer { ack: None, offer });
+        }
         let offer = match self.pending_payment(id).await? {
             Some(p) if pending_offer(&p.state).is_some_and(|(l, _)| l == lock) => p,
             Some(p) => {
@@ -115,7 +164,7 @@ impl Wallet {
         let ack = (latest.state.version > 0).then(|| Receipt {
             channel: id,
             version: latest.state.version,
-            signature: latest.sigs[record.my_index.index()].clone(),
+            signature: latest.sigs[me.index()].clone(),
         });
         Ok(Offer { ack, offer })
     }
@@ -133,11 +182,44 @@ impl Wallet {
                 "the delivery is not for the offer of version {version} in {id}"
             )));
         }
+        // Both checked before anything is stored: a bad claim leaves the offer as it was.
+        let record = self.virtual_record(id)?;
+        let d = self.deployment();
+        d.verify_state(&offer.offer.state, &delivery.receipt.signature, record.peer())?;
+        let rule = self.rule_for(&record)?;
+        let seller = record.my_index.peer();
+        check_move(
+            rule.as_ref(),
+            &d,
+            &record.params,
+            &offer.offer.state,
+            &delivery.claim.state,
+            seller,
+            &delivery.claim.signature,
+        )?;
         self.accept_receipt(&delivery.receipt).await?;
         self.receive_move(&delivery.claim)
             .await
             .map_err(|r| WalletError::Invalid(format!("the seller's claim is refused: {r} ({})", r.code())))?;
         Ok(conditional_payment::data(&delivery.claim.state)?.preimage)
+    }
+
+    /// Buyer: [`Wallet::take_delivery`] of a delivery sent as `note` with its `content` (the
+    /// claim's state is the one the rule makes from the offer with that content).
+    pub async fn take_delivered(
+        &self,
+        offer: &Offer,
+        content: Bytes,
+        note: &DeliveryNote,
+    ) -> Result<Bytes, WalletError> {
+        let record = self.virtual_record(offer.offer.channel)?;
+        let data = conditional_payment::claim(&offer.offer.state, content)?;
+        let claim = ConditionalPayment.apply(&record.params, &offer.offer.state, record.my_index.peer(), data)?;
+        let delivery = Delivery {
+            receipt: note.receipt.clone(),
+            claim: Payment { channel: offer.offer.channel, state: claim, signature: note.claim_signature.clone() },
+        };
+        self.take_delivery(offer, &delivery).await
     }
 
     /// Seller: checks `offer` for `price` of `asset` without storing anything, before doing
@@ -235,9 +317,11 @@ impl Wallet {
             return Err(PaymentRefusal::ChannelFinal(id));
         }
         if record.on_chain.is_some() {
-            return Err(PaymentRefusal::Undeliverable(format!("virtual channel {id} is registered on chain")));
+            return Err(PaymentRefusal::OnChain(id));
         }
         let (me, d) = (record.my_index, self.deployment());
+        // Nothing is said about the channel to whoever did not sign the offer.
+        d.verify_state(&o.state, &o.signature, record.peer()).map_err(PaymentRefusal::BadSignature)?;
         // The buyer's countersignature of this client's pending claim.
         if let (Some(ack), Some(claim)) = (&offer.ack, &record.pending)
             && ack.channel == id
@@ -258,18 +342,21 @@ impl Wallet {
                 return Err(PaymentRefusal::Malformed("the move is not an offer".into()));
             };
             let check = match (&record.pending, &record.pending_sig) {
-                (Some(claim), Some(signature)) => OfferCheck::Delivered {
-                    delivery: Box::new(Delivery {
-                        receipt: Receipt {
-                            channel: id,
-                            version: o.state.version,
-                            signature: record.latest.sigs[me.index()].clone(),
-                        },
-                        claim: Payment { channel: id, state: claim.clone(), signature: signature.clone() },
-                    }),
-                    content: conditional_payment::data(claim).map_err(PaymentRefusal::Move)?.preimage,
-                },
-                _ => OfferCheck::Deliver { lock },
+                (Some(claim), Some(signature)) if !claim.isFinal && claim.version == o.state.version + 1 => {
+                    OfferCheck::Delivered {
+                        delivery: Box::new(Delivery {
+                            receipt: Receipt {
+                                channel: id,
+                                version: o.state.version,
+                                signature: record.latest.sigs[me.index()].clone(),
+                            },
+                            claim: Payment { channel: id, state: claim.clone(), signature: signature.clone() },
+                        }),
+                        content: conditional_payment::data(claim).map_err(PaymentRefusal::Move)?.preimage,
+                    }
+                }
+                (None, _) => OfferCheck::Deliver { lock },
+                _ => return Err(PaymentRefusal::Busy { latest: Box::new(record.latest.clone()) }),
             };
             return Ok((record, check));
         }

@@ -142,6 +142,10 @@ pub enum PaymentRefusal {
     /// nothing, and the buyer drops its offer.
     #[error("not deliverable: {0}")]
     Undeliverable(String),
+    /// The channel is registered on chain (the payee's watcher saw its record): its outcome
+    /// is settled there, and no state signed off chain from now on may count.
+    #[error("virtual channel {0} is registered on chain")]
+    OnChain(B256),
     /// The payee could not sign or store the state (its fault, not the payer's).
     #[error("the payee failed: {0}")]
     Internal(String),
@@ -163,6 +167,7 @@ impl PaymentRefusal {
             Self::Busy { .. } => "payee_busy",
             Self::Move(e) => e.code(),
             Self::Undeliverable(_) => "not_deliverable",
+            Self::OnChain(_) => "channel_on_chain",
             Self::Internal(_) => "internal",
         }
     }
@@ -295,6 +300,9 @@ impl Wallet {
         }
         if record.latest.state.isFinal {
             return Err(PaymentRefusal::ChannelFinal(id));
+        }
+        if record.on_chain.is_some() {
+            return Err(PaymentRefusal::OnChain(id));
         }
         if proposed.isFinal {
             return Err(PaymentRefusal::Malformed("a payment's state is not final".into()));
@@ -493,7 +501,7 @@ impl Wallet {
 mod apps;
 mod delivery;
 
-pub use delivery::{Delivery, Offer, OfferCheck};
+pub use delivery::{Delivery, DeliveryNote, Offer, OfferCheck};
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -104,19 +104,24 @@ impl PayingClient {
     }
 
     /// `GET url`, paid on delivery in conditional-payment channel `channel`: offers the
-    /// price against `lock`, the keccak-256 of the body expected, and takes the seller's
-    /// claim, which reveals the body; the answer's `body` is that content, checked against
-    /// `lock` as the chain would check it. Learns the price from a first `402`, and resyncs
-    /// once after a `409`. An offer the seller refused (or answered without a delivery, e.g.
-    /// a `404` from its handler) is dropped: the seller countersigned nothing. An offer whose
-    /// answer was lost stays pending, and the same call sends it again (the seller delivers
-    /// the same content again without charging twice).
-    pub async fn get_on_delivery(&self, url: &str, lock: B256) -> Result<PaidResponse, PayingError> {
+    /// price (learnt from a first `402`, at most `max_price`) against `lock`, the keccak-256
+    /// of the body expected, and takes the seller's claim, which reveals the body; the
+    /// answer's `body` is that content, checked against `lock` as the chain would check it.
+    /// Resyncs once after a `409`. An offer is dropped only when the answer shows that the
+    /// seller signed nothing (its refusal, or its handler's unsuccessful answer marked
+    /// [`NOT_DELIVERED_HEADER`]); after any other answer (a proxy's `502`, a lost
+    /// connection) it stays pending, and the same call sends it again: the seller delivers
+    /// the same content again without charging twice. Until then, a call for another lock
+    /// is refused.
+    pub async fn get_on_delivery(&self, url: &str, lock: B256, max_price: U256) -> Result<PaidResponse, PayingError> {
         let _one = self.one_at_a_time.lock().await;
         let mut price = self.price(url);
         let (mut priced, mut resynced) = (false, false);
         loop {
             let offer = match price {
+                Some(price) if price > max_price => {
+                    return Err(PayingError::BadAnswer(format!("the price {price} is above {max_price}")));
+                }
                 Some(price) => Some(self.wallet.offer(self.channel, self.asset, price, lock).await?),
                 None => None,
             };
@@ -127,26 +132,30 @@ impl PayingClient {
             }
             let response = request.send().await?;
             let (status, headers) = (response.status(), response.headers().clone());
-            let bytes = response.bytes().await?.to_vec();
-            if let Some(offer) = &offer
-                && status.is_success()
-            {
-                let Some(value) = headers.get(DELIVERY_HEADER) else {
-                    // Kept pending: sent again, the seller delivers it if it did.
-                    return Err(PayingError::BadAnswer(format!(
-                        "a {status} answer to an offer without {DELIVERY_HEADER}"
-                    )));
-                };
-                let delivery: Delivery = decode_header(value.as_bytes())
-                    .map_err(|e| PayingError::BadAnswer(format!("{DELIVERY_HEADER}: {e}")))?;
-                let content = self.wallet.take_delivery(offer, &delivery).await?;
-                return Ok(PaidResponse { status, headers, body: content.to_vec(), receipt: Some(delivery.receipt) });
-            }
-            if offer.is_some() {
+            let bytes = response.bytes().await?;
+            let refusal = serde_json::from_slice::<PaymentRequired>(&bytes).ok().filter(|_| status.is_client_error());
+            if let Some(offer) = &offer {
+                if status.is_success() {
+                    let Some(value) = headers.get(DELIVERY_HEADER) else {
+                        // Kept pending: sent again, the seller delivers it if it did.
+                        return Err(PayingError::BadAnswer(format!(
+                            "a {status} answer to an offer without {DELIVERY_HEADER}"
+                        )));
+                    };
+                    let note: DeliveryNote = decode_header(value.as_bytes())
+                        .map_err(|e| PayingError::BadAnswer(format!("{DELIVERY_HEADER}: {e}")))?;
+                    let content = self.wallet.take_delivered(offer, bytes.into(), &note).await?;
+                    let receipt = Some(note.receipt);
+                    return Ok(PaidResponse { status, headers, body: content.to_vec(), receipt });
+                }
+                if refusal.is_none() && !headers.contains_key(NOT_DELIVERED_HEADER) {
+                    // Not the seller's word that it signed nothing: kept pending.
+                    return Ok(PaidResponse { status, headers, body: bytes.to_vec(), receipt: None });
+                }
                 self.wallet.drop_pending(self.channel).await?;
             }
-            let Some(refusal) = serde_json::from_slice::<PaymentRequired>(&bytes).ok() else {
-                return Ok(PaidResponse { status, headers, body: bytes, receipt: None });
+            let Some(refusal) = refusal else {
+                return Ok(PaidResponse { status, headers, body: bytes.to_vec(), receipt: None });
             };
             if let Some(latest) = &refusal.latest
                 && latest.state.version >= self.wallet.virtual_record(self.channel)?.latest.state.version

@@ -53,7 +53,7 @@ use serde::{Deserialize, Serialize};
 use crate::api::{ErrorBody, FullySignedState, VirtualStatus, VirtualView};
 use crate::app::conditional_payment::MAX_PREIMAGE;
 use crate::client::ClientError;
-use crate::p2p::{CloseAnswer, Delivery, Offer, OfferCheck, P2pClose, Payment, PaymentRefusal, Receipt};
+use crate::p2p::{CloseAnswer, Delivery, DeliveryNote, Offer, OfferCheck, P2pClose, Payment, PaymentRefusal, Receipt};
 use crate::wallet::{Wallet, WalletError};
 
 /// Request header carrying a [`Payment`].
@@ -62,8 +62,11 @@ pub const PAYMENT_HEADER: &str = "x-ingrid-payment";
 pub const RECEIPT_HEADER: &str = "x-ingrid-receipt";
 /// Request header carrying an [`Offer`] (paid on delivery).
 pub const OFFER_HEADER: &str = "x-ingrid-offer";
-/// Response header carrying the seller's [`Delivery`] (its receipt of the offer and its claim).
+/// Response header carrying the seller's [`DeliveryNote`] (its signatures on the offer and on
+/// its claim, whose preimage is the body).
 pub const DELIVERY_HEADER: &str = "x-ingrid-delivery";
+/// Response header of a seller's unsuccessful answer to an offer: nothing was signed.
+pub const NOT_DELIVERED_HEADER: &str = "x-ingrid-not-delivered";
 
 /// Why a payment or receipt header could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -123,7 +126,8 @@ pub fn refusal_status(refusal: &PaymentRefusal) -> StatusCode {
         | PaymentRefusal::WrongAsset(_)
         | PaymentRefusal::TakesFromPayee(_)
         | PaymentRefusal::Move(_)
-        | PaymentRefusal::Undeliverable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        | PaymentRefusal::Undeliverable(_)
+        | PaymentRefusal::OnChain(_) => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 

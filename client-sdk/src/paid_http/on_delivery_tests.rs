@@ -8,6 +8,7 @@ use axum::routing::get;
 
 use super::*;
 use crate::Role;
+use crate::State;
 use crate::app::AppKind;
 use crate::app::conditional_payment;
 use crate::p2p::tests::{Pair, app_pair, eth, pair, token, u, unreachable_hub};
@@ -57,7 +58,7 @@ fn records(p: &Pair) -> (VirtualRecord, VirtualRecord) {
     (p.alice.virtual_record(p.id).expect("a"), p.bob.virtual_record(p.id).expect("b"))
 }
 
-async fn raw(url: &str, offer: &Offer) -> (StatusCode, Option<Delivery>, Vec<u8>) {
+async fn raw(url: &str, offer: &Offer) -> (StatusCode, Option<DeliveryNote>, Vec<u8>) {
     let response = crate::tls::http_client()
         .get(url)
         .header(OFFER_HEADER, encode_header(offer).expect("encode"))
@@ -74,7 +75,8 @@ async fn chunks_named_by_hash_are_paid_only_on_delivery_and_close_with_both_side
     let (p, hits, url, served) = setup().await;
     let buyer = PayingClient::new(crate::tls::http_client(), p.alice.clone(), p.id, eth());
     for n in 1..=10 {
-        let answer = buyer.get_on_delivery(&format!("{url}/chunks/{n}"), keccak256(chunk(n))).await.expect("bought");
+        let answer =
+            buyer.get_on_delivery(&format!("{url}/chunks/{n}"), keccak256(chunk(n)), u(PRICE)).await.expect("bought");
         assert_eq!((answer.status, answer.body.as_slice()), (StatusCode::OK, chunk(n).as_ref()));
         assert_eq!(answer.receipt.map(|r| r.version), Some(2 * n as u64 - 1), "the offer's receipt");
     }
@@ -104,7 +106,7 @@ async fn a_seller_closes_from_an_acknowledged_claim_and_the_buyer_concedes_nothi
     let (p, _, url, _) = setup().await;
     let buyer = PayingClient::new(crate::tls::http_client(), p.alice.clone(), p.id, eth());
     for n in [1, 2] {
-        buyer.get_on_delivery(&format!("{url}/chunks/{n}"), keccak256(chunk(n))).await.expect("bought");
+        buyer.get_on_delivery(&format!("{url}/chunks/{n}"), keccak256(chunk(n)), u(PRICE)).await.expect("bought");
     }
     // The second offer carried the acknowledgement of the first claim; the second claim is
     // still unacknowledged, so the seller cannot ask for a close yet.
@@ -132,7 +134,7 @@ async fn a_seller_closes_from_an_acknowledged_claim_and_the_buyer_concedes_nothi
 async fn bad_offers_and_undeliverable_answers_are_refused_with_a_reason_and_change_nothing() {
     let (p, hits, url, served) = setup().await;
     let buyer = PayingClient::new(crate::tls::http_client(), p.alice.clone(), p.id, eth());
-    buyer.get_on_delivery(&format!("{url}/chunks/1"), keccak256(chunk(1))).await.expect("bought");
+    buyer.get_on_delivery(&format!("{url}/chunks/1"), keccak256(chunk(1)), u(PRICE)).await.expect("bought");
     let before = records(&p);
     let runs = served.load(Ordering::SeqCst);
     let unchanged = |why: &str| {
@@ -141,16 +143,19 @@ async fn bad_offers_and_undeliverable_answers_are_refused_with_a_reason_and_chan
 
     // An offer for content the seller does not serve under that name: the handler runs, the
     // body does not open the lock, nothing is signed, the buyer drops its offer.
-    let err = buyer.get_on_delivery(&format!("{url}/chunks/2"), keccak256(chunk(7))).await.expect_err("refused");
+    let err =
+        buyer.get_on_delivery(&format!("{url}/chunks/2"), keccak256(chunk(7)), u(PRICE)).await.expect_err("refused");
     assert!(matches!(&err, PayingError::Refused { status: 422, body } if body.error == "not_deliverable"), "{err}");
     unchanged("a wrong lock");
     // A 404 from the handler goes back as it is.
-    let answer = buyer.get_on_delivery(&format!("{url}/chunks/9000"), keccak256(chunk(9))).await.expect("answer");
+    let answer =
+        buyer.get_on_delivery(&format!("{url}/chunks/9000"), keccak256(chunk(9)), u(PRICE)).await.expect("answer");
     assert_eq!((answer.status, answer.receipt), (StatusCode::NOT_FOUND, None));
     unchanged("a 404");
     // A body too long to reveal in a claim.
     let long = vec![b'x'; 1_000];
-    let err = buyer.get_on_delivery(&format!("{url}/chunks/1000"), keccak256(&long)).await.expect_err("refused");
+    let err =
+        buyer.get_on_delivery(&format!("{url}/chunks/1000"), keccak256(&long), u(PRICE)).await.expect_err("refused");
     assert!(matches!(&err, PayingError::Refused { status: 422, body } if body.error == "not_deliverable"), "{err}");
     unchanged("a body over the claim's bound");
     assert_eq!(served.load(Ordering::SeqCst), runs + 3, "the handler ran three times");
@@ -222,9 +227,10 @@ async fn a_lost_delivery_is_delivered_again_and_paid_once() {
     let target = format!("{url}/chunks/4");
     let (status, first, body) = raw(&target, &offer).await;
     assert_eq!((status, body.as_slice()), (StatusCode::OK, chunk(4).as_ref()));
+    assert!(first.as_ref().is_some_and(|n| encode_header(n).expect("encode").len() < 600), "a small header");
     // The answer never reached the buyer: the same call sends the same offer again.
     let buyer = PayingClient::new(crate::tls::http_client(), p.alice.clone(), p.id, eth());
-    let answer = buyer.get_on_delivery(&target, lock).await.expect("delivered again");
+    let answer = buyer.get_on_delivery(&target, lock, u(PRICE)).await.expect("delivered again");
     assert_eq!(answer.body, chunk(4).to_vec());
     assert_eq!(answer.receipt, first.map(|d| d.receipt), "the same delivery");
     assert_eq!(served.load(Ordering::SeqCst), 1, "the work was done once");
@@ -233,6 +239,94 @@ async fn a_lost_delivery_is_delivered_again_and_paid_once() {
     // Another offer while one is pending is refused by the buyer's wallet.
     p.alice.offer(p.id, eth(), u(PRICE), keccak256(chunk(5))).await.expect("a new offer after the delivery");
     assert!(p.alice.offer(p.id, eth(), u(PRICE), keccak256(chunk(6))).await.is_err(), "one offer at a time");
+}
+
+#[tokio::test]
+async fn a_delivery_lost_behind_a_proxy_error_or_a_crash_is_delivered_again_and_paid_once() {
+    let (hub, _) = unreachable_hub().await;
+    let p = app_pair(&hub, 100, AppKind::ConditionalPayment, conditional_payment::opening(Role::First));
+    let (url, served) = shop(p.bob.clone(), p.parents[1].id()).await;
+    // A proxy in front of the seller that answers 502 to the first request for chunk 5,
+    // after the seller stored its delivery.
+    let broken = Arc::new(AtomicUsize::new(0));
+    let counter = broken.clone();
+    let proxy = Router::new().fallback(move |request: axum::extract::Request| {
+        let (url, counter) = (url.clone(), counter.clone());
+        async move {
+            let mut forward = crate::tls::http_client().get(format!("{url}{}", request.uri()));
+            if let Some(offer) = request.headers().get(OFFER_HEADER) {
+                forward = forward.header(OFFER_HEADER, offer.clone());
+            }
+            let answer = forward.send().await.expect("forward");
+            let status = answer.status();
+            let delivery = answer.headers().get(DELIVERY_HEADER).cloned();
+            let body = answer.bytes().await.expect("body").to_vec();
+            if request.uri().path() == "/chunks/5" && delivery.is_some() && counter.fetch_add(1, Ordering::SeqCst) == 0
+            {
+                return StatusCode::BAD_GATEWAY.into_response();
+            }
+            let mut response = (status, body).into_response();
+            if let Some(delivery) = delivery {
+                response.headers_mut().insert(DELIVERY_HEADER, delivery);
+            }
+            response
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let front = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, proxy).await });
+    let buyer = PayingClient::new(crate::tls::http_client(), p.alice.clone(), p.id, eth());
+    let target = format!("{front}/chunks/5");
+    let answer = buyer.get_on_delivery(&target, keccak256(chunk(5)), u(PRICE)).await.expect("an answer");
+    assert_eq!((answer.status, answer.receipt), (StatusCode::BAD_GATEWAY, None));
+    assert!(p.alice.virtual_record(p.id).expect("a").pending.is_some(), "the offer stays pending");
+    let err = buyer.get_on_delivery(&format!("{front}/chunks/6"), keccak256(chunk(6)), u(PRICE)).await;
+    assert!(err.is_err(), "another lock waits until the pending offer is answered");
+    let answer = buyer.get_on_delivery(&target, keccak256(chunk(5)), u(PRICE)).await.expect("delivered again");
+    assert_eq!(answer.body, chunk(5).to_vec());
+    assert_eq!(served.load(Ordering::SeqCst), 1, "the work was done once");
+
+    // The buyer crashes after storing the seller's receipt of its next offer, before the
+    // claim: its latest is its countersigned offer, which it sends again.
+    let offer = p.alice.offer(p.id, eth(), u(PRICE), keccak256(chunk(6))).await.expect("offer");
+    let (status, note, _) = raw(&format!("{front}/chunks/6"), &offer).await;
+    assert_eq!(status, StatusCode::OK);
+    p.alice.accept_receipt(&note.expect("a delivery").receipt).await.expect("receipt");
+    let answer =
+        buyer.get_on_delivery(&format!("{front}/chunks/6"), keccak256(chunk(6)), u(PRICE)).await.expect("again");
+    assert_eq!(answer.body, chunk(6).to_vec());
+    assert_eq!(served.load(Ordering::SeqCst), 2);
+    let (a, b) = records(&p);
+    assert_eq!(a.latest.state.outcome.balances[0], [u(100 - 2 * PRICE), u(2 * PRICE)], "paid twice for two chunks");
+    assert_eq!(b.pending.as_ref(), Some(&a.latest.state));
+}
+
+#[tokio::test]
+async fn who_did_not_sign_the_offer_learns_nothing_and_a_price_over_the_cap_is_not_offered() {
+    let (p, _, url, served) = setup().await;
+    let buyer = PayingClient::new(crate::tls::http_client(), p.alice.clone(), p.id, eth());
+    let target = format!("{url}/chunks/3");
+    buyer.get_on_delivery(&target, keccak256(chunk(3)), u(PRICE)).await.expect("bought");
+    // The seller's latest is the offer it claimed: a stranger replays its state with a
+    // signature of its own, or asks at another version, to get the content or the latest.
+    let latest = p.bob.virtual_record(p.id).expect("b").latest;
+    let stranger = alloy::signers::local::PrivateKeySigner::random();
+    for version in [latest.state.version, latest.state.version + 2] {
+        let state = State { version, ..latest.state.clone() };
+        let signature = p.deployment.sign_state(&stranger, &state).expect("sign");
+        let offer = Offer { ack: None, offer: Payment { channel: p.id, state, signature } };
+        let (status, note, body) = raw(&target, &offer).await;
+        assert_eq!((status, note), (StatusCode::UNPROCESSABLE_ENTITY, None));
+        let body: PaymentRequired = serde_json::from_slice(&body).expect("refusal");
+        assert_eq!((body.error.as_str(), body.latest), ("bad_signature", None), "version {version}");
+    }
+    assert_eq!(served.load(Ordering::SeqCst), 1);
+    // A price above the buyer's cap: nothing offered.
+    let before = records(&p);
+    let cheap = PayingClient::new(crate::tls::http_client(), p.alice.clone(), p.id, eth());
+    let err = cheap.get_on_delivery(&target, keccak256(chunk(4)), u(PRICE - 1)).await.expect_err("too dear");
+    assert!(matches!(err, PayingError::BadAnswer(_)), "{err}");
+    assert_eq!(records(&p), before);
 }
 
 #[tokio::test]

@@ -94,8 +94,10 @@ impl Paywall {
             asset: self.asset,
         };
         request.extensions_mut().insert(paid);
-        let response = inner.call(request).await?;
+        let mut response = inner.call(request).await?;
         if !response.status().is_success() {
+            // Nothing signed: the buyer may drop its offer.
+            response.headers_mut().insert(NOT_DELIVERED_HEADER, HeaderValue::from_static("not_served"));
             return Ok(response);
         }
         let (parts, body) = response.into_parts();
@@ -107,8 +109,12 @@ impl Paywall {
                 return Ok(self.refuse(StatusCode::UNPROCESSABLE_ENTITY, "not_deliverable", message, None));
             }
         };
-        match self.wallet.deliver(&offer, self.asset, self.price, content.clone().into()).await {
-            Ok(delivery) => Ok(delivered(Response::from_parts(parts, axum::body::Body::from(content)), &delivery)),
+        match self.wallet.deliver(&offer, self.asset, self.price, content.into()).await {
+            // The body is the claim's preimage (a concurrent retry's answer may differ).
+            Ok(delivery) => match delivery.content() {
+                Ok(content) => Ok(delivered(Response::from_parts(parts, axum::body::Body::from(content.0)), &delivery)),
+                Err(e) => Ok(self.refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string(), None)),
+            },
             Err(refusal) => Ok(self.refused(&refusal)),
         }
     }
@@ -137,9 +143,9 @@ impl Paywall {
     }
 }
 
-/// `response` with `delivery` in [`DELIVERY_HEADER`].
+/// `response` (whose body is the content) with `delivery`'s note in [`DELIVERY_HEADER`].
 fn delivered(mut response: Response, delivery: &Delivery) -> Response {
-    match encode_header(delivery) {
+    match encode_header(&delivery.note()) {
         Ok(value) => {
             response.headers_mut().insert(DELIVERY_HEADER, value);
         }

@@ -7,12 +7,12 @@
 
 use std::time::Duration;
 
-use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy::signers::local::PrivateKeySigner;
 use ingrid_client_sdk::api::{StateRequest, VirtualClose, VirtualProposal, VirtualStatus};
 use ingrid_client_sdk::app::{coin_flip, conditional_payment, tic_tac_toe};
 use ingrid_client_sdk::client::ClientError;
-use ingrid_client_sdk::p2p::{P2pClose, Payment};
+use ingrid_client_sdk::p2p::{OfferCheck, P2pClose, Payment};
 use ingrid_client_sdk::state::channel_id;
 use ingrid_client_sdk::virtual_channel::{Link, finalize, lock_in_parent, settle_in_parent};
 use ingrid_client_sdk::wallet::Wallet;
@@ -490,5 +490,54 @@ async fn a_withheld_receipt_and_a_forced_guess_do_not_cost_the_honest_player_the
     let y_out = wait_concluded(&env, y).await?;
     assert_eq!(x_out[0][0], alice_free + ether(2), "Alice wins the pot: the bit was 1, Bob guessed 0");
     assert_eq!(x_out[0][1] + y_out[0][1], ether(3 + 4), "the hub's total is unchanged");
+    Ok(())
+}
+
+/// The attack on a seller paid on delivery: the buyer registers the channel on chain with a
+/// state the seller has nothing newer than (nothing to refute), waits for the record to be
+/// fixed, and only then buys, so that no offer or claim signed afterwards could count. The seller's
+/// watcher notes the record, and from then on the seller countersigns nothing off chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seller_delivers_nothing_off_chain_once_the_channel_is_registered() -> anyhow::Result<()> {
+    let env = Env::new(3).await?;
+    let hub = env.start_hub().await?;
+    let url = format!("http://{}", hub.addr);
+    let eth = env.eth().holder;
+    let (alice, bob) = (env.wallet(&url, 1).await?, env.wallet(&url, 2).await?);
+    let x = open_basic(&alice, eth, 3, 3).await?;
+    let y = open_basic(&bob, eth, 3, 3).await?;
+    let apps = alice.apps();
+    let opening = conditional_payment::opening(Role::First);
+    let v = alice
+        .propose_app(bob.address(), x, &[[ether(2), U256::ZERO]], 600, now() + 3600, apps.conditional_payment, opening)
+        .await?;
+    let proposal = bob.proposals().await?.into_iter().find(|p| p.id == v).expect("Bob sees the proposal");
+    bob.accept_virtual(&proposal, y).await?;
+    alice.wait_virtual_open(v, Duration::from_secs(10)).await?;
+    // One chunk delivered and acknowledged: both hold version 2, the claim.
+    let chunk = Bytes::from_static(b"chunk 1");
+    let offer = alice.offer(v, eth, ether(1), keccak256(&chunk)).await?;
+    let delivery = bob.deliver(&offer, eth, ether(1), chunk.clone()).await?;
+    assert_eq!(alice.take_delivery(&offer, &delivery).await?, chunk);
+    let next = Bytes::from_static(b"chunk 2");
+    let offer = alice.offer(v, eth, ether(1), keccak256(&next)).await?;
+    assert!(matches!(bob.check_offer(&offer, eth, ether(1)).await?, OfferCheck::Deliver { .. }));
+    alice.drop_pending(v).await?;
+
+    // Alice registers her parent, and with it V at the claim (version 2): Bob holds nothing
+    // newer signed by both (his claim waits for its acknowledgement), so nothing to refute.
+    alice.register_channel(x).await?;
+    let report = bob.watch_once().await?;
+    assert!(report.refuted.is_empty(), "nothing to refute: {report:?}");
+    let offer = alice.offer(v, eth, ether(1), keccak256(&next)).await?;
+    let before = bob.virtual_record(v)?;
+    assert!(before.on_chain.is_some(), "Bob's watcher noted the record");
+    for refusal in [
+        bob.check_offer(&offer, eth, ether(1)).await.expect_err("refused"),
+        bob.deliver(&offer, eth, ether(1), next.clone()).await.expect_err("refused"),
+    ] {
+        assert_eq!(refusal.code(), "channel_on_chain");
+    }
+    assert_eq!(bob.virtual_record(v)?, before, "a refused offer changed nothing");
     Ok(())
 }
