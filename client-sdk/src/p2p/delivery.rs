@@ -7,11 +7,12 @@
 //! pays if and only if it gets what it asked for, and neither side trusts the other for more
 //! than the gas of a dispute. The buyer checks the claim exactly as the chain would force it
 //! and countersigns it ([`Wallet::take_delivery`]); its countersignature rides to the seller
-//! with its next offer ([`Offer::ack`]). The last claim stays unacknowledged until the buyer
-//! asks to close: its close request is the final state of that claim, which the seller
-//! countersigns. A buyer that vanishes instead leaves the seller its countersigned offer and
-//! its own claim: it registers its parent and forces the claim on chain
-//! ([`Wallet::force_move`]), which the rule lets it do alone.
+//! with its next offer ([`Offer::ack`]). The last claim stays unacknowledged until one side
+//! asks to close with the claim made final: the buyer's latest state, or the seller's
+//! pending move ([`Wallet::close_request`]), which the buyer signs only once it holds the
+//! claim. A buyer that vanishes leaves the seller its countersigned offer and its own claim:
+//! it registers its parent and forces the claim on chain ([`Wallet::force_move`]), which the
+//! rule lets it do alone.
 //!
 //! Three messages per delivery: the offer, the delivery (the seller's receipt of the offer and
 //! its claim), and the acknowledgement in the next offer. The content must fit the claim's

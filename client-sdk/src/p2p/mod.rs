@@ -391,13 +391,18 @@ impl Wallet {
 
     /// Asks the peer to close virtual channel `id` at its latest balances: signs the final
     /// state and keeps it as pending (no payment can follow it). Asking again returns the
-    /// same final state. Refused while a payment is pending. To give up on a close the peer
+    /// same final state. Refused while a payment is pending; in an app channel, a pending
+    /// move of this client's is closed as its final state (and stays pending). To give up on a close the peer
     /// never answers, [`Wallet::resync`] with the latest state.
     pub async fn close_request(&self, id: B256) -> Result<P2pClose, WalletError> {
         let _guard = self.lock.lock().await;
         let mut record = self.virtual_record(id)?;
         let state = match &record.pending {
             Some(pending) if pending.isFinal => pending.clone(),
+            // This client's app move waiting for its countersignature (a seller's last claim):
+            // the close is its final state, which the peer signs only if it holds the move
+            // and gives nothing up. The move stays pending, to force on chain otherwise.
+            Some(pending) if !record.params.app.is_zero() => finalize(pending)?,
             Some(_) => {
                 return Err(WalletError::Invalid(format!(
                     "a payment in virtual channel {id} is waiting for its receipt; resync first"

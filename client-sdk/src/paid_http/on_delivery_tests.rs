@@ -102,17 +102,14 @@ async fn chunks_named_by_hash_are_paid_only_on_delivery_and_close_with_both_side
 }
 
 #[tokio::test]
-async fn a_seller_closes_from_an_acknowledged_claim_and_the_buyer_concedes_nothing() {
+async fn a_seller_closes_from_its_last_claim_once_the_buyer_holds_it() {
     let (p, _, url, _) = setup().await;
     let buyer = PayingClient::new(crate::tls::http_client(), p.alice.clone(), p.id, eth());
     for n in [1, 2] {
         buyer.get_on_delivery(&format!("{url}/chunks/{n}"), keccak256(chunk(n)), u(PRICE)).await.expect("bought");
     }
-    // The second offer carried the acknowledgement of the first claim; the second claim is
-    // still unacknowledged, so the seller cannot ask for a close yet.
-    assert!(p.bob.close_request(p.id).await.is_err());
     let latest = p.alice.virtual_record(p.id).expect("a").latest;
-    // Acknowledged through a (refused) offer the seller checks: 402, nothing stored.
+    // The acknowledgement rides with the next offer; a refused one (402) stores nothing.
     let short = p.alice.offer(p.id, eth(), u(1), keccak256(chunk(3))).await.expect("offer");
     assert_eq!(short.ack.as_ref().map(|a| a.version), Some(4));
     let (status, delivery, body) = raw(&format!("{url}/chunks/3"), &short).await;
@@ -121,13 +118,34 @@ async fn a_seller_closes_from_an_acknowledged_claim_and_the_buyer_concedes_nothi
     assert_eq!(body.error, "payment_short");
     assert_eq!(body.latest.as_ref(), Some(&latest), "the seller's latest once acknowledged");
     p.alice.drop_pending(p.id).await.expect("drop");
-    p.bob.resync(p.id, &latest).await.expect("the seller adopts the acknowledged claim");
     let offer = p.bob.offer(p.id, eth(), u(PRICE), keccak256(chunk(3))).await;
     assert!(offer.is_err(), "the seller is not the payer");
+
+    // The seller's last claim is unacknowledged: it asks to close with the claim made final,
+    // and keeps the claim pending (to force on chain should the buyer refuse).
     let close = p.bob.close_request(p.id).await.expect("close request");
+    assert_eq!(close.state.version, 5);
+    let claim = p.bob.virtual_record(p.id).expect("b").pending.expect("the claim stays pending");
+    assert_eq!(claim, latest.state);
     let answer = p.alice.answer_close(&close).await.expect("with no offer pending, the buyer's move is optional");
     p.deployment.verify_state(&close.state, &answer.signature, p.alice.address()).expect("countersigned");
     assert_eq!(close.state.outcome.balances[0], [u(100 - 2 * PRICE), u(2 * PRICE)]);
+}
+
+#[tokio::test]
+async fn a_buyer_refuses_a_close_from_a_claim_it_never_received() {
+    let (p, _, url, _) = setup().await;
+    let lock = keccak256(chunk(1));
+    let offer = p.alice.offer(p.id, eth(), u(PRICE), lock).await.expect("offer");
+    let (status, note, _) = raw(&format!("{url}/chunks/1"), &offer).await;
+    assert!(status.is_success() && note.is_some(), "delivered, but the answer never reaches the buyer");
+    let close = p.bob.close_request(p.id).await.expect("close request");
+    let before = records(&p);
+    assert!(p.alice.answer_close(&close).await.is_err(), "the buyer does not pay for what it has not got");
+    // Nor once it has the seller's receipt of the offer, without the claim.
+    p.alice.accept_receipt(&note.expect("note").receipt).await.expect("receipt");
+    assert!(p.alice.answer_close(&close).await.is_err());
+    assert_eq!(records(&p).1, before.1, "the seller's record is unchanged");
 }
 
 #[tokio::test]
