@@ -214,6 +214,28 @@ impl Wallet {
         if record.base().isFinal {
             return Err(PaymentRefusal::ChannelFinal(id));
         }
+        let rule = self.rule_for(&record).map_err(PaymentRefusal::Move)?;
+        self.check_peer_move(&record, rule.as_ref(), mv)?;
+        let d = self.deployment();
+        let mine = d.sign_state(&self.key, &mv.state).map_err(internal)?;
+        record.latest = FullySignedState {
+            state: mv.state.clone(),
+            sigs: record.my_index.pair(mine.clone(), mv.signature.clone()),
+        };
+        self.store.save_virtual(&record).map_err(internal)?;
+        Ok(Receipt { channel: id, version: mv.state.version, signature: mine })
+    }
+
+    /// Checks the peer's move `mv` in channel `record` running `rule`: the next version after
+    /// the base (else [`PaymentRefusal::WrongVersion`] with the latest state), nothing of
+    /// this client's pending ([`PaymentRefusal::Busy`]), and the move exactly as the
+    /// adjudicator would force it ([`check_move`]).
+    pub(super) fn check_peer_move(
+        &self,
+        record: &VirtualRecord,
+        rule: &dyn App,
+        mv: &Payment,
+    ) -> Result<(), PaymentRefusal> {
         let expected = record.base().version.saturating_add(1);
         if mv.state.version != expected {
             return Err(PaymentRefusal::WrongVersion {
@@ -225,18 +247,9 @@ impl Wallet {
         if record.pending.is_some() {
             return Err(PaymentRefusal::Busy { latest: Box::new(record.latest.clone()) });
         }
-        let rule = self.rule_for(&record).map_err(PaymentRefusal::Move)?;
-        let d = self.deployment();
         let peer = record.my_index.peer();
-        check_move(rule.as_ref(), &d, &record.params, record.base(), &mv.state, peer, &mv.signature)
-            .map_err(PaymentRefusal::Move)?;
-        let mine = d.sign_state(&self.key, &mv.state).map_err(internal)?;
-        record.latest = FullySignedState {
-            state: mv.state.clone(),
-            sigs: record.my_index.pair(mine.clone(), mv.signature.clone()),
-        };
-        self.store.save_virtual(&record).map_err(internal)?;
-        Ok(Receipt { channel: id, version: mv.state.version, signature: mine })
+        check_move(rule, &self.deployment(), &record.params, record.base(), &mv.state, peer, &mv.signature)
+            .map_err(PaymentRefusal::Move)
     }
 
     /// Forces this client's pending move of app channel `id` on chain, for a peer that

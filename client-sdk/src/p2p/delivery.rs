@@ -361,19 +361,7 @@ impl Wallet {
             };
             return Ok((record, check));
         }
-        let expected = record.base().version.saturating_add(1);
-        if o.state.version != expected {
-            return Err(PaymentRefusal::WrongVersion {
-                expected,
-                actual: o.state.version,
-                latest: Box::new(record.latest.clone()),
-            });
-        }
-        if record.pending.is_some() {
-            return Err(PaymentRefusal::Busy { latest: Box::new(record.latest.clone()) });
-        }
-        check_move(rule.as_ref(), &d, &record.params, record.base(), &o.state, me.peer(), &o.signature)
-            .map_err(PaymentRefusal::Move)?;
+        self.check_peer_move(&record, rule.as_ref(), o)?;
         let Some((lock, amounts)) = pending_offer(&o.state) else {
             return Err(PaymentRefusal::Malformed("the move is not an offer".into()));
         };
