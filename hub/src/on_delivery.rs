@@ -127,10 +127,10 @@ pub async fn run(
     // Carol holds the file's manifest: the keccak-256 of each chunk.
     let manifest: Vec<B256> = (0..CHUNKS).map(|n| keccak256(chunk(n))).collect();
     let requests = hub.requests();
-    let paying = PayingClient::new(http.clone(), carol.clone(), v, eth);
+    let paying = PayingClient::new(http.clone(), carol.clone(), v, eth, price);
     let mut delivered = 0;
     for (n, lock) in manifest.iter().enumerate() {
-        let answer = paying.get_on_delivery(&format!("{url}/file/{n}"), *lock, price).await?;
+        let answer = paying.get_on_delivery(&format!("{url}/file/{n}"), *lock).await?;
         ensure!(keccak256(&answer.body) == *lock, "chunk {n} does not match the manifest");
         delivered += 1;
     }
@@ -142,7 +142,7 @@ pub async fn run(
         record.version
     )?;
     // A chunk named by a hash Dave's file does not have: his answer does not open it.
-    let wrong = paying.get_on_delivery(&format!("{url}/file/0"), keccak256(b"not in the file"), price).await;
+    let wrong = paying.get_on_delivery(&format!("{url}/file/0"), keccak256(b"not in the file")).await;
     let undeliverable_refused = matches!(&wrong, Err(PayingError::Refused { body, .. }) if body.error == "not_deliverable")
         && carol.virtual_record(v)?.latest.state == record;
     writeln!(

@@ -131,7 +131,7 @@ pub async fn run(out: &mut impl Write) -> anyhow::Result<SaleReport> {
         buyer.wait_virtual_open(v, Duration::from_secs(30)).await?;
 
         let before = hub.requests();
-        let paying = PayingClient::new(http.clone(), buyer.clone(), v, eth);
+        let paying = PayingClient::new(http.clone(), buyer.clone(), v, eth, price);
         for _ in 0..PER_ROUND {
             let answer = paying.get(&format!("{seller_url}/nanoservice")).await?;
             ensure!(answer.status == 200, "nanoservice answered {}", answer.status);

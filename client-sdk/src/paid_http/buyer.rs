@@ -22,6 +22,14 @@ pub enum PayingError {
     /// The seller's answer could not be understood (e.g. a malformed receipt).
     #[error("bad answer from the seller: {0}")]
     BadAnswer(String),
+    /// The seller asks more than this client pays for a request; nothing was paid.
+    #[error("the price {price} is above this client's maximum {max_price}")]
+    TooDear {
+        /// The price asked.
+        price: U256,
+        /// [`PayingClient::max_price`].
+        max_price: U256,
+    },
 }
 
 /// The answer to a paid request.
@@ -64,18 +72,22 @@ pub struct PayingClient {
     pub channel: B256,
     /// The asset paid in.
     pub asset: Address,
+    /// The most this client pays for one request: a seller asking more (in a `402`) is
+    /// refused, since the price is paid as asked.
+    pub max_price: U256,
     prices: std::sync::Mutex<HashMap<String, U256>>,
     one_at_a_time: tokio::sync::Mutex<()>,
 }
 
 impl PayingClient {
-    /// A client paying through `channel` of `wallet` in `asset`.
-    pub fn new(http: reqwest::Client, wallet: Arc<Wallet>, channel: B256, asset: Address) -> Self {
+    /// A client paying through `channel` of `wallet` in `asset`, at most `max_price` a request.
+    pub fn new(http: reqwest::Client, wallet: Arc<Wallet>, channel: B256, asset: Address, max_price: U256) -> Self {
         Self {
             http,
             wallet,
             channel,
             asset,
+            max_price,
             prices: std::sync::Mutex::new(HashMap::new()),
             one_at_a_time: tokio::sync::Mutex::new(()),
         }
@@ -104,7 +116,7 @@ impl PayingClient {
     }
 
     /// `GET url`, paid on delivery in conditional-payment channel `channel`: offers the
-    /// price (learnt from a first `402`, at most `max_price`) against `lock`, the keccak-256
+    /// price (learnt from a first `402`, at most [`PayingClient::max_price`]) against `lock`, the keccak-256
     /// of the body expected, and takes the seller's claim, which reveals the body; the
     /// answer's `body` is that content, checked against `lock` as the chain would check it.
     /// Resyncs once after a `409`. An offer is dropped only when the answer shows that the
@@ -113,16 +125,16 @@ impl PayingClient {
     /// connection) it stays pending, and the same call sends it again: the seller delivers
     /// the same content again without charging twice. Until then, a call for another lock
     /// is refused.
-    pub async fn get_on_delivery(&self, url: &str, lock: B256, max_price: U256) -> Result<PaidResponse, PayingError> {
+    pub async fn get_on_delivery(&self, url: &str, lock: B256) -> Result<PaidResponse, PayingError> {
         let _one = self.one_at_a_time.lock().await;
         let mut price = self.price(url);
         let (mut priced, mut resynced) = (false, false);
         loop {
             let offer = match price {
-                Some(price) if price > max_price => {
-                    return Err(PayingError::BadAnswer(format!("the price {price} is above {max_price}")));
+                Some(price) => {
+                    self.affordable(price)?;
+                    Some(self.wallet.offer(self.channel, self.asset, price, lock).await?)
                 }
-                Some(price) => Some(self.wallet.offer(self.channel, self.asset, price, lock).await?),
                 None => None,
             };
             let mut request = self.http.get(url);
@@ -181,6 +193,14 @@ impl PayingClient {
         }
     }
 
+    /// Refuses a price above [`PayingClient::max_price`].
+    fn affordable(&self, price: U256) -> Result<(), PayingError> {
+        if price > self.max_price {
+            return Err(PayingError::TooDear { price, max_price: self.max_price });
+        }
+        Ok(())
+    }
+
     /// The payment to attach: the pending one if a receipt was lost, else a new one.
     async fn payment(&self, price: Option<U256>) -> Result<Option<Payment>, PayingError> {
         if let Some(pending) = self.wallet.pending_payment(self.channel).await? {
@@ -190,7 +210,10 @@ impl PayingClient {
             return Ok(Some(pending));
         }
         match price {
-            Some(price) => Ok(Some(self.wallet.pay(self.channel, self.asset, price).await?)),
+            Some(price) => {
+                self.affordable(price)?;
+                Ok(Some(self.wallet.pay(self.channel, self.asset, price).await?))
+            }
             None => Ok(None),
         }
     }

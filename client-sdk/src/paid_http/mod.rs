@@ -200,7 +200,7 @@ mod tests {
     #[tokio::test]
     async fn twenty_paid_gets_through_the_layer() {
         let (p, hits, url, received, served) = setup().await;
-        let buyer = PayingClient::new(crate::tls::http_client(), p.alice.clone(), p.id, eth());
+        let buyer = PayingClient::new(crate::tls::http_client(), p.alice.clone(), p.id, eth(), u(PRICE));
         let data = format!("{url}/data");
         for i in 1..=20u64 {
             let answer = buyer.get(&data).await.expect("paid get");
@@ -283,9 +283,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_price_above_the_buyer_s_maximum_is_not_paid() {
+        let (p, _, url, received, served) = setup().await;
+        let before = (p.alice.virtual_record(p.id).expect("a"), p.bob.virtual_record(p.id).expect("b"));
+        let buyer = PayingClient::new(crate::tls::http_client(), p.alice.clone(), p.id, eth(), u(PRICE - 1));
+        let err = buyer.get(&format!("{url}/data")).await.expect_err("too dear");
+        assert!(matches!(err, PayingError::TooDear { price, .. } if price == u(PRICE)), "{err}");
+        assert_eq!((p.alice.virtual_record(p.id).expect("a"), p.bob.virtual_record(p.id).expect("b")), before);
+        assert_eq!((received.load(Ordering::SeqCst), served.load(Ordering::SeqCst)), (1, 0), "the 402 only");
+    }
+
+    #[tokio::test]
     async fn the_paying_client_recovers_from_lost_receipts_and_lost_payments() {
         let (p, hits, url, _, served) = setup().await;
-        let buyer = PayingClient::new(crate::tls::http_client(), p.alice.clone(), p.id, eth());
+        let buyer = PayingClient::new(crate::tls::http_client(), p.alice.clone(), p.id, eth(), u(PRICE));
         let data = format!("{url}/data");
 
         // A payment the seller took whose receipt was lost: 409, resync, 402, pay.
@@ -315,7 +326,7 @@ mod tests {
     #[tokio::test]
     async fn the_seller_answers_a_close_over_http() {
         let (p, hits, url, _, _) = setup().await;
-        let buyer = PayingClient::new(crate::tls::http_client(), p.alice.clone(), p.id, eth());
+        let buyer = PayingClient::new(crate::tls::http_client(), p.alice.clone(), p.id, eth(), u(PRICE));
         for _ in 0..5 {
             buyer.get(&format!("{url}/data")).await.expect("get");
         }

@@ -73,10 +73,9 @@ async fn raw(url: &str, offer: &Offer) -> (StatusCode, Option<DeliveryNote>, Vec
 #[tokio::test]
 async fn chunks_named_by_hash_are_paid_only_on_delivery_and_close_with_both_sides_agreeing() {
     let (p, hits, url, served) = setup().await;
-    let buyer = PayingClient::new(crate::tls::http_client(), p.alice.clone(), p.id, eth());
+    let buyer = PayingClient::new(crate::tls::http_client(), p.alice.clone(), p.id, eth(), u(PRICE));
     for n in 1..=10 {
-        let answer =
-            buyer.get_on_delivery(&format!("{url}/chunks/{n}"), keccak256(chunk(n)), u(PRICE)).await.expect("bought");
+        let answer = buyer.get_on_delivery(&format!("{url}/chunks/{n}"), keccak256(chunk(n))).await.expect("bought");
         assert_eq!((answer.status, answer.body.as_slice()), (StatusCode::OK, chunk(n).as_ref()));
         assert_eq!(answer.receipt.map(|r| r.version), Some(2 * n as u64 - 1), "the offer's receipt");
     }
@@ -104,9 +103,9 @@ async fn chunks_named_by_hash_are_paid_only_on_delivery_and_close_with_both_side
 #[tokio::test]
 async fn a_seller_closes_from_its_last_claim_once_the_buyer_holds_it() {
     let (p, _, url, _) = setup().await;
-    let buyer = PayingClient::new(crate::tls::http_client(), p.alice.clone(), p.id, eth());
+    let buyer = PayingClient::new(crate::tls::http_client(), p.alice.clone(), p.id, eth(), u(PRICE));
     for n in [1, 2] {
-        buyer.get_on_delivery(&format!("{url}/chunks/{n}"), keccak256(chunk(n)), u(PRICE)).await.expect("bought");
+        buyer.get_on_delivery(&format!("{url}/chunks/{n}"), keccak256(chunk(n))).await.expect("bought");
     }
     let latest = p.alice.virtual_record(p.id).expect("a").latest;
     // The acknowledgement rides with the next offer; a refused one (402) stores nothing.
@@ -151,8 +150,8 @@ async fn a_buyer_refuses_a_close_from_a_claim_it_never_received() {
 #[tokio::test]
 async fn bad_offers_and_undeliverable_answers_are_refused_with_a_reason_and_change_nothing() {
     let (p, hits, url, served) = setup().await;
-    let buyer = PayingClient::new(crate::tls::http_client(), p.alice.clone(), p.id, eth());
-    buyer.get_on_delivery(&format!("{url}/chunks/1"), keccak256(chunk(1)), u(PRICE)).await.expect("bought");
+    let buyer = PayingClient::new(crate::tls::http_client(), p.alice.clone(), p.id, eth(), u(PRICE));
+    buyer.get_on_delivery(&format!("{url}/chunks/1"), keccak256(chunk(1))).await.expect("bought");
     let before = records(&p);
     let runs = served.load(Ordering::SeqCst);
     let unchanged = |why: &str| {
@@ -161,19 +160,16 @@ async fn bad_offers_and_undeliverable_answers_are_refused_with_a_reason_and_chan
 
     // An offer for content the seller does not serve under that name: the handler runs, the
     // body does not open the lock, nothing is signed, the buyer drops its offer.
-    let err =
-        buyer.get_on_delivery(&format!("{url}/chunks/2"), keccak256(chunk(7)), u(PRICE)).await.expect_err("refused");
+    let err = buyer.get_on_delivery(&format!("{url}/chunks/2"), keccak256(chunk(7))).await.expect_err("refused");
     assert!(matches!(&err, PayingError::Refused { status: 422, body } if body.error == "not_deliverable"), "{err}");
     unchanged("a wrong lock");
     // A 404 from the handler goes back as it is.
-    let answer =
-        buyer.get_on_delivery(&format!("{url}/chunks/9000"), keccak256(chunk(9)), u(PRICE)).await.expect("answer");
+    let answer = buyer.get_on_delivery(&format!("{url}/chunks/9000"), keccak256(chunk(9))).await.expect("answer");
     assert_eq!((answer.status, answer.receipt), (StatusCode::NOT_FOUND, None));
     unchanged("a 404");
     // A body too long to reveal in a claim.
     let long = vec![b'x'; 1_000];
-    let err =
-        buyer.get_on_delivery(&format!("{url}/chunks/1000"), keccak256(&long), u(PRICE)).await.expect_err("refused");
+    let err = buyer.get_on_delivery(&format!("{url}/chunks/1000"), keccak256(&long)).await.expect_err("refused");
     assert!(matches!(&err, PayingError::Refused { status: 422, body } if body.error == "not_deliverable"), "{err}");
     unchanged("a body over the claim's bound");
     assert_eq!(served.load(Ordering::SeqCst), runs + 3, "the handler ran three times");
@@ -247,8 +243,8 @@ async fn a_lost_delivery_is_delivered_again_and_paid_once() {
     assert_eq!((status, body.as_slice()), (StatusCode::OK, chunk(4).as_ref()));
     assert!(first.as_ref().is_some_and(|n| encode_header(n).expect("encode").len() < 600), "a small header");
     // The answer never reached the buyer: the same call sends the same offer again.
-    let buyer = PayingClient::new(crate::tls::http_client(), p.alice.clone(), p.id, eth());
-    let answer = buyer.get_on_delivery(&target, lock, u(PRICE)).await.expect("delivered again");
+    let buyer = PayingClient::new(crate::tls::http_client(), p.alice.clone(), p.id, eth(), u(PRICE));
+    let answer = buyer.get_on_delivery(&target, lock).await.expect("delivered again");
     assert_eq!(answer.body, chunk(4).to_vec());
     assert_eq!(answer.receipt, first.map(|d| d.receipt), "the same delivery");
     assert_eq!(served.load(Ordering::SeqCst), 1, "the work was done once");
@@ -293,14 +289,14 @@ async fn a_delivery_lost_behind_a_proxy_error_or_a_crash_is_delivered_again_and_
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let front = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, proxy).await });
-    let buyer = PayingClient::new(crate::tls::http_client(), p.alice.clone(), p.id, eth());
+    let buyer = PayingClient::new(crate::tls::http_client(), p.alice.clone(), p.id, eth(), u(PRICE));
     let target = format!("{front}/chunks/5");
-    let answer = buyer.get_on_delivery(&target, keccak256(chunk(5)), u(PRICE)).await.expect("an answer");
+    let answer = buyer.get_on_delivery(&target, keccak256(chunk(5))).await.expect("an answer");
     assert_eq!((answer.status, answer.receipt), (StatusCode::BAD_GATEWAY, None));
     assert!(p.alice.virtual_record(p.id).expect("a").pending.is_some(), "the offer stays pending");
-    let err = buyer.get_on_delivery(&format!("{front}/chunks/6"), keccak256(chunk(6)), u(PRICE)).await;
+    let err = buyer.get_on_delivery(&format!("{front}/chunks/6"), keccak256(chunk(6))).await;
     assert!(err.is_err(), "another lock waits until the pending offer is answered");
-    let answer = buyer.get_on_delivery(&target, keccak256(chunk(5)), u(PRICE)).await.expect("delivered again");
+    let answer = buyer.get_on_delivery(&target, keccak256(chunk(5))).await.expect("delivered again");
     assert_eq!(answer.body, chunk(5).to_vec());
     assert_eq!(served.load(Ordering::SeqCst), 1, "the work was done once");
 
@@ -310,8 +306,7 @@ async fn a_delivery_lost_behind_a_proxy_error_or_a_crash_is_delivered_again_and_
     let (status, note, _) = raw(&format!("{front}/chunks/6"), &offer).await;
     assert_eq!(status, StatusCode::OK);
     p.alice.accept_receipt(&note.expect("a delivery").receipt).await.expect("receipt");
-    let answer =
-        buyer.get_on_delivery(&format!("{front}/chunks/6"), keccak256(chunk(6)), u(PRICE)).await.expect("again");
+    let answer = buyer.get_on_delivery(&format!("{front}/chunks/6"), keccak256(chunk(6))).await.expect("again");
     assert_eq!(answer.body, chunk(6).to_vec());
     assert_eq!(served.load(Ordering::SeqCst), 2);
     let (a, b) = records(&p);
@@ -322,9 +317,9 @@ async fn a_delivery_lost_behind_a_proxy_error_or_a_crash_is_delivered_again_and_
 #[tokio::test]
 async fn who_did_not_sign_the_offer_learns_nothing_and_a_price_over_the_cap_is_not_offered() {
     let (p, _, url, served) = setup().await;
-    let buyer = PayingClient::new(crate::tls::http_client(), p.alice.clone(), p.id, eth());
+    let buyer = PayingClient::new(crate::tls::http_client(), p.alice.clone(), p.id, eth(), u(PRICE));
     let target = format!("{url}/chunks/3");
-    buyer.get_on_delivery(&target, keccak256(chunk(3)), u(PRICE)).await.expect("bought");
+    buyer.get_on_delivery(&target, keccak256(chunk(3))).await.expect("bought");
     // The seller's latest is the offer it claimed: a stranger replays its state with a
     // signature of its own, or asks at another version, to get the content or the latest.
     let latest = p.bob.virtual_record(p.id).expect("b").latest;
@@ -341,9 +336,9 @@ async fn who_did_not_sign_the_offer_learns_nothing_and_a_price_over_the_cap_is_n
     assert_eq!(served.load(Ordering::SeqCst), 1);
     // A price above the buyer's cap: nothing offered.
     let before = records(&p);
-    let cheap = PayingClient::new(crate::tls::http_client(), p.alice.clone(), p.id, eth());
-    let err = cheap.get_on_delivery(&target, keccak256(chunk(4)), u(PRICE - 1)).await.expect_err("too dear");
-    assert!(matches!(err, PayingError::BadAnswer(_)), "{err}");
+    let cheap = PayingClient::new(crate::tls::http_client(), p.alice.clone(), p.id, eth(), u(PRICE - 1));
+    let err = cheap.get_on_delivery(&target, keccak256(chunk(4))).await.expect_err("too dear");
+    assert!(matches!(err, PayingError::TooDear { .. }), "{err}");
     assert_eq!(records(&p), before);
 }
 
