@@ -109,6 +109,10 @@ pub struct HubInfo {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = std::collections::BTreeMap<String, crate::openapi::HexAddress>))]
     pub apps: ingrid_protocol::app::AppDeployment,
+    /// Longest challenge duration of a virtual channel running an app, seconds (a disputed
+    /// app channel can stay open 18 times as long). Absent: `challenge_duration[1]`.
+    #[serde(default)]
+    pub app_challenge_duration: Option<u64>,
 }
 
 /// Opens a basic channel: params, the opening state (version 0) and the client's signature.

@@ -339,6 +339,7 @@ mod tests {
             confirmations: 1,
             virtual_fees: false,
             apps: Default::default(),
+            app_challenge_duration: None,
         }
     }
 

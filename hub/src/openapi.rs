@@ -446,6 +446,7 @@ mod tests {
                     coin_flip: Address::repeat_byte(0xc1),
                     ..Default::default()
                 },
+                app_challenge_duration: Some(3_600),
             },
         );
         conforms(

@@ -139,6 +139,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         confirmations: config.chain.confirmations,
         virtual_fees: config.assets.iter().any(|a| a.charges_fees()),
         apps: config.apps,
+        app_challenge_duration: Some(config.channels.max_app_challenge_duration),
     };
     let hub = Hub {
         key: key.clone(),

@@ -117,6 +117,7 @@ fn pair_with(
         confirmations: 1,
         virtual_fees: false,
         apps: Default::default(),
+        app_challenge_duration: None,
     };
     let mut vparams = params([alice_key.address(), bob_key.address()], false);
     if let Some((kind, _)) = &app {

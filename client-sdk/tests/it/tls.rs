@@ -57,6 +57,7 @@ fn sample_info() -> HubInfo {
         confirmations: 1,
         virtual_fees: false,
         apps: Default::default(),
+        app_challenge_duration: None,
     }
 }
 

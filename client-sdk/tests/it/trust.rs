@@ -133,6 +133,7 @@ impl World {
             confirmations: 1,
             virtual_fees: false,
             apps: Default::default(),
+            app_challenge_duration: None,
         }
     }
 
@@ -335,6 +336,7 @@ async fn a_login_challenge_of_another_form_is_not_signed() -> anyhow::Result<()>
         confirmations: 1,
         virtual_fees: false,
         apps: Default::default(),
+        app_challenge_duration: None,
     };
     lock(&fake).info = Some(info);
     let good = LoginChallenge {

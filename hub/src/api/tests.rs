@@ -31,6 +31,7 @@ pub(crate) fn offline_state_with(limits: crate::config::LimitsConfig) -> AppStat
             confirmations: 1,
             virtual_fees: false,
             apps: Default::default(),
+            app_challenge_duration: None,
         },
         challenges: Challenges::new(&[1], key.address(), 31337),
         requests: Default::default(),

@@ -323,6 +323,13 @@ async fn the_hub_refuses_apps_its_operator_does_not_allow() -> anyhow::Result<()
         proposal_lasting(&env, &ak, [bob.address(), deployed.coin_flip], coin_flip::opening(), &x_state, 600),
     )
     .await?;
+    // The hub announces the cap, and the wallet keeps to it without asking.
+    assert_eq!(alice.hub_info().app_challenge_duration, Some(500));
+    let requests = hub.requests();
+    let long =
+        alice.propose_app(bob.address(), x, &stakes, 600, now() + 3600, deployed.coin_flip, coin_flip::opening());
+    assert!(matches!(long.await, Err(ingrid_client_sdk::wallet::WalletError::Invalid(_))));
+    assert_eq!(hub.requests(), requests, "refused before any request");
     // An allowed app, but not from its start (a commitment already made).
     refused(
         "invalid_app_opening",
