@@ -32,6 +32,23 @@ pub enum PayingError {
     },
 }
 
+/// The most [`PayingClient::get_on_delivery`] reads of an answer: a delivery is at most
+/// [`MAX_PREIMAGE`] bytes, a refusal a short JSON body.
+pub const ANSWER_LIMIT: usize = 64 * 1024;
+
+/// The body of `response` up to `limit` bytes (the rest is not read), and whether that was
+/// all of it.
+async fn read_at_most(mut response: reqwest::Response, limit: usize) -> Result<(Vec<u8>, bool), PayingError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok((body, false));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, true))
+}
+
 /// The answer to a paid request.
 #[derive(Debug, Clone)]
 pub struct PaidResponse {
@@ -124,7 +141,8 @@ impl PayingClient {
     /// [`NOT_DELIVERED_HEADER`]); after any other answer (a proxy's `502`, a lost
     /// connection) it stays pending, and the same call sends it again: the seller delivers
     /// the same content again without charging twice. Until then, a call for another lock
-    /// is refused.
+    /// is refused. Answers are read up to [`ANSWER_LIMIT`] bytes (the body of one that is not
+    /// a delivery is cut there).
     pub async fn get_on_delivery(&self, url: &str, lock: B256) -> Result<PaidResponse, PayingError> {
         let _one = self.one_at_a_time.lock().await;
         let mut price = self.price(url);
@@ -144,9 +162,13 @@ impl PayingClient {
             }
             let response = request.send().await?;
             let (status, headers) = (response.status(), response.headers().clone());
-            let bytes = response.bytes().await?;
+            let (bytes, whole) = read_at_most(response, ANSWER_LIMIT).await?;
             let refusal = serde_json::from_slice::<PaymentRequired>(&bytes).ok().filter(|_| status.is_client_error());
             if let Some(offer) = &offer {
+                if status.is_success() && !whole {
+                    // Kept pending: no delivery is that long.
+                    return Err(PayingError::BadAnswer(format!("a {status} answer over {ANSWER_LIMIT} bytes")));
+                }
                 if status.is_success() {
                     let Some(value) = headers.get(DELIVERY_HEADER) else {
                         // Kept pending: sent again, the seller delivers it if it did.

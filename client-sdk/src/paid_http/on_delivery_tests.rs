@@ -355,3 +355,32 @@ async fn a_payment_channel_is_not_sold_on_delivery() {
     assert_eq!((status, body.error.as_str()), (StatusCode::BAD_REQUEST, "malformed_payment"));
     assert_eq!(served.load(Ordering::SeqCst), 0);
 }
+
+#[tokio::test]
+async fn a_buyer_reads_no_answer_past_its_limit_and_keeps_its_offer() {
+    let (hub, _) = unreachable_hub().await;
+    let p = app_pair(&hub, 100, AppKind::ConditionalPayment, conditional_payment::opening(Role::First));
+    // A seller that asks the price, then answers an offer with far more than a delivery.
+    let flood = get(|headers: HeaderMap| async move {
+        if headers.contains_key(OFFER_HEADER) {
+            return (StatusCode::OK, vec![b'x'; ANSWER_LIMIT * 4]).into_response();
+        }
+        let body = PaymentRequired {
+            error: "payment_required".into(),
+            message: "pay".into(),
+            price: u(PRICE),
+            asset: eth(),
+            latest: None,
+        };
+        (StatusCode::PAYMENT_REQUIRED, Json(body)).into_response()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/flood", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, Router::new().route("/flood", flood)).await });
+    let buyer = PayingClient::new(crate::tls::http_client(), p.alice.clone(), p.id, eth(), u(PRICE));
+    let err = buyer.get_on_delivery(&url, keccak256(chunk(1))).await.expect_err("not a delivery");
+    assert!(matches!(&err, PayingError::BadAnswer(m) if m.contains("bytes")), "{err}");
+    let a = p.alice.virtual_record(p.id).expect("a");
+    assert!(a.pending.is_some(), "the offer stays pending, to send again");
+    assert_eq!(a.latest.state.version, 0, "nothing paid");
+}
