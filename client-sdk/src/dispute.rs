@@ -307,10 +307,6 @@ impl Wallet {
             for sub in subs.iter().filter(|s| !s.params.ledger) {
                 let key = record_key(&sub.params, &sub.state)?;
                 let record = chain::dispute(&self.provider, &d, key).await?;
-                if record.phase != phase::NONE && self.store.load_virtual(sub.state.channelId)?.is_some() {
-                    // A channel of this client's: no state signed off chain counts any more.
-                    self.sync_from_chain(sub.state.channelId).await?;
-                }
                 match respond(&record, sub.state.version, now) {
                     Response::Refute => {
                         chain::confirm(send_refute(&self.provider, &d, sub.clone(), Vec::new()).await?).await?;
@@ -318,6 +314,14 @@ impl Wallet {
                     }
                     Response::TooLate => report.too_late.push(sub.state.channelId),
                     Response::Nothing => {}
+                }
+                let id = sub.state.channelId;
+                if record.phase != phase::NONE && self.store.load_virtual(id)?.is_some() {
+                    // A channel of this client's: no state signed off chain counts any more.
+                    // After the refutation, and never fatal to the pass: the next one retries.
+                    if let Err(e) = self.sync_from_chain(id).await {
+                        tracing::warn!(virtual_channel = %id, error = %e, "could not note the channel's record yet");
+                    }
                 }
             }
         }
