@@ -49,6 +49,17 @@ async fn read_at_most(mut response: reqwest::Response, limit: usize) -> Result<(
     Ok((body, true))
 }
 
+/// What a paid request learnt across its attempts.
+#[derive(Debug, Default)]
+struct Tries {
+    /// The price to pay (learnt from a `402`, or before).
+    price: Option<U256>,
+    /// Whether a `402` already set the price.
+    priced: bool,
+    /// Whether a `409` already resynced this client.
+    resynced: bool,
+}
+
 /// The answer to a paid request.
 #[derive(Debug, Clone)]
 pub struct PaidResponse {
@@ -145,10 +156,9 @@ impl PayingClient {
     /// a delivery is cut there).
     pub async fn get_on_delivery(&self, url: &str, lock: B256) -> Result<PaidResponse, PayingError> {
         let _one = self.one_at_a_time.lock().await;
-        let mut price = self.price(url);
-        let (mut priced, mut resynced) = (false, false);
+        let mut tries = Tries { price: self.price(url), ..Tries::default() };
         loop {
-            let offer = match price {
+            let offer = match tries.price {
                 Some(price) => {
                     self.affordable(price)?;
                     Some(self.wallet.offer(self.channel, self.asset, price, lock).await?)
@@ -191,28 +201,43 @@ impl PayingClient {
             let Some(refusal) = refusal else {
                 return Ok(PaidResponse { status, headers, body: bytes.to_vec(), receipt: None });
             };
-            if let Some(latest) = &refusal.latest
-                && latest.state.version >= self.wallet.virtual_record(self.channel)?.latest.state.version
-            {
-                self.wallet.resync(self.channel, latest).await?;
-            }
-            let retry = match status {
-                StatusCode::PAYMENT_REQUIRED if refusal.asset == self.asset && !priced => {
-                    self.remember(url, refusal.price);
-                    price = Some(refusal.price);
-                    priced = true;
-                    true
-                }
-                StatusCode::CONFLICT if refusal.latest.is_some() && !resynced => {
-                    resynced = true;
-                    true
-                }
-                _ => false,
-            };
-            if !retry {
+            if !self.retry_after(url, status, &refusal, offer.is_some(), &mut tries).await? {
                 return Err(PayingError::Refused { status: status.as_u16(), body: Box::new(refusal) });
             }
         }
+    }
+
+    /// After the seller refused a request to `url` (`status`, `refusal`) that carried a
+    /// payment or an offer (`paid`; already dropped for an offer): adopts the seller's latest
+    /// state when it is not older than this client's (which drops what was pending), learns
+    /// the price of a `402`, and says whether to send once more: after the first `402` in
+    /// this client's asset, or the first `409` that carries the seller's latest state.
+    async fn retry_after(
+        &self,
+        url: &str,
+        status: StatusCode,
+        refusal: &PaymentRequired,
+        paid: bool,
+        tries: &mut Tries,
+    ) -> Result<bool, PayingError> {
+        if refusal.asset != self.asset {
+            return Ok(false);
+        }
+        if paid
+            && let Some(latest) = &refusal.latest
+            && latest.state.version >= self.wallet.virtual_record(self.channel)?.latest.state.version
+        {
+            self.wallet.resync(self.channel, latest).await?;
+        }
+        Ok(match status {
+            StatusCode::PAYMENT_REQUIRED => {
+                self.remember(url, refusal.price);
+                tries.price = Some(refusal.price);
+                !std::mem::replace(&mut tries.priced, true)
+            }
+            StatusCode::CONFLICT => paid && refusal.latest.is_some() && !std::mem::replace(&mut tries.resynced, true),
+            _ => false,
+        })
     }
 
     /// Refuses a price above [`PayingClient::max_price`].
@@ -243,10 +268,9 @@ impl PayingClient {
     /// Sends `method url` with a payment, following the protocol in the type's docs.
     pub async fn send(&self, method: Method, url: &str, body: Option<Vec<u8>>) -> Result<PaidResponse, PayingError> {
         let _one = self.one_at_a_time.lock().await;
-        let mut price = self.price(url);
-        let (mut priced, mut resynced) = (false, false);
+        let mut tries = Tries { price: self.price(url), ..Tries::default() };
         loop {
-            let payment = self.payment(price).await?;
+            let payment = self.payment(tries.price).await?;
             let mut request = self.http.request(method.clone(), url);
             if let Some(body) = &body {
                 request = request.header(CONTENT_TYPE, "application/json").body(body.clone());
@@ -265,34 +289,10 @@ impl PayingClient {
                 _ => None,
             };
             if let Some(refusal) = refusal {
-                let refused = |refusal: PaymentRequired| PayingError::Refused {
-                    status: status.as_u16(),
-                    body: Box::new(refusal),
-                };
-                if refusal.asset != self.asset {
-                    return Err(refused(refusal));
-                }
-                if status == StatusCode::PAYMENT_REQUIRED {
-                    self.remember(url, refusal.price);
-                    if let (Some(_), Some(latest)) = (&payment, &refusal.latest) {
-                        // Our payment is refused: drop it and pay afresh.
-                        self.wallet.resync(self.channel, latest).await?;
-                    }
-                    if priced {
-                        return Err(refused(refusal));
-                    }
-                    priced = true;
-                    price = Some(refusal.price);
+                if self.retry_after(url, status, &refusal, payment.is_some(), &mut tries).await? {
                     continue;
                 }
-                match (&payment, &refusal.latest) {
-                    (Some(_), Some(latest)) if !resynced => {
-                        self.wallet.resync(self.channel, latest).await?;
-                        resynced = true;
-                        continue;
-                    }
-                    _ => return Err(refused(refusal)),
-                }
+                return Err(PayingError::Refused { status: status.as_u16(), body: Box::new(refusal) });
             }
             let receipt = match (&payment, headers.get(RECEIPT_HEADER)) {
                 (Some(payment), Some(value)) => {
