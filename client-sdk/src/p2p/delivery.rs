@@ -107,14 +107,10 @@ pub enum OfferCheck {
         /// The hash of the content the buyer pays for.
         lock: B256,
     },
-    /// The retry of an offer already delivered (the buyer lost the answer): send `delivery`
-    /// again; `content` is its claim's preimage. Nothing is to be done or stored.
-    Delivered {
-        /// The delivery made before.
-        delivery: Box<Delivery>,
-        /// The content it delivered.
-        content: Bytes,
-    },
+    /// The retry of an offer already delivered (the buyer lost the answer): send this
+    /// delivery again ([`Delivery::content`] is what it delivered). Nothing is to be done or
+    /// stored.
+    Delivered(Box<Delivery>),
 }
 
 impl Wallet {
@@ -130,8 +126,8 @@ impl Wallet {
             return Err(WalletError::Invalid(format!("virtual channel {id} does not run conditional payments")));
         }
         let me = record.my_index;
-        // An offer the seller countersigned whose claim never arrived (lost, or refused by a
-        // crash between the receipt and the claim): sent again, the seller delivers it.
+        // An offer the seller countersigned whose claim this client does not have (adopted
+        // from the seller's latest state in a refusal): sent again, the seller delivers it.
         let unclaimed = pending_offer(&record.latest.state).filter(|_| record.pending.is_none());
         if let Some((waiting, _)) = unclaimed {
             if waiting != lock {
@@ -170,39 +166,41 @@ impl Wallet {
         Ok(Offer { ack, offer })
     }
 
-    /// Buyer: takes the seller's delivery of `offer`: stores the seller's countersignature of
-    /// the offer, then checks the claim exactly as the adjudicator would force it (the content
-    /// opens the lock, the price moves to the seller and nothing else changes), countersigns
-    /// and stores it. Returns the content. The countersignature goes to the seller with the
-    /// next [`Wallet::offer`].
+    /// Buyer: takes the seller's delivery of `offer`: checks the seller's signature on the
+    /// offer and the claim exactly as the adjudicator would force it (the content opens the
+    /// lock, the price moves to the seller and nothing else changes), countersigns the claim
+    /// and stores it as the latest state in one durable write. Returns the content. The
+    /// countersignature goes to the seller with the next [`Wallet::offer`]. The offer must be
+    /// this client's pending move, or its latest state (countersigned, its claim lost).
     pub async fn take_delivery(&self, offer: &Offer, delivery: &Delivery) -> Result<Bytes, WalletError> {
-        let id = offer.offer.channel;
-        let version = offer.offer.state.version;
-        if delivery.receipt.channel != id || delivery.receipt.version != version || delivery.claim.channel != id {
+        let (id, o) = (offer.offer.channel, &offer.offer.state);
+        if delivery.receipt.channel != id || delivery.receipt.version != o.version || delivery.claim.channel != id {
             return Err(WalletError::Invalid(format!(
-                "the delivery is not for the offer of version {version} in {id}"
+                "the delivery is not for the offer of version {} in {id}",
+                o.version
             )));
         }
-        // Both checked before anything is stored: a bad claim leaves the offer as it was.
-        let record = self.virtual_record(id)?;
+        let _guard = self.lock.lock().await;
+        let mut record = self.virtual_record(id)?;
+        if record.pending.as_ref() != Some(o) && &record.latest.state != o {
+            return Err(WalletError::Invalid(format!(
+                "the offer of version {} is neither pending nor the latest state of {id}",
+                o.version
+            )));
+        }
         let d = self.deployment();
-        d.verify_state(&offer.offer.state, &delivery.receipt.signature, record.peer())?;
+        d.verify_state(o, &delivery.receipt.signature, record.peer())?;
         let rule = self.rule_for(&record)?;
-        let seller = record.my_index.peer();
-        check_move(
-            rule.as_ref(),
-            &d,
-            &record.params,
-            &offer.offer.state,
-            &delivery.claim.state,
-            seller,
-            &delivery.claim.signature,
-        )?;
-        self.accept_receipt(&delivery.receipt).await?;
-        self.receive_move(&delivery.claim)
-            .await
-            .map_err(|r| WalletError::Invalid(format!("the seller's claim is refused: {r} ({})", r.code())))?;
-        Ok(conditional_payment::data(&delivery.claim.state)?.preimage)
+        let claim = &delivery.claim;
+        check_move(rule.as_ref(), &d, &record.params, o, &claim.state, record.my_index.peer(), &claim.signature)?;
+        let content = conditional_payment::data(&claim.state)?.preimage;
+        let mine = d.sign_state(&self.key, &claim.state)?;
+        record.latest =
+            FullySignedState { state: claim.state.clone(), sigs: record.my_index.pair(mine, claim.signature.clone()) };
+        record.pending = None;
+        record.pending_sig = None;
+        self.store.save_virtual(&record)?;
+        Ok(content)
     }
 
     /// Buyer: [`Wallet::take_delivery`] of a delivery sent as `note` with its `content` (the
@@ -247,7 +245,7 @@ impl Wallet {
         let record = self.load_for_offer(offer)?;
         let (mut record, check) = self.judge_offer(record, offer, asset, price)?;
         let lock = match check {
-            OfferCheck::Delivered { delivery, .. } => return Ok(*delivery),
+            OfferCheck::Delivered(delivery) => return Ok(*delivery),
             OfferCheck::Deliver { lock } => lock,
         };
         if content.len() > MAX_PREIMAGE {
@@ -344,17 +342,14 @@ impl Wallet {
             };
             let check = match (&record.pending, &record.pending_sig) {
                 (Some(claim), Some(signature)) if !claim.isFinal && claim.version == o.state.version + 1 => {
-                    OfferCheck::Delivered {
-                        delivery: Box::new(Delivery {
-                            receipt: Receipt {
-                                channel: id,
-                                version: o.state.version,
-                                signature: record.latest.sigs[me.index()].clone(),
-                            },
-                            claim: Payment { channel: id, state: claim.clone(), signature: signature.clone() },
-                        }),
-                        content: conditional_payment::data(claim).map_err(PaymentRefusal::Move)?.preimage,
-                    }
+                    OfferCheck::Delivered(Box::new(Delivery {
+                        receipt: Receipt {
+                            channel: id,
+                            version: o.state.version,
+                            signature: record.latest.sigs[me.index()].clone(),
+                        },
+                        claim: Payment { channel: id, state: claim.clone(), signature: signature.clone() },
+                    }))
                 }
                 (None, _) => OfferCheck::Deliver { lock },
                 _ => return Err(PaymentRefusal::Busy { latest: Box::new(record.latest.clone()) }),

@@ -256,7 +256,7 @@ async fn a_lost_delivery_is_delivered_again_and_paid_once() {
 }
 
 #[tokio::test]
-async fn a_delivery_lost_behind_a_proxy_error_or_a_crash_is_delivered_again_and_paid_once() {
+async fn a_delivery_lost_behind_a_proxy_error_or_without_its_claim_is_delivered_again_and_paid_once() {
     let (hub, _) = unreachable_hub().await;
     let p = app_pair(&hub, 100, AppKind::ConditionalPayment, conditional_payment::opening(Role::First));
     let (url, served) = shop(p.bob.clone(), p.parents[1].id()).await;
@@ -300,8 +300,8 @@ async fn a_delivery_lost_behind_a_proxy_error_or_a_crash_is_delivered_again_and_
     assert_eq!(answer.body, chunk(5).to_vec());
     assert_eq!(served.load(Ordering::SeqCst), 1, "the work was done once");
 
-    // The buyer crashes after storing the seller's receipt of its next offer, before the
-    // claim: its latest is its countersigned offer, which it sends again.
+    // The buyer holds the seller's receipt of its next offer but not the claim (a wallet
+    // that took the receipt alone): its latest is its countersigned offer, sent again.
     let offer = p.alice.offer(p.id, eth(), u(PRICE), keccak256(chunk(6))).await.expect("offer");
     let (status, note, _) = raw(&format!("{front}/chunks/6"), &offer).await;
     assert_eq!(status, StatusCode::OK);
@@ -383,4 +383,29 @@ async fn a_buyer_reads_no_answer_past_its_limit_and_keeps_its_offer() {
     let a = p.alice.virtual_record(p.id).expect("a");
     assert!(a.pending.is_some(), "the offer stays pending, to send again");
     assert_eq!(a.latest.state.version, 0, "nothing paid");
+}
+
+#[tokio::test]
+async fn a_bad_delivery_changes_nothing_for_the_buyer() {
+    let (p, _, _, _) = setup().await;
+    let lock = keccak256(chunk(2));
+    let offer = p.alice.offer(p.id, eth(), u(PRICE), lock).await.expect("offer");
+    let good = p.bob.deliver(&offer, eth(), u(PRICE), chunk(2)).await.expect("delivered");
+    let before = p.alice.virtual_record(p.id).expect("a");
+    let mut forged_claim = good.clone();
+    forged_claim.claim.signature = p.deployment.sign_state(&p.hub_key, &good.claim.state).expect("sign");
+    let mut forged_receipt = good.clone();
+    forged_receipt.receipt.signature = forged_claim.claim.signature.clone();
+    let mut takes_more = good.clone();
+    takes_more.claim.state.outcome.balances[0] = [u(100 - 2 * PRICE), u(2 * PRICE)];
+    takes_more.claim.signature = p.deployment.sign_state(&p.bob.key, &takes_more.claim.state).expect("sign");
+    for (why, bad) in
+        [("a forged claim", forged_claim), ("a forged receipt", forged_receipt), ("a claim taking more", takes_more)]
+    {
+        assert!(p.alice.take_delivery(&offer, &bad).await.is_err(), "{why} is refused");
+        assert_eq!(p.alice.virtual_record(p.id).expect("a"), before, "{why} changed the buyer's record");
+    }
+    assert_eq!(p.alice.take_delivery(&offer, &good).await.expect("taken"), chunk(2));
+    let after = p.alice.virtual_record(p.id).expect("a");
+    assert_eq!((after.latest.state, after.pending), (good.claim.state, None), "one write: the claim, signed by both");
 }

@@ -82,9 +82,7 @@ impl Paywall {
         };
         match self.wallet.check_offer(&offer, self.asset, self.price).await {
             Ok(OfferCheck::Deliver { .. }) => {}
-            Ok(OfferCheck::Delivered { delivery, content }) => {
-                return Ok(delivered(Response::new(axum::body::Body::from(content.0)), &delivery));
-            }
+            Ok(OfferCheck::Delivered(delivery)) => return Ok(self.delivered(Response::default(), &delivery)),
             Err(refusal) => return Ok(self.refused(&refusal)),
         }
         let paid = PaidRequest {
@@ -110,13 +108,27 @@ impl Paywall {
             }
         };
         match self.wallet.deliver(&offer, self.asset, self.price, content.into()).await {
-            // The body is the claim's preimage (a concurrent retry's answer may differ).
-            Ok(delivery) => match delivery.content() {
-                Ok(content) => Ok(delivered(Response::from_parts(parts, axum::body::Body::from(content.0)), &delivery)),
-                Err(e) => Ok(self.refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string(), None)),
-            },
+            Ok(delivery) => Ok(self.delivered(Response::from_parts(parts, axum::body::Body::empty()), &delivery)),
             Err(refusal) => Ok(self.refused(&refusal)),
         }
+    }
+
+    /// `answer` (the handler's status and headers) carrying `delivery`: the claim's preimage
+    /// as the body (which a concurrent retry's second handler run may not have produced), its
+    /// note in [`DELIVERY_HEADER`].
+    fn delivered(&self, answer: Response, delivery: &Delivery) -> Response {
+        let (content, note) = match (delivery.content(), encode_header(&delivery.note())) {
+            (Ok(content), Ok(note)) => (content, note),
+            (content, note) => {
+                let message = format!("could not send a delivery: {:?} {:?}", content.err(), note.err());
+                return self.refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", message, None);
+            }
+        };
+        let (mut parts, _) = answer.into_parts();
+        // The body is the preimage: the handler's length no longer holds.
+        parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+        parts.headers.insert(DELIVERY_HEADER, note);
+        Response::from_parts(parts, axum::body::Body::from(content.0))
     }
 
     /// Checks and stores the request's payment; the refusal to send otherwise.
@@ -141,17 +153,6 @@ impl Paywall {
             Err(refusal) => Err(self.refused(&refusal)),
         }
     }
-}
-
-/// `response` (whose body is the content) with `delivery`'s note in [`DELIVERY_HEADER`].
-fn delivered(mut response: Response, delivery: &Delivery) -> Response {
-    match encode_header(&delivery.note()) {
-        Ok(value) => {
-            response.headers_mut().insert(DELIVERY_HEADER, value);
-        }
-        Err(e) => tracing::error!(error = %e, "could not encode a delivery"),
-    }
-    response
 }
 
 /// A tower layer that sells each request for `price` of `asset`, paid in a virtual channel
