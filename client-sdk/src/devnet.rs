@@ -2,9 +2,8 @@
 
 use std::path::PathBuf;
 
-use alloy::network::EthereumWallet;
 use alloy::node_bindings::{Anvil, AnvilInstance, NodeError};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::providers::DynProvider;
 use alloy::signers::local::PrivateKeySigner;
 
 /// The anvil executable: `$INGRID_ANVIL` if set, else the one `scripts/setup.sh` installs
@@ -63,25 +62,11 @@ impl Devnet {
 
     /// A provider for the node at `url` that signs with `key`.
     pub fn provider_at(url: reqwest::Url, key: &PrivateKeySigner) -> DynProvider {
-        crate::tls::install_crypto_provider();
-        ProviderBuilder::default()
-            .with_gas_estimation()
-            .with_simple_nonce_management()
-            .fetch_chain_id()
-            .wallet(EthereumWallet::from(key.clone()))
-            .connect_http(url)
-            .erased()
+        crate::chain::provider_with_client(crate::tls::http_client(), url, key)
     }
 
     /// A provider that signs transactions with `key`.
     pub fn provider(&self, key: &PrivateKeySigner) -> DynProvider {
-        crate::tls::install_crypto_provider();
-        ProviderBuilder::default()
-            .with_gas_estimation()
-            .with_simple_nonce_management()
-            .fetch_chain_id()
-            .wallet(EthereumWallet::from(key.clone()))
-            .connect_http(self.anvil.endpoint_url())
-            .erased()
+        Self::provider_at(self.anvil.endpoint_url(), key)
     }
 }

@@ -95,9 +95,10 @@ impl Wallet {
     }
 
     /// Notes that the chain holds a record of virtual channel `id` (of an app or of
-    /// payments), whatever its version: from then on this client takes no payment, offer or
-    /// move in it off chain ([`PaymentRefusal::OnChain`]), since a state older than the
-    /// record's can be fixed there once its refutation period is over. When the record is
+    /// payments), whatever its version: from then on this client takes no payment or offer in
+    /// it off chain ([`PaymentRefusal::OnChain`]), since a state older than the record's can
+    /// be fixed there once its refutation period is over. (Game moves are still countersigned:
+    /// each state only gives a player what it gets if the other stalls.) When the record is
     /// newer than this client's latest state (a move forced on chain, by the peer or this
     /// client), this client's pending move is dropped if the record holds it or something
     /// newer, and the next [`Wallet::play`] and [`Wallet::force_move`] build on the record's
