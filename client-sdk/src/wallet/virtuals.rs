@@ -46,11 +46,8 @@ impl Wallet {
         }
         let info = self.hub_info();
         let max = info.app_challenge_duration.unwrap_or(info.challenge_duration[1]);
-        if challenge_duration > max {
-            return Err(WalletError::Invalid(format!(
-                "the hub accepts app channels with a challenge duration of at most {max} s, not {challenge_duration}"
-            )));
-        }
+        crate::app::check_app_challenge(challenge_duration, max)
+            .map_err(|e| WalletError::Invalid(format!("{} ({})", e.message, e.code)))?;
         self.check_app_code(app).await?;
         self.propose(peer, parent, deposits, challenge_duration, valid_until, app, app_data).await
     }

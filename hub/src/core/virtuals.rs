@@ -203,16 +203,7 @@ impl Rules {
         let bounds = (self.channels.min_challenge_duration, self.channels.max_challenge_duration);
         // An app must be one the operator allows (`app_not_allowed`); its opening state the
         // app's start (`invalid_app_opening`).
-        let rule = validate_virtual_params(params, bounds, &self.apps)?;
-        if rule.is_some() && params.challengeDuration > self.channels.max_app_challenge_duration {
-            return Err(ProtocolError::invalid(
-                "challenge_too_long",
-                format!(
-                    "an app channel's challenge duration is at most {} s, not {} (its record can stay open 18 times as long)",
-                    self.channels.max_app_challenge_duration, params.challengeDuration
-                ),
-            ));
-        }
+        let rule = validate_virtual_params(params, bounds, self.channels.max_app_challenge_duration, &self.apps)?;
         if !params.isVirtual {
             return Err(ProtocolError::invalid("invalid_params", "a virtual channel must have isVirtual = true"));
         }

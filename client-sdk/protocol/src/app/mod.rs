@@ -297,16 +297,36 @@ impl AppRegistry {
 
 /// Checks the params of a virtual channel that may run an app of `apps`: as
 /// [`crate::validate::validate_params`], except that `app` may name an app of the registry (a payment
-/// channel's is zero). Returns the app's rule, if any.
+/// channel's is zero), whose challenge duration is at most `app_max` ([`check_app_challenge`]).
+/// Returns the app's rule, if any.
 pub fn validate_virtual_params<'a>(
     params: &Params,
     bounds: (u64, u64),
+    app_max: u64,
     apps: &'a AppRegistry,
 ) -> Result<Option<&'a dyn App>, ProtocolError> {
     let rule = apps.rule_of(params)?;
+    if rule.is_some() {
+        check_app_challenge(params.challengeDuration, app_max)?;
+    }
     let payment = Params { app: Address::ZERO, ..params.clone() };
     crate::validate::validate_params(&payment, bounds)?;
     Ok(rule)
+}
+
+/// Checks an app channel's challenge duration against the hub's cap `max`
+/// (`challenge_too_long`): a disputed app channel's record can stay open for
+/// `2 + MAX_FORCED_MOVES` (18) of them, and its parents with it.
+pub fn check_app_challenge(challenge_duration: u64, max: u64) -> Result<(), ProtocolError> {
+    if challenge_duration > max {
+        return Err(ProtocolError::invalid(
+            "challenge_too_long",
+            format!(
+                "an app channel's challenge duration is at most {max} s, not {challenge_duration} (its record can stay open 18 times as long)"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Checks the opening state of a channel whose app is `rule` (`None`: a payment channel):

@@ -199,3 +199,15 @@ fn check_move_adds_the_adjudicator_s_checks_and_the_registry_knows_only_its_apps
     let ledger = Params { ledger: true, isVirtual: false, ..p.clone() };
     assert!(registry.rule_of(&ledger).is_err(), "ledger channels run no app");
 }
+
+#[test]
+fn an_app_channel_s_challenge_duration_is_capped_and_a_payment_channel_s_is_not() {
+    let registry = AppRegistry::new().with(COIN_FLIP, AppKind::CoinFlip);
+    let mut game = params(COIN_FLIP, Address::repeat_byte(1), Address::repeat_byte(2));
+    game.challengeDuration = 600;
+    let payments = Params { app: Address::ZERO, ..game.clone() };
+    assert!(validate_virtual_params(&game, (60, 3600), 600, &registry).is_ok_and(|r| r.is_some()));
+    let err = validate_virtual_params(&game, (60, 3600), 599, &registry).expect_err("over the cap");
+    assert_eq!(err.code, "challenge_too_long");
+    assert!(validate_virtual_params(&payments, (60, 3600), 599, &registry).is_ok_and(|r| r.is_none()));
+}
