@@ -383,7 +383,7 @@ async fn the_hub_refuses_apps_its_operator_does_not_allow() -> anyhow::Result<()
     Ok(())
 }
 
-/// A coin flip open through the hub between Alice (X = (3, 3)) and Bob (Y = (5, 4)).
+/// An app channel open through the hub between Alice (X = (3, 3)) and Bob (Y = (5, 4)).
 struct Flip {
     alice: Wallet,
     bob: Wallet,
@@ -397,6 +397,18 @@ struct Flip {
 
 /// Opens X, Y and a coin flip with `stakes` (whole ether: Alice's, Bob's) through `hub`.
 async fn coin_flip_through(env: &Env, hub: &ingrid_hub::server::Running, stakes: [u64; 2]) -> anyhow::Result<Flip> {
+    app_through(env, hub, stakes, |apps| apps.coin_flip, coin_flip::opening()).await
+}
+
+/// Opens X, Y and a channel of the app `app` picks from the hub's, opened with `opening`
+/// and `stakes` (whole ether: Alice's, Bob's), through `hub`.
+async fn app_through(
+    env: &Env,
+    hub: &ingrid_hub::server::Running,
+    stakes: [u64; 2],
+    app: fn(&ingrid_client_sdk::app::AppDeployment) -> Address,
+    opening: Bytes,
+) -> anyhow::Result<Flip> {
     let url = format!("http://{}", hub.addr);
     let eth = env.eth().holder;
     let (alice, bob) = (env.wallet(&url, 1).await?, env.wallet(&url, 2).await?);
@@ -404,8 +416,8 @@ async fn coin_flip_through(env: &Env, hub: &ingrid_hub::server::Running, stakes:
     let y = open_basic(&bob, eth, 5, 4).await?;
     let hub_before = parent(&alice, x)?[1] + parent(&bob, y)?[1];
     let deposits = [[ether(stakes[0]), ether(stakes[1])]];
-    let app = alice.apps().coin_flip;
-    let v = alice.propose_app(bob.address(), x, &deposits, 600, now() + 3600, app, coin_flip::opening()).await?;
+    let app = app(&alice.apps());
+    let v = alice.propose_app(bob.address(), x, &deposits, 600, now() + 3600, app, opening).await?;
     let proposal = bob.proposals().await?.into_iter().find(|p| p.id == v).expect("Bob sees the proposal");
     bob.accept_virtual(&proposal, y).await?;
     alice.wait_virtual_open(v, Duration::from_secs(10)).await?;
@@ -508,19 +520,10 @@ async fn a_withheld_receipt_and_a_forced_guess_do_not_cost_the_honest_player_the
 async fn a_seller_delivers_nothing_off_chain_once_the_channel_is_registered() -> anyhow::Result<()> {
     let env = Env::new(3).await?;
     let hub = env.start_hub().await?;
-    let url = format!("http://{}", hub.addr);
     let eth = env.eth().holder;
-    let (alice, bob) = (env.wallet(&url, 1).await?, env.wallet(&url, 2).await?);
-    let x = open_basic(&alice, eth, 3, 3).await?;
-    let y = open_basic(&bob, eth, 3, 3).await?;
-    let apps = alice.apps();
     let opening = conditional_payment::opening(Role::First);
-    let v = alice
-        .propose_app(bob.address(), x, &[[ether(2), U256::ZERO]], 600, now() + 3600, apps.conditional_payment, opening)
-        .await?;
-    let proposal = bob.proposals().await?.into_iter().find(|p| p.id == v).expect("Bob sees the proposal");
-    bob.accept_virtual(&proposal, y).await?;
-    alice.wait_virtual_open(v, Duration::from_secs(10)).await?;
+    let Flip { alice, bob, x, v, .. } =
+        app_through(&env, &hub, [2, 0], |apps| apps.conditional_payment, opening).await?;
     // One chunk delivered and acknowledged: both hold version 2, the claim.
     let chunk = Bytes::from_static(b"chunk 1");
     let offer = alice.offer(v, eth, ether(1), keccak256(&chunk)).await?;
