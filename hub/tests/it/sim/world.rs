@@ -87,6 +87,9 @@ fn hub_config(env: &Env) -> ingrid_hub::config::Config {
     eth.virtual_policy.fee_flat = units(1);
     eth.virtual_policy.fee_bps = 100;
     config.channels.settle_grace = SETTLE_GRACE;
+    // App channels planned with a longer challenge (the coalition picks up to 600 s) are
+    // refused (`challenge_too_long`).
+    config.channels.max_app_challenge_duration = 300;
     config.chain.poll_interval_ms = 100;
     config.chain.confirmations = 0;
     config.db_max_connections = 8;
